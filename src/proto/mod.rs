@@ -1,0 +1,19 @@
+//! The AVP protocol, free of IO: framing, attribute-value pairs, the message model, and the
+//! two wire forms (binary and JSON text).
+//!
+//! Decoding works on byte slices and returns borrowed views; encoding appends to a
+//! caller-supplied buffer. This module knows nothing of sockets, connections or time.
+//! The normative description is `docs/PROTOCOL.md`.
+
+pub mod avp;
+pub mod codec;
+pub mod frame;
+pub mod json;
+pub mod message;
+
+pub use avp::Attribute;
+pub use codec::{Codec, Decoded, FramingError};
+pub use frame::{decode_datagram, decode_frame, DatagramError, Frame, FrameError, Status};
+pub use message::{
+    result_code, Body, EncodeError, InvalidReason, Message, MessageError, MessageType, Report,
+};
