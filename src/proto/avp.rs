@@ -246,7 +246,7 @@ mod tests {
     fn put_uint_is_shortest() {
         let mut out = Vec::new();
         put_uint(&mut out, Attribute::CpuUsage, 30);
-        put_uint(&mut out, Attribute::Timestamp, 0x0102_0304_05);
+        put_uint(&mut out, Attribute::Timestamp, 0x01_0203_0405);
         assert_eq!(out, [1, 1, 30, 7, 5, 1, 2, 3, 4, 5]);
     }
 
