@@ -1,8 +1,12 @@
 //! avpd: a collector node for the AVP resource-usage protocol.
 //!
-//! Layers, from the wire up: [`proto`] (codecs, no IO).
+//! Layers, from the wire up: [`proto`] (codecs, no IO), [`endpoint`] (URLs shared by every
+//! tool), and the programs: [`cli`] (`avpd serve`), [`agent`], [`term`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod agent;
+pub mod cli;
 pub mod endpoint;
 pub mod proto;
+pub mod term;
