@@ -8,5 +8,10 @@
 pub mod agent;
 pub mod cli;
 pub mod endpoint;
+pub mod fleet;
+pub mod net;
+pub mod node;
 pub mod proto;
+pub mod sampler;
+pub mod session;
 pub mod term;

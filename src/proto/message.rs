@@ -59,18 +59,30 @@ impl MessageType {
         )
     }
 
-    /// Attributes this type may carry, and which of them it must carry.
-    fn rules(self) -> (&'static [Attribute], &'static [Attribute]) {
+    /// Attributes this type may carry, and which of them it must carry, as bit masks over
+    /// attribute numbers (bit `n` is attribute `n`).
+    fn rules(self) -> (u16, u16) {
         use Attribute::*;
+        const fn mask(attrs: &[Attribute]) -> u16 {
+            let mut m = 0;
+            let mut i = 0;
+            while i < attrs.len() {
+                m |= 1 << attrs[i] as u8;
+                i += 1;
+            }
+            m
+        }
         match self {
-            MessageType::Pause => (&[Duration, Sequence], &[Duration]),
-            MessageType::Resume => (&[Sequence], &[]),
-            MessageType::CommandResponse => (&[ResultCode, Info, Sequence], &[ResultCode]),
+            MessageType::Pause => (mask(&[Duration, Sequence]), mask(&[Duration])),
+            MessageType::Resume => (mask(&[Sequence]), 0),
+            MessageType::CommandResponse => {
+                (mask(&[ResultCode, Info, Sequence]), mask(&[ResultCode]))
+            }
             MessageType::StatReport => (
-                &[CpuUsage, MemUsage, Sequence, Timestamp, NodeId],
-                &[CpuUsage, MemUsage],
+                mask(&[CpuUsage, MemUsage, Sequence, Timestamp, NodeId]),
+                mask(&[CpuUsage, MemUsage]),
             ),
-            MessageType::StatReportAck => (&[Sequence], &[]),
+            MessageType::StatReportAck => (mask(&[Sequence]), 0),
         }
     }
 }
@@ -446,12 +458,11 @@ impl<'a> Fields<'a> {
     /// Applies the per-type rules (allowed and required attributes) and builds the message.
     pub fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
         let (allowed, required) = msg_type.rules();
-        for attr in Attribute::ALL {
-            if self.has(attr) && !allowed.contains(&attr) {
-                return Err(InvalidReason::NotAllowed(attr, msg_type));
-            }
+        let first_attr = |bits: u16| Attribute::from_u8(bits.trailing_zeros() as u8);
+        if let Some(extra) = first_attr(self.present & !allowed) {
+            return Err(InvalidReason::NotAllowed(extra, msg_type));
         }
-        if let Some(&missing) = required.iter().find(|a| !self.has(**a)) {
+        if let Some(missing) = first_attr(required & !self.present) {
             return Err(InvalidReason::Missing(missing, msg_type));
         }
         let body = match msg_type {
@@ -518,7 +529,10 @@ impl fmt::Display for InvalidReason {
         use InvalidReason::*;
         match self {
             UnknownType(t) => write!(f, "unsupported message type {t}"),
-            UnknownTypeName(t) => write!(f, "unsupported message type {t:?}"),
+            UnknownTypeName(t) => {
+                f.write_str("unsupported message type ")?;
+                write_clipped(f, &format!("{t:?}"))
+            }
             TruncatedAvp { offset } => write!(
                 f,
                 "AVP at body offset {offset} runs past the end of the message"
@@ -548,9 +562,28 @@ impl fmt::Display for InvalidReason {
             WrongKind(a) => write!(f, "{a} must be an unsigned integer"),
             Missing(a, t) => write!(f, "{t} requires {a}"),
             NotAllowed(a, t) => write!(f, "{a} is not allowed in {t}"),
-            Json(e) => write!(f, "invalid JSON message: {e}"),
+            Json(e) => {
+                f.write_str("invalid JSON message: ")?;
+                write_clipped(f, e)
+            }
         }
     }
+}
+
+/// Longest peer-supplied text quoted in an error text, so that every [`InvalidReason`] text
+/// fits in an INFO AVP (255 bytes) and the error answer can always be encoded.
+const MAX_QUOTED_LEN: usize = 200;
+
+/// Writes `s`, cut at a character boundary to at most [`MAX_QUOTED_LEN`] bytes plus `...`.
+fn write_clipped(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    if s.len() <= MAX_QUOTED_LEN {
+        return f.write_str(s);
+    }
+    let mut end = MAX_QUOTED_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    write!(f, "{}...", &s[..end])
 }
 
 /// A well-framed message that breaks a rule; the connection stays usable.

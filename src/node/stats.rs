@@ -1,0 +1,198 @@
+//! Counters kept by each worker, and the status line built from all of them.
+//!
+//! Each worker owns its [`Counters`] (plain integers, no atomics on the hot path) and sends a
+//! cumulative [`WorkerSnapshot`] over a crossbeam channel once a second; the status reporter
+//! sums the latest snapshot of every worker and logs rates from the difference.
+
+use crate::session::Kind;
+use std::fmt;
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// Cumulative event counts of one worker (or, summed, of the node).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($(#[doc = $doc])* pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// Adds every count of `other` to `self`.
+            pub fn add(&mut self, other: &Counters) {
+                $(self.$name += other.$name;)*
+            }
+
+            /// Every count minus the one in `earlier`.
+            pub fn since(&self, earlier: &Counters) -> Counters {
+                Counters { $($name: self.$name.saturating_sub(earlier.$name),)* }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Connections accepted.
+    accepted,
+    /// Connections refused because `--max-connections` was reached.
+    rejected,
+    /// Connections closed for any reason.
+    closed,
+    /// Connections closed after `--idle-timeout` without traffic.
+    idle_closed,
+    /// Connections closed because their stream could not be framed (length below 3, bad
+    /// text header).
+    framing_errors,
+    /// Connections closed on a socket error (reset, broken pipe).
+    io_errors,
+    /// Valid STAT_REPORTs received and acknowledged.
+    reports,
+    /// Valid PAUSE/RESUME commands received and answered.
+    commands,
+    /// Invalid messages answered with 400.
+    invalid,
+    /// Unknown message types answered with 501.
+    unsupported,
+    /// Unsolicited or invalid answers received and ignored.
+    unsolicited,
+    /// STAT_REPORT_ACKs received for pushed reports.
+    push_acks,
+    /// Answers sent (acks and command responses).
+    answers,
+    /// STAT_REPORTs pushed to management connections.
+    pushes,
+    /// UDP datagrams that were not exactly one frame, dropped.
+    udp_bad_datagrams,
+    /// UDP answers dropped because the socket would block.
+    udp_send_dropped,
+    /// Reports not recorded in the fleet view because it was full.
+    fleet_dropped,
+    /// accept() failures other than WouldBlock (EMFILE and the like).
+    accept_errors,
+}
+
+impl Counters {
+    /// Counts one handled frame of `kind`.
+    #[inline]
+    pub fn count(&mut self, kind: Kind) {
+        match kind {
+            Kind::Report => self.reports += 1,
+            Kind::Command => self.commands += 1,
+            Kind::Invalid => self.invalid += 1,
+            Kind::Unsupported => self.unsupported += 1,
+            Kind::PushAck => self.push_acks += 1,
+            Kind::Unsolicited => self.unsolicited += 1,
+        }
+    }
+
+    /// Messages received, of every kind.
+    pub fn messages_in(&self) -> u64 {
+        self.reports
+            + self.commands
+            + self.invalid
+            + self.unsupported
+            + self.unsolicited
+            + self.push_acks
+    }
+
+    /// Messages sent: answers and pushes.
+    pub fn messages_out(&self) -> u64 {
+        self.answers + self.pushes
+    }
+}
+
+/// One worker's state as of its last report to the status reporter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    /// Index of the worker.
+    pub worker: usize,
+    /// Connections open on that worker.
+    pub open: usize,
+    /// Its cumulative counters.
+    pub counters: Counters,
+}
+
+/// The figures of one status line: totals over all workers and rates over an interval.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StatusLine {
+    /// Connections open now.
+    pub open: usize,
+    /// Messages received per second over the interval.
+    pub in_per_sec: f64,
+    /// Messages sent per second over the interval.
+    pub out_per_sec: f64,
+    /// Counts during the interval.
+    pub delta: Counters,
+    /// Counts since start.
+    pub total: Counters,
+}
+
+impl StatusLine {
+    /// Builds the line from the totals now, the totals at the previous line, and the seconds
+    /// between them.
+    pub fn new(open: usize, total: Counters, previous: &Counters, secs: f64) -> Self {
+        let delta = total.since(previous);
+        let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        StatusLine {
+            open,
+            in_per_sec: per_sec(delta.messages_in()),
+            out_per_sec: per_sec(delta.messages_out()),
+            delta,
+            total,
+        }
+    }
+}
+
+impl fmt::Display for StatusLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.delta;
+        write!(
+            f,
+            "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
+             invalid={} unsupported={} unsolicited={} framing={} io={} idle={} udp_bad={} \
+             udp_send_dropped={} fleet_dropped={} accept={}",
+            self.open,
+            self.in_per_sec,
+            self.out_per_sec,
+            d.accepted,
+            d.rejected,
+            d.closed,
+            d.invalid,
+            d.unsupported,
+            d.unsolicited,
+            d.framing_errors,
+            d.io_errors,
+            d.idle_closed,
+            d.udp_bad_datagrams,
+            d.udp_send_dropped,
+            d.fleet_dropped,
+            d.accept_errors
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_rates_come_from_the_interval() {
+        let previous = Counters {
+            reports: 100,
+            answers: 100,
+            ..Counters::default()
+        };
+        let total = Counters {
+            reports: 1100,
+            answers: 1100,
+            invalid: 5,
+            ..Counters::default()
+        };
+        let line = StatusLine::new(3, total, &previous, 10.0);
+        assert_eq!((line.in_per_sec, line.out_per_sec), (100.5, 100.0));
+        let text = line.to_string();
+        assert!(
+            text.starts_with("status: conns=3 in=100/s out=100/s"),
+            "{text}"
+        );
+        assert!(text.contains("invalid=5"), "{text}");
+    }
+}
