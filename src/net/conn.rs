@@ -72,6 +72,8 @@ pub struct Connection {
     writable_registered: bool,
     read_paused: bool,
     input_closed: bool,
+    peer_sent_fin: bool,
+    framing_error: Option<FramingError>,
     last_activity: Instant,
     next_push_sequence: u32,
 }
@@ -96,6 +98,8 @@ impl Connection {
             writable_registered: false,
             read_paused: false,
             input_closed: false,
+            peer_sent_fin: false,
+            framing_error: None,
             last_activity: now,
             next_push_sequence: 0,
         }
@@ -126,6 +130,12 @@ impl Connection {
         self.output.as_ref().map_or(0, |o| o.len() - self.written)
     }
 
+    /// Records that a readiness event reported the peer's FIN (EPOLLRDHUP): from now on the
+    /// connection reads until EOF instead of stopping at a short read.
+    pub fn note_read_closed(&mut self) {
+        self.peer_sent_fin = true;
+    }
+
     /// Handles a readiness event: reads, processes, writes as far as possible.
     ///
     /// Returns an error when the connection must be closed.
@@ -141,13 +151,16 @@ impl Connection {
             let drained = self.write_output(ctx)?;
             if drained && self.read_paused {
                 self.read_paused = false;
-                self.process(ctx)?;
+                self.process(ctx);
                 continue;
             }
             break;
         }
         if self.input_closed && self.output.is_none() && !self.read_paused {
-            return Err(CloseReason::PeerClosed);
+            return Err(self
+                .framing_error
+                .take()
+                .map_or(CloseReason::PeerClosed, CloseReason::Framing));
         }
         self.update_interest(registry, token)
     }
@@ -202,10 +215,12 @@ impl Connection {
                 Ok(0) => self.input_closed = true,
                 Ok(n) => {
                     input.commit(n);
-                    self.process(ctx)?;
-                    // A short read emptied the socket's receive queue; new data raises a new
-                    // edge, so another read would only return WouldBlock.
-                    if n < wanted {
+                    self.process(ctx);
+                    // A short read emptied the socket's receive queue, and data or a FIN that
+                    // arrives later raises a new edge, so another read would only return
+                    // WouldBlock. A FIN that arrived earlier raises none: the event that
+                    // reported it set `peer_sent_fin`, and then we read on until EOF.
+                    if n < wanted && !self.peer_sent_fin {
                         break;
                     }
                 }
@@ -222,9 +237,12 @@ impl Connection {
     }
 
     /// Decodes and answers every complete frame in the input, stopping at the output bound.
-    fn process(&mut self, ctx: &mut Context<'_>) -> Result<(), CloseReason> {
+    ///
+    /// A framing error ends the input: the answers owed for the frames before it are still
+    /// sent, then [`Connection::drive`] closes the connection with that error.
+    fn process(&mut self, ctx: &mut Context<'_>) {
         let Some(input) = self.input.as_mut() else {
-            return Ok(());
+            return;
         };
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
         loop {
@@ -250,14 +268,18 @@ impl Connection {
                     used
                 }
                 Ok(Status::Partial) => break,
-                Err(e) => return Err(CloseReason::Framing(e)),
+                Err(e) => {
+                    self.framing_error = Some(e);
+                    self.input_closed = true;
+                    input.consume(input.filled().len());
+                    break;
+                }
             };
             input.consume(used);
         }
         if output.is_empty() {
             ctx.pool.give_output(self.output.take().expect("just used"));
         }
-        Ok(())
     }
 
     /// Writes pending output until done or the socket would block; true when all is sent.

@@ -54,7 +54,7 @@ fn bind_group(
     }
     let first = bind_one(addr)?;
     let bound = first.local_addr()?.as_socket().ok_or_else(|| {
-        io::Error::new(io::ErrorKind::Other, "bound address is not an IP address")
+        io::Error::other("bound address is not an IP address")
     })?;
     let mut sockets = vec![first];
     for _ in 1..count.max(1) {

@@ -198,7 +198,12 @@ impl Worker {
                     Token(i) if i < FIRST_CONNECTION => {
                         self.on_datagrams(i - self.tcp.len(), now, now_ms)
                     }
-                    Token(i) => self.on_connection_event(i - FIRST_CONNECTION, now, now_ms),
+                    Token(i) => self.on_connection_event(
+                        i - FIRST_CONNECTION,
+                        event.is_read_closed(),
+                        now,
+                        now_ms,
+                    ),
                 }
             }
             self.free_closed_slots();
@@ -293,13 +298,16 @@ impl Worker {
         self.counters.accepted += 1;
     }
 
-    fn on_connection_event(&mut self, key: usize, now: Instant, now_ms: u64) {
+    fn on_connection_event(&mut self, key: usize, read_closed: bool, now: Instant, now_ms: u64) {
         let token = Token(FIRST_CONNECTION + key);
         let mut ctx = context!(self, now, now_ms);
         // A stale event for a slot closed earlier in this round finds None and is ignored.
         let Some(Some(conn)) = self.conns.get_mut(key) else {
             return;
         };
+        if read_closed {
+            conn.note_read_closed();
+        }
         if let Err(reason) = conn.drive(self.poll.registry(), token, &mut ctx) {
             self.close(key, reason);
         }

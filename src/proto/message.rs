@@ -702,7 +702,7 @@ mod tests {
     fn every_integer_width_is_accepted() {
         for width in 1..=8usize {
             let mut body = vec![3, width as u8];
-            body.extend(std::iter::repeat(0).take(width - 1));
+            body.extend(std::iter::repeat_n(0, width - 1));
             body.push(5);
             let bytes = frame(0, &body);
             let msg = parse(&bytes).unwrap();
