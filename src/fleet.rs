@@ -73,9 +73,16 @@ impl FleetShard {
     /// Allocates only the first time a node is seen since the last flush.
     #[inline]
     pub fn record(&mut self, peer: SocketAddr, report: &Report<'_>, received_ms: u64) {
-        let sample = Sample::of(report, received_ms);
+        self.insert(
+            report.node_id.as_deref(),
+            peer,
+            Sample::of(report, received_ms),
+        );
+    }
+
+    fn insert(&mut self, name: Option<&str>, peer: SocketAddr, sample: Sample) {
         let full = self.named.len() + self.unnamed.len() >= self.max_nodes;
-        let slot = match report.node_id.as_deref() {
+        let slot = match name {
             Some(name) => match self.named.get_mut(name) {
                 Some(slot) => Some(slot),
                 None if full => None,
@@ -111,6 +118,44 @@ impl FleetShard {
             .drain()
             .map(|(peer, s)| s.into_report(peer.to_string()));
         named.chain(unnamed).collect()
+    }
+}
+
+/// The latest report of the node a connection speaks for, kept on the connection so that the
+/// per-report path neither hashes nor allocates; the worker flushes it into its shard each tick.
+///
+/// A connection speaks for the node named in its first report (or, if that report has no
+/// NODE_ID, for its peer address). Reports for any other node go straight to the shard.
+#[derive(Debug, Default)]
+pub struct ConnectionReport {
+    node: Option<Option<Box<str>>>,
+    unflushed: Option<Sample>,
+}
+
+impl ConnectionReport {
+    /// Records a report received on the connection from `peer`.
+    #[inline]
+    pub fn record(
+        &mut self,
+        shard: &mut FleetShard,
+        peer: SocketAddr,
+        report: &Report<'_>,
+        received_ms: u64,
+    ) {
+        let name = report.node_id.as_deref();
+        let own = self.node.get_or_insert_with(|| name.map(Into::into));
+        if own.as_deref() == name {
+            self.unflushed = Some(Sample::of(report, received_ms));
+        } else {
+            shard.record(peer, report, received_ms);
+        }
+    }
+
+    /// Moves the latest unflushed report into `shard`.
+    pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr) {
+        if let (Some(sample), Some(name)) = (self.unflushed.take(), &self.node) {
+            shard.insert(name.as_deref(), peer, sample);
+        }
     }
 }
 
@@ -233,6 +278,28 @@ mod tests {
         };
         view.apply([at(10, 1), at(5, 2)]);
         assert_eq!(view.iter().next().unwrap().cpu_percent, 1);
+    }
+
+    #[test]
+    fn connection_cache_keeps_its_own_node_and_passes_others_through() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut shard = FleetShard::new(10);
+        let mut conn = ConnectionReport::default();
+        conn.record(&mut shard, peer, &report(Some("own"), 1), 0);
+        conn.record(&mut shard, peer, &report(Some("other"), 2), 0);
+        conn.record(&mut shard, peer, &report(Some("own"), 3), 0);
+        assert_eq!(
+            shard.drain().len(),
+            1,
+            "only the other node went to the shard"
+        );
+        conn.flush(&mut shard, peer);
+        conn.flush(&mut shard, peer);
+        let nodes = shard.drain();
+        assert_eq!(
+            (nodes.len(), nodes[0].node.as_str(), nodes[0].cpu_percent),
+            (1, "own", 3)
+        );
     }
 
     impl Report<'_> {

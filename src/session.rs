@@ -64,7 +64,7 @@ impl Session {
     }
 
     /// Handles one decoded frame received at `now`.
-    #[inline]
+    #[inline(always)]
     pub fn handle<'a>(&mut self, now: Instant, decoded: Decoded<'a>) -> Outcome<'a> {
         let msg = match decoded {
             Decoded::Message(msg) => msg,

@@ -8,7 +8,7 @@
 //! reads cannot grow the node's memory.
 
 use super::buffer::{BufferPool, InputBuffer};
-use crate::fleet::FleetShard;
+use crate::fleet::{ConnectionReport, FleetShard};
 use crate::node::stats::Counters;
 use crate::proto::{Codec, FramingError, Message, Status};
 use crate::session::Session;
@@ -76,6 +76,7 @@ pub struct Connection {
     framing_error: Option<FramingError>,
     last_activity: Instant,
     next_push_sequence: u32,
+    latest_report: ConnectionReport,
 }
 
 impl Connection {
@@ -102,6 +103,7 @@ impl Connection {
             framing_error: None,
             last_activity: now,
             next_push_sequence: 0,
+            latest_report: ConnectionReport::default(),
         }
     }
 
@@ -194,6 +196,11 @@ impl Connection {
         }
     }
 
+    /// Moves the latest report received on this connection into the worker's fleet shard.
+    pub fn flush_report(&mut self, fleet: &mut FleetShard) {
+        self.latest_report.flush(fleet, self.peer);
+    }
+
     /// Returns both buffers to the pool (the connection is being dropped).
     pub fn release(&mut self, pool: &mut BufferPool) {
         if let Some(mut input) = self.input.take() {
@@ -262,7 +269,8 @@ impl Connection {
                         }
                     }
                     if let Some(report) = &outcome.report {
-                        ctx.fleet.record(self.peer, report, ctx.now_ms);
+                        self.latest_report
+                            .record(ctx.fleet, self.peer, report, ctx.now_ms);
                     }
                     ctx.counters.count(outcome.kind);
                     used

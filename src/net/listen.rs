@@ -53,9 +53,10 @@ fn bind_group(
         probe_free(addr, ty)?;
     }
     let first = bind_one(addr)?;
-    let bound = first.local_addr()?.as_socket().ok_or_else(|| {
-        io::Error::other("bound address is not an IP address")
-    })?;
+    let bound = first
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("bound address is not an IP address"))?;
     let mut sockets = vec![first];
     for _ in 1..count.max(1) {
         sockets.push(bind_one(bound)?);

@@ -379,6 +379,7 @@ impl Worker {
         if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
             tracing::debug!("deregister failed: {e}");
         }
+        conn.flush_report(&mut self.fleet);
         conn.release(&mut self.pool);
         self.counters.closed += 1;
         self.limits.open.fetch_sub(1, Ordering::AcqRel);
@@ -403,6 +404,11 @@ impl Worker {
             self.close(key, CloseReason::Idle);
         }
         self.free_closed_slots();
+        for (_, conn) in self.conns.iter_mut() {
+            if let Some(conn) = conn.as_mut() {
+                conn.flush_report(&mut self.fleet);
+            }
+        }
         self.counters.fleet_dropped += self.fleet.take_dropped();
         if !self.fleet.is_empty() {
             let batch = self.fleet.drain();

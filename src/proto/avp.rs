@@ -49,12 +49,19 @@ impl Attribute {
     ];
 
     /// Maps a wire byte to a known attribute; `None` for unknown attributes (to be skipped).
-    #[inline]
+    #[inline(always)]
     pub fn from_u8(code: u8) -> Option<Attribute> {
-        match code {
-            1..=8 => Some(Self::ALL[code as usize - 1]),
-            _ => None,
-        }
+        Some(match code {
+            1 => Attribute::CpuUsage,
+            2 => Attribute::MemUsage,
+            3 => Attribute::Duration,
+            4 => Attribute::ResultCode,
+            5 => Attribute::Info,
+            6 => Attribute::Sequence,
+            7 => Attribute::Timestamp,
+            8 => Attribute::NodeId,
+            _ => return None,
+        })
     }
 
     /// The protocol name of the attribute, as used in error texts.
@@ -113,7 +120,7 @@ impl<'a> AvpIter<'a> {
 impl<'a> Iterator for AvpIter<'a> {
     type Item = Result<Avp<'a>, TruncatedAvp>;
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         let rest = &self.body[self.pos..];
         if rest.is_empty() {
@@ -144,7 +151,7 @@ pub enum UintError {
 }
 
 /// Reads a big-endian unsigned integer of 1 to 8 bytes.
-#[inline]
+#[inline(always)]
 pub fn read_uint(value: &[u8]) -> Result<u64, UintError> {
     match value.len() {
         0 => Err(UintError::Empty),

@@ -58,7 +58,7 @@ impl Codec {
     ///
     /// Returns the content and the bytes consumed, [`Status::Partial`] when more bytes are
     /// needed, or a [`FramingError`] when the stream cannot continue.
-    #[inline]
+    #[inline(always)]
     pub fn decode(self, buf: &[u8]) -> Result<Status<(Decoded<'_>, usize)>, FramingError> {
         Ok(match self {
             Codec::Binary => match decode_frame(buf).map_err(FramingError::Binary)? {

@@ -55,6 +55,7 @@ impl std::error::Error for FrameError {}
 /// Returns the frame and the number of bytes it occupies, [`Status::Partial`] when `buf` is a
 /// prefix of a frame, or [`FrameError`] as soon as the length field is readable and invalid
 /// (the length is checked before waiting for the body).
+#[inline(always)]
 pub fn decode_frame(buf: &[u8]) -> Result<Status<(Frame<'_>, usize)>, FrameError> {
     if buf.len() < 2 {
         return Ok(Status::Partial);

@@ -370,6 +370,31 @@ mod tests {
         assert_eq!(err.result_code(), result_code::BAD_REQUEST);
     }
 
+    /// Regression (found by tests/proto_props.rs): serde_json quotes the offending string in
+    /// its errors, and an unknown type name is quoted too, so an error text could pass 255
+    /// bytes and the 400/501 answer carrying it could not be encoded.
+    #[test]
+    fn error_texts_fit_an_info_avp() {
+        let long = r"\u0001é".repeat(200);
+        let bodies = [
+            format!(r#"{{"type":"pause","duration":"{long}"}}"#),
+            format!(r#"{{"type":"{long}"}}"#),
+            format!(r#"{{"type":"report","info":{{"CPU Usage":"{long}"}}}}"#),
+        ];
+        for body in &bodies {
+            let err = parse_json(body.as_bytes()).unwrap_err();
+            let text = err.to_string();
+            assert!(text.len() <= 255, "{} bytes: {text}", text.len());
+            assert!(text.ends_with("..."), "{text}");
+            let answer = Message::command_response(err.sequence, err.result_code(), text);
+            let mut out = Vec::new();
+            answer.encode(&mut out).unwrap();
+            encode_json(&answer, &mut out).unwrap();
+        }
+        let short = parse_json(br#"{"type":"dance"}"#).unwrap_err();
+        assert_eq!(short.to_string(), r#"unsupported message type "dance""#);
+    }
+
     #[test]
     fn text_framing() {
         assert_eq!(decode_text_frame(b""), Ok(Status::Partial));

@@ -61,9 +61,9 @@ impl MessageType {
 
     /// Attributes this type may carry, and which of them it must carry, as bit masks over
     /// attribute numbers (bit `n` is attribute `n`).
-    fn rules(self) -> (u16, u16) {
+    fn rules(self) -> (u32, u32) {
         use Attribute::*;
-        const fn mask(attrs: &[Attribute]) -> u16 {
+        const fn mask(attrs: &[Attribute]) -> u32 {
             let mut m = 0;
             let mut i = 0;
             while i < attrs.len() {
@@ -221,6 +221,7 @@ impl<'a> Message<'a> {
     }
 
     /// Parses a frame's body into a message, checking every rule of the protocol.
+    #[inline(always)]
     pub fn parse(frame: Frame<'a>) -> Result<Message<'a>, MessageError> {
         let Some(msg_type) = MessageType::from_u8(frame.msg_type) else {
             // An unknown type's attributes may mean anything: do not validate them.
@@ -233,36 +234,28 @@ impl<'a> Message<'a> {
         let mut fields = Fields::default();
         for avp in AvpIter::new(frame.body) {
             let result = match avp {
-                Err(t) => Err(InvalidReason::TruncatedAvp { offset: t.offset }),
+                Err(t) => Err(Violation::TruncatedAvp(t.offset)),
                 Ok(avp) => match Attribute::from_u8(avp.attribute) {
                     None => Ok(()),
                     Some(attr) if attr.is_text() => match std::str::from_utf8(avp.value) {
-                        Ok(text) => fields.set_text(attr, Cow::Borrowed(text)),
-                        Err(_) => Err(InvalidReason::InvalidUtf8(attr)),
+                        Ok(text) => fields.put_text(attr, Cow::Borrowed(text)),
+                        Err(_) => Err(Violation::InvalidUtf8(attr)),
                     },
                     Some(attr) => match avp::read_uint(avp.value) {
-                        Ok(v) => fields.set_uint(attr, v),
-                        Err(UintError::Empty) => Err(InvalidReason::EmptyInt(attr)),
-                        Err(UintError::TooWide(n)) => Err(InvalidReason::IntTooWide(attr, n)),
+                        Ok(v) => fields.put_uint(attr, v),
+                        Err(UintError::Empty) => Err(Violation::EmptyInt(attr)),
+                        Err(UintError::TooWide(n)) => Err(Violation::IntTooWide(attr, n)),
                     },
                 },
             };
-            if let Err(reason) = result {
-                return Err(MessageError {
-                    msg_type: Some(msg_type),
-                    sequence: fields.sequence.or_else(|| find_sequence(frame.body)),
-                    reason,
-                });
+            if let Err(violation) = result {
+                return Err(reject(msg_type, fields.sequence(), frame.body, violation));
             }
         }
-        let sequence = fields.sequence;
+        let sequence = fields.sequence();
         fields
-            .into_message(msg_type)
-            .map_err(|reason| MessageError {
-                msg_type: Some(msg_type),
-                sequence,
-                reason,
-            })
+            .build(msg_type)
+            .map_err(|violation| reject(msg_type, sequence, frame.body, violation))
     }
 
     /// Appends the binary encoding of this message to `out`.
@@ -346,6 +339,22 @@ impl<'a> Message<'a> {
     }
 }
 
+/// The error for a rejected binary message; out of line so the accepting path stays small.
+#[cold]
+#[inline(never)]
+fn reject(
+    msg_type: MessageType,
+    sequence: Option<u64>,
+    body: &[u8],
+    violation: Violation,
+) -> MessageError {
+    MessageError {
+        msg_type: Some(msg_type),
+        sequence: sequence.or_else(|| find_sequence(body)),
+        reason: violation.into(),
+    }
+}
+
 /// Scans a body for the first well-formed SEQUENCE AVP, stopping at a truncated AVP.
 ///
 /// Used for invalid messages, so that even error answers can be correlated.
@@ -369,102 +378,148 @@ impl Attribute {
 /// [`Fields::into_message`]. Setting an attribute twice, or to a value outside its range, fails.
 #[derive(Debug, Default, Clone)]
 pub struct Fields<'a> {
-    present: u16,
+    present: u32,
     cpu: u8,
     mem: u8,
     duration: u64,
     result_code: u16,
     info: Option<Cow<'a, str>>,
-    sequence: Option<u64>,
+    sequence: u64,
     timestamp: u64,
     node_id: Option<Cow<'a, str>>,
 }
 
+/// A broken rule, as the hot path tracks it: `Copy`, so it stays in registers. It becomes an
+/// [`InvalidReason`] (which may own text) only when a message is rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Violation {
+    TruncatedAvp(usize),
+    Duplicate(Attribute),
+    EmptyInt(Attribute),
+    IntTooWide(Attribute, usize),
+    OutOfRange(Attribute, u64),
+    InvalidUtf8(Attribute),
+    TextLength(Attribute, usize),
+    WrongKind(Attribute),
+    Missing(Attribute, MessageType),
+    NotAllowed(Attribute, MessageType),
+}
+
+impl From<Violation> for InvalidReason {
+    #[cold]
+    fn from(v: Violation) -> Self {
+        match v {
+            Violation::TruncatedAvp(offset) => InvalidReason::TruncatedAvp { offset },
+            Violation::Duplicate(a) => InvalidReason::Duplicate(a),
+            Violation::EmptyInt(a) => InvalidReason::EmptyInt(a),
+            Violation::IntTooWide(a, n) => InvalidReason::IntTooWide(a, n),
+            Violation::OutOfRange(a, v) => InvalidReason::OutOfRange(a, v),
+            Violation::InvalidUtf8(a) => InvalidReason::InvalidUtf8(a),
+            Violation::TextLength(a, n) => InvalidReason::TextLength(a, n),
+            Violation::WrongKind(a) => InvalidReason::WrongKind(a),
+            Violation::Missing(a, t) => InvalidReason::Missing(a, t),
+            Violation::NotAllowed(a, t) => InvalidReason::NotAllowed(a, t),
+        }
+    }
+}
+
 impl<'a> Fields<'a> {
-    fn mark(&mut self, attr: Attribute) -> Result<(), InvalidReason> {
-        let bit = 1u16 << (attr as u8);
+    #[inline(always)]
+    fn mark(&mut self, attr: Attribute) -> Result<(), Violation> {
+        let bit = 1u32 << (attr as u8);
         if self.present & bit != 0 {
-            return Err(InvalidReason::Duplicate(attr));
+            return Err(Violation::Duplicate(attr));
         }
         self.present |= bit;
         Ok(())
     }
 
     fn has(&self, attr: Attribute) -> bool {
-        self.present & (1u16 << (attr as u8)) != 0
+        self.present & (1u32 << (attr as u8)) != 0
     }
 
     /// Records an integer attribute after checking its range.
     ///
     /// Text attributes passed here are reported as [`InvalidReason::WrongKind`].
-    #[inline]
     pub fn set_uint(&mut self, attr: Attribute, v: u64) -> Result<(), InvalidReason> {
-        let out_of_range = || InvalidReason::OutOfRange(attr, v);
-        self.mark(attr)?;
-        match attr {
-            Attribute::CpuUsage | Attribute::MemUsage => {
-                let pct = u8::try_from(v)
-                    .ok()
-                    .filter(|p| *p <= 100)
-                    .ok_or_else(out_of_range)?;
-                if attr == Attribute::CpuUsage {
-                    self.cpu = pct;
-                } else {
-                    self.mem = pct;
-                }
-            }
-            Attribute::Duration => {
-                if !(1..=MAX_PAUSE_SECS).contains(&v) {
-                    return Err(out_of_range());
-                }
-                self.duration = v;
-            }
-            Attribute::ResultCode => {
-                if !RESULT_CODE_RANGE.contains(&v) {
-                    return Err(out_of_range());
-                }
-                self.result_code = v as u16;
-            }
-            Attribute::Sequence => self.sequence = Some(v),
-            Attribute::Timestamp => self.timestamp = v,
-            Attribute::Info | Attribute::NodeId => return Err(InvalidReason::WrongKind(attr)),
-        }
-        Ok(())
+        self.put_uint(attr, v).map_err(InvalidReason::from)
     }
 
     /// Records a text attribute after checking its length.
     ///
     /// Integer attributes passed here are reported as [`InvalidReason::WrongKind`].
-    #[inline]
     pub fn set_text(&mut self, attr: Attribute, text: Cow<'a, str>) -> Result<(), InvalidReason> {
+        self.put_text(attr, text).map_err(InvalidReason::from)
+    }
+
+    /// Applies the per-type rules (allowed and required attributes) and builds the message.
+    pub fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
+        self.build(msg_type).map_err(InvalidReason::from)
+    }
+
+    #[inline(always)]
+    fn put_uint(&mut self, attr: Attribute, v: u64) -> Result<(), Violation> {
         self.mark(attr)?;
-        let min = if attr == Attribute::NodeId { 1 } else { 0 };
+        let percent = |v: u64| {
+            if v <= 100 {
+                Ok(v as u8)
+            } else {
+                Err(Violation::OutOfRange(attr, v))
+            }
+        };
+        match attr {
+            Attribute::CpuUsage => self.cpu = percent(v)?,
+            Attribute::MemUsage => self.mem = percent(v)?,
+            Attribute::Duration => {
+                if !(1..=MAX_PAUSE_SECS).contains(&v) {
+                    return Err(Violation::OutOfRange(attr, v));
+                }
+                self.duration = v;
+            }
+            Attribute::ResultCode => {
+                if !RESULT_CODE_RANGE.contains(&v) {
+                    return Err(Violation::OutOfRange(attr, v));
+                }
+                self.result_code = v as u16;
+            }
+            Attribute::Sequence => self.sequence = v,
+            Attribute::Timestamp => self.timestamp = v,
+            Attribute::Info | Attribute::NodeId => return Err(Violation::WrongKind(attr)),
+        }
+        Ok(())
+    }
+
+    #[inline(always)]
+    fn put_text(&mut self, attr: Attribute, text: Cow<'a, str>) -> Result<(), Violation> {
+        self.mark(attr)?;
+        let min = usize::from(attr == Attribute::NodeId);
         if !(min..=MAX_VALUE_LEN).contains(&text.len()) {
-            return Err(InvalidReason::TextLength(attr, text.len()));
+            return Err(Violation::TextLength(attr, text.len()));
         }
         match attr {
             Attribute::Info => self.info = Some(text),
             Attribute::NodeId => self.node_id = Some(text),
-            _ => return Err(InvalidReason::WrongKind(attr)),
+            _ => return Err(Violation::WrongKind(attr)),
         }
         Ok(())
     }
 
     /// The SEQUENCE recorded so far, if any.
     pub fn sequence(&self) -> Option<u64> {
-        self.sequence
+        self.has(Attribute::Sequence).then_some(self.sequence)
     }
 
-    /// Applies the per-type rules (allowed and required attributes) and builds the message.
-    pub fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
+    #[inline(always)]
+    fn build(self, msg_type: MessageType) -> Result<Message<'a>, Violation> {
         let (allowed, required) = msg_type.rules();
-        let first_attr = |bits: u16| Attribute::from_u8(bits.trailing_zeros() as u8);
+        let first_attr = |bits: u32| Attribute::from_u8(bits.trailing_zeros() as u8);
         if let Some(extra) = first_attr(self.present & !allowed) {
-            return Err(InvalidReason::NotAllowed(extra, msg_type));
+            return Err(Violation::NotAllowed(extra, msg_type));
         }
         if let Some(missing) = first_attr(required & !self.present) {
-            return Err(InvalidReason::Missing(missing, msg_type));
+            return Err(Violation::Missing(missing, msg_type));
         }
+        let sequence = self.sequence();
         let body = match msg_type {
             MessageType::Pause => Body::Pause {
                 duration_secs: self.duration,
@@ -482,10 +537,7 @@ impl<'a> Fields<'a> {
             }),
             MessageType::StatReportAck => Body::StatReportAck,
         };
-        Ok(Message {
-            sequence: self.sequence,
-            body,
-        })
+        Ok(Message { sequence, body })
     }
 }
 
