@@ -230,3 +230,18 @@ fn sequence_wider_than_four_bytes_is_echoed() {
         (Body::StatReportAck, Some(0x0102_0304_0506_0708))
     );
 }
+
+#[test]
+fn ipv6_loopback_works() {
+    let mut cfg = common::config();
+    cfg.listen = vec![
+        "tcp://[::1]:0".parse().unwrap(),
+        "udp://[::1]:0".parse().unwrap(),
+    ];
+    let node = avpd::node::Node::start(cfg).unwrap();
+    let addr = node.local_addr(Scheme::Tcp).unwrap();
+    assert!(addr.is_ipv6());
+    let mut c = Client::connect_addr(addr, avpd::proto::Codec::Binary);
+    c.send(&report(6));
+    assert_eq!(c.expect(), Message::ack(Some(6)));
+}
