@@ -7,6 +7,7 @@
 
 pub mod agent;
 pub mod cli;
+pub mod client;
 pub mod endpoint;
 pub mod fleet;
 pub mod net;

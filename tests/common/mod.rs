@@ -14,10 +14,14 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A node config on ephemeral loopback ports (tcp, udp, json+tcp), no admin plane.
 pub fn config() -> Config {
-    let listen = ["tcp://127.0.0.1:0", "udp://127.0.0.1:0", "json+tcp://127.0.0.1:0"]
-        .iter()
-        .map(|s| s.parse::<Endpoint>().unwrap())
-        .collect();
+    let listen = [
+        "tcp://127.0.0.1:0",
+        "udp://127.0.0.1:0",
+        "json+tcp://127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.parse::<Endpoint>().unwrap())
+    .collect();
     let mut config = Config {
         listen,
         workers: 2,

@@ -1,0 +1,269 @@
+//! `avpd agent` against a collector played by the test: what it sends, resending after a
+//! reconnect, the bounded buffer, PAUSE/RESUME, and the JSON form.
+
+mod client_support;
+
+use avpd::proto::{Body, Codec, Message, Report};
+use client_support::{field, Avpd, Peer, WAIT};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, format!("127.0.0.1:{port}"))
+}
+
+fn accept(l: &TcpListener, codec: Codec) -> Peer {
+    Peer::new(l.accept().unwrap().0, codec)
+}
+
+/// The next STAT_REPORT's sequence and content, skipping nothing else.
+fn next_report(peer: &mut Peer) -> (u64, Report<'static>) {
+    let msg = peer.recv();
+    match msg.body {
+        Body::StatReport(r) => (msg.sequence.expect("SEQUENCE"), r),
+        other => panic!("expected STAT_REPORT, got {other:?}"),
+    }
+}
+
+fn totals(agent: &mut Avpd) -> String {
+    agent.stderr.wait_contains("agent stopped:")
+}
+
+#[test]
+fn reports_carry_every_field_and_count_ends_after_the_acks() {
+    let (l, addr) = listener();
+    let mut agent = Avpd::start(&[
+        "agent",
+        "--collector",
+        &format!("tcp://{addr}"),
+        "--interval",
+        "50ms",
+        "--node-id",
+        "ws-17",
+        "--count",
+        "5",
+    ]);
+    let mut peer = accept(&l, Codec::Binary);
+    let before = avpd::sampler::unix_millis(std::time::SystemTime::now());
+    for expected in 1..=5 {
+        let (seq, r) = next_report(&mut peer);
+        assert_eq!(seq, expected);
+        assert_eq!(r.node_id.as_deref(), Some("ws-17"));
+        assert!(r.cpu_percent <= 100 && r.mem_percent <= 100 && r.mem_percent > 0);
+        let ts = r.timestamp_ms.expect("TIMESTAMP");
+        assert!(ts + 60_000 > before, "timestamp {ts} is not now");
+        peer.send(&Message::ack(Some(seq)));
+    }
+    let line = totals(&mut agent);
+    assert_eq!(field(&line, "sampled"), Some("5"), "{line}");
+    assert_eq!(field(&line, "acked"), Some("5"), "{line}");
+    assert_eq!(agent.wait_exit(), 0);
+}
+
+#[test]
+fn unacked_reports_are_resent_oldest_first_after_a_reconnect() {
+    let (l, addr) = listener();
+    let mut agent = Avpd::start(&[
+        "agent",
+        "--collector",
+        &format!("tcp://{addr}"),
+        "--interval",
+        "50ms",
+        "--node-id",
+        "a",
+        "--count",
+        "12",
+    ]);
+    let mut first = accept(&l, Codec::Binary);
+    for _ in 1..=4 {
+        let (seq, _) = next_report(&mut first);
+        if seq <= 2 {
+            first.send(&Message::ack(Some(seq)));
+        }
+    }
+    // Make sure acks 1 and 2 were taken in before the collector "crashes".
+    agent.stderr.wait_contains("acked seq=2");
+    drop(first);
+    let mut second = accept(&l, Codec::Binary);
+    let mut seen = Vec::new();
+    while seen.len() < 10 {
+        let (seq, _) = next_report(&mut second);
+        seen.push(seq);
+        second.send(&Message::ack(Some(seq)));
+    }
+    assert_eq!(
+        seen,
+        (3..=12).collect::<Vec<_>>(),
+        "resent oldest first, no gap"
+    );
+    let line = totals(&mut agent);
+    assert_eq!(field(&line, "acked"), Some("12"), "{line}");
+    assert_eq!(field(&line, "dropped"), Some("0"), "{line}");
+    assert_eq!(agent.wait_exit(), 0);
+}
+
+#[test]
+fn a_full_buffer_drops_the_oldest_and_counts_them() {
+    let (l, addr) = listener();
+    let mut agent = Avpd::start(&[
+        "agent",
+        "--collector",
+        &format!("tcp://{addr}"),
+        "--interval",
+        "20ms",
+        "--node-id",
+        "a",
+        "--buffer",
+        "3",
+        "--count",
+        "10",
+    ]);
+    let mut first = accept(&l, Codec::Binary);
+    // Never acknowledge on the first connection.
+    while next_report(&mut first).0 < 6 {}
+    agent.stderr.wait_contains("buffer full: dropped");
+    drop(first);
+    let mut second = accept(&l, Codec::Binary);
+    let mut seen = Vec::new();
+    loop {
+        let (seq, _) = next_report(&mut second);
+        second.send(&Message::ack(Some(seq)));
+        seen.push(seq);
+        if seq == 10 {
+            break;
+        }
+    }
+    let oldest = seen[0];
+    assert!(oldest >= 4, "at most 3 reports kept, got {seen:?}");
+    assert_eq!(seen, (oldest..=10).collect::<Vec<_>>());
+    let line = totals(&mut agent);
+    let dropped: u64 = field(&line, "dropped").unwrap().parse().unwrap();
+    let acked: u64 = field(&line, "acked").unwrap().parse().unwrap();
+    assert_eq!(dropped, oldest - 1, "{line}");
+    assert_eq!(acked + dropped, 10, "{line}");
+    assert_eq!(agent.wait_exit(), 0);
+}
+
+#[test]
+fn pause_stops_sampling_and_resume_ends_it_early() {
+    let (l, addr) = listener();
+    let _agent = Avpd::start(&[
+        "agent",
+        "--collector",
+        &format!("tcp://{addr}"),
+        "--interval",
+        "50ms",
+        "--node-id",
+        "a",
+    ]);
+    let mut peer = accept(&l, Codec::Binary);
+    let (seq, _) = next_report(&mut peer);
+    peer.send(&Message::ack(Some(seq)));
+
+    // PAUSE 1 s: answered 200 with our SEQUENCE, then no report for the second.
+    peer.send(&Message {
+        sequence: Some(77),
+        body: Body::Pause { duration_secs: 1 },
+    });
+    let paused_at = loop {
+        let msg = peer.recv();
+        match msg.body {
+            Body::StatReport(_) => peer.send(&Message::ack(msg.sequence)),
+            Body::CommandResponse { code, .. } => {
+                assert_eq!((code, msg.sequence), (200, Some(77)));
+                break Instant::now();
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    let (seq, _) = next_report(&mut peer);
+    let gap = paused_at.elapsed();
+    assert!(
+        gap >= Duration::from_millis(900),
+        "report {seq} after {gap:?} of pause"
+    );
+    peer.send(&Message::ack(Some(seq)));
+
+    // PAUSE 60 s, then RESUME: reports come back long before the minute is over.
+    peer.send(&Message {
+        sequence: Some(78),
+        body: Body::Pause { duration_secs: 60 },
+    });
+    loop {
+        let msg = peer.recv();
+        match msg.body {
+            Body::StatReport(_) => peer.send(&Message::ack(msg.sequence)),
+            Body::CommandResponse { code: 200, .. } => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        peer.recv_within(Duration::from_millis(300)).is_none(),
+        "paused"
+    );
+    let resumed = Instant::now();
+    peer.send(&Message {
+        sequence: Some(79),
+        body: Body::Resume,
+    });
+    let msg = peer.recv();
+    assert!(
+        matches!(msg.body, Body::CommandResponse { code: 200, .. }) && msg.sequence == Some(79),
+        "{msg:?}"
+    );
+    next_report(&mut peer);
+    assert!(resumed.elapsed() < WAIT);
+}
+
+#[test]
+fn speaks_json_on_a_json_url() {
+    let (l, addr) = listener();
+    let mut agent = Avpd::start(&[
+        "agent",
+        "--collector",
+        &format!("json+tcp://{addr}"),
+        "--interval",
+        "50ms",
+        "--node-id",
+        "j",
+        "--count",
+        "2",
+    ]);
+    let mut peer = accept(&l, Codec::Json);
+    for expected in 1..=2 {
+        let (seq, r) = next_report(&mut peer);
+        assert_eq!((seq, r.node_id.as_deref()), (expected, Some("j")));
+        peer.send(&Message::ack(Some(seq)));
+    }
+    assert_eq!(agent.wait_exit(), 0);
+}
+
+#[test]
+fn invalid_messages_are_answered_and_the_agent_goes_on() {
+    let (l, addr) = listener();
+    let _agent = Avpd::start(&[
+        "agent",
+        "--collector",
+        &format!("tcp://{addr}"),
+        "--interval",
+        "50ms",
+    ]);
+    let mut peer = accept(&l, Codec::Binary);
+    use std::io::Write;
+    // Unknown type 9 with SEQUENCE 5.
+    peer.stream.write_all(&[0, 9, 9, 6, 4, 0, 0, 0, 5]).unwrap();
+    loop {
+        let msg = peer.recv();
+        match msg.body {
+            Body::StatReport(_) => peer.send(&Message::ack(msg.sequence)),
+            Body::CommandResponse { code, .. } => {
+                assert_eq!((code, msg.sequence), (501, Some(5)));
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    next_report(&mut peer);
+}
