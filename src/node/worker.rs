@@ -217,10 +217,9 @@ impl Worker {
                 drain_deadline = Some(now + DRAIN_LIMIT);
                 self.begin_drain(now, now_ms);
             }
-            if let Some(pusher_due) = self.pusher.is_some().then_some(next_push) {
-                if now >= pusher_due && drain_deadline.is_none() {
+            if let Some(interval) = self.pusher.as_ref().map(|(p, _)| p.interval) {
+                if now >= next_push && drain_deadline.is_none() {
                     self.push_fleet(now, now_ms);
-                    let interval = self.pusher.as_ref().map_or(TICK, |(p, _)| p.interval);
                     next_push = now + interval;
                 }
             }
@@ -435,7 +434,7 @@ impl Worker {
     }
 
     fn push_fleet(&mut self, now: Instant, now_ms: u64) {
-        let Some((pusher, view)) = self.pusher.as_mut() else {
+        let Some((mut pusher, mut view)) = self.pusher.take() else {
             return;
         };
         let before = view.dropped();
@@ -444,32 +443,17 @@ impl Worker {
             view.apply([sample()]);
         }
         self.counters.fleet_dropped += view.dropped() - before;
-        let max_unacked = pusher.max_unacked;
-        let Some((_, view)) = self.pusher.as_ref() else {
-            return;
-        };
-        let mut ctx = context!(self, now, now_ms);
-        let mut failed = Vec::new();
-        for (key, slot) in self.conns.iter_mut() {
-            let Some(conn) = slot.as_mut() else { continue };
+        let max_output = self.limits.max_output;
+        self.drive_each(now, now_ms, max_output, |conn, ctx| {
             for node in view.iter() {
-                if !conn.session_mut().may_push(now, max_unacked)
-                    || !conn.push(report_message(node), &mut ctx)
+                if !conn.session_mut().may_push(now, pusher.max_unacked)
+                    || !conn.push(report_message(node), ctx)
                 {
                     break;
                 }
             }
-            if let Err(reason) = conn.drive(
-                self.poll.registry(),
-                Token(FIRST_CONNECTION + key),
-                &mut ctx,
-            ) {
-                failed.push((key, reason));
-            }
-        }
-        for (key, reason) in failed {
-            self.close(key, reason);
-        }
+        });
+        self.pusher = Some((pusher, view));
     }
 
     fn begin_drain(&mut self, now: Instant, now_ms: u64) {
@@ -480,24 +464,33 @@ impl Worker {
         }
         self.tcp.clear();
         self.udp.clear();
+        // What is already buffered is owed an answer, whatever the output bound.
+        self.drive_each(now, now_ms, usize::MAX, |conn, _| conn.close_input());
+        self.free_closed_slots();
+    }
+
+    /// Runs `prepare` on every open connection, then drives it; closes those that fail.
+    fn drive_each(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        max_output: usize,
+        mut prepare: impl FnMut(&mut Connection, &mut Context<'_>),
+    ) {
         let mut ctx = context!(self, now, now_ms);
-        ctx.max_output = usize::MAX;
+        ctx.max_output = max_output;
         let mut failed = Vec::new();
         for (key, slot) in self.conns.iter_mut() {
             let Some(conn) = slot.as_mut() else { continue };
-            conn.close_input();
-            if let Err(reason) = conn.drive(
-                self.poll.registry(),
-                Token(FIRST_CONNECTION + key),
-                &mut ctx,
-            ) {
+            prepare(conn, &mut ctx);
+            let token = Token(FIRST_CONNECTION + key);
+            if let Err(reason) = conn.drive(self.poll.registry(), token, &mut ctx) {
                 failed.push((key, reason));
             }
         }
         for (key, reason) in failed {
             self.close(key, reason);
         }
-        self.free_closed_slots();
     }
 
     fn close_all(&mut self) {

@@ -125,7 +125,7 @@ impl PercentIn<'_> {
                 let digits = t.trim().trim_end_matches('%').trim_end();
                 digits
                     .parse()
-                    .map_err(|_| InvalidReason::Json(format!("{attr} {t:?} is not a percentage")))
+                    .map_err(|_| InvalidReason::NotAPercentage(attr))
             }
         }
     }
@@ -154,21 +154,27 @@ fn type_name(t: MessageType) -> &'static str {
 
 /// Parses a JSON body into a message, with the same rules as the binary codec.
 pub fn parse_json(body: &[u8]) -> Result<Message<'_>, MessageError> {
-    let invalid = |msg_type, sequence, reason| MessageError {
+    let invalid = |msg_type, sequence, reason, detail| MessageError {
         msg_type,
         sequence,
         reason,
+        detail,
     };
     let json: JsonIn<'_> = serde_json::from_slice(body)
-        .map_err(|e| invalid(None, None, InvalidReason::Json(e.to_string())))?;
+        .map_err(|e| invalid(None, None, InvalidReason::Json, Some(e.to_string().into())))?;
     let Some(msg_type) = type_from_name(&json.kind) else {
-        let reason = InvalidReason::UnknownTypeName(json.kind.into_owned());
-        return Err(invalid(None, json.seq, reason));
+        let name = format!("{:?}", json.kind).into();
+        return Err(invalid(
+            None,
+            json.seq,
+            InvalidReason::UnknownTypeName,
+            Some(name),
+        ));
     };
     let seq = json.seq;
     fill_fields(json)
         .and_then(|fields| fields.into_message(msg_type))
-        .map_err(|reason| invalid(Some(msg_type), seq, reason))
+        .map_err(|reason| invalid(Some(msg_type), seq, reason, None))
 }
 
 fn fill_fields(json: JsonIn<'_>) -> Result<Fields<'_>, InvalidReason> {
@@ -385,7 +391,7 @@ mod tests {
             let err = parse_json(body.as_bytes()).unwrap_err();
             let text = err.to_string();
             assert!(text.len() <= 255, "{} bytes: {text}", text.len());
-            assert!(text.ends_with("..."), "{text}");
+            assert!(err.detail.is_none() || text.ends_with("..."), "{text}");
             let answer = Message::command_response(err.sequence, err.result_code(), text);
             let mut out = Vec::new();
             answer.encode(&mut out).unwrap();

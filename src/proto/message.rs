@@ -229,33 +229,34 @@ impl<'a> Message<'a> {
                 msg_type: None,
                 sequence: find_sequence(frame.body),
                 reason: InvalidReason::UnknownType(frame.msg_type),
+                detail: None,
             });
         };
         let mut fields = Fields::default();
         for avp in AvpIter::new(frame.body) {
             let result = match avp {
-                Err(t) => Err(Violation::TruncatedAvp(t.offset)),
+                Err(t) => Err(InvalidReason::TruncatedAvp { offset: t.offset }),
                 Ok(avp) => match Attribute::from_u8(avp.attribute) {
                     None => Ok(()),
                     Some(attr) if attr.is_text() => match std::str::from_utf8(avp.value) {
-                        Ok(text) => fields.put_text(attr, Cow::Borrowed(text)),
-                        Err(_) => Err(Violation::InvalidUtf8(attr)),
+                        Ok(text) => fields.set_text(attr, Cow::Borrowed(text)),
+                        Err(_) => Err(InvalidReason::InvalidUtf8(attr)),
                     },
                     Some(attr) => match avp::read_uint(avp.value) {
-                        Ok(v) => fields.put_uint(attr, v),
-                        Err(UintError::Empty) => Err(Violation::EmptyInt(attr)),
-                        Err(UintError::TooWide(n)) => Err(Violation::IntTooWide(attr, n)),
+                        Ok(v) => fields.set_uint(attr, v),
+                        Err(UintError::Empty) => Err(InvalidReason::EmptyInt(attr)),
+                        Err(UintError::TooWide(n)) => Err(InvalidReason::IntTooWide(attr, n)),
                     },
                 },
             };
-            if let Err(violation) = result {
-                return Err(reject(msg_type, fields.sequence(), frame.body, violation));
+            if let Err(reason) = result {
+                return Err(reject(msg_type, fields.sequence(), frame.body, reason));
             }
         }
         let sequence = fields.sequence();
         fields
-            .build(msg_type)
-            .map_err(|violation| reject(msg_type, sequence, frame.body, violation))
+            .into_message(msg_type)
+            .map_err(|reason| reject(msg_type, sequence, frame.body, reason))
     }
 
     /// Appends the binary encoding of this message to `out`.
@@ -361,12 +362,13 @@ fn reject(
     msg_type: MessageType,
     sequence: Option<u64>,
     body: &[u8],
-    violation: Violation,
+    reason: InvalidReason,
 ) -> MessageError {
     MessageError {
         msg_type: Some(msg_type),
         sequence: sequence.or_else(|| find_sequence(body)),
-        reason: violation.into(),
+        reason,
+        detail: None,
     }
 }
 
@@ -404,46 +406,12 @@ pub struct Fields<'a> {
     node_id: Option<Cow<'a, str>>,
 }
 
-/// A broken rule, as the hot path tracks it: `Copy`, so it stays in registers. It becomes an
-/// [`InvalidReason`] (which may own text) only when a message is rejected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Violation {
-    TruncatedAvp(usize),
-    Duplicate(Attribute),
-    EmptyInt(Attribute),
-    IntTooWide(Attribute, usize),
-    OutOfRange(Attribute, u64),
-    InvalidUtf8(Attribute),
-    TextLength(Attribute, usize),
-    WrongKind(Attribute),
-    Missing(Attribute, MessageType),
-    NotAllowed(Attribute, MessageType),
-}
-
-impl From<Violation> for InvalidReason {
-    #[cold]
-    fn from(v: Violation) -> Self {
-        match v {
-            Violation::TruncatedAvp(offset) => InvalidReason::TruncatedAvp { offset },
-            Violation::Duplicate(a) => InvalidReason::Duplicate(a),
-            Violation::EmptyInt(a) => InvalidReason::EmptyInt(a),
-            Violation::IntTooWide(a, n) => InvalidReason::IntTooWide(a, n),
-            Violation::OutOfRange(a, v) => InvalidReason::OutOfRange(a, v),
-            Violation::InvalidUtf8(a) => InvalidReason::InvalidUtf8(a),
-            Violation::TextLength(a, n) => InvalidReason::TextLength(a, n),
-            Violation::WrongKind(a) => InvalidReason::WrongKind(a),
-            Violation::Missing(a, t) => InvalidReason::Missing(a, t),
-            Violation::NotAllowed(a, t) => InvalidReason::NotAllowed(a, t),
-        }
-    }
-}
-
 impl<'a> Fields<'a> {
     #[inline(always)]
-    fn mark(&mut self, attr: Attribute) -> Result<(), Violation> {
+    fn mark(&mut self, attr: Attribute) -> Result<(), InvalidReason> {
         let bit = 1u32 << (attr as u8);
         if self.present & bit != 0 {
-            return Err(Violation::Duplicate(attr));
+            return Err(InvalidReason::Duplicate(attr));
         }
         self.present |= bit;
         Ok(())
@@ -456,30 +424,14 @@ impl<'a> Fields<'a> {
     /// Records an integer attribute after checking its range.
     ///
     /// Text attributes passed here are reported as [`InvalidReason::WrongKind`].
-    pub fn set_uint(&mut self, attr: Attribute, v: u64) -> Result<(), InvalidReason> {
-        self.put_uint(attr, v).map_err(InvalidReason::from)
-    }
-
-    /// Records a text attribute after checking its length.
-    ///
-    /// Integer attributes passed here are reported as [`InvalidReason::WrongKind`].
-    pub fn set_text(&mut self, attr: Attribute, text: Cow<'a, str>) -> Result<(), InvalidReason> {
-        self.put_text(attr, text).map_err(InvalidReason::from)
-    }
-
-    /// Applies the per-type rules (allowed and required attributes) and builds the message.
-    pub fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
-        self.build(msg_type).map_err(InvalidReason::from)
-    }
-
     #[inline(always)]
-    fn put_uint(&mut self, attr: Attribute, v: u64) -> Result<(), Violation> {
+    pub fn set_uint(&mut self, attr: Attribute, v: u64) -> Result<(), InvalidReason> {
         self.mark(attr)?;
         let percent = |v: u64| {
             if v <= 100 {
                 Ok(v as u8)
             } else {
-                Err(Violation::OutOfRange(attr, v))
+                Err(InvalidReason::OutOfRange(attr, v))
             }
         };
         match attr {
@@ -487,34 +439,37 @@ impl<'a> Fields<'a> {
             Attribute::MemUsage => self.mem = percent(v)?,
             Attribute::Duration => {
                 if !(1..=MAX_PAUSE_SECS).contains(&v) {
-                    return Err(Violation::OutOfRange(attr, v));
+                    return Err(InvalidReason::OutOfRange(attr, v));
                 }
                 self.duration = v;
             }
             Attribute::ResultCode => {
                 if !RESULT_CODE_RANGE.contains(&v) {
-                    return Err(Violation::OutOfRange(attr, v));
+                    return Err(InvalidReason::OutOfRange(attr, v));
                 }
                 self.result_code = v as u16;
             }
             Attribute::Sequence => self.sequence = v,
             Attribute::Timestamp => self.timestamp = v,
-            Attribute::Info | Attribute::NodeId => return Err(Violation::WrongKind(attr)),
+            Attribute::Info | Attribute::NodeId => return Err(InvalidReason::WrongKind(attr)),
         }
         Ok(())
     }
 
+    /// Records a text attribute after checking its length.
+    ///
+    /// Integer attributes passed here are reported as [`InvalidReason::WrongKind`].
     #[inline(always)]
-    fn put_text(&mut self, attr: Attribute, text: Cow<'a, str>) -> Result<(), Violation> {
+    pub fn set_text(&mut self, attr: Attribute, text: Cow<'a, str>) -> Result<(), InvalidReason> {
         self.mark(attr)?;
         let min = usize::from(attr == Attribute::NodeId);
         if !(min..=MAX_VALUE_LEN).contains(&text.len()) {
-            return Err(Violation::TextLength(attr, text.len()));
+            return Err(InvalidReason::TextLength(attr, text.len()));
         }
         match attr {
             Attribute::Info => self.info = Some(text),
             Attribute::NodeId => self.node_id = Some(text),
-            _ => return Err(Violation::WrongKind(attr)),
+            _ => return Err(InvalidReason::WrongKind(attr)),
         }
         Ok(())
     }
@@ -524,15 +479,16 @@ impl<'a> Fields<'a> {
         self.has(Attribute::Sequence).then_some(self.sequence)
     }
 
+    /// Applies the per-type rules (allowed and required attributes) and builds the message.
     #[inline(always)]
-    fn build(self, msg_type: MessageType) -> Result<Message<'a>, Violation> {
+    pub fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
         let (allowed, required) = msg_type.rules();
         let first_attr = |bits: u32| Attribute::from_u8(bits.trailing_zeros() as u8);
         if let Some(extra) = first_attr(self.present & !allowed) {
-            return Err(Violation::NotAllowed(extra, msg_type));
+            return Err(InvalidReason::NotAllowed(extra, msg_type));
         }
         if let Some(missing) = first_attr(required & !self.present) {
-            return Err(Violation::Missing(missing, msg_type));
+            return Err(InvalidReason::Missing(missing, msg_type));
         }
         let sequence = self.sequence();
         let body = match msg_type {
@@ -556,14 +512,15 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Why a well-framed message is invalid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a well-framed message is invalid. `Copy`, so the decoding hot path keeps it in
+/// registers; text that only a JSON error has lives in [`MessageError::detail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InvalidReason {
     /// The binary message type is not one of 0..=4 (answered with 501).
     UnknownType(u8),
-    /// The JSON `type` is not one this protocol defines (answered with 501).
-    UnknownTypeName(String),
+    /// The JSON `type` is not one this protocol defines (answered with 501); the detail names it.
+    UnknownTypeName,
     /// The last AVP runs past the end of the body.
     TruncatedAvp {
         /// Offset within the body where the AVP starts.
@@ -587,8 +544,10 @@ pub enum InvalidReason {
     Missing(Attribute, MessageType),
     /// The message type does not allow this attribute.
     NotAllowed(Attribute, MessageType),
-    /// The JSON body could not be read.
-    Json(String),
+    /// A JSON percentage is neither a number nor text such as `"30%"`.
+    NotAPercentage(Attribute),
+    /// The JSON body could not be read; the detail says why.
+    Json,
 }
 
 impl fmt::Display for InvalidReason {
@@ -596,10 +555,7 @@ impl fmt::Display for InvalidReason {
         use InvalidReason::*;
         match self {
             UnknownType(t) => write!(f, "unsupported message type {t}"),
-            UnknownTypeName(t) => {
-                f.write_str("unsupported message type ")?;
-                write_clipped(f, &format!("{t:?}"))
-            }
+            UnknownTypeName => f.write_str("unsupported message type"),
             TruncatedAvp { offset } => write!(
                 f,
                 "AVP at body offset {offset} runs past the end of the message"
@@ -629,15 +585,13 @@ impl fmt::Display for InvalidReason {
             WrongKind(a) => write!(f, "{a} must be an unsigned integer"),
             Missing(a, t) => write!(f, "{t} requires {a}"),
             NotAllowed(a, t) => write!(f, "{a} is not allowed in {t}"),
-            Json(e) => {
-                f.write_str("invalid JSON message: ")?;
-                write_clipped(f, e)
-            }
+            NotAPercentage(a) => write!(f, "{a} is not a percentage"),
+            Json => f.write_str("invalid JSON message"),
         }
     }
 }
 
-/// Longest peer-supplied text quoted in an error text, so that every [`InvalidReason`] text
+/// Longest peer-supplied text quoted in an error text, so that every [`MessageError`] text
 /// fits in an INFO AVP (255 bytes) and the error answer can always be encoded.
 const MAX_QUOTED_LEN: usize = 200;
 
@@ -662,13 +616,15 @@ pub struct MessageError {
     pub sequence: Option<u64>,
     /// What is wrong.
     pub reason: InvalidReason,
+    /// Text that completes the reason (the JSON parser's message, the unknown type's name).
+    pub detail: Option<Box<str>>,
 }
 
 impl MessageError {
     /// The RESULT_CODE that answers this error: 501 for an unknown type, 400 otherwise.
     pub fn result_code(&self) -> u16 {
         match self.reason {
-            InvalidReason::UnknownType(_) | InvalidReason::UnknownTypeName(_) => {
+            InvalidReason::UnknownType(_) | InvalidReason::UnknownTypeName => {
                 result_code::UNSUPPORTED_TYPE
             }
             _ => result_code::BAD_REQUEST,
@@ -684,7 +640,19 @@ impl MessageError {
 
 impl fmt::Display for MessageError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.reason.fmt(f)
+        self.reason.fmt(f)?;
+        match &self.detail {
+            Some(detail) => {
+                let separator = if self.reason == InvalidReason::UnknownTypeName {
+                    " "
+                } else {
+                    ": "
+                };
+                f.write_str(separator)?;
+                write_clipped(f, detail)
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -859,7 +827,7 @@ mod tests {
         assert_eq!(err.sequence, Some(9), "sequence found after the bad AVP");
         let err = parse(&frame(77, &[6, 1, 5, 1, 0])).unwrap_err();
         assert_eq!(
-            (err.reason.clone(), err.sequence, err.result_code()),
+            (err.reason, err.sequence, err.result_code()),
             (InvalidReason::UnknownType(77), Some(5), 501)
         );
         assert_eq!(err.to_string(), "unsupported message type 77");
