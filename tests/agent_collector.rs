@@ -4,19 +4,8 @@
 mod client_support;
 
 use avpd::proto::{Body, Codec, Message, Report};
-use client_support::{field, Avpd, Peer, WAIT};
-use std::net::TcpListener;
+use client_support::{accept, field, listener, Avpd, Peer, WAIT};
 use std::time::{Duration, Instant};
-
-fn listener() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    (l, format!("127.0.0.1:{port}"))
-}
-
-fn accept(l: &TcpListener, codec: Codec) -> Peer {
-    Peer::new(l.accept().unwrap().0, codec)
-}
 
 /// The next STAT_REPORT's sequence and content, skipping nothing else.
 fn next_report(peer: &mut Peer) -> (u64, Report<'static>) {

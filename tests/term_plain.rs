@@ -4,18 +4,7 @@
 mod client_support;
 
 use avpd::proto::{Body, Codec, Message};
-use client_support::{field, report, Avpd, Peer};
-use std::net::TcpListener;
-
-fn listener() -> (TcpListener, String) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    (l, format!("127.0.0.1:{port}"))
-}
-
-fn accept(l: &TcpListener, codec: Codec) -> Peer {
-    Peer::new(l.accept().unwrap().0, codec)
-}
+use client_support::{accept, field, listener, report, Avpd, Peer};
 
 /// Pushes a report and checks that the terminal prints it and acknowledges it.
 fn push_and_see(peer: &mut Peer, term: &mut Avpd, seq: u64, node: &str, cpu: u8, mem: u8) {

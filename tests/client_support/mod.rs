@@ -6,7 +6,7 @@
 use avpd::proto::{Body, Codec, Decoded, Message, Report, Status};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -237,4 +237,16 @@ pub fn report(seq: u64, node: &str, cpu: u8, mem: u8, ts: u64) -> Message<'stati
             node_id: Some(node.to_string().into()),
         }),
     }
+}
+
+/// A listener on an ephemeral loopback port, and its `HOST:PORT`.
+pub fn listener() -> (TcpListener, String) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, format!("127.0.0.1:{port}"))
+}
+
+/// Accepts the next connection on `l` as a test peer speaking `codec`.
+pub fn accept(l: &TcpListener, codec: Codec) -> Peer {
+    Peer::new(l.accept().unwrap().0, codec)
 }
