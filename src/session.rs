@@ -31,14 +31,17 @@ pub enum Kind {
 }
 
 /// The result of handling one frame.
+///
+/// It borrows the report from the decoded frame rather than moving it: on the per-report path
+/// this keeps the message where the decoder put it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome<'a> {
+pub struct Outcome<'d> {
     /// What the frame was.
     pub kind: Kind,
     /// The answer to send, in request order.
-    pub answer: Option<Message<'a>>,
+    pub answer: Option<Message<'static>>,
     /// A valid report to record in the fleet view.
-    pub report: Option<Report<'a>>,
+    pub report: Option<&'d Report<'d>>,
 }
 
 /// Per-connection protocol state.
@@ -65,7 +68,7 @@ impl Session {
 
     /// Handles one decoded frame received at `now`.
     #[inline(always)]
-    pub fn handle<'a>(&mut self, now: Instant, decoded: Decoded<'a>) -> Outcome<'a> {
+    pub fn handle<'d>(&mut self, now: Instant, decoded: &'d Decoded<'_>) -> Outcome<'d> {
         let msg = match decoded {
             Decoded::Message(msg) => msg,
             Decoded::Invalid(err) if err.is_answer() => return outcome(Kind::Unsolicited, None),
@@ -81,19 +84,17 @@ impl Session {
             }
         };
         let seq = msg.sequence;
-        match msg.body {
+        match &msg.body {
             Body::StatReport(report) => Outcome {
                 kind: Kind::Report,
                 answer: Some(Message::ack(seq)),
                 report: Some(report),
             },
             Body::Pause { duration_secs } => {
-                self.paused_until = now.checked_add(Duration::from_secs(duration_secs));
+                self.paused_until = now.checked_add(Duration::from_secs(*duration_secs));
                 let info = format!("paused for {duration_secs} s");
-                outcome(
-                    Kind::Command,
-                    Some(Message::command_response(seq, result_code::OK, info)),
-                )
+                let answer = Message::command_response(seq, result_code::OK, info);
+                outcome(Kind::Command, Some(answer))
             }
             Body::Resume => {
                 let info = if self.paused_until.take().is_some() {
@@ -101,10 +102,8 @@ impl Session {
                 } else {
                     "not paused"
                 };
-                outcome(
-                    Kind::Command,
-                    Some(Message::command_response(seq, result_code::OK, info)),
-                )
+                let answer = Message::command_response(seq, result_code::OK, info);
+                outcome(Kind::Command, Some(answer))
             }
             Body::StatReportAck if self.pushing && self.unacked > 0 => {
                 self.unacked -= 1;
@@ -139,7 +138,7 @@ impl Session {
     }
 }
 
-fn outcome(kind: Kind, answer: Option<Message<'static>>) -> Outcome<'static> {
+fn outcome<'d>(kind: Kind, answer: Option<Message<'static>>) -> Outcome<'d> {
     Outcome {
         kind,
         answer,
@@ -172,10 +171,8 @@ mod tests {
     #[test]
     fn report_is_acked_with_its_sequence() {
         let mut s = Session::new();
-        let out = s.handle(
-            Instant::now(),
-            decode(&[0, 15, 3, 1, 1, 30, 2, 1, 53, 6, 4, 0, 0, 1, 2]),
-        );
+        let decoded = decode(&[0, 15, 3, 1, 1, 30, 2, 1, 53, 6, 4, 0, 0, 1, 2]);
+        let out = s.handle(Instant::now(), &decoded);
         assert_eq!(out.kind, Kind::Report);
         assert_eq!(out.answer, Some(Message::ack(Some(258))));
         assert_eq!(out.report.unwrap().cpu_percent, 30);
@@ -184,13 +181,15 @@ mod tests {
     #[test]
     fn invalid_and_unknown_are_answered() {
         let mut s = Session::new();
-        let out = s.handle(Instant::now(), decode(&[0, 9, 3, 1, 1, 130, 2, 1, 53]));
+        let decoded = decode(&[0, 9, 3, 1, 1, 130, 2, 1, 53]);
+        let out = s.handle(Instant::now(), &decoded);
         assert_eq!(out.kind, Kind::Invalid);
         assert_eq!(
             info(&out.answer),
             (400, "CPU_USAGE 130 is out of range 0..=100".into(), None)
         );
-        let out = s.handle(Instant::now(), decode(&[0, 6, 9, 6, 1, 7]));
+        let decoded = decode(&[0, 6, 9, 6, 1, 7]);
+        let out = s.handle(Instant::now(), &decoded);
         assert_eq!(out.kind, Kind::Unsupported);
         assert_eq!(
             info(&out.answer),
@@ -202,7 +201,8 @@ mod tests {
     fn answers_are_never_answered() {
         let mut s = Session::new();
         for frame in [&[0u8, 3, 4][..], &[0, 6, 2, 4, 1, 200], &[0, 5, 4, 1, 0]] {
-            let out = s.handle(Instant::now(), decode(frame));
+            let decoded = decode(frame);
+            let out = s.handle(Instant::now(), &decoded);
             assert_eq!((out.kind, out.answer), (Kind::Unsolicited, None));
         }
     }
@@ -212,13 +212,15 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Session::new_pushing();
         assert!(s.may_push(t0, 4));
-        let out = s.handle(t0, decode(&[0, 9, 0, 3, 1, 2, 6, 1, 5]));
+        let decoded = decode(&[0, 9, 0, 3, 1, 2, 6, 1, 5]);
+        let out = s.handle(t0, &decoded);
         assert_eq!(info(&out.answer), (200, "paused for 2 s".into(), Some(5)));
         assert!(!s.may_push(t0 + Duration::from_millis(1999), 4));
         assert!(s.may_push(t0 + Duration::from_secs(2), 4), "pause expires");
-        s.handle(t0, decode(&[0, 6, 0, 3, 1, 60]));
+        s.handle(t0, &decode(&[0, 6, 0, 3, 1, 60]));
         assert!(!s.may_push(t0 + Duration::from_secs(3), 4));
-        let out = s.handle(t0, decode(&[0, 3, 1]));
+        let decoded = decode(&[0, 3, 1]);
+        let out = s.handle(t0, &decoded);
         assert_eq!(info(&out.answer).1, "resumed");
         assert!(
             s.may_push(t0 + Duration::from_secs(3), 4),
@@ -233,7 +235,7 @@ mod tests {
         s.on_pushed();
         s.on_pushed();
         assert!(!s.may_push(t0, 2));
-        assert_eq!(s.handle(t0, decode(&[0, 3, 4])).kind, Kind::PushAck);
+        assert_eq!(s.handle(t0, &decode(&[0, 3, 4])).kind, Kind::PushAck);
         assert!(s.may_push(t0, 2));
         assert_eq!(s.unacked(), 1);
         assert!(!Session::new().may_push(t0, 2), "data plane never pushes");

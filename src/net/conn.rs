@@ -259,7 +259,7 @@ impl Connection {
             }
             let used = match self.codec.decode(input.filled()) {
                 Ok(Status::Complete((decoded, used))) => {
-                    let outcome = self.session.handle(ctx.now, decoded);
+                    let outcome = self.session.handle(ctx.now, &decoded);
                     if let Some(answer) = &outcome.answer {
                         match self.codec.encode(answer, output) {
                             Ok(_) => ctx.counters.answers += 1,
@@ -268,7 +268,7 @@ impl Connection {
                             }
                         }
                     }
-                    if let Some(report) = &outcome.report {
+                    if let Some(report) = outcome.report {
                         self.latest_report
                             .record(ctx.fleet, self.peer, report, ctx.now_ms);
                     }

@@ -335,9 +335,10 @@ impl Worker {
                     continue;
                 }
             };
-            let outcome = Session::new().handle(now, Message::parse(frame).into());
+            let decoded = Message::parse(frame).into();
+            let outcome = Session::new().handle(now, &decoded);
             self.counters.count(outcome.kind);
-            if let Some(report) = &outcome.report {
+            if let Some(report) = outcome.report {
                 self.fleet.record(peer, report, now_ms);
             }
             if let Some(answer) = &outcome.answer {
