@@ -1,0 +1,557 @@
+//! One client connection: its socket, its output buffer, its outstanding requests, and what
+//! happens to each of its events.
+//!
+//! TCP answers come back in request order, so an answer is matched with the oldest outstanding
+//! request and its SEQUENCE is checked against it; UDP answers may be lost or reordered, so they
+//! are matched by SEQUENCE. Input is read into the worker's shared scratch buffer and only a
+//! trailing partial frame is copied into the connection, so idle connections hold no buffers.
+
+use crate::check::{check, Verdict};
+use crate::mix::MixCursor;
+use crate::pacing::Pacing;
+use crate::request::{RequestKind, RequestWriter};
+use crate::worker::Ctx;
+use avpd::proto::{Decoded, FramingError, Status};
+use mio::net::{TcpStream, UdpSocket};
+use mio::{Interest, Registry, Token};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+
+/// Delay before a failed or closed connection is opened again.
+const RECONNECT_DELAY_NS: u64 = 100_000_000;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Not connected; connect at this clock time.
+    Waiting(u64),
+    /// A TCP connect is in progress.
+    Connecting,
+    /// Ready to send and receive.
+    Open,
+}
+
+/// A request sent and not yet answered.
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    seq: u32,
+    kind: RequestKind,
+    scheduled: u64,
+    sent: u64,
+    measured: bool,
+}
+
+#[derive(Debug)]
+enum Sock {
+    Closed,
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+}
+
+/// Why a connection is being closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseReason {
+    /// The peer closed it or an IO error broke it.
+    Disconnect,
+    /// The answer stream could not be framed.
+    Framing,
+    /// Its oldest request timed out (TCP answers are ordered: everything behind it is stuck).
+    Timeout,
+}
+
+/// One client connection.
+#[derive(Debug)]
+pub struct Conn {
+    sock: Sock,
+    state: State,
+    pending: Vec<u8>,
+    out: Vec<u8>,
+    out_pos: usize,
+    want_write: bool,
+    queued: bool,
+    inflight: VecDeque<InFlight>,
+    next_seq: u32,
+    pacing: Pacing,
+    mix: MixCursor,
+    writer: RequestWriter,
+}
+
+impl Conn {
+    /// A connection that will connect at clock time `connect_at`.
+    pub fn new(connect_at: u64, pacing: Pacing, mix: MixCursor, writer: RequestWriter) -> Self {
+        Conn {
+            sock: Sock::Closed,
+            state: State::Waiting(connect_at),
+            pending: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            want_write: false,
+            queued: false,
+            inflight: VecDeque::new(),
+            next_seq: 0,
+            pacing,
+            mix,
+            writer,
+        }
+    }
+
+    /// True when this connection will send nothing more: in closed loop once sending is over;
+    /// in open loop once every slot scheduled before the end has gone out (slots that fell due
+    /// while the target was slow are still sent late, so a stall at the end is measured too),
+    /// or at the end when the connection is not open.
+    pub fn sending_done(&self, ctx: &Ctx, now: u64) -> bool {
+        if ctx.remaining == Some(0) {
+            return true;
+        }
+        match (self.state, self.pacing.next_due()) {
+            (State::Open, Some(due)) => due >= ctx.send_end,
+            _ => ctx.sending_over(now),
+        }
+    }
+
+    /// The next clock time at which [`Conn::service`] has something to do for this connection.
+    pub fn next_event(&self, ctx: &Ctx) -> u64 {
+        match self.state {
+            State::Waiting(at) => at,
+            State::Connecting => u64::MAX,
+            State::Open => {
+                let timeout = self
+                    .inflight
+                    .front()
+                    .map_or(u64::MAX, |f| f.sent.saturating_add(ctx.timeout));
+                let due = if self.inflight.len() < ctx.depth {
+                    self.pacing.next_due().unwrap_or(u64::MAX)
+                } else {
+                    u64::MAX
+                };
+                timeout.min(due)
+            }
+        }
+    }
+
+    /// Timer work at `now`: connect when due, expire timed-out requests, send scheduled ones.
+    pub fn service(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx, now: u64) {
+        match self.state {
+            State::Waiting(at) if at <= now && !ctx.sending_over(now) => {
+                self.connect(registry, token, ctx, now)
+            }
+            State::Open => {
+                self.expire(registry, ctx, now);
+                if self.state == State::Open {
+                    self.fill(ctx, now);
+                    self.flush(registry, token, ctx, now);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn connect(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx, now: u64) {
+        let result = match ctx.scheme_is_udp {
+            false => TcpStream::connect(ctx.target).and_then(|mut s| {
+                registry.register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
+                Ok(Sock::Tcp(s))
+            }),
+            true => udp_socket(ctx.target).and_then(|mut s| {
+                registry.register(&mut s, token, Interest::READABLE)?;
+                Ok(Sock::Udp(s))
+            }),
+        };
+        match result {
+            Ok(sock @ Sock::Tcp(_)) => {
+                self.sock = sock;
+                self.state = State::Connecting;
+            }
+            Ok(sock) => {
+                self.sock = sock;
+                self.on_open(registry, token, ctx, now);
+            }
+            Err(_) => self.connect_failed(ctx, now),
+        }
+    }
+
+    fn connect_failed(&mut self, ctx: &mut Ctx, now: u64) {
+        if now >= ctx.measure_start {
+            ctx.stats.errors.connect_failures += 1;
+        }
+        ctx.interval.errors += 1;
+        self.sock = Sock::Closed;
+        self.state = State::Waiting(now + RECONNECT_DELAY_NS);
+    }
+
+    fn on_open(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx, now: u64) {
+        self.state = State::Open;
+        ctx.open += 1;
+        self.fill(ctx, now);
+        self.flush(registry, token, ctx, now);
+    }
+
+    /// Handles a readiness event.
+    pub fn on_event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        ev: &mio::event::Event,
+        ctx: &mut Ctx,
+    ) {
+        match self.state {
+            State::Connecting => self.on_connecting(registry, token, ctx),
+            State::Open => {
+                if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                    self.on_readable(registry, token, ctx);
+                }
+                if self.state == State::Open && ev.is_writable() {
+                    let now = ctx.clock.now();
+                    self.flush(registry, token, ctx, now);
+                }
+            }
+            State::Waiting(_) => {}
+        }
+    }
+
+    fn on_connecting(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
+        let now = ctx.clock.now();
+        let Sock::Tcp(s) = &mut self.sock else {
+            return;
+        };
+        match s.take_error() {
+            Ok(None) => {}
+            Ok(Some(_)) | Err(_) => return self.connect_failed(ctx, now),
+        }
+        match s.peer_addr() {
+            Ok(_) => {
+                let ready = s
+                    .set_nodelay(true)
+                    .and_then(|_| registry.reregister(s, token, Interest::READABLE));
+                match ready {
+                    Ok(()) => {
+                        self.want_write = false;
+                        self.on_open(registry, token, ctx, now);
+                    }
+                    Err(_) => self.connect_failed(ctx, now),
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+            Err(_) => self.connect_failed(ctx, now),
+        }
+    }
+
+    fn on_readable(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
+        let mut now = ctx.clock.now();
+        loop {
+            let mut scratch = std::mem::take(&mut ctx.scratch);
+            let read = match &mut self.sock {
+                Sock::Tcp(s) => s.read(&mut scratch),
+                Sock::Udp(s) => s.recv(&mut scratch),
+                Sock::Closed => Err(io::ErrorKind::NotConnected.into()),
+            };
+            let outcome = match read {
+                Ok(0) if matches!(self.sock, Sock::Tcp(_)) => Err(CloseReason::Disconnect),
+                Ok(n) => {
+                    now = ctx.clock.now();
+                    let r = self.on_bytes(&scratch[..n], ctx, now);
+                    // A short TCP read drained the socket: skip the read that would only say
+                    // WouldBlock (mio's edge-triggered readiness fires again on new data).
+                    match r {
+                        Ok(()) if n < scratch.len() && matches!(self.sock, Sock::Tcp(_)) => {
+                            Ok(false)
+                        }
+                        Ok(()) => Ok(true),
+                        Err(_) => Err(CloseReason::Framing),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+                // UDP: an ICMP error (port unreachable) surfaces here; the request times out.
+                Err(_) if matches!(self.sock, Sock::Udp(_)) => Ok(true),
+                Err(_) => Err(CloseReason::Disconnect),
+            };
+            ctx.scratch = scratch;
+            match outcome {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(reason) => return self.close(registry, ctx, now, reason),
+            }
+        }
+        self.fill(ctx, now);
+        // Written once every event of this poll round has been read (see `Conn::flush_queued`),
+        // so one wake-up of the target serves several connections.
+        if self.out_pos < self.out.len() && !self.queued {
+            self.queued = true;
+            ctx.queued.push(token.0);
+        }
+    }
+
+    /// Writes output queued while reading; called once per poll round.
+    pub fn flush_queued(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
+        self.queued = false;
+        if self.state == State::Open {
+            let now = ctx.clock.now();
+            self.flush(registry, token, ctx, now);
+        }
+    }
+
+    /// Handles bytes read at `now`: every complete answer is checked and timed.
+    fn on_bytes(&mut self, data: &[u8], ctx: &mut Ctx, now: u64) -> Result<(), FramingError> {
+        if let Sock::Udp(_) = self.sock {
+            self.on_datagram(data, ctx, now);
+            return Ok(());
+        }
+        if self.pending.is_empty() {
+            let used = self.answers(data, ctx, now)?;
+            self.pending.extend_from_slice(&data[used..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.pending);
+            buf.extend_from_slice(data);
+            let used = self.answers(&buf, ctx, now);
+            buf.drain(..*used.as_ref().unwrap_or(&0));
+            self.pending = buf;
+            used?;
+        }
+        if self.pending.is_empty() {
+            // Give a large partial-frame buffer back rather than keep it for an idle peer.
+            self.pending = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Decodes and completes every whole answer at the start of `buf`; returns bytes used.
+    fn answers(&mut self, buf: &[u8], ctx: &mut Ctx, now: u64) -> Result<usize, FramingError> {
+        let mut used = 0;
+        loop {
+            match ctx.codec.decode(&buf[used..]) {
+                Ok(Status::Complete((answer, n))) => {
+                    used += n;
+                    match self.inflight.pop_front() {
+                        Some(req) => complete(req, &answer, ctx, now),
+                        None => count(ctx, now, |e| e.unsolicited += 1),
+                    }
+                }
+                Ok(Status::Partial) => return Ok(used),
+                Err(e) => {
+                    count(ctx, now, |e| e.framing += 1);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn on_datagram(&mut self, data: &[u8], ctx: &mut Ctx, now: u64) {
+        let answer = match ctx.codec.decode(data) {
+            Ok(Status::Complete((answer, n))) if n == data.len() => answer,
+            _ => return count(ctx, now, |e| e.framing += 1),
+        };
+        let seq = match &answer {
+            Decoded::Message(m) => m.sequence,
+            Decoded::Invalid(e) => e.sequence,
+        };
+        let pos = seq.and_then(|s| self.inflight.iter().position(|r| u64::from(r.seq) == s));
+        match pos.and_then(|p| self.inflight.remove(p)) {
+            Some(req) => complete(req, &answer, ctx, now),
+            None if seq.is_some_and(|s| s < u64::from(self.next_seq)) => {
+                count(ctx, now, |e| e.late += 1)
+            }
+            None => count(ctx, now, |e| e.unsolicited += 1),
+        }
+    }
+
+    /// Sends every request that pacing allows at `now`, into the output buffer (TCP) or
+    /// straight to the socket (UDP).
+    fn fill(&mut self, ctx: &mut Ctx, now: u64) {
+        let epoch_ms = ctx.clock.epoch_ms(now);
+        while !self.sending_done(ctx, now) {
+            let Some(scheduled) = self.pacing.poll_send(now, self.inflight.len(), ctx.depth) else {
+                break;
+            };
+            if scheduled >= ctx.send_end {
+                break;
+            }
+            let measured = scheduled >= ctx.measure_start;
+            if measured {
+                match &mut ctx.remaining {
+                    Some(0) => break,
+                    Some(r) => *r -= 1,
+                    None => {}
+                }
+            }
+            let kind = self.mix.next_kind();
+            let seq = self.next_seq;
+            self.next_seq = seq.wrapping_add(1);
+            match &self.sock {
+                Sock::Udp(s) => {
+                    ctx.datagram.clear();
+                    self.writer.write(kind, seq, epoch_ms, &mut ctx.datagram);
+                    // A datagram the kernel refuses is lost like one the network drops: it
+                    // is counted when its timeout expires.
+                    let _ = s.send(&ctx.datagram);
+                }
+                _ => {
+                    self.writer.write(kind, seq, epoch_ms, &mut self.out);
+                }
+            }
+            self.inflight.push_back(InFlight {
+                seq,
+                kind,
+                scheduled,
+                sent: now,
+                measured,
+            });
+            ctx.outstanding += 1;
+            ctx.interval.sent += 1;
+            if measured {
+                ctx.stats.sent[kind as usize] += 1;
+            }
+        }
+    }
+
+    /// Writes pending output until done or WouldBlock; asks for WRITABLE only while some is left.
+    fn flush(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx, now: u64) {
+        let Sock::Tcp(s) = &mut self.sock else {
+            return;
+        };
+        while self.out_pos < self.out.len() {
+            match s.write(&self.out[self.out_pos..]) {
+                Ok(n) => self.out_pos += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close(registry, ctx, now, CloseReason::Disconnect),
+            }
+        }
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        let want = self.out_pos < self.out.len();
+        if want != self.want_write {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if registry.reregister(s, token, interest).is_err() {
+                return self.close(registry, ctx, now, CloseReason::Disconnect);
+            }
+            self.want_write = want;
+        }
+    }
+
+    /// Counts requests older than the timeout. On TCP the connection is closed (its answers
+    /// are ordered, so nothing behind a lost answer can arrive); on UDP they are lost datagrams.
+    fn expire(&mut self, registry: &Registry, ctx: &mut Ctx, now: u64) {
+        let timeout = ctx.timeout;
+        let expired = move |r: &InFlight| r.sent.saturating_add(timeout) <= now;
+        match self.sock {
+            Sock::Udp(_) => {
+                while let Some(req) = self.inflight.front().copied().filter(expired) {
+                    self.inflight.pop_front();
+                    give_up(req, ctx, now, |e| e.timeouts += 1);
+                }
+            }
+            _ => {
+                if self.inflight.front().is_some_and(expired) {
+                    self.close(registry, ctx, now, CloseReason::Timeout);
+                }
+            }
+        }
+    }
+
+    /// Gives up on every outstanding request as a timeout (the end of the drain period).
+    pub fn abandon(&mut self, ctx: &mut Ctx, now: u64) {
+        for req in self.inflight.drain(..) {
+            give_up(req, ctx, now, |e| e.timeouts += 1);
+        }
+    }
+
+    fn close(&mut self, registry: &Registry, ctx: &mut Ctx, now: u64, reason: CloseReason) {
+        if let Sock::Tcp(s) = &mut self.sock {
+            let _ = registry.deregister(s);
+        }
+        if let Sock::Udp(s) = &mut self.sock {
+            let _ = registry.deregister(s);
+        }
+        self.sock = Sock::Closed;
+        if self.state == State::Open {
+            ctx.open -= 1;
+        }
+        for req in self.inflight.drain(..) {
+            match reason {
+                CloseReason::Timeout => give_up(req, ctx, now, |e| e.timeouts += 1),
+                _ => give_up(req, ctx, now, |e| e.aborted += 1),
+            }
+        }
+        if reason == CloseReason::Disconnect {
+            count(ctx, now, |e| e.disconnects += 1);
+        }
+        self.pending = Vec::new();
+        self.out = Vec::new();
+        self.out_pos = 0;
+        self.want_write = false;
+        self.state = State::Waiting(now + RECONNECT_DELAY_NS);
+    }
+}
+
+/// A UDP socket bound to an ephemeral port of the target's address family and connected to it.
+fn udp_socket(target: SocketAddr) -> io::Result<UdpSocket> {
+    let any: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let s = UdpSocket::bind(any)?;
+    s.connect(target)?;
+    Ok(s)
+}
+
+/// Checks and times the answer to `req`.
+#[inline]
+fn complete(req: InFlight, answer: &Decoded<'_>, ctx: &mut Ctx, now: u64) {
+    let verdict = check(req.kind, req.seq, answer);
+    ctx.outstanding -= 1;
+    ctx.interval.answered += 1;
+    if verdict != Verdict::Ok {
+        ctx.interval.errors += 1;
+    }
+    if !req.measured {
+        // Warmup answers still feed the live progress line.
+        ctx.warmup_latency
+            .saturating_record(now.saturating_sub(req.scheduled).max(1));
+        return;
+    }
+    let s = &mut ctx.stats;
+    s.answered += 1;
+    if verdict == Verdict::Ok {
+        s.ok += 1;
+    } else {
+        s.errors.record(verdict);
+    }
+    if ctx.open_loop {
+        s.record_latency(now, req.scheduled, req.sent);
+    } else {
+        s.record_closed_loop_latency(now, req.sent);
+    }
+    s.last_done = now;
+}
+
+/// Ends `req` without an answer, counting it with `bump` when it was measured.
+fn give_up(
+    req: InFlight,
+    ctx: &mut Ctx,
+    now: u64,
+    bump: impl FnOnce(&mut crate::stats::ErrorCounts),
+) {
+    ctx.outstanding -= 1;
+    ctx.interval.errors += 1;
+    if req.measured {
+        bump(&mut ctx.stats.errors);
+        ctx.stats.last_done = now;
+    }
+}
+
+/// Counts an event that belongs to no request, when it happens inside the measurement window.
+fn count(ctx: &mut Ctx, now: u64, bump: impl FnOnce(&mut crate::stats::ErrorCounts)) {
+    ctx.interval.errors += 1;
+    if now >= ctx.measure_start {
+        bump(&mut ctx.stats.errors);
+    }
+}

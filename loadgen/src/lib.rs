@@ -1,0 +1,29 @@
+//! avp-loadgen: capacity tests for avpd with honest latency.
+//!
+//! The binary drives load through a hand-rolled mio client loop ([`worker`]), closed loop
+//! (a fixed number of requests outstanding per connection) or open loop (a fixed schedule,
+//! latency measured from the scheduled send time, see [`pacing`]). Every answer is checked
+//! ([`check`]) and timed into HdrHistograms ([`stats`]); [`report`] turns the merged figures
+//! into the table, the JSON report ([`report::RunReport`]), the `.hgrm` file ([`hgrm`]) and
+//! plots ([`plot`]). [`sweep`] steps the open-loop rate up until an SLO breaks and [`compare`]
+//! puts two JSON reports side by side. The protocol itself is avpd's: this crate never encodes
+//! or decodes a frame by hand.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod check;
+pub mod cli;
+pub mod clock;
+pub mod compare;
+pub mod conn;
+pub mod embedded;
+pub mod hgrm;
+pub mod mix;
+pub mod pacing;
+pub mod plot;
+pub mod report;
+pub mod request;
+pub mod run;
+pub mod stats;
+pub mod sweep;
+pub mod worker;

@@ -1,0 +1,221 @@
+//! Capacity sweep: open-loop runs at geometrically rising rates until the latency SLO or the
+//! error budget breaks; the answer is the highest rate that met both.
+
+use crate::report::{fmt_latency, group, RunReport};
+use crate::run::{run, RunConfig};
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+/// Identifies the sweep JSON document.
+pub const SWEEP_SCHEMA: &str = "avp-loadgen/sweep";
+
+/// One latency objective: a percentile label (`p50` ... `p99.99`, `max`) and its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slo {
+    /// Percentile label as in the report.
+    pub percentile: String,
+    /// Limit in microseconds (on corrected latency).
+    pub limit_us: f64,
+}
+
+impl FromStr for Slo {
+    type Err = String;
+
+    /// Parses `p99=5ms` (units `us`, `ms`, `s`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (p, limit) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?}: expected PERCENTILE=LIMIT, e.g. p99=5ms"))?;
+        let p = p.trim();
+        let known = crate::report::PERCENTILES.iter().any(|(l, _)| *l == p) || p == "max";
+        if !known {
+            return Err(format!("{p:?}: use p50, p90, p99, p99.9, p99.99 or max"));
+        }
+        let limit = crate::cli::parse_duration(limit.trim())?;
+        Ok(Slo {
+            percentile: p.to_string(),
+            limit_us: limit.as_secs_f64() * 1e6,
+        })
+    }
+}
+
+/// How to step the rate and what counts as broken.
+#[derive(Debug, Clone)]
+pub struct SweepConfig {
+    /// Rate of the first step, messages per second.
+    pub start_rate: f64,
+    /// Each step's rate is the previous one times this.
+    pub factor: f64,
+    /// Most steps.
+    pub max_steps: usize,
+    /// Latency objectives, all of which must hold.
+    pub slo: Vec<Slo>,
+    /// Largest tolerated fraction of failed requests.
+    pub error_budget: f64,
+}
+
+/// One step of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Offered rate, messages per second.
+    pub rate: f64,
+    /// What was broken, if anything.
+    pub broken: Option<String>,
+    /// The step's full report.
+    pub report: RunReport,
+}
+
+/// The whole sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SweepReport {
+    /// Always [`SWEEP_SCHEMA`].
+    pub schema: String,
+    /// [`crate::report::SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The objectives.
+    pub slo: Vec<Slo>,
+    /// Largest tolerated fraction of failed requests.
+    pub error_budget: f64,
+    /// Every step run, in order; only the last can be broken.
+    pub steps: Vec<Step>,
+    /// The highest rate that met the SLO and the error budget.
+    pub best_rate: Option<f64>,
+}
+
+/// What a report breaks, if anything: an SLO (on corrected latency) or the error budget.
+pub fn judge(report: &RunReport, slo: &[Slo], error_budget: f64) -> Option<String> {
+    let failed = report.errors.failed_requests() as f64 / report.sent.max(1) as f64;
+    if failed > error_budget || report.sent == 0 {
+        return Some(format!(
+            "errors {:.3}% > budget {:.3}%",
+            failed * 100.0,
+            error_budget * 100.0
+        ));
+    }
+    slo.iter().find_map(|s| {
+        let v = report.latency.corrected.at(&s.percentile)?;
+        (v > s.limit_us).then(|| {
+            format!(
+                "{} {} > {}",
+                s.percentile,
+                fmt_latency((v * 1e3) as u64),
+                fmt_latency((s.limit_us * 1e3) as u64)
+            )
+        })
+    })
+}
+
+/// Runs the sweep, calling `on_step` after each step.
+pub fn sweep(
+    base: &RunConfig,
+    cfg: &SweepConfig,
+    mut on_step: impl FnMut(&Step),
+) -> anyhow::Result<SweepReport> {
+    anyhow::ensure!(cfg.factor > 1.0, "--sweep-factor must be above 1");
+    let mut steps = Vec::new();
+    let mut rate = cfg.start_rate;
+    for _ in 0..cfg.max_steps {
+        let run_cfg = RunConfig {
+            rate: Some(rate),
+            ..base.clone()
+        };
+        let outcome = run(&run_cfg)?;
+        let report = RunReport::new(&run_cfg, &outcome);
+        let broken = judge(&report, &cfg.slo, cfg.error_budget);
+        let step = Step {
+            rate,
+            broken,
+            report,
+        };
+        on_step(&step);
+        let stop = step.broken.is_some();
+        steps.push(step);
+        if stop {
+            break;
+        }
+        rate *= cfg.factor;
+    }
+    let best_rate = steps
+        .iter()
+        .take_while(|s| s.broken.is_none())
+        .last()
+        .map(|s| s.rate);
+    Ok(SweepReport {
+        schema: SWEEP_SCHEMA.into(),
+        schema_version: crate::report::SCHEMA_VERSION,
+        slo: cfg.slo.clone(),
+        error_budget: cfg.error_budget,
+        steps,
+        best_rate,
+    })
+}
+
+/// The header of the per-step table.
+pub fn table_header() -> String {
+    format!(
+        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10}  verdict",
+        "rate/s", "achieved/s", "p50", "p99", "p99.9", "errors"
+    )
+}
+
+/// One row of the per-step table.
+pub fn table_row(step: &Step) -> String {
+    let r = &step.report;
+    let l = &r.latency.corrected;
+    let us = |v: f64| fmt_latency((v * 1e3) as u64);
+    format!(
+        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10}  {}",
+        group(step.rate),
+        group(r.throughput),
+        us(l.p50_us),
+        us(l.p99_us),
+        us(l.p99_9_us),
+        group(r.errors.failed_requests() as f64),
+        step.broken.as_deref().unwrap_or("ok"),
+    )
+}
+
+impl SweepReport {
+    /// The closing summary.
+    pub fn summary(&self) -> String {
+        let mut t = String::new();
+        let slo: Vec<String> = self
+            .slo
+            .iter()
+            .map(|s| {
+                format!(
+                    "{}<={}",
+                    s.percentile,
+                    fmt_latency((s.limit_us * 1e3) as u64)
+                )
+            })
+            .collect();
+        let _ = write!(
+            t,
+            "SLO {} (corrected latency), error budget {:.3}%: ",
+            if slo.is_empty() {
+                "none".into()
+            } else {
+                slo.join(",")
+            },
+            self.error_budget * 100.0
+        );
+        match (self.best_rate, self.steps.last()) {
+            (Some(best), Some(last)) if last.broken.is_some() => {
+                let _ = write!(t, "highest rate meeting it: {} msg/s", group(best));
+            }
+            (Some(best), _) => {
+                let _ = write!(
+                    t,
+                    "met up to the last step, {} msg/s (not broken yet)",
+                    group(best)
+                );
+            }
+            (None, _) => {
+                let _ = write!(t, "no step met it");
+            }
+        }
+        t
+    }
+}
