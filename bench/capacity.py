@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""The standard capacity suite: every figure of docs/CAPACITY.md's generated block, one command.
+
+usage: python3 bench/capacity.py [--rounds 3] [--secs 3] [--no-build] [--skip PART ...]
+
+Parts (each can be skipped with --skip NAME):
+  clients  limit_client.c vs avp-loadgen against limit_server.c (server on CPU 0, client on
+           CPU 1; 100x1, 1000x16, 10x128; medians of the rounds, clients alternating per round)
+  servers  limit_server.c vs `avpd serve --workers 1` under limit_client.c (../shared/limit's
+           sidebyside.py)
+  latency  avpd's closed-loop capacity as avp-loadgen sees it, then one open-loop run at half of
+           it: latency table, .hgrm and percentile plots
+  sweep    an open-loop sweep against avpd up to the SLO p99 <= 5 ms, with its plot
+  conns    10,000 connections held from one avp-loadgen process against avpd: loadgen peak RSS
+
+It rewrites only the block between the GENERATED markers of docs/CAPACITY.md (creating the
+file with just the markers if it is missing) and writes plots into docs/img/.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIMIT_DIR = os.path.join(os.path.dirname(ROOT), "shared", "limit")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+AVPD = os.path.join(TARGET, "release", "avpd")
+LOADGEN = os.path.join(TARGET, "release", "avp-loadgen")
+LIMIT_SERVER = "/tmp/limit_server"
+LIMIT_CLIENT = "/tmp/limit_client"  # the path sidebyside.py uses
+DOC = os.path.join(ROOT, "docs", "CAPACITY.md")
+IMG = os.path.join(ROOT, "docs", "img")
+BEGIN = "<!-- BEGIN GENERATED: bench/capacity -->"
+END = "<!-- END GENERATED: bench/capacity -->"
+CONFIGS = ["100x1", "1000x16", "10x128"]
+SLO = "p99=5ms"
+
+_port = [7950]
+
+
+def next_port():
+    _port[0] += 1
+    return _port[0]
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def rel(path):
+    return os.path.relpath(path, ROOT)
+
+
+def build(no_build):
+    if not no_build:
+        log("building: cargo build --release --workspace")
+        subprocess.check_call(["cargo", "build", "--release", "--workspace"], cwd=ROOT)
+    for b in (AVPD, LOADGEN):
+        if not os.path.exists(b):
+            sys.exit(f"{b} is missing: run cargo build --release --workspace")
+    for src, out in (("limit_server.c", LIMIT_SERVER), ("limit_client.c", LIMIT_CLIENT)):
+        subprocess.check_call(["gcc", "-O2", "-o", out, os.path.join(LIMIT_DIR, src)])
+
+
+def wait_port(port, secs=10):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Server:
+    """A server pinned to CPU 0 for the duration of a `with` block."""
+
+    def __init__(self, argv):
+        self.argv = argv
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(["taskset", "-c", "0"] + self.argv,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def limit_server(port):
+    return Server([LIMIT_SERVER, str(port)])
+
+
+def avpd_server(port):
+    return Server([AVPD, "serve", "--workers", "1", "--listen", f"tcp://127.0.0.1:{port}"])
+
+
+def loadgen(args, json_path, timeout):
+    """Runs avp-loadgen on CPU 1 and returns its JSON report."""
+    argv = ["taskset", "-c", "1", LOADGEN, "-q", "--json", json_path] + args
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    if not os.path.exists(json_path):
+        raise RuntimeError(f"{shlex.join(argv)} failed: {out.stderr.strip()}")
+    with open(json_path) as f:
+        return json.load(f), out.stdout
+
+
+def fmt_rate(v):
+    return f"{v / 1e3:,.0f}k" if v else "n/a"
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+# --- part: clients -----------------------------------------------------------------------------
+
+def part_clients(a, tmp):
+    """limit_client vs avp-loadgen (minimal and full reports) against limit_server."""
+    clients = ["limit_client.c", "avp-loadgen (minimal reports)", "avp-loadgen (full reports)"]
+    res = {(c, cfg): [] for c in clients for cfg in CONFIGS}
+    for r in range(a.rounds):
+        for cfg in CONFIGS:
+            conns, depth = cfg.split("x")
+            for c in clients:
+                port = next_port()
+                with limit_server(port):
+                    if not wait_port(port):
+                        res[(c, cfg)].append(None)
+                        continue
+                    if c == "limit_client.c":
+                        out = subprocess.run(
+                            ["taskset", "-c", "1", LIMIT_CLIENT, str(port), conns, depth,
+                             str(a.secs)], capture_output=True, text=True,
+                            timeout=a.secs + 60).stdout
+                        m = re.search(r"rate=(\d+)", out)
+                        v = float(m.group(1)) if m else None
+                    else:
+                        fields = "minimal" if "minimal" in c else "full"
+                        rep, _ = loadgen(
+                            ["--target", f"tcp://127.0.0.1:{port}", "--connections", conns,
+                             "--pipeline", depth, "--duration", f"{a.secs}s",
+                             "--report-fields", fields],
+                            os.path.join(tmp, "client.json"), a.secs + 60)
+                        v = rep["throughput"]
+                res[(c, cfg)].append(v)
+                log(f"  clients round {r + 1} {cfg:>8} {c:<30} {fmt_rate(v)}")
+    lines = [
+        "| client (against limit_server.c) | " + " | ".join(CONFIGS) + " |",
+        "|---|" + "---|" * len(CONFIGS),
+    ]
+    ratios = {}
+    for c in clients:
+        cells = []
+        for cfg in CONFIGS:
+            med, base = median(res[(c, cfg)]), median(res[(clients[0], cfg)])
+            ratio = med / base if med and base else None
+            ratios[(c, cfg)] = ratio
+            cells.append(f"{fmt_rate(med)} ({ratio:.2f}x)" if ratio else fmt_rate(med))
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    cmd = (f"taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections C "
+           f"--pipeline D --duration {a.secs:g}s --report-fields minimal|full")
+    text = [
+        "### Load generator vs limit_client.c",
+        "",
+        f"Closed loop against `limit_server.c` on CPU 0, the client on CPU 1, a fresh server per "
+        f"run, clients alternating within each round; medians of {a.rounds} rounds of "
+        f"{a.secs:g} s, ratio to limit_client.c. limit_client.c sends 15-byte reports "
+        f"(CPU, MEM, SEQUENCE) and records nothing; `--report-fields minimal` sends the same "
+        f"bytes, `full` adds TIMESTAMP and NODE_ID (36 bytes). avp-loadgen checks and times "
+        f"every answer in both.",
+        "",
+        f"    taskset -c 1 /tmp/limit_client PORT C D {a.secs:g}",
+        f"    {cmd}",
+        "",
+    ] + lines + [""]
+    return text, ratios
+
+
+# --- part: servers -----------------------------------------------------------------------------
+
+def part_servers(a):
+    cmd = [sys.executable, os.path.join(LIMIT_DIR, "sidebyside.py"), "--rounds", str(a.rounds),
+           "--secs", str(a.secs)]
+    for cfg in CONFIGS:
+        cmd += ["--cfg", cfg]
+    cmd += [f"climit={LIMIT_SERVER} {{port}}",
+            f"avpd={AVPD} serve --workers 1 --listen tcp://127.0.0.1:{{port}}"]
+    log("  servers: " + shlex.join(cmd))
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    shown = [shlex.join([os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd])
+             .replace(LIMIT_DIR, "../shared/limit").replace(TARGET, "target")]
+    return [
+        "### avpd vs limit_server.c under limit_client.c",
+        "",
+        f"`sidebyside.py`: servers alternate on CPU 0, limit_client.c on CPU 1, medians of "
+        f"{a.rounds} rounds of {a.secs:g} s, acks/s and ratio to limit_server.c.",
+        "",
+        "    " + shown[0],
+        "",
+    ] + ["    " + line for line in out.strip().splitlines()] + [""]
+
+
+# --- part: latency -----------------------------------------------------------------------------
+
+def capacity_of_avpd(a, tmp):
+    vals = []
+    for _ in range(a.rounds):
+        port = next_port()
+        with avpd_server(port):
+            if not wait_port(port):
+                continue
+            rep, _ = loadgen(["--target", f"tcp://127.0.0.1:{port}", "--connections", "100",
+                              "--pipeline", "16", "--duration", f"{a.secs}s"],
+                             os.path.join(tmp, "cap.json"), a.secs + 60)
+            vals.append(rep["throughput"])
+    return median(vals)
+
+
+def part_latency(a, tmp):
+    cap = capacity_of_avpd(a, tmp)
+    if not cap:
+        return ["### Open-loop latency", "", "avpd did not start; no figures.", ""], None
+    rate = round(cap / 2, -3)
+    port = next_port()
+    hgrm = os.path.join(IMG, "latency-half-capacity.hgrm")
+    args = ["--target", f"tcp://127.0.0.1:{port}", "--rate", f"{rate:.0f}", "--connections",
+            "100", "--pipeline", "16", "--duration", "10s", "--warmup", "2s", "--hgrm", hgrm]
+    plots = ["--plot", os.path.join(IMG, "latency-half-capacity.svg"),
+             "--plot", os.path.join(IMG, "latency-half-capacity.png")]
+    with avpd_server(port):
+        wait_port(port)
+        rep, table = loadgen(args + plots, os.path.join(tmp, "lat.json"), 120)
+    shown = ("taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --rate "
+             f"{rate:.0f} --connections 100 --pipeline 16 --duration 10s --warmup 2s "
+             "--hgrm docs/img/latency-half-capacity.hgrm --plot docs/img/latency-half-capacity.svg "
+             "--plot docs/img/latency-half-capacity.png")
+    return [
+        "### Open-loop latency of `avpd serve --workers 1` at half its capacity",
+        "",
+        f"Capacity as avp-loadgen measures it (closed loop, 100 connections x depth 16, full "
+        f"reports, median of {a.rounds} x {a.secs:g} s): **{cap:,.0f} msg/s**. Then an open-loop "
+        f"run at half of it, {rate:,.0f} msg/s, avpd on CPU 0 and the loadgen on CPU 1:",
+        "",
+        "    " + shown,
+        "",
+    ] + ["    " + line for line in table.rstrip().splitlines()] + [
+        "",
+        "![latency percentile spectrum](img/latency-half-capacity.svg)",
+        "",
+        "(`docs/img/latency-half-capacity.png` is the same plot as a PNG; "
+        "`docs/img/latency-half-capacity.hgrm` opens in HdrHistogram's plotter.)",
+        "",
+    ], cap
+
+
+# --- part: sweep -------------------------------------------------------------------------------
+
+def part_sweep(a, tmp, cap):
+    # Open loop sends few messages per wake-up, so the knee lies far below the closed-loop
+    # capacity (which batches 16 deep): start low and step by 1.4x.
+    start = max(1000, round((cap or 128_000) / 128, -3))
+    port = next_port()
+    args = ["--target", f"tcp://127.0.0.1:{port}", "--sweep", "--slo", SLO, "--sweep-start",
+            f"{start:.0f}", "--sweep-factor", "1.4", "--connections", "100", "--pipeline", "16",
+            "--duration", f"{a.secs}s", "--warmup", "1s",
+            "--plot", os.path.join(IMG, "sweep.svg"), "--plot", os.path.join(IMG, "sweep.png")]
+    with avpd_server(port):
+        wait_port(port)
+        rep, table = loadgen(args, os.path.join(tmp, "sweep.json"), 3600)
+    shown = (f"taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --sweep --slo {SLO} "
+             f"--sweep-start {start:.0f} --sweep-factor 1.4 --connections 100 --pipeline 16 "
+             f"--duration {a.secs:g}s --warmup 1s --plot docs/img/sweep.svg --plot docs/img/sweep.png")
+    return [
+        "### Capacity sweep of `avpd serve --workers 1`",
+        "",
+        "    " + shown,
+        "",
+    ] + ["    " + line for line in table.rstrip().splitlines()] + [
+        "",
+        "![throughput against latency](img/sweep.svg)",
+        "",
+    ]
+
+
+# --- part: conns -------------------------------------------------------------------------------
+
+def part_conns(a, tmp):
+    port = next_port()
+    args = ["--target", f"tcp://127.0.0.1:{port}", "--connections", "10000", "--connect-rate",
+            "5000", "--rate", "20000", "--warmup", "3s", "--duration", "5s"]
+    with avpd_server(port):
+        wait_port(port)
+        rep, _ = loadgen(args, os.path.join(tmp, "conns.json"), 120)
+    rss = rep.get("peak_rss_kib")
+    shown = ("taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections 10000 "
+             "--connect-rate 5000 --rate 20000 --warmup 3s --duration 5s")
+    c = rep["latency"]["corrected"]
+    return [
+        "### 10,000 connections from one avp-loadgen process",
+        "",
+        "    " + shown,
+        "",
+        f"Sent {rep['sent']:,}, answered {rep['answered']:,}, errors {rep['errors_total']:,}; "
+        f"throughput {rep['throughput']:,.0f} msg/s, corrected p99 {c['p99_us'] / 1e3:.3f} ms; "
+        f"avp-loadgen peak RSS {rss / 1024:.1f} MiB"
+        f" ({rss * 1024 / 10000:,.0f} bytes per connection, histograms included)." if rss else
+        "Peak RSS not available on this OS.",
+        "",
+    ]
+
+
+# --- the document ------------------------------------------------------------------------------
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"model name\s*:\s*(.+)", f.read())
+            cpu = m.group(1).strip() if m else cpu
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {cpu}"
+
+
+def write_block(lines):
+    os.makedirs(os.path.dirname(DOC), exist_ok=True)
+    text = open(DOC).read() if os.path.exists(DOC) else f"{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    block = "\n".join(lines).rstrip("\n")
+    with open(DOC, "w") as f:
+        f.write(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--secs", type=float, default=3)
+    ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["clients", "servers", "latency", "sweep", "conns"])
+    a = ap.parse_args()
+    build(a.no_build)
+    os.makedirs(IMG, exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = [
+        "## Generated figures",
+        "",
+        f"Generated by `python3 bench/capacity.py --rounds {a.rounds} --secs {a.secs:g}` on "
+        f"{started}; machine: {machine()}. Absolute figures drift with the machine and with "
+        f"whatever else runs on it; the ratios within one run are what count.",
+        "",
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        if "clients" not in a.skip:
+            log("part clients")
+            text, _ = part_clients(a, tmp)
+            lines += text
+        if "servers" not in a.skip:
+            log("part servers")
+            lines += part_servers(a)
+        cap = None
+        if "latency" not in a.skip:
+            log("part latency")
+            text, cap = part_latency(a, tmp)
+            lines += text
+        if "sweep" not in a.skip:
+            log("part sweep")
+            lines += part_sweep(a, tmp, cap)
+        if "conns" not in a.skip:
+            log("part conns")
+            lines += part_conns(a, tmp)
+    write_block(lines)
+    log(f"wrote {rel(DOC)} and {rel(IMG)}/")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
