@@ -54,6 +54,16 @@ fn binary(c: &mut Criterion) {
             Message::ack(black_box(Some(7))).encode(&mut out).unwrap()
         })
     });
+    g.bench_function("encode_report_node_ts_reused_vec", |b| {
+        b.iter(|| {
+            out.clear();
+            black_box(&full).encode(&mut out).unwrap()
+        })
+    });
+    let ack = [0x00, 0x09, 0x04, 0x06, 0x04, 0x00, 0x00, 0x00, 0x07];
+    g.bench_function("decode_parse_ack_9B", |b| {
+        b.iter(|| decode(Codec::Binary, black_box(&ack)))
+    });
     g.finish();
 }
 

@@ -134,7 +134,7 @@ pub struct ConnectionReport {
 
 impl ConnectionReport {
     /// Records a report received on the connection from `peer`.
-    #[inline]
+    #[inline(always)]
     pub fn record(
         &mut self,
         shard: &mut FleetShard,

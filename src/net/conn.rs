@@ -10,7 +10,7 @@
 use super::buffer::{BufferPool, InputBuffer};
 use crate::fleet::{ConnectionReport, FleetShard};
 use crate::node::stats::Counters;
-use crate::proto::{Codec, FramingError, Message, Status};
+use crate::proto::{Codec, Decoded, FramingError, HandleDecoded, Message, Status};
 use crate::session::Session;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -257,24 +257,17 @@ impl Connection {
                 self.read_paused = true;
                 break;
             }
-            let used = match self.codec.decode(input.filled()) {
-                Ok(Status::Complete((decoded, used))) => {
-                    let outcome = self.session.handle(ctx.now, &decoded);
-                    if let Some(answer) = &outcome.answer {
-                        match self.codec.encode(answer, output) {
-                            Ok(_) => ctx.counters.answers += 1,
-                            Err(e) => {
-                                tracing::error!(peer = %self.peer, "cannot encode answer: {e}")
-                            }
-                        }
-                    }
-                    if let Some(report) = outcome.report {
-                        self.latest_report
-                            .record(ctx.fleet, self.peer, report, ctx.now_ms);
-                    }
-                    ctx.counters.count(outcome.kind);
-                    used
-                }
+            let mut responder = Responder {
+                session: &mut self.session,
+                latest_report: &mut self.latest_report,
+                peer: self.peer,
+                codec: self.codec,
+                output,
+                ctx,
+            };
+            let decoded = self.codec.decode_with(input.filled(), &mut responder);
+            let used = match decoded {
+                Ok(Status::Complete(((), used))) => used,
                 Ok(Status::Partial) => break,
                 Err(e) => {
                     self.framing_error = Some(e);
@@ -324,5 +317,37 @@ impl Connection {
             self.writable_registered = want_writable;
         }
         Ok(())
+    }
+}
+
+/// Answers one decoded frame of a connection: the session's verdict, the answer appended to the
+/// output, the report recorded, the frame counted.
+struct Responder<'r, 'a> {
+    session: &'r mut Session,
+    latest_report: &'r mut ConnectionReport,
+    peer: SocketAddr,
+    codec: Codec,
+    output: &'r mut Vec<u8>,
+    ctx: &'r mut Context<'a>,
+}
+
+impl HandleDecoded for Responder<'_, '_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn handle(&mut self, decoded: &Decoded<'_>) {
+        let ctx = &mut *self.ctx;
+        let outcome = self.session.handle(ctx.now, decoded);
+        if let Some(answer) = &outcome.answer {
+            match self.codec.encode(answer, self.output) {
+                Ok(_) => ctx.counters.answers += 1,
+                Err(e) => tracing::error!(peer = %self.peer, "cannot encode answer: {e}"),
+            }
+        }
+        if let Some(report) = outcome.report {
+            self.latest_report
+                .record(ctx.fleet, self.peer, report, ctx.now_ms);
+        }
+        ctx.counters.count(outcome.kind);
     }
 }

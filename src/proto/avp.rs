@@ -171,9 +171,16 @@ pub fn uint_width(v: u64) -> usize {
 #[inline]
 pub fn put_uint_with_width(out: &mut Vec<u8>, attribute: Attribute, v: u64, width: usize) {
     debug_assert!((1..=MAX_UINT_LEN).contains(&width) && uint_width(v) <= width);
-    out.push(attribute as u8);
-    out.push(width as u8);
-    out.extend_from_slice(&v.to_be_bytes()[MAX_UINT_LEN - width..]);
+    // One fixed-size copy of the header and the value shifted to the front, then the unused
+    // tail cut off: cheaper than a copy whose length is only known at run time.
+    let mut avp = [0u8; AVP_HEADER_LEN + MAX_UINT_LEN];
+    avp[0] = attribute as u8;
+    avp[1] = width as u8;
+    let shifted = v << (8 * (MAX_UINT_LEN - width));
+    avp[AVP_HEADER_LEN..].copy_from_slice(&shifted.to_be_bytes());
+    let end = out.len() + AVP_HEADER_LEN + width;
+    out.extend_from_slice(&avp);
+    out.truncate(end);
 }
 
 /// Appends an integer AVP in the shortest width that holds `v`.

@@ -5,7 +5,10 @@
 //! rules (ranges, duplicates, which attributes a type allows or needs) exist exactly once.
 //! Nothing here does IO; decoding borrows from the input and does not allocate.
 
-use super::avp::{self, Attribute, AvpIter, UintError, MAX_VALUE_LEN};
+use super::avp::{
+    self, Attribute, AvpIter, UintError, AVP_HEADER_LEN, MAX_UINT_LEN, MAX_VALUE_LEN,
+};
+use super::canonical;
 use super::frame::{self, Frame, HEADER_LEN};
 use std::borrow::Cow;
 use std::fmt;
@@ -107,6 +110,12 @@ pub mod result_code {
 
 /// Largest accepted pause, in seconds (one week).
 pub const MAX_PAUSE_SECS: u64 = 7 * 24 * 3600;
+/// Longest binary message this module encodes: a STAT_REPORT with every attribute (CPU and MEM
+/// in one byte, TIMESTAMP and SEQUENCE in eight, a 255-byte NODE_ID). Encoders reserve it once.
+const MAX_ENCODED_LEN: usize = HEADER_LEN
+    + 2 * (AVP_HEADER_LEN + 1)
+    + 2 * (AVP_HEADER_LEN + MAX_UINT_LEN)
+    + (AVP_HEADER_LEN + MAX_VALUE_LEN);
 /// Range of RESULT_CODE values (three-digit codes).
 pub const RESULT_CODE_RANGE: std::ops::RangeInclusive<u64> = 100..=999;
 
@@ -223,6 +232,15 @@ impl<'a> Message<'a> {
     /// Parses a frame's body into a message, checking every rule of the protocol.
     #[inline(always)]
     pub fn parse(frame: Frame<'a>) -> Result<Message<'a>, MessageError> {
+        match canonical::parse(frame) {
+            Some(msg) => Ok(msg),
+            None => Self::parse_general(frame),
+        }
+    }
+
+    /// [`Message::parse`] without the canonical-layout shortcut: AVP by AVP.
+    #[inline(always)]
+    pub(crate) fn parse_general(frame: Frame<'a>) -> Result<Message<'a>, MessageError> {
         let Some(msg_type) = MessageType::from_u8(frame.msg_type) else {
             // An unknown type's attributes may mean anything: do not validate them.
             return Err(MessageError {
@@ -264,21 +282,16 @@ impl<'a> Message<'a> {
     /// Returns the number of bytes written. On error nothing is left appended.
     #[inline(always)]
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
-        // The most common answer by far, a STAT_REPORT_ACK echoing a 4-byte SEQUENCE, is a fixed
-        // 9-byte frame; writing it in one copy keeps the per-report path short.
-        if let (Body::StatReportAck, Some(seq)) = (&self.body, self.sequence) {
-            if let Ok(seq) = u32::try_from(seq) {
-                let [a, b, c, d] = seq.to_be_bytes();
-                let ack = MessageType::StatReportAck as u8;
-                out.extend_from_slice(&[0, 9, ack, Attribute::Sequence as u8, 4, a, b, c, d]);
-                return Ok(9);
-            }
+        match canonical::encode(self, out) {
+            Some(n) => Ok(n),
+            None => self.encode_general(out),
         }
-        self.encode_general(out)
     }
 
-    fn encode_general(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+    /// Appends the binary encoding of any message, attribute by attribute.
+    pub(crate) fn encode_general(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
         self.check_encodable()?;
+        out.reserve(MAX_ENCODED_LEN);
         let start = out.len();
         out.extend_from_slice(&[0; HEADER_LEN]);
         match &self.body {

@@ -6,13 +6,14 @@
 //! The normative description is `docs/PROTOCOL.md`.
 
 pub mod avp;
+mod canonical;
 pub mod codec;
 pub mod frame;
 pub mod json;
 pub mod message;
 
 pub use avp::Attribute;
-pub use codec::{Codec, Decoded, FramingError};
+pub use codec::{Codec, Decoded, FramingError, HandleDecoded};
 pub use frame::{decode_datagram, decode_frame, DatagramError, Frame, FrameError, Status};
 pub use message::{
     result_code, Body, EncodeError, InvalidReason, Message, MessageError, MessageType, Report,
