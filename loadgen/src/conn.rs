@@ -7,14 +7,14 @@
 //! trailing partial frame is copied into the connection, so idle connections hold no buffers.
 
 use crate::check::{check, Verdict};
+use crate::inflight::{InFlight, InFlightQueue};
 use crate::mix::MixCursor;
 use crate::pacing::Pacing;
 use crate::request::{RequestKind, RequestWriter};
 use crate::worker::Ctx;
-use avpd::proto::{Decoded, FramingError, Status};
+use avpd::proto::{ack_frame, Codec, Decoded, FramingError, Status, ACK_FRAME_LEN};
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
-use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 
@@ -30,16 +30,6 @@ pub enum State {
     Connecting,
     /// Ready to send and receive.
     Open,
-}
-
-/// A request sent and not yet answered.
-#[derive(Debug, Clone, Copy)]
-struct InFlight {
-    seq: u32,
-    kind: RequestKind,
-    scheduled: u64,
-    sent: u64,
-    measured: bool,
 }
 
 #[derive(Debug)]
@@ -70,7 +60,7 @@ pub struct Conn {
     out_pos: usize,
     want_write: bool,
     queued: bool,
-    inflight: VecDeque<InFlight>,
+    inflight: InFlightQueue,
     next_seq: u32,
     pacing: Pacing,
     mix: MixCursor,
@@ -88,7 +78,7 @@ impl Conn {
             out_pos: 0,
             want_write: false,
             queued: false,
-            inflight: VecDeque::new(),
+            inflight: InFlightQueue::default(),
             next_seq: 0,
             pacing,
             mix,
@@ -320,11 +310,32 @@ impl Conn {
     fn answers(&mut self, buf: &[u8], ctx: &mut Ctx, now: u64) -> Result<usize, FramingError> {
         let mut used = 0;
         loop {
-            match ctx.codec.decode(&buf[used..]) {
+            let rest = &buf[used..];
+            // The common answer, a report's ack in its canonical layout, is checked by comparing
+            // bytes; anything else is decoded and checked field by field.
+            // Requests of one run share their send time, so the acks matched here in a row
+            // are timed and counted together.
+            if let Some((req, run)) = self.inflight.front_run() {
+                if req.kind == RequestKind::Report && ctx.codec == Codec::Binary {
+                    let acks = rest
+                        .chunks_exact(ACK_FRAME_LEN)
+                        .take(run as usize)
+                        .zip(req.seq..)
+                        .take_while(|(frame, seq)| *frame == ack_frame(*seq))
+                        .count();
+                    if acks > 0 {
+                        self.inflight.pop_front_n(acks as u32);
+                        used += acks * ACK_FRAME_LEN;
+                        complete(req, acks as u64, Verdict::Ok, ctx, now);
+                        continue;
+                    }
+                }
+            }
+            match ctx.codec.decode(rest) {
                 Ok(Status::Complete((answer, n))) => {
                     used += n;
                     match self.inflight.pop_front() {
-                        Some(req) => complete(req, &answer, ctx, now),
+                        Some(req) => complete(req, 1, check(req.kind, req.seq, &answer), ctx, now),
                         None => count(ctx, now, |e| e.unsolicited += 1),
                     }
                 }
@@ -346,9 +357,11 @@ impl Conn {
             Decoded::Message(m) => m.sequence,
             Decoded::Invalid(e) => e.sequence,
         };
-        let pos = seq.and_then(|s| self.inflight.iter().position(|r| u64::from(r.seq) == s));
-        match pos.and_then(|p| self.inflight.remove(p)) {
-            Some(req) => complete(req, &answer, ctx, now),
+        let req = seq
+            .and_then(|s| u32::try_from(s).ok())
+            .and_then(|s| self.inflight.remove_seq(s));
+        match req {
+            Some(req) => complete(req, 1, check(req.kind, req.seq, &answer), ctx, now),
             None if seq.is_some_and(|s| s < u64::from(self.next_seq)) => {
                 count(ctx, now, |e| e.late += 1)
             }
@@ -360,8 +373,12 @@ impl Conn {
     /// straight to the socket (UDP).
     fn fill(&mut self, ctx: &mut Ctx, now: u64) {
         let epoch_ms = ctx.clock.epoch_ms(now);
+        // What this call writes joins the queue as runs (see `InFlightQueue`), gathered here.
+        let mut run: Option<(InFlight, u32)> = None;
+        let (mut written, mut sent_by_kind) = (0, [0; RequestKind::ALL.len()]);
         while !self.sending_done(ctx, now) {
-            let Some(scheduled) = self.pacing.poll_send(now, self.inflight.len(), ctx.depth) else {
+            let outstanding = self.inflight.len() + run.map_or(0, |(_, n)| n as usize);
+            let Some(scheduled) = self.pacing.poll_send(now, outstanding, ctx.depth) else {
                 break;
             };
             if scheduled >= ctx.send_end {
@@ -390,18 +407,33 @@ impl Conn {
                     self.writer.write(kind, seq, epoch_ms, &mut self.out);
                 }
             }
-            self.inflight.push_back(InFlight {
+            let req = InFlight {
                 seq,
                 kind,
                 scheduled,
                 sent: now,
                 measured,
-            });
-            ctx.outstanding += 1;
-            ctx.interval.sent += 1;
-            if measured {
-                ctx.stats.sent[kind as usize] += 1;
+            };
+            match &mut run {
+                Some((first, n)) if first.follows(req, *n) => *n += 1,
+                _ => {
+                    if let Some((first, n)) = run.replace((req, 1)) {
+                        self.inflight.push_run(first, n);
+                    }
+                }
             }
+            written += 1;
+            if measured {
+                sent_by_kind[kind as usize] += 1;
+            }
+        }
+        if let Some((first, n)) = run {
+            self.inflight.push_run(first, n);
+        }
+        ctx.outstanding += written;
+        ctx.interval.sent += written;
+        for (total, n) in ctx.stats.sent.iter_mut().zip(sent_by_kind) {
+            *total += n;
         }
     }
 
@@ -443,13 +475,13 @@ impl Conn {
         let expired = move |r: &InFlight| r.sent.saturating_add(timeout) <= now;
         match self.sock {
             Sock::Udp(_) => {
-                while let Some(req) = self.inflight.front().copied().filter(expired) {
+                while let Some(req) = self.inflight.front().filter(expired) {
                     self.inflight.pop_front();
                     give_up(req, ctx, now, |e| e.timeouts += 1);
                 }
             }
             _ => {
-                if self.inflight.front().is_some_and(expired) {
+                if self.inflight.front().is_some_and(|r| expired(&r)) {
                     self.close(registry, ctx, now, CloseReason::Timeout);
                 }
             }
@@ -458,7 +490,7 @@ impl Conn {
 
     /// Gives up on every outstanding request as a timeout (the end of the drain period).
     pub fn abandon(&mut self, ctx: &mut Ctx, now: u64) {
-        for req in self.inflight.drain(..) {
+        for req in self.inflight.drain() {
             give_up(req, ctx, now, |e| e.timeouts += 1);
         }
     }
@@ -474,7 +506,7 @@ impl Conn {
         if self.state == State::Open {
             ctx.open -= 1;
         }
-        for req in self.inflight.drain(..) {
+        for req in self.inflight.drain() {
             match reason {
                 CloseReason::Timeout => give_up(req, ctx, now, |e| e.timeouts += 1),
                 _ => give_up(req, ctx, now, |e| e.aborted += 1),
@@ -503,32 +535,32 @@ fn udp_socket(target: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s)
 }
 
-/// Checks and times the answer to `req`.
+/// Counts and times the answers to `n` requests of one run starting at `req`, all found
+/// `verdict` by checking.
 #[inline]
-fn complete(req: InFlight, answer: &Decoded<'_>, ctx: &mut Ctx, now: u64) {
-    let verdict = check(req.kind, req.seq, answer);
-    ctx.outstanding -= 1;
-    ctx.interval.answered += 1;
+fn complete(req: InFlight, n: u64, verdict: Verdict, ctx: &mut Ctx, now: u64) {
+    ctx.outstanding -= n;
+    ctx.interval.answered += n;
     if verdict != Verdict::Ok {
-        ctx.interval.errors += 1;
+        ctx.interval.errors += n;
     }
     if !req.measured {
         // Warmup answers still feed the live progress line.
         ctx.warmup_latency
-            .saturating_record(now.saturating_sub(req.scheduled).max(1));
+            .saturating_record_n(now.saturating_sub(req.scheduled).max(1), n);
         return;
     }
     let s = &mut ctx.stats;
-    s.answered += 1;
+    s.answered += n;
     if verdict == Verdict::Ok {
-        s.ok += 1;
+        s.ok += n;
     } else {
-        s.errors.record(verdict);
+        s.errors.record(verdict, n);
     }
     if ctx.open_loop {
-        s.record_latency(now, req.scheduled, req.sent);
+        s.record_latency(now, req.scheduled, req.sent, n);
     } else {
-        s.record_closed_loop_latency(now, req.sent);
+        s.record_closed_loop_latency(now, req.sent, n);
     }
     s.last_done = now;
 }

@@ -18,6 +18,7 @@ pub mod compare;
 pub mod conn;
 pub mod embedded;
 pub mod hgrm;
+pub mod inflight;
 pub mod mix;
 pub mod pacing;
 pub mod plot;

@@ -157,7 +157,7 @@ mod tests {
             };
             if next_answer <= now {
                 let (scheduled, sent, _) = inflight.pop_front().unwrap();
-                stats.record_latency(now, scheduled, sent);
+                stats.record_latency(now, scheduled, sent, 1);
             }
         }
         stats

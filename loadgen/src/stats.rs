@@ -49,15 +49,15 @@ pub struct ErrorCounts {
 }
 
 impl ErrorCounts {
-    /// Counts one checked answer; `Verdict::Ok` counts nothing.
-    pub fn record(&mut self, v: Verdict) {
+    /// Counts `n` answers that checking found `v`; `Verdict::Ok` counts nothing.
+    pub fn record(&mut self, v: Verdict, n: u64) {
         match v {
             Verdict::Ok => {}
-            Verdict::Invalid => self.invalid += 1,
-            Verdict::SeqMismatch => self.seq_mismatch += 1,
-            Verdict::Status4xx => self.status_4xx += 1,
-            Verdict::Status5xx => self.status_5xx += 1,
-            Verdict::WrongType => self.wrong_type += 1,
+            Verdict::Invalid => self.invalid += n,
+            Verdict::SeqMismatch => self.seq_mismatch += n,
+            Verdict::Status4xx => self.status_4xx += n,
+            Verdict::Status5xx => self.status_5xx += n,
+            Verdict::WrongType => self.wrong_type += n,
         }
     }
 
@@ -154,29 +154,29 @@ impl Stats {
         self.sent.iter().sum()
     }
 
-    /// Records the latencies of one answer received at `now` for a request scheduled at
+    /// Records the latencies of `n` answers received at `now` for requests scheduled at
     /// `scheduled` and sent at `sent_at` (all clock nanoseconds).
     #[inline]
-    pub fn record_latency(&mut self, now: u64, scheduled: u64, sent_at: u64) {
+    pub fn record_latency(&mut self, now: u64, scheduled: u64, sent_at: u64, n: u64) {
         self.corrected
-            .saturating_record(now.saturating_sub(scheduled).max(1));
+            .saturating_record_n(now.saturating_sub(scheduled).max(1), n);
         self.uncorrected
-            .saturating_record(now.saturating_sub(sent_at).max(1));
+            .saturating_record_n(now.saturating_sub(sent_at).max(1), n);
     }
 
-    /// Records the latency of one answer in closed loop, where the scheduled and the actual
+    /// Records the latency of `n` answers in closed loop, where the scheduled and the actual
     /// send time are the same, so only the corrected histogram is written
     /// ([`Stats::finish_closed_loop`] copies it to the uncorrected one). Answers read together
     /// to requests written together have the same latency; such runs are recorded with one
     /// `record_n`, so call [`Stats::flush`] before reading `corrected`.
     #[inline]
-    pub fn record_closed_loop_latency(&mut self, now: u64, sent_at: u64) {
+    pub fn record_closed_loop_latency(&mut self, now: u64, sent_at: u64, n: u64) {
         let v = now.saturating_sub(sent_at).max(1);
         if v == self.pending.0 {
-            self.pending.1 += 1;
+            self.pending.1 += n;
         } else {
             self.flush();
-            self.pending = (v, 1);
+            self.pending = (v, n);
         }
     }
 

@@ -56,12 +56,12 @@ pub(crate) fn parse(frame: Frame<'_>) -> Option<Message<'static>> {
 /// the general encoder writes, in one copy.
 #[inline(always)]
 pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
-    let [s0, s1, s2, s3] = u32::try_from(msg.sequence?).ok()?.to_be_bytes();
+    let seq = u32::try_from(msg.sequence?).ok()?;
+    let [s0, s1, s2, s3] = seq.to_be_bytes();
     match &msg.body {
         Body::StatReportAck => {
-            let ack = MessageType::StatReportAck as u8;
-            out.extend_from_slice(&[0, 9, ack, SEQ, 4, s0, s1, s2, s3]);
-            Some(9)
+            out.extend_from_slice(&ack_frame(seq));
+            Some(ACK_FRAME_LEN)
         }
         Body::StatReport(Report {
             cpu_percent: cpu @ 0..=100,
@@ -78,6 +78,17 @@ pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
         }
         _ => None,
     }
+}
+
+/// Size of the canonical STAT_REPORT_ACK frame.
+pub const ACK_FRAME_LEN: usize = 3 + ACK_BODY_LEN;
+
+/// The canonical STAT_REPORT_ACK echoing `seq`: the exact bytes the node answers a report with
+/// SEQUENCE `seq`, for a client that checks answers by comparing bytes.
+#[inline(always)]
+pub fn ack_frame(seq: u32) -> [u8; ACK_FRAME_LEN] {
+    let [a, b, c, d] = seq.to_be_bytes();
+    [0, 9, MessageType::StatReportAck as u8, SEQ, 4, a, b, c, d]
 }
 
 #[inline(always)]
