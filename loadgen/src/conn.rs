@@ -378,54 +378,57 @@ impl Conn {
         let (mut written, mut sent_by_kind) = (0, [0; RequestKind::ALL.len()]);
         while !self.sending_done(ctx, now) {
             let outstanding = self.inflight.len() + run.map_or(0, |(_, n)| n as usize);
-            let Some(scheduled) = self.pacing.poll_send(now, outstanding, ctx.depth) else {
+            let Some((scheduled, mut count)) = self.pacing.poll_send(now, outstanding, ctx.depth)
+            else {
                 break;
             };
             if scheduled >= ctx.send_end {
                 break;
             }
             let measured = scheduled >= ctx.measure_start;
-            if measured {
-                match &mut ctx.remaining {
-                    Some(0) => break,
-                    Some(r) => *r -= 1,
-                    None => {}
-                }
+            if let (true, Some(r)) = (measured, &mut ctx.remaining) {
+                count = count.min(usize::try_from(*r).unwrap_or(usize::MAX));
+                *r -= count as u64;
             }
-            let kind = self.mix.next_kind();
-            let seq = self.next_seq;
-            self.next_seq = seq.wrapping_add(1);
-            match &self.sock {
-                Sock::Udp(s) => {
-                    ctx.datagram.clear();
-                    self.writer.write(kind, seq, epoch_ms, &mut ctx.datagram);
-                    // A datagram the kernel refuses is lost like one the network drops: it
-                    // is counted when its timeout expires.
-                    let _ = s.send(&ctx.datagram);
-                }
-                _ => {
-                    self.writer.write(kind, seq, epoch_ms, &mut self.out);
-                }
+            if count == 0 {
+                break;
             }
-            let req = InFlight {
-                seq,
-                kind,
-                scheduled,
-                sent: now,
-                measured,
-            };
-            match &mut run {
-                Some((first, n)) if first.follows(req, *n) => *n += 1,
-                _ => {
-                    if let Some((first, n)) = run.replace((req, 1)) {
-                        self.inflight.push_run(first, n);
+            for _ in 0..count {
+                let kind = self.mix.next_kind();
+                let seq = self.next_seq;
+                self.next_seq = seq.wrapping_add(1);
+                match &self.sock {
+                    Sock::Udp(s) => {
+                        ctx.datagram.clear();
+                        self.writer.write(kind, seq, epoch_ms, &mut ctx.datagram);
+                        // A datagram the kernel refuses is lost like one the network drops:
+                        // it is counted when its timeout expires.
+                        let _ = s.send(&ctx.datagram);
+                    }
+                    _ => {
+                        self.writer.write(kind, seq, epoch_ms, &mut self.out);
                     }
                 }
+                let req = InFlight {
+                    seq,
+                    kind,
+                    scheduled,
+                    sent: now,
+                    measured,
+                };
+                match &mut run {
+                    Some((first, n)) if first.follows(req, *n) => *n += 1,
+                    _ => {
+                        if let Some((first, n)) = run.replace((req, 1)) {
+                            self.inflight.push_run(first, n);
+                        }
+                    }
+                }
+                if measured {
+                    sent_by_kind[kind as usize] += 1;
+                }
             }
-            written += 1;
-            if measured {
-                sent_by_kind[kind as usize] += 1;
-            }
+            written += count as u64;
         }
         if let Some((first, n)) = run {
             self.inflight.push_run(first, n);

@@ -55,20 +55,26 @@ impl Schedule {
 }
 
 impl Pacing {
-    /// If a request may be sent at `now` with `outstanding` requests in flight and at most
-    /// `depth` allowed, consumes its slot and returns its scheduled time.
+    /// If requests may be sent at `now` with `outstanding` requests in flight and at most
+    /// `depth` allowed, consumes a slot and returns its scheduled time and how many requests
+    /// may go out at it: every free pipeline place in closed loop, one in open loop.
     #[inline]
-    pub fn poll_send(&mut self, now: u64, outstanding: usize, depth: usize) -> Option<u64> {
+    pub fn poll_send(
+        &mut self,
+        now: u64,
+        outstanding: usize,
+        depth: usize,
+    ) -> Option<(u64, usize)> {
         if outstanding >= depth {
             return None;
         }
         match self {
-            Pacing::Closed => Some(now),
+            Pacing::Closed => Some((now, depth - outstanding)),
             Pacing::Open(s) => {
                 let due = s.due();
                 (due <= now).then(|| {
                     s.advance();
-                    due
+                    (due, 1)
                 })
             }
         }
@@ -97,7 +103,7 @@ mod tests {
         let mut all: Vec<u64> = Vec::new();
         for i in 0..4 {
             let mut p = Pacing::Open(Schedule::new(10 * MS, i, 4, 1000.0));
-            all.extend((0..3).map(|_| p.poll_send(u64::MAX / 2, 0, 1).unwrap()));
+            all.extend((0..3).map(|_| p.poll_send(u64::MAX / 2, 0, 1).unwrap().0));
         }
         all.sort();
         let want: Vec<u64> = (0..12).map(|n| 10 * MS + n * MS).collect();
@@ -107,8 +113,8 @@ mod tests {
     #[test]
     fn closed_loop_is_bounded_by_depth_only() {
         let mut p = Pacing::Closed;
-        assert_eq!(p.poll_send(5, 0, 2), Some(5));
-        assert_eq!(p.poll_send(6, 1, 2), Some(6));
+        assert_eq!(p.poll_send(5, 0, 2), Some((5, 2)));
+        assert_eq!(p.poll_send(6, 1, 2), Some((6, 1)));
         assert_eq!(p.poll_send(7, 2, 2), None);
         assert_eq!(p.next_due(), None);
     }
@@ -117,10 +123,11 @@ mod tests {
     fn late_sends_keep_their_slot_times_and_catch_up() {
         let mut p = Pacing::Open(Schedule::new(0, 0, 1, 1000.0));
         // Nothing may go out before its time.
-        assert_eq!(p.poll_send(0, 0, 10), Some(0));
+        assert_eq!(p.poll_send(0, 0, 10), Some((0, 1)));
         assert_eq!(p.poll_send(MS - 1, 0, 10), None);
         // Woken 5 ms late: the missed slots go out at once, each with its own scheduled time.
-        let burst: Vec<_> = std::iter::from_fn(|| p.poll_send(5 * MS, 0, 10)).collect();
+        let burst: Vec<_> =
+            std::iter::from_fn(|| p.poll_send(5 * MS, 0, 10).map(|(t, _)| t)).collect();
         assert_eq!(burst, vec![MS, 2 * MS, 3 * MS, 4 * MS, 5 * MS]);
         assert_eq!(p.next_due(), Some(6 * MS));
     }
@@ -144,7 +151,7 @@ mod tests {
         let mut now = 0;
         let end = secs * 1_000 * MS;
         while now < end {
-            while let Some(scheduled) = pacing.poll_send(now, inflight.len(), 1) {
+            while let Some((scheduled, _)) = pacing.poll_send(now, inflight.len(), 1) {
                 inflight.push_back((scheduled, now, answer_at(now)));
             }
             // Advance the fake clock to the next event: an answer or the next slot.

@@ -4,7 +4,7 @@
 //! host's; a PAUSE always carries a short DURATION ([`PAUSE_SECS`]) so the mix's resumes follow
 //! it. Encoding appends to the connection's output buffer and allocates nothing.
 
-use avpd::proto::{Body, Codec, Message, MessageType, Report};
+use avpd::proto::{report_frame, Body, Codec, Message, MessageType, Report};
 use std::borrow::Cow;
 
 /// PAUSE length sent in the mix, in seconds.
@@ -113,6 +113,13 @@ impl RequestWriter {
                     self.wander();
                 }
                 let full = self.fields == ReportFields::Full;
+                if !full && self.codec == Codec::Binary {
+                    // The canonical frame, exactly what the encoder below would write.
+                    if let Some(frame) = report_frame(self.cpu, self.mem, seq) {
+                        out.extend_from_slice(&frame);
+                        return frame.len();
+                    }
+                }
                 Body::StatReport(Report {
                     cpu_percent: self.cpu,
                     mem_percent: self.mem,
@@ -197,6 +204,20 @@ mod tests {
         assert_eq!(w.write(RequestKind::Report, 9, 0, &mut out), 15);
         assert_eq!(&out[..3], &[0x00, 0x0F, 0x03]);
         assert_eq!(&out[9..], &[0x06, 0x04, 0, 0, 0, 9]);
+    }
+
+    #[test]
+    fn minimal_reports_are_what_the_codec_encodes() {
+        let mut w = RequestWriter::new(Codec::Binary, ReportFields::Minimal, 3);
+        for seq in 0..300 {
+            let mut out = Vec::new();
+            w.write(RequestKind::Report, seq, 0, &mut out);
+            let m = decode(Codec::Binary, &out);
+            let mut again = Vec::new();
+            Codec::Binary.encode(&m, &mut again).unwrap();
+            assert_eq!(out, again);
+            assert_eq!(m.sequence, Some(u64::from(seq)));
+        }
     }
 
     #[test]

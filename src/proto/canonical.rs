@@ -57,27 +57,37 @@ pub(crate) fn parse(frame: Frame<'_>) -> Option<Message<'static>> {
 #[inline(always)]
 pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
     let seq = u32::try_from(msg.sequence?).ok()?;
-    let [s0, s1, s2, s3] = seq.to_be_bytes();
     match &msg.body {
         Body::StatReportAck => {
             out.extend_from_slice(&ack_frame(seq));
             Some(ACK_FRAME_LEN)
         }
         Body::StatReport(Report {
-            cpu_percent: cpu @ 0..=100,
-            mem_percent: mem @ 0..=100,
+            cpu_percent,
+            mem_percent,
             timestamp_ms: None,
             node_id: None,
         }) => {
-            let report = MessageType::StatReport as u8;
-            let (cpu, mem) = (*cpu, *mem);
-            out.extend_from_slice(&[
-                0, 15, report, CPU, 1, cpu, MEM, 1, mem, SEQ, 4, s0, s1, s2, s3,
-            ]);
-            Some(15)
+            out.extend_from_slice(&report_frame(*cpu_percent, *mem_percent, seq)?);
+            Some(REPORT_FRAME_LEN)
         }
         _ => None,
     }
+}
+
+/// Size of the canonical STAT_REPORT frame.
+pub const REPORT_FRAME_LEN: usize = 3 + REPORT_BODY_LEN;
+
+/// The canonical STAT_REPORT of CPU `cpu` %, memory `mem` % and SEQUENCE `seq`, as the general
+/// encoder writes it; `None` when a percentage is above 100.
+#[inline(always)]
+pub fn report_frame(cpu: u8, mem: u8, seq: u32) -> Option<[u8; REPORT_FRAME_LEN]> {
+    if cpu > 100 || mem > 100 {
+        return None;
+    }
+    let [a, b, c, d] = seq.to_be_bytes();
+    let report = MessageType::StatReport as u8;
+    Some([0, 15, report, CPU, 1, cpu, MEM, 1, mem, SEQ, 4, a, b, c, d])
 }
 
 /// Size of the canonical STAT_REPORT_ACK frame.
