@@ -238,10 +238,9 @@ def part_latency(a, tmp, cap):
     return [
         "### Open-loop latency of `avpd serve --workers 1` at half its capacity",
         "",
-        f"Capacity here is the highest throughput the sweep above reached in open loop, "
-        f"**{cap:,.0f} msg/s** (evenly paced requests arrive one by one, so the node pays a "
-        f"read and a write per message; pipelined closed-loop load reaches far more). An "
-        f"open-loop run at half of it, {rate:,.0f} msg/s, avpd on CPU 0 and the loadgen on CPU 1:",
+        f"Capacity here is the highest throughput any step of the sweep above achieved in open "
+        f"loop, **{cap:,.0f} msg/s**. An open-loop run at half of it, {rate:,.0f} msg/s, avpd on "
+        f"CPU 0 and the loadgen on CPU 1:",
         "",
         "    " + shown,
         "",
