@@ -393,7 +393,7 @@ impl Conn {
             if count == 0 {
                 break;
             }
-            for _ in 0..count {
+            for i in 0..count {
                 let kind = self.mix.next_kind();
                 let seq = self.next_seq;
                 self.next_seq = seq.wrapping_add(1);
@@ -417,7 +417,11 @@ impl Conn {
                     measured,
                 };
                 match &mut run {
-                    Some((first, n)) if first.follows(req, *n) => *n += 1,
+                    // Within one slot the times are shared and SEQUENCE is consecutive: after
+                    // the slot's first request only the kind can break a run.
+                    Some((first, n)) if first.kind == kind && (i > 0 || first.follows(req, *n)) => {
+                        *n += 1
+                    }
                     _ => {
                         if let Some((first, n)) = run.replace((req, 1)) {
                             self.inflight.push_run(first, n);

@@ -98,7 +98,7 @@ impl RequestWriter {
 
     /// Appends one request of `kind` with `seq` to `out`; `epoch_ms` is the report's TIMESTAMP.
     /// Returns the bytes written.
-    #[inline]
+    #[inline(always)]
     pub fn write(
         &mut self,
         kind: RequestKind,
@@ -106,20 +106,28 @@ impl RequestWriter {
         epoch_ms: u64,
         out: &mut Vec<u8>,
     ) -> usize {
+        if kind == RequestKind::Report {
+            // A host's load moves slowly: a new sample every 64 sequence numbers.
+            if seq % 64 == 0 {
+                self.wander();
+            }
+            if self.fields == ReportFields::Minimal && self.codec == Codec::Binary {
+                // The canonical frame, exactly what `encode` would write.
+                if let Some(frame) = report_frame(self.cpu, self.mem, seq) {
+                    out.extend_from_slice(&frame);
+                    return frame.len();
+                }
+            }
+        }
+        self.encode(kind, seq, epoch_ms, out)
+    }
+
+    /// [`RequestWriter::write`] through the codec, for every request without a canonical frame.
+    #[inline(never)]
+    fn encode(&self, kind: RequestKind, seq: u32, epoch_ms: u64, out: &mut Vec<u8>) -> usize {
         let body = match kind {
             RequestKind::Report => {
-                // A host's load moves slowly: a new sample every 64 sequence numbers.
-                if seq % 64 == 0 {
-                    self.wander();
-                }
                 let full = self.fields == ReportFields::Full;
-                if !full && self.codec == Codec::Binary {
-                    // The canonical frame, exactly what the encoder below would write.
-                    if let Some(frame) = report_frame(self.cpu, self.mem, seq) {
-                        out.extend_from_slice(&frame);
-                        return frame.len();
-                    }
-                }
                 Body::StatReport(Report {
                     cpu_percent: self.cpu,
                     mem_percent: self.mem,
