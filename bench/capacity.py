@@ -164,13 +164,11 @@ def part_clients(a, tmp):
         "| client (against limit_server.c) | " + " | ".join(CONFIGS) + " |",
         "|---|" + "---|" * len(CONFIGS),
     ]
-    ratios = {}
     for c in clients:
         cells = []
         for cfg in CONFIGS:
             med, base = median(res[(c, cfg)]), median(res[(clients[0], cfg)])
             ratio = med / base if med and base else None
-            ratios[(c, cfg)] = ratio
             cells.append(f"{fmt_rate(med)} ({ratio:.2f}x)" if ratio else fmt_rate(med))
         lines.append(f"| {c} | " + " | ".join(cells) + " |")
     cmd = (f"taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections C "
@@ -189,7 +187,7 @@ def part_clients(a, tmp):
         f"    {cmd}",
         "",
     ] + lines + [""]
-    return text, ratios
+    return text
 
 
 # --- part: servers -----------------------------------------------------------------------------
@@ -361,8 +359,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         if "clients" not in a.skip:
             log("part clients")
-            text, _ = part_clients(a, tmp)
-            lines += text
+            lines += part_clients(a, tmp)
         if "servers" not in a.skip:
             log("part servers")
             lines += part_servers(a)

@@ -20,20 +20,21 @@ fn totals(agent: &mut Avpd) -> String {
     agent.stderr.wait_contains("agent stopped:")
 }
 
+/// Starts `avpd agent` reporting to `collector` every `interval`, with `extra` arguments.
+fn start_agent(collector: &str, interval: &str, extra: &[&str]) -> Avpd {
+    let mut args = vec!["agent", "--collector", collector, "--interval", interval];
+    args.extend_from_slice(extra);
+    Avpd::start(&args)
+}
+
 #[test]
 fn reports_carry_every_field_and_count_ends_after_the_acks() {
     let (l, addr) = listener();
-    let mut agent = Avpd::start(&[
-        "agent",
-        "--collector",
+    let mut agent = start_agent(
         &format!("tcp://{addr}"),
-        "--interval",
         "50ms",
-        "--node-id",
-        "ws-17",
-        "--count",
-        "5",
-    ]);
+        &["--node-id", "ws-17", "--count", "5"],
+    );
     let mut peer = accept(&l, Codec::Binary);
     let before = avpd::sampler::unix_millis(std::time::SystemTime::now());
     for expected in 1..=5 {
@@ -54,17 +55,11 @@ fn reports_carry_every_field_and_count_ends_after_the_acks() {
 #[test]
 fn unacked_reports_are_resent_oldest_first_after_a_reconnect() {
     let (l, addr) = listener();
-    let mut agent = Avpd::start(&[
-        "agent",
-        "--collector",
+    let mut agent = start_agent(
         &format!("tcp://{addr}"),
-        "--interval",
         "50ms",
-        "--node-id",
-        "a",
-        "--count",
-        "12",
-    ]);
+        &["--node-id", "a", "--count", "12"],
+    );
     let mut first = accept(&l, Codec::Binary);
     for _ in 1..=4 {
         let (seq, _) = next_report(&mut first);
@@ -96,19 +91,11 @@ fn unacked_reports_are_resent_oldest_first_after_a_reconnect() {
 #[test]
 fn a_full_buffer_drops_the_oldest_and_counts_them() {
     let (l, addr) = listener();
-    let mut agent = Avpd::start(&[
-        "agent",
-        "--collector",
+    let mut agent = start_agent(
         &format!("tcp://{addr}"),
-        "--interval",
         "20ms",
-        "--node-id",
-        "a",
-        "--buffer",
-        "3",
-        "--count",
-        "10",
-    ]);
+        &["--node-id", "a", "--buffer", "3", "--count", "10"],
+    );
     let mut first = accept(&l, Codec::Binary);
     // Never acknowledge on the first connection.
     while next_report(&mut first).0 < 6 {}
@@ -138,15 +125,7 @@ fn a_full_buffer_drops_the_oldest_and_counts_them() {
 #[test]
 fn pause_stops_sampling_and_resume_ends_it_early() {
     let (l, addr) = listener();
-    let _agent = Avpd::start(&[
-        "agent",
-        "--collector",
-        &format!("tcp://{addr}"),
-        "--interval",
-        "50ms",
-        "--node-id",
-        "a",
-    ]);
+    let _agent = start_agent(&format!("tcp://{addr}"), "50ms", &["--node-id", "a"]);
     let mut peer = accept(&l, Codec::Binary);
     let (seq, _) = next_report(&mut peer);
     peer.send(&Message::ack(Some(seq)));
@@ -209,17 +188,11 @@ fn pause_stops_sampling_and_resume_ends_it_early() {
 #[test]
 fn speaks_json_on_a_json_url() {
     let (l, addr) = listener();
-    let mut agent = Avpd::start(&[
-        "agent",
-        "--collector",
+    let mut agent = start_agent(
         &format!("json+tcp://{addr}"),
-        "--interval",
         "50ms",
-        "--node-id",
-        "j",
-        "--count",
-        "2",
-    ]);
+        &["--node-id", "j", "--count", "2"],
+    );
     let mut peer = accept(&l, Codec::Json);
     for expected in 1..=2 {
         let (seq, r) = next_report(&mut peer);
@@ -232,13 +205,7 @@ fn speaks_json_on_a_json_url() {
 #[test]
 fn invalid_messages_are_answered_and_the_agent_goes_on() {
     let (l, addr) = listener();
-    let _agent = Avpd::start(&[
-        "agent",
-        "--collector",
-        &format!("tcp://{addr}"),
-        "--interval",
-        "50ms",
-    ]);
+    let _agent = start_agent(&format!("tcp://{addr}"), "50ms", &[]);
     let mut peer = accept(&l, Codec::Binary);
     use std::io::Write;
     // Unknown type 9 with SEQUENCE 5.

@@ -331,13 +331,13 @@ struct Responder<'r, 'a> {
     ctx: &'r mut Context<'a>,
 }
 
-impl HandleDecoded for Responder<'_, '_> {
+impl<'d> HandleDecoded<'d> for Responder<'_, '_> {
     type Output = ();
 
     #[inline(always)]
-    fn handle(&mut self, decoded: &Decoded<'_>) {
+    fn handle(&mut self, decoded: Decoded<'d>) {
         let ctx = &mut *self.ctx;
-        let outcome = self.session.handle(ctx.now, decoded);
+        let outcome = self.session.handle(ctx.now, &decoded);
         if let Some(answer) = &outcome.answer {
             match self.codec.encode(answer, self.output) {
                 Ok(_) => ctx.counters.answers += 1,

@@ -56,11 +56,23 @@ impl<'a> From<Result<Message<'a>, MessageError>> for Decoded<'a> {
 
 /// What [`Codec::decode_with`] hands each decoded frame to. Implementations should mark
 /// `handle` `#[inline(always)]`, which is the point of the method.
-pub trait HandleDecoded {
+pub trait HandleDecoded<'a> {
     /// What handling one frame yields.
     type Output;
     /// Handles one decoded frame.
-    fn handle(&mut self, decoded: &Decoded<'_>) -> Self::Output;
+    fn handle(&mut self, decoded: Decoded<'a>) -> Self::Output;
+}
+
+/// The handler that returns the decoded frame itself: [`Codec::decode`].
+struct Keep;
+
+impl<'a> HandleDecoded<'a> for Keep {
+    type Output = Decoded<'a>;
+
+    #[inline(always)]
+    fn handle(&mut self, decoded: Decoded<'a>) -> Decoded<'a> {
+        decoded
+    }
 }
 
 impl Codec {
@@ -70,39 +82,27 @@ impl Codec {
     /// needed, or a [`FramingError`] when the stream cannot continue.
     #[inline(always)]
     pub fn decode(self, buf: &[u8]) -> Result<Status<(Decoded<'_>, usize)>, FramingError> {
-        Ok(match self {
-            Codec::Binary => match decode_frame(buf).map_err(FramingError::Binary)? {
-                Status::Complete((frame, used)) => {
-                    Status::Complete((Message::parse(frame).into(), used))
-                }
-                Status::Partial => Status::Partial,
-            },
-            Codec::Json => match decode_text_frame(buf).map_err(FramingError::Text)? {
-                Status::Complete((body, used)) => Status::Complete((parse_json(body).into(), used)),
-                Status::Partial => Status::Partial,
-            },
-        })
+        self.decode_with(buf, &mut Keep)
     }
 
-    /// Decodes the first frame of `buf` like [`Codec::decode`] and hands its content to
-    /// `handler`, returning what the handler returns and the bytes consumed.
+    /// Decodes the first frame of `buf` and hands its content to `handler`, returning what the
+    /// handler returns and the bytes consumed ([`Codec::decode`] keeps the content itself).
     ///
-    /// The result is that of `decode` followed by the handler, but the handler is inlined into
-    /// each decoding path: a message of a canonical layout reaches it in registers rather than
+    /// The handler is inlined into each decoding path: a message of a canonical layout reaches it in registers rather than
     /// through a stack copy of the [`Decoded`] union, whose overlapping variants make the
     /// compiler store it in pieces that a whole-word load then waits for.
     #[inline(always)]
-    pub fn decode_with<H: HandleDecoded>(
+    pub fn decode_with<'a, H: HandleDecoded<'a>>(
         self,
-        buf: &[u8],
+        buf: &'a [u8],
         handler: &mut H,
     ) -> Result<Status<(H::Output, usize)>, FramingError> {
         Ok(match self {
             Codec::Binary => match decode_frame(buf).map_err(FramingError::Binary)? {
                 Status::Complete((frame, used)) => {
                     let result = match canonical::parse(frame) {
-                        Some(msg) => handler.handle(&Decoded::Message(msg)),
-                        None => handler.handle(&Message::parse_general(frame).into()),
+                        Some(msg) => handler.handle(Decoded::Message(msg)),
+                        None => handler.handle(Message::parse_general(frame).into()),
                     };
                     Status::Complete((result, used))
                 }
@@ -110,7 +110,7 @@ impl Codec {
             },
             Codec::Json => match decode_text_frame(buf).map_err(FramingError::Text)? {
                 Status::Complete((body, used)) => {
-                    Status::Complete((handler.handle(&parse_json(body).into()), used))
+                    Status::Complete((handler.handle(parse_json(body).into()), used))
                 }
                 Status::Partial => Status::Partial,
             },
@@ -134,13 +134,13 @@ mod tests {
     /// Collects what it is handed, so `decode_with` can be compared with `decode`.
     struct Collect;
 
-    impl HandleDecoded for Collect {
+    impl<'a> HandleDecoded<'a> for Collect {
         type Output = Decoded<'static>;
 
-        fn handle(&mut self, decoded: &Decoded<'_>) -> Decoded<'static> {
+        fn handle(&mut self, decoded: Decoded<'a>) -> Decoded<'static> {
             match decoded {
-                Decoded::Message(m) => Decoded::Message(m.clone().into_owned()),
-                Decoded::Invalid(e) => Decoded::Invalid(e.clone()),
+                Decoded::Message(m) => Decoded::Message(m.into_owned()),
+                Decoded::Invalid(e) => Decoded::Invalid(e),
             }
         }
     }
@@ -163,7 +163,7 @@ mod tests {
         for (codec, bytes) in inputs {
             let via_handler = codec.decode_with(bytes, &mut Collect);
             let direct = codec.decode(bytes).map(|s| match s {
-                Status::Complete((d, used)) => Status::Complete((Collect.handle(&d), used)),
+                Status::Complete((d, used)) => Status::Complete((Collect.handle(d), used)),
                 Status::Partial => Status::Partial,
             });
             assert_eq!(via_handler, direct, "{bytes:?}");
