@@ -133,21 +133,26 @@ pub struct ConnectionReport {
 }
 
 impl ConnectionReport {
-    /// Records a report received on the connection from `peer`.
+    /// Records `count` reports of the same node received in a row on the connection from
+    /// `peer`, of which `last` is the latest (the one kept).
     #[inline(always)]
     pub fn record(
         &mut self,
         shard: &mut FleetShard,
         peer: SocketAddr,
-        report: &Report<'_>,
+        last: &Report<'_>,
+        count: usize,
         received_ms: u64,
     ) {
-        let name = report.node_id.as_deref();
+        let name = last.node_id.as_deref();
         let own = self.node.get_or_insert_with(|| name.map(Into::into));
         if own.as_deref() == name {
-            self.unflushed = Some(Sample::of(report, received_ms));
+            self.unflushed = Some(Sample::of(last, received_ms));
         } else {
-            shard.record(peer, report, received_ms);
+            // Each of them counts when the shard is full, as if recorded one by one.
+            for _ in 0..count {
+                shard.record(peer, last, received_ms);
+            }
         }
     }
 
@@ -285,9 +290,9 @@ mod tests {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(10);
         let mut conn = ConnectionReport::default();
-        conn.record(&mut shard, peer, &report(Some("own"), 1), 0);
-        conn.record(&mut shard, peer, &report(Some("other"), 2), 0);
-        conn.record(&mut shard, peer, &report(Some("own"), 3), 0);
+        conn.record(&mut shard, peer, &report(Some("own"), 1), 1, 0);
+        conn.record(&mut shard, peer, &report(Some("other"), 2), 1, 0);
+        conn.record(&mut shard, peer, &report(Some("own"), 3), 1, 0);
         assert_eq!(
             shard.drain().len(),
             1,
@@ -299,6 +304,23 @@ mod tests {
         assert_eq!(
             (nodes.len(), nodes[0].node.as_str(), nodes[0].cpu_percent),
             (1, "own", 3)
+        );
+    }
+
+    #[test]
+    fn a_run_passed_through_to_a_full_shard_counts_every_report() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut shard = FleetShard::new(1);
+        shard.record(peer, &report(Some("first"), 1), 0);
+        let mut conn = ConnectionReport::default();
+        conn.record(&mut shard, peer, &report(Some("own"), 1), 1, 0);
+        conn.record(&mut shard, peer, &report(None, 2), 3, 0);
+        assert_eq!(shard.take_dropped(), 3);
+        conn.record(&mut shard, peer, &report(Some("own"), 4), 5, 0);
+        assert_eq!(
+            shard.take_dropped(),
+            0,
+            "the connection's own node is kept apart"
         );
     }
 

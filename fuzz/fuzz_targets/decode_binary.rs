@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
         data.len() >= 3 && usize::from(u16::from_be_bytes([data[0], data[1]])) == data.len();
     match decode_datagram(data) {
         Ok(frame) => {
-            assert!(one_frame, "datagram accepted but it is not exactly one frame");
+            assert!(
+                one_frame,
+                "datagram accepted but it is not exactly one frame"
+            );
             check_decoded(Message::parse(frame).into());
         }
         Err(_) => assert!(!one_frame, "one-frame datagram rejected"),

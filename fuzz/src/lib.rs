@@ -1,7 +1,7 @@
 //! Checks shared by the fuzz targets: what every decoded frame must satisfy, whatever bytes it
 //! came from.
 
-use avpd::proto::{Codec, Decoded, Message, Status};
+use avpd::proto::{Body, Codec, Decoded, Message, Status};
 
 const CODECS: [Codec; 2] = [Codec::Binary, Codec::Json];
 
@@ -10,9 +10,14 @@ const CODECS: [Codec; 2] = [Codec::Binary, Codec::Json];
 pub fn check_stream(codec: Codec, data: &[u8]) {
     let mut rest = data;
     loop {
+        check_report_run(codec, rest);
         match codec.decode(rest) {
             Ok(Status::Complete((decoded, used))) => {
-                assert!(used > 0 && used <= rest.len(), "used {used} of {}", rest.len());
+                assert!(
+                    used > 0 && used <= rest.len(),
+                    "used {used} of {}",
+                    rest.len()
+                );
                 check_decoded(decoded);
                 rest = &rest[used..];
             }
@@ -20,7 +25,8 @@ pub fn check_stream(codec: Codec, data: &[u8]) {
                 if codec == Codec::Binary {
                     // Partial only while the length field or the announced frame is incomplete.
                     assert!(
-                        rest.len() < 2 || rest.len() < usize::from(u16::from_be_bytes([rest[0], rest[1]]))
+                        rest.len() < 2
+                            || rest.len() < usize::from(u16::from_be_bytes([rest[0], rest[1]]))
                     );
                 }
                 return;
@@ -51,7 +57,8 @@ pub fn check_decoded(decoded: Decoded<'_>) {
             }
         }
         Decoded::Invalid(err) => {
-            let answer = Message::command_response(err.sequence, err.result_code(), err.to_string());
+            let answer =
+                Message::command_response(err.sequence, err.result_code(), err.to_string());
             for codec in CODECS {
                 let mut out = Vec::new();
                 if let Err(e) = codec.encode(&answer, &mut out) {
@@ -60,4 +67,35 @@ pub fn check_decoded(decoded: Decoded<'_>) {
             }
         }
     }
+}
+
+/// A run of reports acknowledged in one pass must answer what decoding its frames one by one
+/// and acknowledging each report does.
+fn check_report_run(codec: Codec, data: &[u8]) {
+    let mut acks = Vec::new();
+    let Some(run) = codec.ack_report_run(data, usize::MAX, &mut acks) else {
+        assert!(acks.is_empty(), "no run, yet {} bytes written", acks.len());
+        return;
+    };
+    let mut expected = Vec::new();
+    let mut rest = data;
+    let mut last = None;
+    for _ in 0..run.count {
+        match codec.decode(rest) {
+            Ok(Status::Complete((Decoded::Message(msg), used))) => {
+                let Body::StatReport(report) = msg.body else {
+                    panic!("a run took {msg:?}");
+                };
+                codec
+                    .encode(&Message::ack(msg.sequence), &mut expected)
+                    .unwrap();
+                last = Some(report);
+                rest = &rest[used..];
+            }
+            other => panic!("a run took {other:?}"),
+        }
+    }
+    assert_eq!(acks, expected);
+    assert_eq!(run.bytes, data.len() - rest.len());
+    assert_eq!(Some(run.last), last);
 }

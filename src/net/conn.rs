@@ -2,7 +2,9 @@
 //!
 //! [`Connection::drive`] reads until the socket is drained, decodes every complete frame (a
 //! read may hold many frames or a fraction of one), hands each to the session, appends the
-//! answers to the output in request order, and writes until the socket would block. WRITABLE
+//! answers to the output in request order, and writes until the socket would block. Runs of
+//! reports in the canonical layout, the bulk of a loaded node's input, are acknowledged in one
+//! pass ([`Codec::ack_report_run`]) with the same answers and counts as frame by frame. WRITABLE
 //! interest is registered only while output is pending. A connection whose unsent output
 //! reaches the bound stops reading and processing until it has drained, so a peer that never
 //! reads cannot grow the node's memory.
@@ -11,7 +13,7 @@ use super::buffer::{BufferPool, InputBuffer};
 use crate::fleet::{ConnectionReport, FleetShard};
 use crate::node::stats::Counters;
 use crate::proto::{Codec, Decoded, FramingError, HandleDecoded, Message, Status};
-use crate::session::Session;
+use crate::session::{Kind, Session};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::fmt;
@@ -253,9 +255,20 @@ impl Connection {
         };
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
         loop {
-            if output.len() - self.written >= ctx.max_output {
+            let pending = output.len() - self.written;
+            if pending >= ctx.max_output {
                 self.read_paused = true;
                 break;
+            }
+            let room = ctx.max_output - pending;
+            if let Some(run) = self.codec.ack_report_run(input.filled(), room, output) {
+                let count = run.count as u64;
+                ctx.counters.count(Kind::Report, count);
+                ctx.counters.answers += count;
+                self.latest_report
+                    .record(ctx.fleet, self.peer, &run.last, run.count, ctx.now_ms);
+                input.consume(run.bytes);
+                continue;
             }
             let mut responder = Responder {
                 session: &mut self.session,
@@ -346,8 +359,8 @@ impl<'d> HandleDecoded<'d> for Responder<'_, '_> {
         }
         if let Some(report) = outcome.report {
             self.latest_report
-                .record(ctx.fleet, self.peer, report, ctx.now_ms);
+                .record(ctx.fleet, self.peer, report, 1, ctx.now_ms);
         }
-        ctx.counters.count(outcome.kind);
+        ctx.counters.count(outcome.kind, 1);
     }
 }

@@ -70,17 +70,18 @@ counters! {
 }
 
 impl Counters {
-    /// Counts one handled frame of `kind`.
+    /// Counts `n` handled frames of `kind`.
     #[inline]
-    pub fn count(&mut self, kind: Kind) {
-        match kind {
-            Kind::Report => self.reports += 1,
-            Kind::Command => self.commands += 1,
-            Kind::Invalid => self.invalid += 1,
-            Kind::Unsupported => self.unsupported += 1,
-            Kind::PushAck => self.push_acks += 1,
-            Kind::Unsolicited => self.unsolicited += 1,
-        }
+    pub fn count(&mut self, kind: Kind, n: u64) {
+        let counter = match kind {
+            Kind::Report => &mut self.reports,
+            Kind::Command => &mut self.commands,
+            Kind::Invalid => &mut self.invalid,
+            Kind::Unsupported => &mut self.unsupported,
+            Kind::PushAck => &mut self.push_acks,
+            Kind::Unsolicited => &mut self.unsolicited,
+        };
+        *counter += n;
     }
 
     /// Messages received, of every kind.

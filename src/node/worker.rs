@@ -337,7 +337,7 @@ impl Worker {
             };
             let decoded = Message::parse(frame).into();
             let outcome = Session::new().handle(now, &decoded);
-            self.counters.count(outcome.kind);
+            self.counters.count(outcome.kind, 1);
             if let Some(report) = outcome.report {
                 self.fleet.record(peer, report, now_ms);
             }

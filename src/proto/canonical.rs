@@ -27,18 +27,11 @@ const ACK_BODY_LEN: usize = 6;
 #[inline(always)]
 pub(crate) fn parse(frame: Frame<'_>) -> Option<Message<'static>> {
     let b = frame.body;
-    if frame.msg_type == MessageType::StatReport as u8 && b.len() == REPORT_BODY_LEN {
-        let fixed = [b[0], b[1], b[3], b[4], b[6], b[7]];
-        let (cpu, mem) = (b[2], b[5]);
-        if fixed == [CPU, 1, MEM, 1, SEQ, 4] && cpu <= 100 && mem <= 100 {
+    if frame.msg_type == MessageType::StatReport as u8 {
+        if let Some((cpu, mem, seq)) = report_body(b) {
             return Some(Message {
-                sequence: Some(u64::from(read_u32(&b[8..12]))),
-                body: Body::StatReport(Report {
-                    cpu_percent: cpu,
-                    mem_percent: mem,
-                    timestamp_ms: None,
-                    node_id: None,
-                }),
+                sequence: Some(u64::from(seq)),
+                body: Body::StatReport(canonical_report(cpu, mem)),
             });
         }
     } else if frame.msg_type == MessageType::StatReportAck as u8
@@ -48,6 +41,73 @@ pub(crate) fn parse(frame: Frame<'_>) -> Option<Message<'static>> {
         return Some(Message::ack(Some(u64::from(read_u32(&b[2..6])))));
     }
     None
+}
+
+/// Reads a canonical STAT_REPORT body: CPU, MEM and SEQUENCE, in that order and widths, with
+/// both percentages in range.
+#[inline(always)]
+fn report_body(b: &[u8]) -> Option<(u8, u8, u32)> {
+    let b: &[u8; REPORT_BODY_LEN] = b.try_into().ok()?;
+    let fixed = [b[0], b[1], b[3], b[4], b[6], b[7]];
+    let (cpu, mem) = (b[2], b[5]);
+    let canonical = fixed == [CPU, 1, MEM, 1, SEQ, 4] && cpu <= 100 && mem <= 100;
+    canonical.then(|| (cpu, mem, read_u32(&b[8..12])))
+}
+
+fn canonical_report(cpu: u8, mem: u8) -> Report<'static> {
+    Report {
+        cpu_percent: cpu,
+        mem_percent: mem,
+        timestamp_ms: None,
+        node_id: None,
+    }
+}
+
+/// Consecutive reports acknowledged in one pass by [`Codec::ack_report_run`].
+///
+/// [`Codec::ack_report_run`]: super::Codec::ack_report_run
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRun {
+    /// How many reports were acknowledged.
+    pub count: usize,
+    /// Input bytes their frames took.
+    pub bytes: usize,
+    /// The last of them.
+    pub last: Report<'static>,
+}
+
+/// Acknowledges the canonical STAT_REPORTs at the front of `input`: appends to `out` the
+/// canonical STAT_REPORT_ACK echoing each one's SEQUENCE, which is the answer a session gives
+/// every valid report, for as long as `out` has grown by less than `room` bytes. Stops at the
+/// first frame that is incomplete or not a canonical report, leaving it to the general path;
+/// `None` when there is no such report at the front.
+///
+/// Pipelining peers send reports back to back, so this is where a loaded node spends its time:
+/// one pass of fixed-size reads and writes, without building a message per frame.
+#[inline]
+pub(crate) fn ack_report_run(input: &[u8], room: usize, out: &mut Vec<u8>) -> Option<ReportRun> {
+    let frames = input
+        .chunks_exact(REPORT_FRAME_LEN)
+        .take(room.div_ceil(ACK_FRAME_LEN));
+    let start = out.len();
+    out.resize(start + frames.len() * ACK_FRAME_LEN, 0);
+    let mut count = 0;
+    for (frame, ack) in frames.zip(out[start..].chunks_exact_mut(ACK_FRAME_LEN)) {
+        let (header, body) = frame.split_at(3);
+        let Some((_, _, seq)) = report_body(body).filter(|_| header == REPORT_HEADER) else {
+            break;
+        };
+        ack.copy_from_slice(&ack_frame(seq));
+        count += 1;
+    }
+    out.truncate(start + count * ACK_FRAME_LEN);
+    let last = count.checked_sub(1)? * REPORT_FRAME_LEN;
+    let (cpu, mem, _) = report_body(&input[last + 3..last + REPORT_FRAME_LEN])?;
+    Some(ReportRun {
+        count,
+        bytes: count * REPORT_FRAME_LEN,
+        last: canonical_report(cpu, mem),
+    })
 }
 
 /// Appends `msg` when it has a canonical layout (a STAT_REPORT of CPU, MEM and SEQUENCE, or a
@@ -77,6 +137,8 @@ pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
 
 /// Size of the canonical STAT_REPORT frame.
 pub const REPORT_FRAME_LEN: usize = 3 + REPORT_BODY_LEN;
+/// Header of the canonical STAT_REPORT frame: its length and type.
+const REPORT_HEADER: [u8; 3] = [0, REPORT_FRAME_LEN as u8, MessageType::StatReport as u8];
 
 /// The canonical STAT_REPORT of CPU `cpu` %, memory `mem` % and SEQUENCE `seq`, as the general
 /// encoder writes it; `None` when a percentage is above 100.
@@ -86,8 +148,8 @@ pub fn report_frame(cpu: u8, mem: u8, seq: u32) -> Option<[u8; REPORT_FRAME_LEN]
         return None;
     }
     let [a, b, c, d] = seq.to_be_bytes();
-    let report = MessageType::StatReport as u8;
-    Some([0, 15, report, CPU, 1, cpu, MEM, 1, mem, SEQ, 4, a, b, c, d])
+    let [h0, h1, h2] = REPORT_HEADER;
+    Some([h0, h1, h2, CPU, 1, cpu, MEM, 1, mem, SEQ, 4, a, b, c, d])
 }
 
 /// Size of the canonical STAT_REPORT_ACK frame.
@@ -123,7 +185,7 @@ mod tests {
     fn accepted(bytes: &[u8]) -> Message<'static> {
         let f = frame(bytes);
         let fast = parse(f).expect("canonical layout accepted");
-        assert_eq!(Message::parse(f), Ok(fast.clone()));
+        assert_eq!(Message::parse_general(f), Ok(fast.clone()));
         fast
     }
 
@@ -165,7 +227,7 @@ mod tests {
                 let bytes = [0, 15, 3, 1, 1, cpu, 2, 1, mem, 6, 4, 1, 2, 3, 4];
                 let f = frame(&bytes);
                 match parse(f) {
-                    Some(m) => assert_eq!(Message::parse(f), Ok(m)),
+                    Some(m) => assert_eq!(Message::parse_general(f), Ok(m)),
                     None => assert!(cpu > 100 || mem > 100),
                 }
             }
@@ -202,7 +264,7 @@ mod tests {
             for bytes in [&report[..], &ack[..]] {
                 let f = frame(bytes);
                 if let Some(m) = parse(f) {
-                    prop_assert_eq!(Message::parse(f), Ok(m));
+                    prop_assert_eq!(Message::parse_general(f), Ok(m));
                 }
             }
         }
@@ -228,7 +290,7 @@ mod tests {
                 let mut fast = Vec::new();
                 let n = encode(&msg, &mut fast).expect("canonical");
                 assert_eq!((n, &fast), (general(&msg).len(), &general(&msg)));
-                assert_eq!(Message::parse(frame(&fast)), Ok(msg));
+                assert_eq!(Message::parse_general(frame(&fast)), Ok(msg));
             }
         }
         // Everything else is left to the general encoder, which also refuses what is invalid.

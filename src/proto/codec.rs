@@ -1,6 +1,6 @@
 //! One entry point over both wire forms, so the network layer is written once.
 
-use super::canonical;
+use super::canonical::{self, ReportRun};
 use super::frame::{decode_frame, FrameError, Status};
 use super::json::{decode_text_frame, encode_json, parse_json, TextFrameError};
 use super::message::{EncodeError, Message, MessageError};
@@ -115,6 +115,19 @@ impl Codec {
                 Status::Partial => Status::Partial,
             },
         })
+    }
+
+    /// Acknowledges, in one pass, the reports at the front of `buf` that have the form's
+    /// canonical layout: appends to `out` exactly the acks that decoding them one by one and
+    /// answering each as a session does would append, as long as `out` has grown by less than
+    /// `room` bytes before each. `None` when the first frame is not such a report (or the form
+    /// has no canonical layout, as JSON): decode it with [`Codec::decode_with`].
+    #[inline(always)]
+    pub fn ack_report_run(self, buf: &[u8], room: usize, out: &mut Vec<u8>) -> Option<ReportRun> {
+        match self {
+            Codec::Binary => canonical::ack_report_run(buf, room, out),
+            Codec::Json => None,
+        }
     }
 
     /// Appends the encoding of `msg` to `out` and returns the bytes written.

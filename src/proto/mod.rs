@@ -13,7 +13,7 @@ pub mod json;
 pub mod message;
 
 pub use avp::Attribute;
-pub use canonical::{ack_frame, report_frame, ACK_FRAME_LEN, REPORT_FRAME_LEN};
+pub use canonical::{ack_frame, report_frame, ReportRun, ACK_FRAME_LEN, REPORT_FRAME_LEN};
 pub use codec::{Codec, Decoded, FramingError, HandleDecoded};
 pub use frame::{decode_datagram, decode_frame, DatagramError, Frame, FrameError, Status};
 pub use message::{
