@@ -373,11 +373,9 @@ impl Conn {
     /// straight to the socket (UDP).
     fn fill(&mut self, ctx: &mut Ctx, now: u64) {
         let epoch_ms = ctx.clock.epoch_ms(now);
-        // What this call writes joins the queue as runs (see `InFlightQueue`), gathered here.
-        let mut run: Option<(InFlight, u32)> = None;
         let (mut written, mut sent_by_kind) = (0, [0; RequestKind::ALL.len()]);
         while !self.sending_done(ctx, now) {
-            let outstanding = self.inflight.len() + run.map_or(0, |(_, n)| n as usize);
+            let outstanding = self.inflight.len();
             let Some((scheduled, mut count)) = self.pacing.poll_send(now, outstanding, ctx.depth)
             else {
                 break;
@@ -393,54 +391,63 @@ impl Conn {
             if count == 0 {
                 break;
             }
-            for i in 0..count {
-                let kind = self.mix.next_kind();
+            // The slot's requests go out in runs of one kind: the whole slot when the mix has
+            // a single kind, one request at a time otherwise.
+            let mut left = count;
+            while left > 0 {
+                let (kind, n) = match self.mix.single_kind() {
+                    Some(kind) => (kind, left),
+                    None => (self.mix.next_kind(), 1),
+                };
                 let seq = self.next_seq;
-                self.next_seq = seq.wrapping_add(1);
-                match &self.sock {
-                    Sock::Udp(s) => {
-                        ctx.datagram.clear();
-                        self.writer.write(kind, seq, epoch_ms, &mut ctx.datagram);
-                        // A datagram the kernel refuses is lost like one the network drops:
-                        // it is counted when its timeout expires.
-                        let _ = s.send(&ctx.datagram);
-                    }
-                    _ => {
-                        self.writer.write(kind, seq, epoch_ms, &mut self.out);
-                    }
-                }
-                let req = InFlight {
+                self.next_seq = seq.wrapping_add(n as u32);
+                self.send(kind, seq, n, epoch_ms, &mut ctx.datagram);
+                let first = InFlight {
                     seq,
                     kind,
                     scheduled,
                     sent: now,
                     measured,
                 };
-                match &mut run {
-                    // Within one slot the times are shared and SEQUENCE is consecutive: after
-                    // the slot's first request only the kind can break a run.
-                    Some((first, n)) if first.kind == kind && (i > 0 || first.follows(req, *n)) => {
-                        *n += 1
-                    }
-                    _ => {
-                        if let Some((first, n)) = run.replace((req, 1)) {
-                            self.inflight.push_run(first, n);
-                        }
-                    }
-                }
+                self.inflight.push_run(first, n as u32);
                 if measured {
-                    sent_by_kind[kind as usize] += 1;
+                    sent_by_kind[kind as usize] += n as u64;
                 }
+                left -= n;
             }
             written += count as u64;
-        }
-        if let Some((first, n)) = run {
-            self.inflight.push_run(first, n);
         }
         ctx.outstanding += written;
         ctx.interval.sent += written;
         for (total, n) in ctx.stats.sent.iter_mut().zip(sent_by_kind) {
             *total += n;
+        }
+    }
+
+    /// Writes `n` requests of `kind` numbered from `seq`: into the output buffer (TCP) or each
+    /// as a datagram of its own (UDP), built in `datagram`.
+    #[inline(always)]
+    fn send(
+        &mut self,
+        kind: RequestKind,
+        seq: u32,
+        n: usize,
+        epoch_ms: u64,
+        datagram: &mut Vec<u8>,
+    ) {
+        match &self.sock {
+            Sock::Udp(s) => {
+                for seq in (0..n).map(|i| seq.wrapping_add(i as u32)) {
+                    datagram.clear();
+                    self.writer.write(kind, seq, epoch_ms, datagram);
+                    // A datagram the kernel refuses is lost like one the network drops: it is
+                    // counted when its timeout expires.
+                    let _ = s.send(datagram);
+                }
+            }
+            _ => {
+                self.writer.write_run(kind, seq, n, epoch_ms, &mut self.out);
+            }
         }
     }
 

@@ -98,6 +98,12 @@ pub struct MixCursor {
 }
 
 impl MixCursor {
+    /// The one kind a mix of a single kind sends, which every [`MixCursor::next_kind`] returns.
+    #[inline]
+    pub fn single_kind(&self) -> Option<RequestKind> {
+        self.only
+    }
+
     /// The next kind to send.
     #[inline]
     pub fn next_kind(&mut self) -> RequestKind {

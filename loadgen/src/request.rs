@@ -4,7 +4,7 @@
 //! host's; a PAUSE always carries a short DURATION ([`PAUSE_SECS`]) so the mix's resumes follow
 //! it. Encoding appends to the connection's output buffer and allocates nothing.
 
-use avpd::proto::{report_frame, Body, Codec, Message, MessageType, Report};
+use avpd::proto::{report_frame, Body, Codec, Message, MessageType, Report, REPORT_FRAME_LEN};
 use std::borrow::Cow;
 
 /// PAUSE length sent in the mix, in seconds.
@@ -98,7 +98,6 @@ impl RequestWriter {
 
     /// Appends one request of `kind` with `seq` to `out`; `epoch_ms` is the report's TIMESTAMP.
     /// Returns the bytes written.
-    #[inline(always)]
     pub fn write(
         &mut self,
         kind: RequestKind,
@@ -106,25 +105,57 @@ impl RequestWriter {
         epoch_ms: u64,
         out: &mut Vec<u8>,
     ) -> usize {
-        if kind == RequestKind::Report {
-            // A host's load moves slowly: a new sample every 64 sequence numbers.
-            if seq % 64 == 0 {
-                self.wander();
-            }
-            if self.fields == ReportFields::Minimal && self.codec == Codec::Binary {
-                // The canonical frame, exactly what `encode` would write.
-                if let Some(frame) = report_frame(self.cpu, self.mem, seq) {
-                    out.extend_from_slice(&frame);
-                    return frame.len();
-                }
-            }
-        }
-        self.encode(kind, seq, epoch_ms, out)
+        self.write_run(kind, seq, 1, epoch_ms, out)
     }
 
-    /// [`RequestWriter::write`] through the codec, for every request without a canonical frame.
+    /// Appends `n` requests of `kind` with SEQUENCE `first_seq`, `first_seq + 1`... to `out`;
+    /// `epoch_ms` is the reports' TIMESTAMP. Returns the bytes written.
+    ///
+    /// Minimal binary reports are written as canonical frames in one pass (exactly what the
+    /// codec would encode); everything else goes through the codec.
+    #[inline(always)]
+    pub fn write_run(
+        &mut self,
+        kind: RequestKind,
+        first_seq: u32,
+        n: usize,
+        epoch_ms: u64,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let start = out.len();
+        let report = kind == RequestKind::Report;
+        if report && self.fields == ReportFields::Minimal && self.codec == Codec::Binary {
+            out.resize(start + n * REPORT_FRAME_LEN, 0);
+            let mut seq = first_seq;
+            for frame in out[start..].chunks_exact_mut(REPORT_FRAME_LEN) {
+                self.sample(seq);
+                let canonical = report_frame(self.cpu, self.mem, seq)
+                    .expect("the random walk keeps CPU and MEM within 1..=99");
+                frame.copy_from_slice(&canonical);
+                seq = seq.wrapping_add(1);
+            }
+        } else {
+            for seq in (0..n).map(|i| first_seq.wrapping_add(i as u32)) {
+                if report {
+                    self.sample(seq);
+                }
+                self.encode(kind, seq, epoch_ms, out);
+            }
+        }
+        out.len() - start
+    }
+
+    /// A host's load moves slowly: a new CPU/MEM sample every 64 reports.
+    #[inline(always)]
+    fn sample(&mut self, seq: u32) {
+        if seq % 64 == 0 {
+            self.wander();
+        }
+    }
+
+    /// One request through the codec, for every request without a canonical frame.
     #[inline(never)]
-    fn encode(&self, kind: RequestKind, seq: u32, epoch_ms: u64, out: &mut Vec<u8>) -> usize {
+    fn encode(&self, kind: RequestKind, seq: u32, epoch_ms: u64, out: &mut Vec<u8>) {
         let body = match kind {
             RequestKind::Report => {
                 let full = self.fields == ReportFields::Full;
@@ -146,7 +177,7 @@ impl RequestWriter {
         };
         self.codec
             .encode(&msg, out)
-            .expect("the loadgen only builds messages whose values are in range")
+            .expect("the loadgen only builds messages whose values are in range");
     }
 
     /// Moves CPU by -3..=+3 points within 1..=99 and memory by -1..=+1 within 5..=95.
@@ -225,6 +256,29 @@ mod tests {
             Codec::Binary.encode(&m, &mut again).unwrap();
             assert_eq!(out, again);
             assert_eq!(m.sequence, Some(u64::from(seq)));
+        }
+    }
+
+    #[test]
+    fn a_run_is_the_requests_one_by_one() {
+        for (codec, fields) in [
+            (Codec::Binary, ReportFields::Minimal),
+            (Codec::Binary, ReportFields::Full),
+            (Codec::Json, ReportFields::Minimal),
+        ] {
+            for kind in RequestKind::ALL {
+                let mut one = RequestWriter::new(codec, fields, 5);
+                let mut run = RequestWriter::new(codec, fields, 5);
+                let (mut singly, mut together) = (Vec::new(), Vec::new());
+                for seq in 60..200 {
+                    one.write(kind, seq, 7, &mut singly);
+                }
+                assert_eq!(
+                    run.write_run(kind, 60, 140, 7, &mut together),
+                    together.len()
+                );
+                assert_eq!(singly, together, "{codec:?} {fields:?} {kind:?}");
+            }
         }
     }
 
