@@ -9,8 +9,8 @@
 //! Call order per frame: [`Session::handle`], then encode [`Outcome::answer`] (if any) and
 //! record [`Outcome::report`] (if any). A valid report changes no session state and is always
 //! answered with an ack of its SEQUENCE, so a connection may acknowledge runs of reports
-//! without this call ([`crate::proto::Codec::ack_report_run`]). Before pushing: [`Session::may_push`], then
-//! [`Session::on_pushed`] for each report sent.
+//! without this call ([`crate::proto::Codec::ack_report_run`]). Before pushing:
+//! [`Session::may_push`], then [`Session::on_pushed`] for each report sent.
 
 use crate::proto::{result_code, Body, Decoded, Message, Report};
 use std::time::{Duration, Instant};

@@ -66,7 +66,8 @@ fn a_peer_that_never_reads_is_not_read_from_and_others_are_served() {
     let limit = 64 << 20;
     let mut written = 0usize;
     while written < limit {
-        match hog.stream.write(&chunk) {
+        // Resume where a short write stopped, so the stream stays whole reports.
+        match hog.stream.write(&chunk[written % chunk.len()..]) {
             Ok(n) => written += n,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
             Err(e) => panic!("write failed: {e}"),

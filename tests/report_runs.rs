@@ -86,15 +86,17 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
             (f[5], f[8]) = (cpu, mem);
             f
         }),
-        1 => (0u8..=100, any::<u64>(), any::<u32>()).prop_map(|(cpu, ts, seq)| encoded(Message {
-            sequence: Some(u64::from(seq)),
-            body: Body::StatReport(Report {
-                cpu_percent: cpu,
-                mem_percent: cpu,
-                timestamp_ms: Some(ts),
-                node_id: None,
-            }),
-        })),
+        1 => (0u8..=100, any::<u64>(), any::<u32>(), any::<bool>()).prop_map(
+            |(cpu, ts, seq, named)| encoded(Message {
+                sequence: Some(u64::from(seq)),
+                body: Body::StatReport(Report {
+                    cpu_percent: cpu,
+                    mem_percent: cpu,
+                    timestamp_ms: Some(ts),
+                    node_id: named.then(|| "host-1".into()),
+                }),
+            })
+        ),
         1 => any::<u32>().prop_map(|seq| encoded(Message::ack(Some(u64::from(seq))))),
         1 => Just(vec![0, 6, 0, 3, 1, 5]),
         1 => Just(vec![0, 3, 9]),

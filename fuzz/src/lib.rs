@@ -70,10 +70,15 @@ pub fn check_decoded(decoded: Decoded<'_>) {
 }
 
 /// A run of reports acknowledged in one pass must answer what decoding its frames one by one
-/// and acknowledging each report does.
+/// and acknowledging each report does, up to the output room (taken from the data so that
+/// the bound is exercised too).
 fn check_report_run(codec: Codec, data: &[u8]) {
+    let room = match data.len() % 4 {
+        0 => usize::MAX,
+        _ => data.len() % 97 + 1,
+    };
     let mut acks = Vec::new();
-    let Some(run) = codec.ack_report_run(data, usize::MAX, &mut acks) else {
+    let Some(run) = codec.ack_report_run(data, room, &mut acks) else {
         assert!(acks.is_empty(), "no run, yet {} bytes written", acks.len());
         return;
     };
@@ -81,6 +86,7 @@ fn check_report_run(codec: Codec, data: &[u8]) {
     let mut rest = data;
     let mut last = None;
     for _ in 0..run.count {
+        assert!(expected.len() < room, "a run answered past its room");
         match codec.decode(rest) {
             Ok(Status::Complete((Decoded::Message(msg), used))) => {
                 let Body::StatReport(report) = msg.body else {
@@ -96,6 +102,11 @@ fn check_report_run(codec: Codec, data: &[u8]) {
         }
     }
     assert_eq!(acks, expected);
+    // It stopped at the room or at a frame that is not a canonical report.
+    if expected.len() < room {
+        let mut one = Vec::new();
+        assert!(codec.ack_report_run(rest, usize::MAX, &mut one).is_none());
+    }
     assert_eq!(run.bytes, data.len() - rest.len());
     assert_eq!(Some(run.last), last);
 }

@@ -55,8 +55,9 @@ pub struct LoadArgs {
     /// New connections per second (default: all at once).
     #[arg(long, value_name = "PER_SEC")]
     pub connect_rate: Option<f64>,
-    /// Requests outstanding per connection: the depth in closed loop, the cap in open loop.
-    #[arg(long, default_value_t = 1, value_name = "D")]
+    /// Requests outstanding per connection: the depth in closed loop, the cap in open loop
+    /// (1 to 1,000,000).
+    #[arg(long, default_value_t = 1, value_name = "D", value_parser = parse_pipeline)]
     pub pipeline: usize,
     /// Open loop: messages per second over all connections, on a fixed schedule.
     #[arg(long, value_name = "R")]
@@ -122,7 +123,7 @@ impl LoadArgs {
             threads: self.threads.max(1),
             connections: self.connections.max(1),
             connect_rate: self.connect_rate.filter(|r| *r > 0.0),
-            pipeline: self.pipeline.max(1),
+            pipeline: self.pipeline,
             rate: self.rate,
             mix: self.mix,
             report_fields: self.report_fields,
@@ -168,6 +169,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?}: not a valid duration"))
 }
 
+/// Most requests one connection may have outstanding: far more than any target queues, and few
+/// enough that a slot's requests always number in `u32`, like SEQUENCE.
+const MAX_PIPELINE: usize = 1_000_000;
+
+fn parse_pipeline(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(d) if (1..=MAX_PIPELINE).contains(&d) => Ok(d),
+        _ => Err(format!("expected a depth from 1 to {MAX_PIPELINE}")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,6 +215,9 @@ mod tests {
         assert_eq!(cli.load.slo.len(), 2);
         assert_eq!(cli.load.slo[0].limit_us, 5000.0);
         assert!(Cli::try_parse_from(["avp-loadgen", "--slo", "p99=5ms"]).is_err());
+        for depth in ["0", "1000001", "x"] {
+            assert!(Cli::try_parse_from(["avp-loadgen", "--pipeline", depth]).is_err());
+        }
         assert!(
             Cli::try_parse_from(["avp-loadgen", "--requests", "5", "--duration", "1s"]).is_err()
         );

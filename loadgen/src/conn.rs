@@ -399,8 +399,10 @@ impl Conn {
                     Some(kind) => (kind, left),
                     None => (self.mix.next_kind(), 1),
                 };
+                // A slot holds at most --pipeline requests, which the command line bounds.
+                let run_len = n as u32;
                 let seq = self.next_seq;
-                self.next_seq = seq.wrapping_add(n as u32);
+                self.next_seq = seq.wrapping_add(run_len);
                 self.send(kind, seq, n, epoch_ms, &mut ctx.datagram);
                 let first = InFlight {
                     seq,
@@ -409,7 +411,7 @@ impl Conn {
                     sent: now,
                     measured,
                 };
-                self.inflight.push_run(first, n as u32);
+                self.inflight.push_run(first, run_len);
                 if measured {
                     sent_by_kind[kind as usize] += n as u64;
                 }

@@ -2,7 +2,7 @@
 //!
 //! Reports carry SEQUENCE, NODE_ID, TIMESTAMP and CPU/MEM values that wander like a real
 //! host's; a PAUSE always carries a short DURATION ([`PAUSE_SECS`]) so the mix's resumes follow
-//! it. Encoding appends to the connection's output buffer and allocates nothing.
+//! it. Encoding appends to the connection's output buffer and allocates only when that grows.
 
 use avpd::proto::{report_frame, Body, Codec, Message, MessageType, Report, REPORT_FRAME_LEN};
 use std::borrow::Cow;

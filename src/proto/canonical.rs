@@ -4,10 +4,11 @@
 //! A load tool or a minimal agent sends STAT_REPORT as CPU, MEM and a 4-byte SEQUENCE, in that
 //! order (15 bytes); the node answers STAT_REPORT_ACK with the 4-byte SEQUENCE (9 bytes). These
 //! functions read exactly those layouts, yielding what the general parser
-//! ([`Message::parse`]) yields for them, and write them as the general encoder does. Anything
-//! else (another order, other widths, extra or unknown attributes, a value out of range) is
-//! declined and left to the general code, which stays the one place the protocol's rules are
-//! written. Tests check that the two agree on every input the fast path accepts.
+//! (`Message::parse_general`, AVP by AVP) yields for them, and write them as the general
+//! encoder does; [`ack_report_run`] acknowledges a whole run of such reports in one pass.
+//! Anything else (another order, other widths, extra or unknown attributes, a value out of
+//! range) is declined and left to the general code, which stays the one place the protocol's
+//! rules are written. Tests check that the two agree on every input the fast path accepts.
 
 use super::avp::Attribute;
 use super::frame::Frame;
@@ -89,25 +90,27 @@ pub(crate) fn ack_report_run(input: &[u8], room: usize, out: &mut Vec<u8>) -> Op
     let frames = input
         .chunks_exact(REPORT_FRAME_LEN)
         .take(room.div_ceil(ACK_FRAME_LEN));
-    let start = out.len();
-    out.resize(start + frames.len() * ACK_FRAME_LEN, 0);
-    let mut count = 0;
-    for (frame, ack) in frames.zip(out[start..].chunks_exact_mut(ACK_FRAME_LEN)) {
-        let (header, body) = frame.split_at(3);
-        let Some((_, _, seq)) = report_body(body).filter(|_| header == REPORT_HEADER) else {
+    let (mut count, mut last) = (0, None);
+    for frame in frames {
+        let Some((cpu, mem, seq)) = report_frame_fields(frame) else {
             break;
         };
-        ack.copy_from_slice(&ack_frame(seq));
-        count += 1;
+        out.extend_from_slice(&ack_frame(seq));
+        (count, last) = (count + 1, Some((cpu, mem)));
     }
-    out.truncate(start + count * ACK_FRAME_LEN);
-    let last = count.checked_sub(1)? * REPORT_FRAME_LEN;
-    let (cpu, mem, _) = report_body(&input[last + 3..last + REPORT_FRAME_LEN])?;
+    let (cpu, mem) = last?;
     Some(ReportRun {
         count,
         bytes: count * REPORT_FRAME_LEN,
         last: canonical_report(cpu, mem),
     })
+}
+
+/// Reads a whole canonical STAT_REPORT frame, header included.
+#[inline(always)]
+fn report_frame_fields(frame: &[u8]) -> Option<(u8, u8, u32)> {
+    let (header, body) = frame.split_at(3);
+    report_body(body).filter(|_| header == REPORT_HEADER)
 }
 
 /// Appends `msg` when it has a canonical layout (a STAT_REPORT of CPU, MEM and SEQUENCE, or a
