@@ -68,19 +68,17 @@ impl FleetShard {
         }
     }
 
-    /// Records `report` from `peer`, received at `received_ms`.
+    /// Records `count` reports of one node from `peer` received in a row at `received_ms`, of
+    /// which `last` is the latest (the one kept); each of them counts when the shard is full.
     ///
     /// Allocates only the first time a node is seen since the last flush.
     #[inline]
-    pub fn record(&mut self, peer: SocketAddr, report: &Report<'_>, received_ms: u64) {
-        self.insert(
-            report.node_id.as_deref(),
-            peer,
-            Sample::of(report, received_ms),
-        );
+    pub fn record(&mut self, peer: SocketAddr, last: &Report<'_>, count: usize, received_ms: u64) {
+        let sample = Sample::of(last, received_ms);
+        self.insert(last.node_id.as_deref(), peer, sample, count);
     }
 
-    fn insert(&mut self, name: Option<&str>, peer: SocketAddr, sample: Sample) {
+    fn insert(&mut self, name: Option<&str>, peer: SocketAddr, sample: Sample, count: usize) {
         let full = self.named.len() + self.unnamed.len() >= self.max_nodes;
         let slot = match name {
             Some(name) => match self.named.get_mut(name) {
@@ -93,7 +91,7 @@ impl FleetShard {
         };
         match slot {
             Some(slot) => *slot = sample,
-            None => self.dropped += 1,
+            None => self.dropped += count as u64,
         }
     }
 
@@ -149,17 +147,14 @@ impl ConnectionReport {
         if own.as_deref() == name {
             self.unflushed = Some(Sample::of(last, received_ms));
         } else {
-            // Each of them counts when the shard is full, as if recorded one by one.
-            for _ in 0..count {
-                shard.record(peer, last, received_ms);
-            }
+            shard.record(peer, last, count, received_ms);
         }
     }
 
     /// Moves the latest unflushed report into `shard`.
     pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr) {
         if let (Some(sample), Some(name)) = (self.unflushed.take(), &self.node) {
-            shard.insert(name.as_deref(), peer, sample);
+            shard.insert(name.as_deref(), peer, sample, 1);
         }
     }
 }
@@ -236,9 +231,9 @@ mod tests {
     fn shard_keeps_latest_per_node_and_falls_back_to_peer() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(10);
-        shard.record(peer, &report(Some("a"), 1), 7);
-        shard.record(peer, &report(Some("a"), 2), 8);
-        shard.record(peer, &report(None, 3), 9);
+        shard.record(peer, &report(Some("a"), 1), 1, 7);
+        shard.record(peer, &report(Some("a"), 2), 1, 8);
+        shard.record(peer, &report(None, 3), 1, 9);
         let mut nodes = shard.drain();
         nodes.sort_by(|a, b| a.node.cmp(&b.node));
         assert_eq!(nodes.len(), 2);
@@ -261,9 +256,9 @@ mod tests {
     fn shard_and_view_are_bounded() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(1);
-        shard.record(peer, &report(Some("a"), 1), 0);
-        shard.record(peer, &report(Some("b"), 1), 0);
-        shard.record(peer, &report(Some("a"), 9), 0);
+        shard.record(peer, &report(Some("a"), 1), 1, 0);
+        shard.record(peer, &report(Some("b"), 1), 1, 0);
+        shard.record(peer, &report(Some("a"), 9), 1, 0);
         assert_eq!(shard.take_dropped(), 1);
         let mut view = FleetView::new(1);
         view.apply(shard.drain());
@@ -311,7 +306,7 @@ mod tests {
     fn a_run_passed_through_to_a_full_shard_counts_every_report() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(1);
-        shard.record(peer, &report(Some("first"), 1), 0);
+        shard.record(peer, &report(Some("first"), 1), 1, 0);
         let mut conn = ConnectionReport::default();
         conn.record(&mut shard, peer, &report(Some("own"), 1), 1, 0);
         conn.record(&mut shard, peer, &report(None, 2), 3, 0);

@@ -339,7 +339,7 @@ impl Worker {
             let outcome = Session::new().handle(now, &decoded);
             self.counters.count(outcome.kind, 1);
             if let Some(report) = outcome.report {
-                self.fleet.record(peer, report, now_ms);
+                self.fleet.record(peer, report, 1, now_ms);
             }
             if let Some(answer) = &outcome.answer {
                 self.udp_out.clear();
