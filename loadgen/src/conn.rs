@@ -62,6 +62,8 @@ pub struct Conn {
     queued: bool,
     inflight: InFlightQueue,
     next_seq: u32,
+    /// True once SEQUENCE has wrapped past `u32::MAX`: every value has then been sent.
+    seq_wrapped: bool,
     pacing: Pacing,
     mix: MixCursor,
     writer: RequestWriter,
@@ -80,6 +82,7 @@ impl Conn {
             queued: false,
             inflight: InFlightQueue::default(),
             next_seq: 0,
+            seq_wrapped: false,
             pacing,
             mix,
             writer,
@@ -130,7 +133,7 @@ impl Conn {
                 self.expire(registry, ctx, now);
                 if self.state == State::Open {
                     self.fill(ctx, now);
-                    self.flush(registry, token, ctx, now);
+                    self.flush(registry, token, ctx);
                 }
             }
             _ => {}
@@ -174,7 +177,7 @@ impl Conn {
         self.state = State::Open;
         ctx.open += 1;
         self.fill(ctx, now);
-        self.flush(registry, token, ctx, now);
+        self.flush(registry, token, ctx);
     }
 
     /// Handles a readiness event.
@@ -192,8 +195,7 @@ impl Conn {
                     self.on_readable(registry, token, ctx);
                 }
                 if self.state == State::Open && ev.is_writable() {
-                    let now = ctx.clock.now();
-                    self.flush(registry, token, ctx, now);
+                    self.flush(registry, token, ctx);
                 }
             }
             State::Waiting(_) => {}
@@ -228,7 +230,8 @@ impl Conn {
     }
 
     fn on_readable(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
-        let mut now = ctx.clock.now();
+        // The clock is read once per read that returned bytes: those answers' arrival time.
+        let mut now = None;
         loop {
             let mut scratch = std::mem::take(&mut ctx.scratch);
             let read = match &mut self.sock {
@@ -239,8 +242,8 @@ impl Conn {
             let outcome = match read {
                 Ok(0) if matches!(self.sock, Sock::Tcp(_)) => Err(CloseReason::Disconnect),
                 Ok(n) => {
-                    now = ctx.clock.now();
-                    let r = self.on_bytes(&scratch[..n], ctx, now);
+                    let at = *now.insert(ctx.clock.now());
+                    let r = self.on_bytes(&scratch[..n], ctx, at);
                     // A short TCP read drained the socket: skip the read that would only say
                     // WouldBlock (mio's edge-triggered readiness fires again on new data).
                     match r {
@@ -261,9 +264,13 @@ impl Conn {
             match outcome {
                 Ok(true) => continue,
                 Ok(false) => break,
-                Err(reason) => return self.close(registry, ctx, now, reason),
+                Err(reason) => {
+                    let now = now.unwrap_or_else(|| ctx.clock.now());
+                    return self.close(registry, ctx, now, reason);
+                }
             }
         }
+        let now = now.unwrap_or_else(|| ctx.clock.now());
         self.fill(ctx, now);
         // Written once every event of this poll round has been read (see `Conn::flush_queued`),
         // so one wake-up of the target serves several connections.
@@ -277,8 +284,7 @@ impl Conn {
     pub fn flush_queued(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
         self.queued = false;
         if self.state == State::Open {
-            let now = ctx.clock.now();
-            self.flush(registry, token, ctx, now);
+            self.flush(registry, token, ctx);
         }
     }
 
@@ -362,7 +368,7 @@ impl Conn {
             .and_then(|s| self.inflight.remove_seq(s));
         match req {
             Some(req) => complete(req, 1, check(req.kind, req.seq, &answer), ctx, now),
-            None if seq.is_some_and(|s| s < u64::from(self.next_seq)) => {
+            None if seq.is_some_and(|s| was_sent(s, self.next_seq, self.seq_wrapped)) => {
                 count(ctx, now, |e| e.late += 1)
             }
             None => count(ctx, now, |e| e.unsolicited += 1),
@@ -402,7 +408,9 @@ impl Conn {
                 // A slot holds at most --pipeline requests, which the command line bounds.
                 let run_len = n as u32;
                 let seq = self.next_seq;
-                self.next_seq = seq.wrapping_add(run_len);
+                let (next, wrapped) = seq.overflowing_add(run_len);
+                self.next_seq = next;
+                self.seq_wrapped |= wrapped;
                 self.send(kind, seq, n, epoch_ms, &mut ctx.datagram);
                 let first = InFlight {
                     seq,
@@ -454,7 +462,8 @@ impl Conn {
     }
 
     /// Writes pending output until done or WouldBlock; asks for WRITABLE only while some is left.
-    fn flush(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx, now: u64) {
+    /// The clock is read only when the connection breaks.
+    fn flush(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
         let Sock::Tcp(s) = &mut self.sock else {
             return;
         };
@@ -463,7 +472,10 @@ impl Conn {
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.close(registry, ctx, now, CloseReason::Disconnect),
+                Err(_) => {
+                    let now = ctx.clock.now();
+                    return self.close(registry, ctx, now, CloseReason::Disconnect);
+                }
             }
         }
         if self.out_pos == self.out.len() {
@@ -478,6 +490,7 @@ impl Conn {
                 Interest::READABLE
             };
             if registry.reregister(s, token, interest).is_err() {
+                let now = ctx.clock.now();
                 return self.close(registry, ctx, now, CloseReason::Disconnect);
             }
             self.want_write = want;
@@ -551,6 +564,12 @@ fn udp_socket(target: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s)
 }
 
+/// True when SEQUENCE `seq` has been sent on a connection whose next SEQUENCE is `next_seq`
+/// (`wrapped`: SEQUENCE has passed `u32::MAX` at least once, so every value has been sent).
+fn was_sent(seq: u64, next_seq: u32, wrapped: bool) -> bool {
+    u32::try_from(seq).is_ok_and(|s| wrapped || s < next_seq)
+}
+
 /// Counts and times the answers to `n` requests of one run starting at `req`, all found
 /// `verdict` by checking.
 #[inline]
@@ -561,6 +580,7 @@ fn complete(req: InFlight, n: u64, verdict: Verdict, ctx: &mut Ctx, now: u64) {
         ctx.interval.errors += n;
     }
     if !req.measured {
+        ctx.stats.warmup_answered += n;
         // Warmup answers still feed the live progress line.
         ctx.warmup_latency
             .saturating_record_n(now.saturating_sub(req.scheduled).max(1), n);
@@ -601,5 +621,23 @@ fn count(ctx: &mut Ctx, now: u64, bump: impl FnOnce(&mut crate::stats::ErrorCoun
     ctx.interval.errors += 1;
     if now >= ctx.measure_start {
         bump(&mut ctx.stats.errors);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::was_sent;
+
+    #[test]
+    fn an_answer_is_late_only_for_a_sequence_already_sent() {
+        assert!(was_sent(0, 10, false));
+        assert!(was_sent(9, 10, false));
+        assert!(!was_sent(10, 10, false));
+        assert!(!was_sent(4_000_000_000, 10, false));
+        // After a wrap, every 32-bit value has gone out once, including those above next_seq.
+        assert!(was_sent(4_000_000_000, 10, true));
+        assert!(was_sent(10, 10, true));
+        // A SEQUENCE wider than the 32 bits the loadgen sends was never sent.
+        assert!(!was_sent(u64::from(u32::MAX) + 1, 10, true));
     }
 }

@@ -146,6 +146,10 @@ pub struct RunReport {
     pub answered: u64,
     /// Answers that passed every check.
     pub ok: u64,
+    /// Answers to warmup requests, excluded from every other figure (absent from reports
+    /// written before it was added).
+    #[serde(default)]
+    pub warmup_answered: u64,
     /// Correct answers per second over the window.
     pub throughput: f64,
     /// Requests sent per second over the window.
@@ -192,6 +196,7 @@ impl RunReport {
                 .collect(),
             answered: s.answered,
             ok: s.ok,
+            warmup_answered: s.warmup_answered,
             throughput: s.ok as f64 / out.window_secs,
             send_rate: sent as f64 / out.window_secs,
             errors: s.errors,
@@ -263,8 +268,11 @@ impl RunReport {
         let _ = writeln!(t, "  mix           {} ({} reports)", p.mix, p.report_fields);
         let _ = writeln!(
             t,
-            "  window        {:.2} s measured, {:.2} s warmup excluded, timeout {} ms",
-            self.window_s, p.warmup_s, p.timeout_ms
+            "  window        {:.2} s measured, {:.2} s warmup excluded ({} answers), timeout {} ms",
+            self.window_s,
+            p.warmup_s,
+            group(self.warmup_answered as f64),
+            p.timeout_ms
         );
         let _ = writeln!(t);
         let pct = |n: u64| 100.0 * n as f64 / self.sent.max(1) as f64;

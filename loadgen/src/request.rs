@@ -10,6 +10,9 @@ use std::borrow::Cow;
 /// PAUSE length sent in the mix, in seconds.
 pub const PAUSE_SECS: u64 = 1;
 
+/// Reports between two CPU/MEM samples of a connection's simulated host.
+const SAMPLE_EVERY: u32 = 64;
+
 /// The request kinds a mix can hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -125,14 +128,17 @@ impl RequestWriter {
         let start = out.len();
         let report = kind == RequestKind::Report;
         if report && self.fields == ReportFields::Minimal && self.codec == Codec::Binary {
-            out.resize(start + n * REPORT_FRAME_LEN, 0);
-            let mut seq = first_seq;
-            for frame in out[start..].chunks_exact_mut(REPORT_FRAME_LEN) {
-                self.sample(seq);
-                let canonical = report_frame(self.cpu, self.mem, seq)
-                    .expect("the random walk keeps CPU and MEM within 1..=99");
-                frame.copy_from_slice(&canonical);
-                seq = seq.wrapping_add(1);
+            out.reserve(n * REPORT_FRAME_LEN);
+            // The frame is built again only when a new sample is taken; in between, only its
+            // SEQUENCE (the last four bytes) changes.
+            let mut frame = self.minimal_report(first_seq);
+            for seq in (0..n).map(|i| first_seq.wrapping_add(i as u32)) {
+                if seq % SAMPLE_EVERY == 0 {
+                    self.wander();
+                    frame = self.minimal_report(seq);
+                }
+                frame[REPORT_FRAME_LEN - 4..].copy_from_slice(&seq.to_be_bytes());
+                out.extend_from_slice(&frame);
             }
         } else {
             for seq in (0..n).map(|i| first_seq.wrapping_add(i as u32)) {
@@ -145,12 +151,19 @@ impl RequestWriter {
         out.len() - start
     }
 
-    /// A host's load moves slowly: a new CPU/MEM sample every 64 reports.
+    /// A host's load moves slowly: a new CPU/MEM sample every [`SAMPLE_EVERY`] reports.
     #[inline(always)]
     fn sample(&mut self, seq: u32) {
-        if seq % 64 == 0 {
+        if seq % SAMPLE_EVERY == 0 {
             self.wander();
         }
+    }
+
+    /// The canonical minimal report of the current sample with `seq`.
+    #[inline(always)]
+    fn minimal_report(&self, seq: u32) -> [u8; REPORT_FRAME_LEN] {
+        report_frame(self.cpu, self.mem, seq)
+            .expect("the random walk keeps CPU and MEM within 1..=99")
     }
 
     /// One request through the codec, for every request without a canonical frame.

@@ -121,6 +121,8 @@ pub struct Stats {
     pub answered: u64,
     /// Answers that passed every check.
     pub ok: u64,
+    /// Answers to warmup requests, which no other figure includes.
+    pub warmup_answered: u64,
     /// Errors by kind.
     pub errors: ErrorCounts,
     /// Latency from the scheduled send time (equal to the actual send time in closed loop).
@@ -139,6 +141,7 @@ impl Default for Stats {
             sent: [0; RequestKind::ALL.len()],
             answered: 0,
             ok: 0,
+            warmup_answered: 0,
             errors: ErrorCounts::default(),
             corrected: new_histogram(),
             uncorrected: new_histogram(),
@@ -201,6 +204,7 @@ impl Stats {
         }
         self.answered += o.answered;
         self.ok += o.ok;
+        self.warmup_answered += o.warmup_answered;
         self.errors.add(&o.errors);
         self.corrected
             .add(&o.corrected)

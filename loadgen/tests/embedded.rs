@@ -74,7 +74,9 @@ fn open_loop_sends_every_scheduled_slot() {
     };
     let out = run(&cfg).expect("run completes");
     node.shutdown();
-    // Slots every 0.5 ms: [0.5 s, 1.5 s) holds exactly 2,000 of them, all measured and sent.
+    // Slots every 0.5 ms: [0.5 s, 1.5 s) holds exactly 2,000 of them, all measured and sent;
+    // the warmup [0, 0.5 s) holds 1,000, answered and counted apart.
     assert_eq!(out.stats.sent_total(), 2_000, "{:?}", out.stats.errors);
     assert_eq!(out.stats.ok, 2_000, "{:?}", out.stats.errors);
+    assert_eq!(out.stats.warmup_answered, 1_000);
 }

@@ -47,7 +47,7 @@ fn json_report_has_its_schema() {
     for k in ["window_s", "throughput", "send_rate"] {
         assert!(v[k].as_f64().is_some_and(|x| x > 0.0), "{k}");
     }
-    for k in ["sent", "answered", "ok", "errors_total"] {
+    for k in ["sent", "answered", "ok", "warmup_answered", "errors_total"] {
         assert!(v[k].is_u64(), "{k}");
     }
     assert_eq!(v["sent"], 500);
