@@ -130,64 +130,107 @@ def median(xs):
 
 # --- part: clients -----------------------------------------------------------------------------
 
+def run_client(argv, timeout):
+    """Runs a client pinned to CPU 1; returns its stdout and the CPU seconds (user + system) it
+    used, from its own rusage (taskset execs the client, so the pid is the client's)."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(["taskset", "-c", "1"] + argv, stdout=out,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.time() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        return out.read(), usage.ru_utime + usage.ru_stime
+
+
+CLIENTS = ["limit_client.c", "avp-loadgen (minimal reports)", "avp-loadgen (full reports)"]
+# limit_client.c starts its clock once every connection is open and primed; the loadgen's
+# warmup leaves its connection ramp out of the measured window in the same way.
+CLIENT_WARMUP = 1
+
+
+def client_run(c, port, conns, depth, a, tmp):
+    """One closed-loop run of client `c`: (answers per second, answers, CPU seconds)."""
+    if c == "limit_client.c":
+        out, cpu = run_client([LIMIT_CLIENT, str(port), conns, depth, str(a.secs)], a.secs + 60)
+        m = re.search(r"acks=(\d+) secs=([\d.]+)", out)
+        return (int(m.group(1)) / float(m.group(2)), int(m.group(1)), cpu) if m else None
+    fields = "minimal" if "minimal" in c else "full"
+    json_path = os.path.join(tmp, "client.json")
+    if os.path.exists(json_path):
+        os.remove(json_path)
+    _, cpu = run_client([LOADGEN, "-q", "--json", json_path, "--target",
+                         f"tcp://127.0.0.1:{port}", "--connections", conns, "--pipeline",
+                         depth, "--duration", f"{a.secs}s", "--warmup", f"{CLIENT_WARMUP}s",
+                         "--report-fields", fields],
+                        a.secs + CLIENT_WARMUP + 60)
+    if not os.path.exists(json_path):
+        return None
+    with open(json_path) as f:
+        rep = json.load(f)
+    return rep["throughput"], rep["answered"] + rep["warmup_answered"], cpu
+
+
 def part_clients(a, tmp):
     """limit_client vs avp-loadgen (minimal and full reports) against limit_server."""
-    clients = ["limit_client.c", "avp-loadgen (minimal reports)", "avp-loadgen (full reports)"]
-    res = {(c, cfg): [] for c in clients for cfg in CONFIGS}
+    # runs[(client, cfg)]: one (rate, answers, cpu seconds) or None per round.
+    runs = {(c, cfg): [] for c in CLIENTS for cfg in CONFIGS}
     for r in range(a.rounds):
         for cfg in CONFIGS:
             conns, depth = cfg.split("x")
-            for c in clients:
+            for c in CLIENTS:
                 port = next_port()
                 with limit_server(port):
-                    if not wait_port(port):
-                        res[(c, cfg)].append(None)
-                        continue
-                    if c == "limit_client.c":
-                        out = subprocess.run(
-                            ["taskset", "-c", "1", LIMIT_CLIENT, str(port), conns, depth,
-                             str(a.secs)], capture_output=True, text=True,
-                            timeout=a.secs + 60).stdout
-                        m = re.search(r"rate=(\d+)", out)
-                        v = float(m.group(1)) if m else None
-                    else:
-                        fields = "minimal" if "minimal" in c else "full"
-                        rep, _ = loadgen(
-                            ["--target", f"tcp://127.0.0.1:{port}", "--connections", conns,
-                             "--pipeline", depth, "--duration", f"{a.secs}s",
-                             "--report-fields", fields],
-                            os.path.join(tmp, "client.json"), a.secs + 60)
-                        v = rep["throughput"]
-                res[(c, cfg)].append(v)
-                log(f"  clients round {r + 1} {cfg:>8} {c:<30} {fmt_rate(v)}")
+                    run = client_run(c, port, conns, depth, a, tmp) if wait_port(port) else None
+                runs[(c, cfg)].append(run)
+                log(f"  clients round {r + 1} {cfg:>8} {c:<30} "
+                    f"{fmt_rate(run[0]) if run else 'failed'}")
+
+    def cell(c, cfg):
+        mine, base = runs[(c, cfg)], runs[(CLIENTS[0], cfg)]
+        rate = median([x[0] if x else None for x in mine])
+        ns = median([x[2] / x[1] * 1e9 if x and x[1] else None for x in mine])
+        # Each round's ratio compares two runs made seconds apart, so slow drift of the machine
+        # cancels; the median of those ratios and their spread are reported.
+        ratios = sorted(x[0] / b[0] for x, b in zip(mine, base) if x and b and b[0])
+        if not rate or not ratios:
+            return "n/a"
+        spread = f" {ratios[0]:.2f}–{ratios[-1]:.2f}" if c != CLIENTS[0] else ""
+        return (f"{fmt_rate(rate)} ({statistics.median(ratios):.2f}x{spread}), "
+                f"{ns:,.0f} ns CPU/msg")
+
     lines = [
         "| client (against limit_server.c) | " + " | ".join(CONFIGS) + " |",
         "|---|" + "---|" * len(CONFIGS),
-    ]
-    for c in clients:
-        cells = []
-        for cfg in CONFIGS:
-            med, base = median(res[(c, cfg)]), median(res[(clients[0], cfg)])
-            ratio = med / base if med and base else None
-            cells.append(f"{fmt_rate(med)} ({ratio:.2f}x)" if ratio else fmt_rate(med))
-        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    ] + [f"| {c} | " + " | ".join(cell(c, cfg) for cfg in CONFIGS) + " |" for c in CLIENTS]
     cmd = (f"taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections C "
-           f"--pipeline D --duration {a.secs:g}s --report-fields minimal|full")
-    text = [
+           f"--pipeline D --duration {a.secs:g}s --warmup {CLIENT_WARMUP}s "
+           f"--report-fields minimal|full")
+    return [
         "### Load generator vs limit_client.c",
         "",
         f"Closed loop against `limit_server.c` on CPU 0, the client on CPU 1, a fresh server per "
-        f"run, clients alternating within each round; medians of {a.rounds} rounds of "
-        f"{a.secs:g} s, ratio to limit_client.c. limit_client.c sends 15-byte reports "
-        f"(CPU, MEM, SEQUENCE) and records nothing; `--report-fields minimal` sends the same "
-        f"bytes, `full` adds TIMESTAMP and NODE_ID (36 bytes). avp-loadgen checks and times "
-        f"every answer in both.",
+        f"run, clients alternating within each round, {a.rounds} rounds of {a.secs:g} s. Each "
+        f"cell: the median throughput; in brackets the median over the rounds of the ratio to "
+        f"limit_client.c's run of the same round, and the lowest and highest of those ratios; "
+        f"then the client's CPU time (user + system, from its rusage) per answer (warmup "
+        f"included), median of the rounds. limit_client.c starts its clock once its connections "
+        f"are open and primed; the loadgen's {CLIENT_WARMUP} s warmup leaves its ramp out too. limit_client.c sends 15-byte reports (CPU, MEM, SEQUENCE) and records "
+        f"nothing; `--report-fields minimal` sends the same bytes, `full` adds TIMESTAMP and "
+        f"NODE_ID (36 bytes). avp-loadgen checks and times every answer in both.",
         "",
         f"    taskset -c 1 /tmp/limit_client PORT C D {a.secs:g}",
         f"    {cmd}",
         "",
     ] + lines + [""]
-    return text
 
 
 # --- part: servers -----------------------------------------------------------------------------
@@ -201,7 +244,8 @@ def part_servers(a):
             f"avpd={AVPD} serve --workers 1 --listen tcp://127.0.0.1:{{port}}"]
     log("  servers: " + shlex.join(cmd))
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    shown = [shlex.join([os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd])
+    shown = [shlex.join(["python3"] + [os.path.relpath(c, ROOT) if c.startswith(ROOT) else c
+                                       for c in cmd[1:]])
              .replace(LIMIT_DIR, "../shared/limit").replace(TARGET, "target")]
     return [
         "### avpd vs limit_server.c under limit_client.c",
