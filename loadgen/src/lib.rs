@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod busy;
 pub mod check;
 pub mod cli;
 pub mod clock;

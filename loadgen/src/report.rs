@@ -163,6 +163,10 @@ pub struct RunReport {
     /// Peak resident memory of the loadgen process so far, KiB (Linux `VmHWM`; includes an
     /// `--embedded` node).
     pub peak_rss_kib: Option<u64>,
+    /// The busiest load thread's CPU time over the measured window as a fraction of the
+    /// window (see [`crate::busy`]); absent where the OS does not report it.
+    #[serde(default)]
+    pub loadgen_busy: Option<f64>,
 }
 
 impl RunReport {
@@ -206,6 +210,7 @@ impl RunReport {
                 uncorrected: LatencySummary::of(&s.uncorrected),
             },
             peak_rss_kib: peak_rss_kib(),
+            loadgen_busy: s.busiest_thread,
         }
     }
 
@@ -321,8 +326,21 @@ impl RunReport {
             }
             let _ = writeln!(t);
         }
+        let _ = writeln!(t);
         if let Some(kib) = self.peak_rss_kib {
-            let _ = writeln!(t, "\n  loadgen peak RSS {:.1} MiB", kib as f64 / 1024.0);
+            let _ = writeln!(t, "  loadgen peak RSS {:.1} MiB", kib as f64 / 1024.0);
+        }
+        if let Some(busy) = self.loadgen_busy {
+            let _ = writeln!(
+                t,
+                "  loadgen busiest thread on CPU {:.0} % of the window{}",
+                busy * 100.0,
+                if busy >= SATURATED {
+                    " (it hardly waited: the loadgen may have set the pace; try more --threads)"
+                } else {
+                    ""
+                }
+            );
         }
         if p.mode == "closed" {
             let _ = writeln!(
@@ -333,6 +351,9 @@ impl RunReport {
         t
     }
 }
+
+/// A load thread at least this busy may have set the pace rather than the target.
+const SATURATED: f64 = 0.95;
 
 /// This process's peak resident set size in KiB, where `/proc/self/status` exists.
 fn peak_rss_kib() -> Option<u64> {

@@ -123,6 +123,9 @@ pub struct Stats {
     pub ok: u64,
     /// Answers to warmup requests, which no other figure includes.
     pub warmup_answered: u64,
+    /// The busiest load thread's CPU time over the measured window, as a fraction of it
+    /// (see [`crate::busy`]); `None` where the OS does not report thread CPU time.
+    pub busiest_thread: Option<f64>,
     /// Errors by kind.
     pub errors: ErrorCounts,
     /// Latency from the scheduled send time (equal to the actual send time in closed loop).
@@ -142,6 +145,7 @@ impl Default for Stats {
             answered: 0,
             ok: 0,
             warmup_answered: 0,
+            busiest_thread: None,
             errors: ErrorCounts::default(),
             corrected: new_histogram(),
             uncorrected: new_histogram(),
@@ -205,6 +209,10 @@ impl Stats {
         self.answered += o.answered;
         self.ok += o.ok;
         self.warmup_answered += o.warmup_answered;
+        self.busiest_thread = match (self.busiest_thread, o.busiest_thread) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         self.errors.add(&o.errors);
         self.corrected
             .add(&o.corrected)

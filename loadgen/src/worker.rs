@@ -7,6 +7,7 @@
 //! answered, or at the end of the drain period (`--timeout` after sending stopped), when what
 //! is still outstanding counts as timed out.
 
+use crate::busy::BusyMeter;
 use crate::clock::{Clock, NANOS_PER_SEC};
 use crate::conn::Conn;
 use crate::stats::{new_histogram, Interval, Stats};
@@ -94,8 +95,10 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
     let mut seen = new_histogram();
     let mut next_service = 0;
     let mut drain_deadline: Option<u64> = None;
+    let mut busy = BusyMeter::default();
     loop {
         let now = ctx.clock.now();
+        busy.observe(now, ctx.measure_start, ctx.sending_over(now));
         if now >= next_tick {
             let tick = next_tick / NANOS_PER_SEC;
             let mut done = std::mem::replace(&mut ctx.interval, Interval::new(tick + 1));
@@ -160,5 +163,6 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
     if !ctx.open_loop {
         ctx.stats.finish_closed_loop();
     }
+    ctx.stats.busiest_thread = busy.close(ctx.clock.now());
     Ok(ctx.stats)
 }

@@ -51,6 +51,9 @@ fn json_report_has_its_schema() {
         assert!(v[k].is_u64(), "{k}");
     }
     assert_eq!(v["sent"], 500);
+    // The busiest load thread's share of the window: Linux reports thread CPU time.
+    let busy = v["loadgen_busy"].as_f64().expect("loadgen_busy");
+    assert!(busy >= 0.0, "loadgen_busy {busy}");
     assert_eq!(v["sent_by_kind"]["report"], 500);
     let kinds = [
         "wrong_type",
