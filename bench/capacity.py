@@ -6,6 +6,8 @@ usage: python3 bench/capacity.py [--rounds 3] [--secs 3] [--no-build] [--skip PA
 Parts (each can be skipped with --skip NAME):
   clients  limit_client.c vs avp-loadgen against limit_server.c (server on CPU 0, client on
            CPU 1; 100x1, 1000x16, 10x128; medians of the rounds, clients alternating per round)
+  race     limit_client.c and avp-loadgen at once on CPU 1 against one limit_server.c
+           (how the server's answers split between them; 10 s per round)
   servers  limit_server.c vs `avpd serve --workers 1` under limit_client.c (../shared/limit's
            sidebyside.py)
   sweep    an open-loop sweep against avpd up to the SLO p99 <= 5 ms, with its plot
@@ -233,6 +235,76 @@ def part_clients(a, tmp):
     ] + lines + [""]
 
 
+# --- part: race --------------------------------------------------------------------------------
+
+RACE_SECS = 10
+
+
+def race_round(cfg, tmp):
+    """limit_client.c and avp-loadgen at once, both on CPU 1, against one limit_server.c on
+    CPU 0, for RACE_SECS: (limit_client's acks/s, the loadgen's answers/s)."""
+    conns, depth = cfg.split("x")
+    port = next_port()
+    json_path = os.path.join(tmp, "race.json")
+    if os.path.exists(json_path):
+        os.remove(json_path)
+    with limit_server(port):
+        if not wait_port(port):
+            return None
+        c = subprocess.Popen(["taskset", "-c", "1", LIMIT_CLIENT, str(port), conns, depth,
+                              str(RACE_SECS)], stdout=subprocess.PIPE, text=True)
+        lg = subprocess.Popen(["taskset", "-c", "1", LOADGEN, "-q", "--json", json_path,
+                               "--target", f"tcp://127.0.0.1:{port}", "--connections", conns,
+                               "--pipeline", depth, "--duration", f"{RACE_SECS}s",
+                               "--report-fields", "minimal"], stdout=subprocess.DEVNULL)
+        out, _ = c.communicate(timeout=RACE_SECS + 60)
+        lg.wait(timeout=RACE_SECS + 60)
+    m = re.search(r"rate=(\d+)", out)
+    if not m or not os.path.exists(json_path):
+        return None
+    with open(json_path) as f:
+        return float(m.group(1)), json.load(f)["throughput"]
+
+
+def part_race(a, tmp):
+    """Both clients in the same run: how the server's answers split between them."""
+    rows = []
+    for cfg in CONFIGS:
+        runs = []
+        for r in range(a.rounds):
+            run = race_round(cfg, tmp)
+            runs.append(run)
+            log(f"  race round {r + 1} {cfg:>8} " +
+                (f"limit_client {fmt_rate(run[0])} avp-loadgen {fmt_rate(run[1])}" if run
+                 else "failed"))
+        ratios = sorted(lg / c for c, lg in filter(None, runs) if c)
+        if not ratios:
+            rows.append(f"| {cfg} | n/a | n/a | n/a |")
+            continue
+        rows.append(f"| {cfg} | {fmt_rate(median([x[0] for x in runs if x]))} | "
+                    f"{fmt_rate(median([x[1] for x in runs if x]))} | "
+                    f"**{statistics.median(ratios):.3f}x** ({ratios[0]:.3f}–{ratios[-1]:.3f}) |")
+    return [
+        "### Load generator and limit_client.c in the same run",
+        "",
+        f"Both clients at once on CPU 1, with the configuration's connections each, against one "
+        f"`limit_server.c` on CPU 0, for {RACE_SECS} s; {a.rounds} rounds per configuration. "
+        f"They share the machine's state second by second, so its drift cancels out of the "
+        f"ratio. They also share CPU 1, so the one that spends less per answer turns its "
+        f"connections around sooner and gets more of the server's answers. limit_client.c "
+        f"opens its connections before starting its clock; the loadgen's connection ramp is "
+        f"inside its {RACE_SECS} s. Medians of the rounds; the ratio column is avp-loadgen / "
+        f"limit_client.c, with the lowest and highest round.",
+        "",
+        f"    taskset -c 1 /tmp/limit_client PORT C D {RACE_SECS} &",
+        f"    taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections C "
+        f"--pipeline D --duration {RACE_SECS}s --report-fields minimal",
+        "",
+        "| configuration | limit_client.c | avp-loadgen | avp-loadgen / limit_client.c |",
+        "|---|---|---|---|",
+    ] + rows + [""]
+
+
 # --- part: servers -----------------------------------------------------------------------------
 
 def part_servers(a):
@@ -387,7 +459,7 @@ def main():
     ap.add_argument("--secs", type=float, default=3)
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--skip", action="append", default=[],
-                    choices=["clients", "servers", "latency", "sweep", "conns"])
+                    choices=["clients", "race", "servers", "latency", "sweep", "conns"])
     a = ap.parse_args()
     build(a.no_build)
     os.makedirs(IMG, exist_ok=True)
@@ -404,6 +476,9 @@ def main():
         if "clients" not in a.skip:
             log("part clients")
             lines += part_clients(a, tmp)
+        if "race" not in a.skip:
+            log("part race")
+            lines += part_race(a, tmp)
         if "servers" not in a.skip:
             log("part servers")
             lines += part_servers(a)
