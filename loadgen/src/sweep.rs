@@ -154,8 +154,8 @@ pub fn sweep(
 /// The header of the per-step table.
 pub fn table_header() -> String {
     format!(
-        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10}  verdict",
-        "rate/s", "achieved/s", "p50", "p99", "p99.9", "errors"
+        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}  verdict",
+        "rate/s", "achieved/s", "p50", "p99", "p99.9", "errors", "loadgen"
     )
 }
 
@@ -164,14 +164,19 @@ pub fn table_row(step: &Step) -> String {
     let r = &step.report;
     let l = &r.latency.corrected;
     let us = |v: f64| fmt_latency((v * 1e3) as u64);
+    // How busy the busiest load thread was: near 100 %, the step measured the loadgen too.
+    let busy = r
+        .loadgen_busy
+        .map_or_else(|| "n/a".to_string(), |b| format!("{:.0}%", b * 100.0));
     format!(
-        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10}  {}",
+        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}  {}",
         group(step.rate),
         group(r.throughput),
         us(l.p50_us),
         us(l.p99_us),
         us(l.p99_9_us),
         group(r.errors.failed_requests() as f64),
+        busy,
         step.broken.as_deref().unwrap_or("ok"),
     )
 }

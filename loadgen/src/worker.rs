@@ -96,10 +96,18 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
     let mut next_service = 0;
     let mut drain_deadline: Option<u64> = None;
     let mut busy = BusyMeter::default();
+    // Set when the last iteration was an idle spin (no timer work, a poll that did not block
+    // and found nothing): the clock time it started.
+    let mut idle_spin_from = None;
     loop {
         let now = ctx.clock.now();
+        if let Some(t) = idle_spin_from.take() {
+            busy.idle(now.saturating_sub(t));
+        }
         busy.observe(now, ctx.measure_start, ctx.sending_over(now));
+        let mut timer_work = false;
         if now >= next_tick {
+            timer_work = true;
             let tick = next_tick / NANOS_PER_SEC;
             let mut done = std::mem::replace(&mut ctx.interval, Interval::new(tick + 1));
             done.open = ctx.open;
@@ -116,6 +124,7 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
             next_tick += NANOS_PER_SEC;
         }
         if now >= next_service {
+            timer_work = true;
             let mut next = now + MAX_SLEEP_NS;
             let mut all_done = true;
             for (i, c) in conns.iter_mut().enumerate() {
@@ -143,6 +152,9 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
+        }
+        if sleep == 0 && !timer_work && events.is_empty() {
+            idle_spin_from = Some(now);
         }
         for ev in events.iter() {
             if let Some(c) = conns.get_mut(ev.token().0) {
