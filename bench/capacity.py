@@ -238,6 +238,9 @@ def part_clients(a, tmp):
 # --- part: race --------------------------------------------------------------------------------
 
 RACE_SECS = 10
+# The loadgen starts this long before limit_client.c and leaves it out as warmup, so that both
+# clocks run over the same seconds with every connection open.
+RACE_WARMUP = 1
 
 
 def race_round(cfg, tmp):
@@ -251,14 +254,16 @@ def race_round(cfg, tmp):
     with limit_server(port):
         if not wait_port(port):
             return None
-        c = subprocess.Popen(["taskset", "-c", "1", LIMIT_CLIENT, str(port), conns, depth,
-                              str(RACE_SECS)], stdout=subprocess.PIPE, text=True)
         lg = subprocess.Popen(["taskset", "-c", "1", LOADGEN, "-q", "--json", json_path,
                                "--target", f"tcp://127.0.0.1:{port}", "--connections", conns,
                                "--pipeline", depth, "--duration", f"{RACE_SECS}s",
-                               "--report-fields", "minimal"], stdout=subprocess.DEVNULL)
+                               "--warmup", f"{RACE_WARMUP}s", "--report-fields", "minimal"],
+                              stdout=subprocess.DEVNULL)
+        time.sleep(RACE_WARMUP)
+        c = subprocess.Popen(["taskset", "-c", "1", LIMIT_CLIENT, str(port), conns, depth,
+                              str(RACE_SECS)], stdout=subprocess.PIPE, text=True)
         out, _ = c.communicate(timeout=RACE_SECS + 60)
-        lg.wait(timeout=RACE_SECS + 60)
+        lg.wait(timeout=RACE_SECS + RACE_WARMUP + 60)
     m = re.search(r"rate=(\d+)", out)
     if not m or not os.path.exists(json_path):
         return None
@@ -292,13 +297,15 @@ def part_race(a, tmp):
         f"They share the machine's state second by second, so its drift cancels out of the "
         f"ratio. They also share CPU 1, so the one that spends less per answer turns its "
         f"connections around sooner and gets more of the server's answers. limit_client.c "
-        f"opens its connections before starting its clock; the loadgen's connection ramp is "
-        f"inside its {RACE_SECS} s. Medians of the rounds; the ratio column is avp-loadgen / "
+        f"opens its connections before starting its clock; the loadgen starts {RACE_WARMUP} s "
+        f"earlier and leaves that second out as warmup, so both clocks cover the same seconds "
+        f"with every connection open. Medians of the rounds; the ratio column is avp-loadgen / "
         f"limit_client.c, with the lowest and highest round.",
         "",
-        f"    taskset -c 1 /tmp/limit_client PORT C D {RACE_SECS} &",
         f"    taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections C "
-        f"--pipeline D --duration {RACE_SECS}s --report-fields minimal",
+        f"--pipeline D --duration {RACE_SECS}s --warmup {RACE_WARMUP}s "
+        f"--report-fields minimal &",
+        f"    sleep {RACE_WARMUP}; taskset -c 1 /tmp/limit_client PORT C D {RACE_SECS}",
         "",
         "| configuration | limit_client.c | avp-loadgen | avp-loadgen / limit_client.c |",
         "|---|---|---|---|",

@@ -74,6 +74,34 @@ impl ReportFields {
     }
 }
 
+/// A canonical minimal report as the two overlapping 8-byte words it is written with.
+#[derive(Debug, Clone, Copy)]
+struct MinimalWords {
+    /// Bytes 0..8 of the frame.
+    head: [u8; 8],
+    /// Bytes 7..11 of the frame, the part of the second word before SEQUENCE.
+    tail_prefix: [u8; 4],
+}
+
+impl MinimalWords {
+    #[inline(always)]
+    fn new(frame: [u8; REPORT_FRAME_LEN]) -> Self {
+        let [h0, h1, h2, h3, h4, h5, h6, h7, t0, t1, t2, ..] = frame;
+        MinimalWords {
+            head: [h0, h1, h2, h3, h4, h5, h6, h7],
+            tail_prefix: [h7, t0, t1, t2],
+        }
+    }
+
+    /// Bytes 7..15 of the frame with SEQUENCE `seq`.
+    #[inline(always)]
+    fn tail(&self, seq: u32) -> [u8; 8] {
+        let [p0, p1, p2, p3] = self.tail_prefix;
+        let [s0, s1, s2, s3] = seq.to_be_bytes();
+        [p0, p1, p2, p3, s0, s1, s2, s3]
+    }
+}
+
 /// Builds the requests of one connection: its node name and a plausible CPU/MEM random walk.
 #[derive(Debug, Clone)]
 pub struct RequestWriter {
@@ -128,17 +156,20 @@ impl RequestWriter {
         let start = out.len();
         let report = kind == RequestKind::Report;
         if report && self.fields == ReportFields::Minimal && self.codec == Codec::Binary {
-            out.reserve(n * REPORT_FRAME_LEN);
+            out.resize(start + n * REPORT_FRAME_LEN, 0);
             // The frame is built again only when a new sample is taken; in between, only its
-            // SEQUENCE (the last four bytes) changes.
-            let mut frame = self.minimal_report(first_seq);
-            for seq in (0..n).map(|i| first_seq.wrapping_add(i as u32)) {
+            // SEQUENCE (the last four bytes) changes. Each frame is written as two overlapping
+            // 8-byte words: bytes 0..8, fixed between samples, and bytes 7..15, whose last four
+            // are SEQUENCE.
+            let mut words = MinimalWords::new(self.minimal_report(first_seq));
+            let seqs = (0..).map(|i| first_seq.wrapping_add(i));
+            for (frame, seq) in out[start..].chunks_exact_mut(REPORT_FRAME_LEN).zip(seqs) {
                 if seq % SAMPLE_EVERY == 0 {
                     self.wander();
-                    frame = self.minimal_report(seq);
+                    words = MinimalWords::new(self.minimal_report(seq));
                 }
-                frame[REPORT_FRAME_LEN - 4..].copy_from_slice(&seq.to_be_bytes());
-                out.extend_from_slice(&frame);
+                frame[..8].copy_from_slice(&words.head);
+                frame[7..].copy_from_slice(&words.tail(seq));
             }
         } else {
             for seq in (0..n).map(|i| first_seq.wrapping_add(i as u32)) {
