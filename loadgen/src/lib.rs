@@ -28,4 +28,5 @@ pub mod request;
 pub mod run;
 pub mod stats;
 pub mod sweep;
+pub mod timers;
 pub mod worker;

@@ -3,7 +3,9 @@
 //!
 //! The loop follows the usual shape: poll (retried on EINTR), dispatch each event to its
 //! connection, then run the timer pass (connects, timeouts, open-loop sends) when the earliest
-//! timer is due. The worker stops when sending is over and every outstanding request has been
+//! timer is due. While sending, a timer pass visits only the connections that are due
+//! ([`Timers`]); the first pass and those after sending has ended visit every connection, to
+//! tell when all are done. The worker stops when sending is over and every outstanding request has been
 //! answered, or at the end of the drain period (`--timeout` after sending stopped), when what
 //! is still outstanding counts as timed out.
 
@@ -11,6 +13,7 @@ use crate::busy::BusyMeter;
 use crate::clock::{Clock, NANOS_PER_SEC};
 use crate::conn::Conn;
 use crate::stats::{new_histogram, Interval, Stats};
+use crate::timers::Timers;
 use avpd::proto::Codec;
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
@@ -94,6 +97,8 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
     // Every latency recorded up to the previous tick, to take the last second's as a difference.
     let mut seen = new_histogram();
     let mut next_service = 0;
+    let mut timers = Timers::new(conns.len());
+    let mut first_pass = true;
     let mut drain_deadline: Option<u64> = None;
     let mut busy = BusyMeter::default();
     // Set when the last iteration was an idle spin (no timer work, a poll that did not block
@@ -125,14 +130,23 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
         }
         if now >= next_service {
             timer_work = true;
-            let mut next = now + MAX_SLEEP_NS;
-            let mut all_done = true;
-            for (i, c) in conns.iter_mut().enumerate() {
-                c.service(poll.registry(), Token(i), &mut ctx, now);
-                next = next.min(c.next_event(&ctx));
-                all_done &= c.sending_done(&ctx, now);
+            let mut all_done = false;
+            if first_pass || ctx.sending_over(now) {
+                first_pass = false;
+                all_done = true;
+                for (i, c) in conns.iter_mut().enumerate() {
+                    c.service(poll.registry(), Token(i), &mut ctx, now);
+                    timers.arm(i, c.next_event(&ctx));
+                    all_done &= c.sending_done(&ctx, now);
+                }
+            } else {
+                while let Some(i) = timers.pop_due(now) {
+                    let c = &mut conns[i];
+                    c.service(poll.registry(), Token(i), &mut ctx, now);
+                    timers.arm(i, c.next_event(&ctx));
+                }
             }
-            next_service = next;
+            next_service = timers.next().unwrap_or(u64::MAX).min(now + MAX_SLEEP_NS);
             if all_done {
                 let deadline = *drain_deadline.get_or_insert(now.saturating_add(ctx.timeout));
                 if ctx.outstanding == 0 || now >= deadline {
@@ -157,15 +171,23 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
             idle_spin_from = Some(now);
         }
         for ev in events.iter() {
-            if let Some(c) = conns.get_mut(ev.token().0) {
+            let i = ev.token().0;
+            if let Some(c) = conns.get_mut(i) {
                 c.on_event(poll.registry(), ev.token(), ev, &mut ctx);
                 // An answer may have lifted the pipeline cap: its next slot is a timer again.
-                next_service = next_service.min(c.next_event(&ctx));
+                let at = c.next_event(&ctx);
+                timers.arm(i, at);
+                next_service = next_service.min(at);
             }
         }
         let mut queued = std::mem::take(&mut ctx.queued);
         for i in queued.drain(..) {
-            conns[i].flush_queued(poll.registry(), Token(i), &mut ctx);
+            let c = &mut conns[i];
+            c.flush_queued(poll.registry(), Token(i), &mut ctx);
+            // A failed write closes the connection, which then has a reconnect timer.
+            let at = c.next_event(&ctx);
+            timers.arm(i, at);
+            next_service = next_service.min(at);
         }
         ctx.queued = queued;
         if ctx.outstanding == 0 && drain_deadline.is_some() {
