@@ -5,9 +5,9 @@
 //! connection, then run the timer pass (connects, timeouts, open-loop sends) when the earliest
 //! timer is due. While sending, a timer pass visits only the connections that are due
 //! ([`Timers`]); the first pass and those after sending has ended visit every connection, to
-//! tell when all are done. The worker stops when sending is over and every outstanding request has been
-//! answered, or at the end of the drain period (`--timeout` after sending stopped), when what
-//! is still outstanding counts as timed out.
+//! tell when all are done. The worker stops when sending is over and every outstanding
+//! request has been answered, or at the end of the drain period (`--timeout` after sending
+//! stopped), when what is still outstanding counts as timed out.
 
 use crate::busy::BusyMeter;
 use crate::clock::{Clock, NANOS_PER_SEC};
@@ -134,6 +134,9 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
             if first_pass || ctx.sending_over(now) {
                 first_pass = false;
                 all_done = true;
+                // Every connection is visited: take the due entries out, so that the next
+                // wake-up is the earliest timer still to come.
+                while timers.pop_due(now).is_some() {}
                 for (i, c) in conns.iter_mut().enumerate() {
                     c.service(poll.registry(), Token(i), &mut ctx, now);
                     timers.arm(i, c.next_event(&ctx));
@@ -175,9 +178,7 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
             if let Some(c) = conns.get_mut(i) {
                 c.on_event(poll.registry(), ev.token(), ev, &mut ctx);
                 // An answer may have lifted the pipeline cap: its next slot is a timer again.
-                let at = c.next_event(&ctx);
-                timers.arm(i, at);
-                next_service = next_service.min(at);
+                timers.arm(i, c.next_event(&ctx));
             }
         }
         let mut queued = std::mem::take(&mut ctx.queued);
@@ -185,11 +186,10 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
             let c = &mut conns[i];
             c.flush_queued(poll.registry(), Token(i), &mut ctx);
             // A failed write closes the connection, which then has a reconnect timer.
-            let at = c.next_event(&ctx);
-            timers.arm(i, at);
-            next_service = next_service.min(at);
+            timers.arm(i, c.next_event(&ctx));
         }
         ctx.queued = queued;
+        next_service = next_service.min(timers.next().unwrap_or(u64::MAX));
         if ctx.outstanding == 0 && drain_deadline.is_some() {
             next_service = 0;
         }
