@@ -121,6 +121,24 @@ def loadgen(args, json_path, timeout):
         return json.load(f), out.stdout
 
 
+def closed_loop_argv(json_path, port, conns, depth, secs, warmup, fields):
+    """avp-loadgen's command line for a closed-loop run against 127.0.0.1:`port` that writes
+    its JSON report to `json_path` (removed first, so a failed run leaves none)."""
+    if os.path.exists(json_path):
+        os.remove(json_path)
+    return [LOADGEN, "-q", "--json", json_path, "--target", f"tcp://127.0.0.1:{port}",
+            "--connections", conns, "--pipeline", depth, "--duration", f"{secs}s",
+            "--warmup", f"{warmup}s", "--report-fields", fields]
+
+
+def read_report(json_path):
+    """The JSON report a run wrote, or None when it wrote none."""
+    if not os.path.exists(json_path):
+        return None
+    with open(json_path) as f:
+        return json.load(f)
+
+
 def fmt_rate(v):
     return f"{v / 1e3:,.0f}k" if v else "n/a"
 
@@ -167,18 +185,10 @@ def client_run(c, port, conns, depth, a, tmp):
         return (int(m.group(1)) / float(m.group(2)), int(m.group(1)), cpu) if m else None
     fields = "minimal" if "minimal" in c else "full"
     json_path = os.path.join(tmp, "client.json")
-    if os.path.exists(json_path):
-        os.remove(json_path)
-    _, cpu = run_client([LOADGEN, "-q", "--json", json_path, "--target",
-                         f"tcp://127.0.0.1:{port}", "--connections", conns, "--pipeline",
-                         depth, "--duration", f"{a.secs}s", "--warmup", f"{CLIENT_WARMUP}s",
-                         "--report-fields", fields],
-                        a.secs + CLIENT_WARMUP + 60)
-    if not os.path.exists(json_path):
-        return None
-    with open(json_path) as f:
-        rep = json.load(f)
-    return rep["throughput"], rep["answered"] + rep["warmup_answered"], cpu
+    argv = closed_loop_argv(json_path, port, conns, depth, a.secs, CLIENT_WARMUP, fields)
+    _, cpu = run_client(argv, a.secs + CLIENT_WARMUP + 60)
+    rep = read_report(json_path)
+    return (rep["throughput"], rep["answered"] + rep["warmup_answered"], cpu) if rep else None
 
 
 def part_clients(a, tmp):
@@ -249,26 +259,19 @@ def race_round(cfg, tmp):
     conns, depth = cfg.split("x")
     port = next_port()
     json_path = os.path.join(tmp, "race.json")
-    if os.path.exists(json_path):
-        os.remove(json_path)
+    argv = closed_loop_argv(json_path, port, conns, depth, RACE_SECS, RACE_WARMUP, "minimal")
     with limit_server(port):
         if not wait_port(port):
             return None
-        lg = subprocess.Popen(["taskset", "-c", "1", LOADGEN, "-q", "--json", json_path,
-                               "--target", f"tcp://127.0.0.1:{port}", "--connections", conns,
-                               "--pipeline", depth, "--duration", f"{RACE_SECS}s",
-                               "--warmup", f"{RACE_WARMUP}s", "--report-fields", "minimal"],
-                              stdout=subprocess.DEVNULL)
+        lg = subprocess.Popen(["taskset", "-c", "1"] + argv, stdout=subprocess.DEVNULL)
         time.sleep(RACE_WARMUP)
         c = subprocess.Popen(["taskset", "-c", "1", LIMIT_CLIENT, str(port), conns, depth,
                               str(RACE_SECS)], stdout=subprocess.PIPE, text=True)
         out, _ = c.communicate(timeout=RACE_SECS + 60)
         lg.wait(timeout=RACE_SECS + RACE_WARMUP + 60)
     m = re.search(r"rate=(\d+)", out)
-    if not m or not os.path.exists(json_path):
-        return None
-    with open(json_path) as f:
-        return float(m.group(1)), json.load(f)["throughput"]
+    rep = read_report(json_path)
+    return (float(m.group(1)), rep["throughput"]) if m and rep else None
 
 
 def part_race(a, tmp):
