@@ -3,28 +3,28 @@
 
 mod client_support;
 
-use avpd::proto::{Body, Codec, Message, Report};
-use client_support::{accept, field, listener, Avpd, Peer, WAIT};
+use avp_proto::{Body, Codec, Message, Report};
+use client_support::{accept, avpd, field, listener, unix_millis, Peer, Program, WAIT};
 use std::time::{Duration, Instant};
 
 /// The next STAT_REPORT's sequence and content, skipping nothing else.
 fn next_report(peer: &mut Peer) -> (u64, Report<'static>) {
-    let msg = peer.recv();
+    let msg = peer.expect();
     match msg.body {
         Body::StatReport(r) => (msg.sequence.expect("SEQUENCE"), r),
         other => panic!("expected STAT_REPORT, got {other:?}"),
     }
 }
 
-fn totals(agent: &mut Avpd) -> String {
+fn totals(agent: &mut Program) -> String {
     agent.stderr.wait_contains("agent stopped:")
 }
 
 /// Starts `avpd agent` reporting to `collector` every `interval`, with `extra` arguments.
-fn start_agent(collector: &str, interval: &str, extra: &[&str]) -> Avpd {
+fn start_agent(collector: &str, interval: &str, extra: &[&str]) -> Program {
     let mut args = vec!["agent", "--collector", collector, "--interval", interval];
     args.extend_from_slice(extra);
-    Avpd::start(&args)
+    avpd(&args)
 }
 
 #[test]
@@ -36,7 +36,7 @@ fn reports_carry_every_field_and_count_ends_after_the_acks() {
         &["--node-id", "ws-17", "--count", "5"],
     );
     let mut peer = accept(&l, Codec::Binary);
-    let before = avpd::sampler::unix_millis(std::time::SystemTime::now());
+    let before = unix_millis();
     for expected in 1..=5 {
         let (seq, r) = next_report(&mut peer);
         assert_eq!(seq, expected);
@@ -44,7 +44,7 @@ fn reports_carry_every_field_and_count_ends_after_the_acks() {
         assert!(r.cpu_percent <= 100 && r.mem_percent <= 100 && r.mem_percent > 0);
         let ts = r.timestamp_ms.expect("TIMESTAMP");
         assert!(ts + 60_000 > before, "timestamp {ts} is not now");
-        peer.send(&Message::ack(Some(seq)));
+        peer.send_msg(&Message::ack(Some(seq)));
     }
     let line = totals(&mut agent);
     assert_eq!(field(&line, "sampled"), Some("5"), "{line}");
@@ -64,7 +64,7 @@ fn unacked_reports_are_resent_oldest_first_after_a_reconnect() {
     for _ in 1..=4 {
         let (seq, _) = next_report(&mut first);
         if seq <= 2 {
-            first.send(&Message::ack(Some(seq)));
+            first.send_msg(&Message::ack(Some(seq)));
         }
     }
     // Make sure acks 1 and 2 were taken in before the collector "crashes".
@@ -75,7 +75,7 @@ fn unacked_reports_are_resent_oldest_first_after_a_reconnect() {
     while seen.len() < 10 {
         let (seq, _) = next_report(&mut second);
         seen.push(seq);
-        second.send(&Message::ack(Some(seq)));
+        second.send_msg(&Message::ack(Some(seq)));
     }
     assert_eq!(
         seen,
@@ -105,7 +105,7 @@ fn a_full_buffer_drops_the_oldest_and_counts_them() {
     let mut seen = Vec::new();
     loop {
         let (seq, _) = next_report(&mut second);
-        second.send(&Message::ack(Some(seq)));
+        second.send_msg(&Message::ack(Some(seq)));
         seen.push(seq);
         if seq == 10 {
             break;
@@ -130,17 +130,17 @@ fn pause_stops_sampling_and_resume_ends_it_early() {
     let _agent = start_agent(&format!("tcp://{addr}"), "50ms", &["--node-id", "a"]);
     let mut peer = accept(&l, Codec::Binary);
     let (seq, _) = next_report(&mut peer);
-    peer.send(&Message::ack(Some(seq)));
+    peer.send_msg(&Message::ack(Some(seq)));
 
     // PAUSE 1 s: answered 200 with our SEQUENCE, then no report for the second.
-    peer.send(&Message {
+    peer.send_msg(&Message {
         sequence: Some(77),
         body: Body::Pause { duration_secs: 1 },
     });
     let paused_at = loop {
-        let msg = peer.recv();
+        let msg = peer.expect();
         match msg.body {
-            Body::StatReport(_) => peer.send(&Message::ack(msg.sequence)),
+            Body::StatReport(_) => peer.send_msg(&Message::ack(msg.sequence)),
             Body::CommandResponse { code, .. } => {
                 assert_eq!((code, msg.sequence), (200, Some(77)));
                 break Instant::now();
@@ -154,17 +154,17 @@ fn pause_stops_sampling_and_resume_ends_it_early() {
         gap >= Duration::from_millis(900),
         "report {seq} after {gap:?} of pause"
     );
-    peer.send(&Message::ack(Some(seq)));
+    peer.send_msg(&Message::ack(Some(seq)));
 
     // PAUSE 60 s, then RESUME: reports come back long before the minute is over.
-    peer.send(&Message {
+    peer.send_msg(&Message {
         sequence: Some(78),
         body: Body::Pause { duration_secs: 60 },
     });
     loop {
-        let msg = peer.recv();
+        let msg = peer.expect();
         match msg.body {
-            Body::StatReport(_) => peer.send(&Message::ack(msg.sequence)),
+            Body::StatReport(_) => peer.send_msg(&Message::ack(msg.sequence)),
             Body::CommandResponse { code: 200, .. } => break,
             other => panic!("unexpected {other:?}"),
         }
@@ -174,11 +174,11 @@ fn pause_stops_sampling_and_resume_ends_it_early() {
         "paused"
     );
     let resumed = Instant::now();
-    peer.send(&Message {
+    peer.send_msg(&Message {
         sequence: Some(79),
         body: Body::Resume,
     });
-    let msg = peer.recv();
+    let msg = peer.expect();
     assert!(
         matches!(msg.body, Body::CommandResponse { code: 200, .. }) && msg.sequence == Some(79),
         "{msg:?}"
@@ -199,7 +199,7 @@ fn speaks_json_on_a_json_url() {
     for expected in 1..=2 {
         let (seq, r) = next_report(&mut peer);
         assert_eq!((seq, r.node_id.as_deref()), (expected, Some("j")));
-        peer.send(&Message::ack(Some(seq)));
+        peer.send_msg(&Message::ack(Some(seq)));
     }
     assert_eq!(agent.wait_exit(), 0);
 }
@@ -213,9 +213,9 @@ fn invalid_messages_are_answered_and_the_agent_goes_on() {
     // Unknown type 9 with SEQUENCE 5.
     peer.stream.write_all(&[0, 9, 9, 6, 4, 0, 0, 0, 5]).unwrap();
     loop {
-        let msg = peer.recv();
+        let msg = peer.expect();
         match msg.body {
-            Body::StatReport(_) => peer.send(&Message::ack(msg.sequence)),
+            Body::StatReport(_) => peer.send_msg(&Message::ack(msg.sequence)),
             Body::CommandResponse { code, .. } => {
                 assert_eq!((code, msg.sequence), (501, Some(5)));
                 break;

@@ -2,14 +2,14 @@
 
 mod client_support;
 
-use avpd::proto::{Body, Codec, Message};
-use client_support::{field, Avpd, Peer};
+use avp_proto::{Body, Codec, Message};
+use client_support::{avpd, field, Peer};
 use std::net::TcpListener;
 
 #[test]
 fn a_terminal_watches_the_agent_directly() {
     let collector = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut agent = Avpd::start(&[
+    let mut agent = avpd(&[
         "agent",
         "--collector",
         &format!("tcp://{}", collector.local_addr().unwrap()),
@@ -26,7 +26,7 @@ fn a_terminal_watches_the_agent_directly() {
         let mut peer = Peer::new(stream, Codec::Binary);
         while let Some(msg) = peer.recv_within(client_support::WAIT) {
             if let Body::StatReport(_) = msg.body {
-                peer.send(&Message::ack(msg.sequence));
+                peer.send_msg(&Message::ack(msg.sequence));
             }
         }
     });
@@ -34,7 +34,7 @@ fn a_terminal_watches_the_agent_directly() {
         let rest = &l[l.find("listening on ")? + "listening on ".len()..];
         rest.strip_suffix(" (admin)").map(str::to_string)
     });
-    let mut term = Avpd::start(&["term", "--plain", "--connect", &admin]);
+    let mut term = avpd(&["term", "--plain", "--connect", &admin]);
     let line = term.stdout.wait_contains("node=desk-9 ");
     let ts = field(&line, "ts").unwrap().to_string();
     let sent = agent.stderr.wait_contains(&format!("ts={ts}"));

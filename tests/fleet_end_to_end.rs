@@ -3,20 +3,20 @@
 
 mod client_support;
 
-use client_support::{field, Avpd, WAIT};
+use client_support::{avpd, field, Program, WAIT};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 /// A running node and the URLs it bound.
 struct NodeProc {
-    proc: Avpd,
+    proc: Program,
     data: String,
     admin: String,
 }
 
 /// Starts `avpd serve` on the given ports (0: any) and reads the bound URLs from its log.
 fn start_node(data_port: u16, admin_port: u16) -> NodeProc {
-    let mut proc = Avpd::start(&[
+    let mut proc = avpd(&[
         "serve",
         "--listen",
         &format!("tcp://127.0.0.1:{data_port}"),
@@ -51,7 +51,7 @@ fn port(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()
 }
 
-fn start_agent(collector: &str, name: &str, interval: &str, count: Option<&str>) -> Avpd {
+fn start_agent(collector: &str, name: &str, interval: &str, count: Option<&str>) -> Program {
     let mut args = vec![
         "agent",
         "--collector",
@@ -64,18 +64,18 @@ fn start_agent(collector: &str, name: &str, interval: &str, count: Option<&str>)
     if let Some(c) = count {
         args.extend_from_slice(&["--count", c]);
     }
-    Avpd::start(&args)
+    avpd(&args)
 }
 
-fn start_term(admin: &str) -> Avpd {
-    Avpd::start(&["term", "--plain", "--connect", admin])
+fn start_term(admin: &str) -> Program {
+    avpd(&["term", "--plain", "--connect", admin])
 }
 
 #[test]
 fn every_agent_reaches_the_terminal_with_its_values() {
     let node = start_node(0, 0);
     let names = ["agent-1", "agent-2", "agent-3"];
-    let mut agents: Vec<Avpd> = names
+    let mut agents: Vec<Program> = names
         .iter()
         .map(|n| start_agent(&node.data, n, "100ms", None))
         .collect();
@@ -93,7 +93,7 @@ fn every_agent_reaches_the_terminal_with_its_values() {
 }
 
 /// Waits for the terminal's answer line to a command typed on its stdin.
-fn command(term: &mut Avpd, line: &str) -> Instant {
+fn command(term: &mut Program, line: &str) -> Instant {
     term.type_line(line);
     let answer = term.stdout.wait_contains("response ");
     assert!(answer.contains("code=200"), "{answer}");
@@ -131,7 +131,7 @@ fn pause_stops_the_pushes_for_its_duration_and_resume_ends_it_early() {
 }
 
 /// The `acked seq=N` numbers in an agent's log, each one counted.
-fn acked(agent: &Avpd) -> Vec<u64> {
+fn acked(agent: &Program) -> Vec<u64> {
     agent
         .stderr
         .seen
@@ -146,7 +146,7 @@ fn a_node_restart_loses_nothing_and_everyone_reconnects() {
     let node = start_node(0, 0);
     let (data_port, admin_port) = (port(&node.data), port(&node.admin));
     let names = ["steady-1", "steady-2"];
-    let mut agents: Vec<Avpd> = names
+    let mut agents: Vec<Program> = names
         .iter()
         .map(|n| start_agent(&node.data, n, "50ms", Some(&COUNT.to_string())))
         .collect();

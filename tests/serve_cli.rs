@@ -1,9 +1,9 @@
 //! `avpd serve` as a process: bound-address log lines, SIGTERM, restart on the same port.
 
-mod common;
+mod client_support;
 
-use avpd::proto::{Codec, Message};
-use common::{report, Client, WAIT};
+use avp_proto::{Codec, Message};
+use client_support::{report, Peer, WAIT};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -89,7 +89,7 @@ impl Serve {
 #[test]
 fn serve_answers_exits_zero_on_sigterm_and_restarts_on_the_same_port() {
     let (serve, addr) = Serve::start("tcp://127.0.0.1:0");
-    let mut c = Client::connect_addr(addr, Codec::Binary);
+    let mut c = Peer::connect(addr, Codec::Binary);
     c.send(&report(1));
     assert_eq!(c.expect(), Message::ack(Some(1)));
     assert!(serve.terminate().success(), "exit status 0");
@@ -97,7 +97,7 @@ fn serve_answers_exits_zero_on_sigterm_and_restarts_on_the_same_port() {
 
     let (again, same) = Serve::start(&format!("tcp://{addr}"));
     assert_eq!(same, addr);
-    let mut c = Client::connect_addr(addr, Codec::Binary);
+    let mut c = Peer::connect(addr, Codec::Binary);
     c.send(&report(2));
     assert_eq!(c.expect(), Message::ack(Some(2)));
     assert!(again.terminate().success());

@@ -1,9 +1,9 @@
 //! A node out of file descriptors neither spins a core nor stops serving once fds free up.
 
-mod common;
+mod client_support;
 
-use avpd::proto::{Codec, Message};
-use common::{report, Client, WAIT};
+use avp_proto::{Codec, Message};
+use client_support::{report, Peer, WAIT};
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -84,7 +84,7 @@ fn accept_failures_back_off_instead_of_spinning() {
     drop(flood);
     // With fds free again, the node serves new connections.
     let served = (0..50).any(|_| {
-        let mut c = Client::connect_addr(addr, Codec::Binary);
+        let mut c = Peer::connect(addr, Codec::Binary);
         c.send(&report(1));
         c.recv() == Some(Message::ack(Some(1)))
     });

@@ -3,12 +3,12 @@
 
 mod client_support;
 
-use avpd::proto::{Body, Codec, Message};
-use client_support::{accept, field, listener, report, Avpd, Peer};
+use avp_proto::{Body, Codec, Message};
+use client_support::{accept, avpd, field, listener, pushed_report, Peer, Program};
 
 /// Pushes a report and checks that the terminal prints it and acknowledges it.
-fn push_and_see(peer: &mut Peer, term: &mut Avpd, seq: u64, node: &str, cpu: u8, mem: u8) {
-    peer.send(&report(seq, node, cpu, mem, 1_700_000_000_000 + seq));
+fn push_and_see(peer: &mut Peer, term: &mut Program, seq: u64, node: &str, cpu: u8, mem: u8) {
+    peer.send_msg(&pushed_report(seq, node, cpu, mem, 1_700_000_000_000 + seq));
     let line = term.stdout.wait_contains(&format!("node={node} "));
     assert_eq!(
         field(&line, "cpu"),
@@ -24,7 +24,7 @@ fn push_and_see(peer: &mut Peer, term: &mut Avpd, seq: u64, node: &str, cpu: u8,
         field(&line, "ts"),
         Some((1_700_000_000_000 + seq).to_string().as_str())
     );
-    let ack = peer.recv();
+    let ack = peer.expect();
     assert_eq!((ack.body, ack.sequence), (Body::StatReportAck, Some(seq)));
 }
 
@@ -32,7 +32,7 @@ fn push_and_see(peer: &mut Peer, term: &mut Avpd, seq: u64, node: &str, cpu: u8,
 fn prints_and_acks_every_report_and_reconnects_by_itself() {
     let (l, addr) = listener();
     let url = format!("tcp://{addr}");
-    let mut term = Avpd::start(&["term", "--plain", "--connect", &url]);
+    let mut term = avpd(&["term", "--plain", "--connect", &url]);
     let mut peer = accept(&l, Codec::Binary);
     push_and_see(&mut peer, &mut term, 1, "alpha", 12, 34);
     push_and_see(&mut peer, &mut term, 2, "beta", 99, 1);
@@ -49,12 +49,12 @@ fn prints_and_acks_every_report_and_reconnects_by_itself() {
 #[test]
 fn stdin_commands_are_sent_and_answers_printed() {
     let (l, addr) = listener();
-    let mut term = Avpd::start(&["term", "--plain", "--connect", &format!("tcp://{addr}")]);
+    let mut term = avpd(&["term", "--plain", "--connect", &format!("tcp://{addr}")]);
     let mut peer = accept(&l, Codec::Binary);
     term.type_line("pause 2");
-    let msg = peer.recv();
+    let msg = peer.expect();
     assert_eq!(msg.body, Body::Pause { duration_secs: 2 });
-    peer.send(&Message::command_response(
+    peer.send_msg(&Message::command_response(
         msg.sequence,
         200,
         "paused for 2 s",
@@ -62,14 +62,14 @@ fn stdin_commands_are_sent_and_answers_printed() {
     let line = term.stdout.wait_contains("response ");
     assert!(line.contains("code=200 info=paused for 2 s"), "{line}");
     term.type_line("resume");
-    let msg = peer.recv();
+    let msg = peer.expect();
     assert_eq!(msg.body, Body::Resume);
 }
 
 #[test]
 fn codec_json_talks_to_a_text_peer() {
     let (l, addr) = listener();
-    let mut term = Avpd::start(&[
+    let mut term = avpd(&[
         "term",
         "--plain",
         "--codec",
@@ -88,10 +88,10 @@ fn one_shot(args: &[&str], code: u16) -> (i32, String) {
     let url = format!("tcp://{addr}");
     let mut full = vec!["term", "--connect", &url];
     full.extend_from_slice(args);
-    let mut term = Avpd::start(&full);
+    let mut term = avpd(&full);
     let mut peer = accept(&l, Codec::Binary);
-    let msg = peer.recv();
-    peer.send(&Message::command_response(
+    let msg = peer.expect();
+    peer.send_msg(&Message::command_response(
         msg.sequence,
         code,
         "as you wish",
@@ -117,7 +117,7 @@ fn one_shot_commands_print_the_answer_and_exit_by_code() {
 fn one_shot_without_a_peer_fails_at_the_timeout() {
     let (l, addr) = listener();
     drop(l);
-    let mut term = Avpd::start(&[
+    let mut term = avpd(&[
         "term",
         "--connect",
         &format!("tcp://{addr}"),
@@ -132,6 +132,6 @@ fn one_shot_without_a_peer_fails_at_the_timeout() {
 
 #[test]
 fn a_pause_out_of_range_is_refused_before_connecting() {
-    let mut term = Avpd::start(&["term", "--connect", "tcp://127.0.0.1:9", "pause", "0"]);
+    let mut term = avpd(&["term", "--connect", "tcp://127.0.0.1:9", "pause", "0"]);
     assert_ne!(term.wait_exit(), 0);
 }

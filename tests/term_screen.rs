@@ -3,8 +3,8 @@
 
 mod client_support;
 
-use avpd::proto::{Body, Codec, Message};
-use client_support::{report, Peer, WAIT};
+use avp_proto::{Body, Codec, Message};
+use client_support::{pushed_report, unix_millis, Peer, WAIT};
 use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -86,11 +86,11 @@ fn the_table_shows_the_nodes_and_the_keys_work() {
         env!("CARGO_BIN_EXE_avpd")
     ));
     let mut peer = Peer::new(l.accept().unwrap().0, Codec::Binary);
-    let now = avpd::sampler::unix_millis(std::time::SystemTime::now());
-    peer.send(&report(1, "web-1", 42, 61, now));
-    peer.send(&report(2, "db-7", 87, 23, now));
+    let now = unix_millis();
+    peer.send_msg(&pushed_report(1, "web-1", 42, 61, now));
+    peer.send_msg(&pushed_report(2, "db-7", 87, 23, now));
     for seq in 1..=2 {
-        assert_eq!(peer.recv().sequence, Some(seq), "every report acked");
+        assert_eq!(peer.expect().sequence, Some(seq), "every report acked");
     }
     let screen = tmux.wait_screen("both nodes", |s| s.contains("web-1") && s.contains("db-7"));
     assert!(screen.contains("2 nodes · sorted by cpu"), "{screen}");
@@ -121,9 +121,9 @@ fn the_table_shows_the_nodes_and_the_keys_work() {
     assert!(pos(&screen, "web-1") < pos(&screen, "db-7"), "{screen}");
 
     tmux.keys(&["p", "7", "Enter"]);
-    let msg = peer.recv();
+    let msg = peer.expect();
     assert_eq!(msg.body, Body::Pause { duration_secs: 7 });
-    peer.send(&Message::command_response(
+    peer.send_msg(&Message::command_response(
         msg.sequence,
         200,
         "paused for 7 s",

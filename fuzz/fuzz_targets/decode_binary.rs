@@ -1,7 +1,7 @@
 //! The binary decoder: the input as a TCP byte stream, and as one UDP datagram.
 #![no_main]
 
-use avpd::proto::{decode_datagram, Codec, Message};
+use avp_proto::{decode_datagram, Codec, Message};
 use avpd_fuzz::{check_decoded, check_stream};
 use libfuzzer_sys::fuzz_target;
 

@@ -2,7 +2,7 @@
 //! correct length header (so the fuzzer reaches the JSON parser without guessing the header).
 #![no_main]
 
-use avpd::proto::{Codec, Status};
+use avp_proto::{Codec, Status};
 use avpd_fuzz::{check_decoded, check_stream};
 use libfuzzer_sys::fuzz_target;
 

@@ -1,7 +1,7 @@
 //! Checks shared by the fuzz targets: what every decoded frame must satisfy, whatever bytes it
 //! came from.
 
-use avpd::proto::{Body, Codec, Decoded, Message, Status};
+use avp_proto::{Body, Codec, Decoded, Message, Status};
 
 const CODECS: [Codec; 2] = [Codec::Binary, Codec::Json];
 

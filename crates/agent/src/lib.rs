@@ -1,0 +1,15 @@
+//! The avpd agent: samples this host and reports to a collector.
+//!
+//! [`reporter`] is the loop (sampling, acknowledgements, PAUSE/RESUME, resending); [`queue`] is
+//! the bounded buffer of unacknowledged reports; [`sampler`] reads the host. The connection
+//! itself is an [`avpd_client::Link`]. The `avpd agent` command wires these together.
+//!
+//! Log lines (stderr, `RUST_LOG`): `info` for start, connect, pause and the final totals,
+//! `warn` for a lost link or a dropped report, `debug` for every report (`report seq=N cpu=C
+//! mem=M ts=T`) and every acknowledgement (`acked seq=N`).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod queue;
+pub mod reporter;
+pub mod sampler;

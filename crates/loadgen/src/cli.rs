@@ -1,0 +1,227 @@
+//! Command-line interface: flags, their defaults and their parsing.
+
+use crate::mix::Mix;
+use crate::request::ReportFields;
+use crate::run::RunConfig;
+use crate::sweep::{Slo, SweepConfig};
+use avp_endpoint::Endpoint;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// avp-loadgen: capacity tests for avpd with honest latency.
+#[derive(Debug, Parser)]
+#[command(name = "avp-loadgen", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// A subcommand; without one, runs load.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Load options.
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show two JSON reports (written by --json) side by side with the ratio B/A.
+    Compare {
+        /// Baseline report.
+        a: PathBuf,
+        /// Report compared with it.
+        b: PathBuf,
+    },
+}
+
+/// Options of a load run or sweep.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Target: tcp://HOST:PORT, udp://HOST:PORT or json+tcp://HOST:PORT.
+    #[arg(long, default_value = "tcp://127.0.0.1:7700")]
+    pub target: Endpoint,
+    /// Start an avpd node in this process on an ephemeral loopback port (with --target's
+    /// scheme) and test it.
+    #[arg(long)]
+    pub embedded: bool,
+    /// Worker threads of the --embedded node.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub node_workers: usize,
+    /// Load threads, each with its own event loop.
+    #[arg(long, default_value_t = 1, value_name = "T")]
+    pub threads: usize,
+    /// Connections (UDP: sockets), spread over the threads.
+    #[arg(long, default_value_t = 10, value_name = "C")]
+    pub connections: usize,
+    /// New connections per second (default: all at once).
+    #[arg(long, value_name = "PER_SEC")]
+    pub connect_rate: Option<f64>,
+    /// Requests outstanding per connection: the depth in closed loop, the cap in open loop
+    /// (1 to 1,000,000).
+    #[arg(long, default_value_t = 1, value_name = "D", value_parser = parse_pipeline)]
+    pub pipeline: usize,
+    /// Open loop: messages per second over all connections, on a fixed schedule.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Message mix, e.g. report=98,pause=1,resume=1.
+    #[arg(long, default_value = "report=1")]
+    pub mix: Mix,
+    /// Attributes of each report: full (CPU, MEM, SEQUENCE, TIMESTAMP, NODE_ID) or minimal
+    /// (CPU, MEM, SEQUENCE: limit_client.c's 15 bytes, for calibration).
+    #[arg(long, value_enum, default_value_t = ReportFields::Full)]
+    pub report_fields: ReportFields,
+    /// How long to wait for an answer (e.g. 5s, 250ms).
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// How long to send after the warmup.
+    #[arg(long, default_value = "10s", value_parser = parse_duration, conflicts_with = "requests")]
+    pub duration: Duration,
+    /// Stop after this many measured requests instead of after --duration.
+    #[arg(long, value_name = "N")]
+    pub requests: Option<u64>,
+    /// Load sent first and excluded from the results.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Write every figure as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write the corrected latency distribution in HdrHistogram's .hgrm text format.
+    #[arg(long, value_name = "FILE", conflicts_with = "sweep")]
+    pub hgrm: Option<PathBuf>,
+    /// Plot (.svg or .png): the latency percentile spectrum, or with --sweep throughput
+    /// against latency (repeatable, e.g. once for each format).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Vec<PathBuf>,
+    /// Step the open-loop rate up geometrically until --slo or --error-budget breaks.
+    #[arg(long, conflicts_with_all = ["rate", "requests"])]
+    pub sweep: bool,
+    /// Latency objectives for --sweep on corrected latency, e.g. p99=5ms (repeatable or
+    /// comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "sweep")]
+    pub slo: Vec<Slo>,
+    /// First rate of --sweep, messages per second.
+    #[arg(long, default_value_t = 1000.0, requires = "sweep")]
+    pub sweep_start: f64,
+    /// Rate multiplier between --sweep steps.
+    #[arg(long, default_value_t = 1.5, requires = "sweep")]
+    pub sweep_factor: f64,
+    /// Most --sweep steps.
+    #[arg(long, default_value_t = 30, requires = "sweep")]
+    pub sweep_steps: usize,
+    /// Largest tolerated fraction of failed requests in a --sweep step (0.001 = 0.1%).
+    #[arg(long, default_value_t = 0.001)]
+    pub error_budget: f64,
+    /// No live progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl LoadArgs {
+    /// The run configuration against `target`.
+    pub fn run_config(&self, target: Endpoint) -> RunConfig {
+        RunConfig {
+            target,
+            threads: self.threads.max(1),
+            connections: self.connections.max(1),
+            connect_rate: self.connect_rate.filter(|r| *r > 0.0),
+            pipeline: self.pipeline,
+            rate: self.rate,
+            mix: self.mix,
+            report_fields: self.report_fields,
+            timeout: self.timeout,
+            duration: self.duration,
+            requests: self.requests,
+            warmup: self.warmup,
+            progress: !self.quiet,
+        }
+    }
+
+    /// The sweep configuration.
+    pub fn sweep_config(&self) -> SweepConfig {
+        SweepConfig {
+            start_rate: self.sweep_start,
+            factor: self.sweep_factor,
+            max_steps: self.sweep_steps,
+            slo: self.slo.clone(),
+            error_budget: self.error_budget,
+        }
+    }
+}
+
+/// Parses a duration: a number with a unit `us`, `ms`, `s`, `m` or `h` (a bare number is
+/// seconds).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a duration such as 10s, 250ms or 2m"))?;
+    let secs = match unit.trim() {
+        "" | "s" => v,
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "m" | "min" => v * 60.0,
+        "h" => v * 3600.0,
+        u => return Err(format!("{s:?}: unknown unit {u:?}; use us, ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?}: not a valid duration"))
+}
+
+/// Most requests one connection may have outstanding: far more than any target queues, and few
+/// enough that a slot's requests always number in `u32`, like SEQUENCE.
+const MAX_PIPELINE: usize = 1_000_000;
+
+fn parse_pipeline(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(d) if (1..=MAX_PIPELINE).contains(&d) => Ok(d),
+        _ => Err(format!("expected a depth from 1 to {MAX_PIPELINE}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "avp-loadgen",
+            "--sweep",
+            "--slo",
+            "p99=5ms,p50=1ms",
+            "--mix",
+            "report=98,pause=1,resume=1",
+        ])
+        .unwrap();
+        assert_eq!(cli.load.slo.len(), 2);
+        assert_eq!(cli.load.slo[0].limit_us, 5000.0);
+        assert!(Cli::try_parse_from(["avp-loadgen", "--slo", "p99=5ms"]).is_err());
+        for depth in ["0", "1000001", "x"] {
+            assert!(Cli::try_parse_from(["avp-loadgen", "--pipeline", depth]).is_err());
+        }
+        assert!(
+            Cli::try_parse_from(["avp-loadgen", "--requests", "5", "--duration", "1s"]).is_err()
+        );
+        let cli = Cli::try_parse_from(["avp-loadgen", "compare", "a.json", "b.json"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Compare { .. })));
+    }
+}

@@ -1,0 +1,147 @@
+//! The management plane: admin listeners whose connections receive the fleet view.
+//!
+//! It is one worker (see [`super::worker`]) whose listeners push: every report interval it
+//! merges the batches that arrived on its channel into its [`crate::fleet::FleetView`] and
+//! pushes one STAT_REPORT per known node to every connection that is not paused and not too
+//! far behind on acks. The node feeds it from its data-plane workers; `avpd agent --listen`
+//! feeds it the agent's own samples.
+
+use crate::fleet::NodeReport;
+use crate::net::listen::bind_tcp;
+use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
+use crate::Threads;
+use anyhow::{bail, Context as _};
+use avp_endpoint::{Endpoint, Scheme};
+use crossbeam_channel::Receiver;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of a management plane.
+pub struct AdminConfig {
+    /// Where terminals connect (`tcp://` or `json+tcp://`).
+    pub listen: Vec<Endpoint>,
+    /// Time between two pushes of the fleet view.
+    pub report_interval: Duration,
+    /// Unacknowledged pushes at which a terminal is not pushed more until it catches up.
+    pub max_unacked: usize,
+    /// Most terminals connected at once.
+    pub max_connections: usize,
+    /// Unsent output at which a terminal stops being read.
+    pub max_output: usize,
+    /// Terminals silent for this long are closed.
+    pub idle_timeout: Duration,
+    /// Most distinct nodes the view holds.
+    pub max_nodes: usize,
+    /// Listen backlog.
+    pub backlog: i32,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: vec!["tcp://127.0.0.1:7701".parse().expect("valid default")],
+            report_interval: Duration::from_secs(1),
+            max_unacked: 65_536,
+            max_connections: 1024,
+            max_output: 1 << 20,
+            idle_timeout: Duration::from_secs(300),
+            max_nodes: 100_000,
+            backlog: 128,
+        }
+    }
+}
+
+/// A running management plane; stops when dropped.
+pub struct AdminPlane {
+    bound: Vec<Endpoint>,
+    threads: Threads,
+}
+
+impl AdminPlane {
+    /// Binds the admin listeners and starts pushing the view fed by `updates`.
+    pub fn start(
+        config: AdminConfig,
+        updates: Receiver<Vec<NodeReport>>,
+    ) -> anyhow::Result<AdminPlane> {
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut threads = Threads::new(shutdown.clone());
+        let bound = spawn(
+            config,
+            updates,
+            Links {
+                fleet: None,
+                status: None,
+                shutdown,
+            },
+            &mut threads,
+        )?;
+        Ok(AdminPlane { bound, threads })
+    }
+
+    /// The bound address of the first admin listener with `scheme`.
+    pub fn local_addr(&self, scheme: Scheme) -> Option<SocketAddr> {
+        first_addr(&self.bound, scheme)
+    }
+
+    /// Stops pushing, sends what is owed, closes the connections and waits for the thread.
+    pub fn shutdown(mut self) {
+        self.threads.stop();
+    }
+}
+
+/// Binds the admin listeners and starts the management-plane worker on `threads`; returns the
+/// bound endpoints.
+pub(super) fn spawn(
+    config: AdminConfig,
+    updates: Receiver<Vec<NodeReport>>,
+    links: Links,
+    threads: &mut Threads,
+) -> anyhow::Result<Vec<Endpoint>> {
+    let mut tcp = Vec::new();
+    let mut bound = Vec::new();
+    for endpoint in &config.listen {
+        if endpoint.scheme == Scheme::Udp {
+            bail!("{endpoint}: the management plane runs over TCP (tcp:// or json+tcp://)");
+        }
+        let addr = endpoint.resolve_first()?;
+        let mut listeners =
+            bind_tcp(addr, 1, config.backlog).with_context(|| format!("binding {endpoint}"))?;
+        let listener = listeners
+            .pop()
+            .expect("bind_tcp returns one listener per count");
+        let local = Endpoint::new(endpoint.scheme, listener.local_addr()?);
+        tracing::info!("listening on {local} (admin)");
+        bound.push(local);
+        tcp.push(TcpEntry {
+            listener,
+            codec: endpoint.scheme.codec(),
+            pushing: true,
+        });
+    }
+    let limits = Limits {
+        max_output: config.max_output,
+        idle_timeout: config.idle_timeout,
+        max_connections: config.max_connections,
+        open: Arc::new(AtomicUsize::new(0)),
+        max_fleet_nodes: config.max_nodes,
+    };
+    let pusher = Pusher {
+        updates,
+        interval: config.report_interval,
+        max_unacked: config.max_unacked,
+    };
+    let id = threads.len();
+    let (worker, waker) = Worker::new(id, tcp, Vec::new(), limits, links, Some(pusher))?;
+    threads.spawn("avpd-admin", waker, move || worker.run())?;
+    Ok(bound)
+}
+
+/// The address of the first endpoint with `scheme`.
+pub(super) fn first_addr(bound: &[Endpoint], scheme: Scheme) -> Option<SocketAddr> {
+    bound
+        .iter()
+        .find(|e| e.scheme == scheme)
+        .and_then(|e| e.authority.parse().ok())
+}

@@ -1,0 +1,325 @@
+//! The fleet view: the latest report of every reporting node.
+//!
+//! Workers record reports into a [`FleetShard`] of their own (no lock, no shared state) and
+//! hand its contents to the management plane as a batch over a crossbeam channel; the
+//! management plane merges batches into the [`FleetView`] it pushes to terminals.
+
+use avp_proto::Report;
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+/// Latest known state of one reporting node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeReport {
+    /// The node's NODE_ID, or its peer address when it sent none.
+    pub node: String,
+    /// CPU usage, percent.
+    pub cpu_percent: u8,
+    /// Memory usage, percent.
+    pub mem_percent: u8,
+    /// When the sample was taken (or received, if it carried no TIMESTAMP), ms since the epoch.
+    pub timestamp_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    cpu_percent: u8,
+    mem_percent: u8,
+    timestamp_ms: u64,
+}
+
+impl Sample {
+    fn of(report: &Report<'_>, received_ms: u64) -> Self {
+        Sample {
+            cpu_percent: report.cpu_percent,
+            mem_percent: report.mem_percent,
+            timestamp_ms: report.timestamp_ms.unwrap_or(received_ms),
+        }
+    }
+
+    fn into_report(self, node: String) -> NodeReport {
+        NodeReport {
+            node,
+            cpu_percent: self.cpu_percent,
+            mem_percent: self.mem_percent,
+            timestamp_ms: self.timestamp_ms,
+        }
+    }
+}
+
+/// One worker's reports since its last flush, keyed by NODE_ID or else by peer address.
+#[derive(Debug)]
+pub struct FleetShard {
+    named: FxHashMap<Box<str>, Sample>,
+    unnamed: FxHashMap<SocketAddr, Sample>,
+    max_nodes: usize,
+    dropped: u64,
+}
+
+impl FleetShard {
+    /// A shard that holds at most `max_nodes` distinct nodes between flushes.
+    pub fn new(max_nodes: usize) -> Self {
+        FleetShard {
+            named: FxHashMap::default(),
+            unnamed: FxHashMap::default(),
+            max_nodes,
+            dropped: 0,
+        }
+    }
+
+    /// Records `count` reports of one node from `peer` received in a row at `received_ms`, of
+    /// which `last` is the latest (the one kept); each of them counts when the shard is full.
+    ///
+    /// Allocates only the first time a node is seen since the last flush.
+    #[inline]
+    pub fn record(&mut self, peer: SocketAddr, last: &Report<'_>, count: usize, received_ms: u64) {
+        let sample = Sample::of(last, received_ms);
+        self.insert(last.node_id.as_deref(), peer, sample, count);
+    }
+
+    fn insert(&mut self, name: Option<&str>, peer: SocketAddr, sample: Sample, count: usize) {
+        let full = self.named.len() + self.unnamed.len() >= self.max_nodes;
+        let slot = match name {
+            Some(name) => match self.named.get_mut(name) {
+                Some(slot) => Some(slot),
+                None if full => None,
+                None => Some(self.named.entry(name.into()).or_insert(sample)),
+            },
+            None if full && !self.unnamed.contains_key(&peer) => None,
+            None => Some(self.unnamed.entry(peer).or_insert(sample)),
+        };
+        match slot {
+            Some(slot) => *slot = sample,
+            None => self.dropped += count as u64,
+        }
+    }
+
+    /// True when nothing was recorded since the last flush.
+    pub fn is_empty(&self) -> bool {
+        self.named.is_empty() && self.unnamed.is_empty()
+    }
+
+    /// Reports that found the shard full since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Takes every recorded node, leaving the shard empty.
+    pub fn drain(&mut self) -> Vec<NodeReport> {
+        let named = self
+            .named
+            .drain()
+            .map(|(name, s)| s.into_report(name.into()));
+        let unnamed = self
+            .unnamed
+            .drain()
+            .map(|(peer, s)| s.into_report(peer.to_string()));
+        named.chain(unnamed).collect()
+    }
+}
+
+/// The latest report of the node a connection speaks for, kept on the connection so that the
+/// per-report path neither hashes nor allocates; the worker flushes it into its shard each tick.
+///
+/// A connection speaks for the node named in its first report (or, if that report has no
+/// NODE_ID, for its peer address). Reports for any other node go straight to the shard.
+#[derive(Debug, Default)]
+pub struct ConnectionReport {
+    node: Option<Option<Box<str>>>,
+    unflushed: Option<Sample>,
+}
+
+impl ConnectionReport {
+    /// Records `count` reports of the same node received in a row on the connection from
+    /// `peer`, of which `last` is the latest (the one kept).
+    #[inline(always)]
+    pub fn record(
+        &mut self,
+        shard: &mut FleetShard,
+        peer: SocketAddr,
+        last: &Report<'_>,
+        count: usize,
+        received_ms: u64,
+    ) {
+        let name = last.node_id.as_deref();
+        let own = self.node.get_or_insert_with(|| name.map(Into::into));
+        if own.as_deref() == name {
+            self.unflushed = Some(Sample::of(last, received_ms));
+        } else {
+            shard.record(peer, last, count, received_ms);
+        }
+    }
+
+    /// Moves the latest unflushed report into `shard`.
+    pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr) {
+        if let (Some(sample), Some(name)) = (self.unflushed.take(), &self.node) {
+            shard.insert(name.as_deref(), peer, sample, 1);
+        }
+    }
+}
+
+/// The latest report of every node heard from, ordered by node name.
+#[derive(Debug, Default)]
+pub struct FleetView {
+    nodes: BTreeMap<String, NodeReport>,
+    max_nodes: usize,
+    dropped: u64,
+}
+
+impl FleetView {
+    /// A view that keeps at most `max_nodes` nodes; reports from further nodes are dropped
+    /// and counted.
+    pub fn new(max_nodes: usize) -> Self {
+        FleetView {
+            nodes: BTreeMap::new(),
+            max_nodes,
+            dropped: 0,
+        }
+    }
+
+    /// Merges a batch; a report older than the one already held for its node is ignored.
+    pub fn apply(&mut self, batch: impl IntoIterator<Item = NodeReport>) {
+        for report in batch {
+            if let Some(held) = self.nodes.get_mut(&report.node) {
+                if report.timestamp_ms >= held.timestamp_ms {
+                    *held = report;
+                }
+            } else if self.nodes.len() < self.max_nodes {
+                self.nodes.insert(report.node.clone(), report);
+            } else {
+                self.dropped += 1;
+            }
+        }
+    }
+
+    /// Every node's latest report.
+    pub fn iter(&self) -> impl Iterator<Item = &NodeReport> {
+        self.nodes.values()
+    }
+
+    /// Number of nodes held.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when no node has reported yet.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Reports dropped because the view was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(node: Option<&str>, cpu: u8) -> Report<'_> {
+        Report {
+            cpu_percent: cpu,
+            mem_percent: 50,
+            timestamp_ms: None,
+            node_id: node.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn shard_keeps_latest_per_node_and_falls_back_to_peer() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut shard = FleetShard::new(10);
+        shard.record(peer, &report(Some("a"), 1), 1, 7);
+        shard.record(peer, &report(Some("a"), 2), 1, 8);
+        shard.record(peer, &report(None, 3), 1, 9);
+        let mut nodes = shard.drain();
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        assert_eq!(nodes.len(), 2);
+        assert_eq!(
+            (nodes[0].node.as_str(), nodes[0].cpu_percent),
+            ("10.0.0.1:5000", 3)
+        );
+        assert_eq!(
+            (
+                nodes[1].node.as_str(),
+                nodes[1].cpu_percent,
+                nodes[1].timestamp_ms
+            ),
+            ("a", 2, 8)
+        );
+        assert!(shard.is_empty());
+    }
+
+    #[test]
+    fn shard_and_view_are_bounded() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut shard = FleetShard::new(1);
+        shard.record(peer, &report(Some("a"), 1), 1, 0);
+        shard.record(peer, &report(Some("b"), 1), 1, 0);
+        shard.record(peer, &report(Some("a"), 9), 1, 0);
+        assert_eq!(shard.take_dropped(), 1);
+        let mut view = FleetView::new(1);
+        view.apply(shard.drain());
+        view.apply([into_node(report(Some("c"), 1), "c")]);
+        assert_eq!((view.len(), view.dropped()), (1, 1));
+        assert_eq!(view.iter().next().unwrap().cpu_percent, 9);
+    }
+
+    #[test]
+    fn view_ignores_older_reports() {
+        let mut view = FleetView::new(10);
+        let at = |ts, cpu| NodeReport {
+            node: "n".into(),
+            cpu_percent: cpu,
+            mem_percent: 0,
+            timestamp_ms: ts,
+        };
+        view.apply([at(10, 1), at(5, 2)]);
+        assert_eq!(view.iter().next().unwrap().cpu_percent, 1);
+    }
+
+    #[test]
+    fn connection_cache_keeps_its_own_node_and_passes_others_through() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut shard = FleetShard::new(10);
+        let mut conn = ConnectionReport::default();
+        conn.record(&mut shard, peer, &report(Some("own"), 1), 1, 0);
+        conn.record(&mut shard, peer, &report(Some("other"), 2), 1, 0);
+        conn.record(&mut shard, peer, &report(Some("own"), 3), 1, 0);
+        assert_eq!(
+            shard.drain().len(),
+            1,
+            "only the other node went to the shard"
+        );
+        conn.flush(&mut shard, peer);
+        conn.flush(&mut shard, peer);
+        let nodes = shard.drain();
+        assert_eq!(
+            (nodes.len(), nodes[0].node.as_str(), nodes[0].cpu_percent),
+            (1, "own", 3)
+        );
+    }
+
+    #[test]
+    fn a_run_passed_through_to_a_full_shard_counts_every_report() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let mut shard = FleetShard::new(1);
+        shard.record(peer, &report(Some("first"), 1), 1, 0);
+        let mut conn = ConnectionReport::default();
+        conn.record(&mut shard, peer, &report(Some("own"), 1), 1, 0);
+        conn.record(&mut shard, peer, &report(None, 2), 3, 0);
+        assert_eq!(shard.take_dropped(), 3);
+        conn.record(&mut shard, peer, &report(Some("own"), 4), 5, 0);
+        assert_eq!(
+            shard.take_dropped(),
+            0,
+            "the connection's own node is kept apart"
+        );
+    }
+
+    fn into_node(report: Report<'_>, name: &str) -> NodeReport {
+        Sample::of(&report, 0).into_report(name.into())
+    }
+}

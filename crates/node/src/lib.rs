@@ -1,0 +1,289 @@
+//! The collector node: data-plane workers, the management plane, the status reporter, and
+//! graceful shutdown.
+//!
+//! [`Node::start`] binds every listener (one socket per worker per endpoint, sharing the port
+//! through SO_REUSEPORT), starts one thread per worker plus the management plane and the status
+//! reporter, and returns at once. [`Node::shutdown`] (or dropping the node) stops accepting,
+//! sends the answers already owed and joins every thread within about two seconds.
+
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod fleet;
+pub mod net;
+pub mod session;
+pub mod stats;
+pub mod worker;
+
+use crate::net::listen::{bind_tcp, bind_udp};
+use admin::AdminConfig;
+use anyhow::Context as _;
+use avp_endpoint::{Endpoint, Scheme};
+use crossbeam_channel::{bounded, Receiver};
+use stats::{Counters, StatusLine, WorkerSnapshot};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use worker::{Limits, Links, TcpEntry, Worker};
+
+/// Settings of a node. [`Config::default`] gives the documented defaults.
+pub struct Config {
+    /// Data-plane endpoints (`tcp://`, `udp://`, `json+tcp://`).
+    pub listen: Vec<Endpoint>,
+    /// The management plane; `admin.listen` empty means none. When embedding a node (tests,
+    /// `avp-loadgen --embedded`), use port 0 or no admin endpoint.
+    pub admin: AdminConfig,
+    /// Data-plane worker threads.
+    pub workers: usize,
+    /// Listen backlog of every TCP listener.
+    pub backlog: i32,
+    /// Most data-plane connections open at once; further ones are refused and counted.
+    pub max_connections: usize,
+    /// Data-plane connections silent for this long are closed.
+    pub idle_timeout: Duration,
+    /// Unsent output at which a connection stops being read.
+    pub max_output: usize,
+    /// Time between two status log lines.
+    pub status_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let parse = |s: &str| s.parse::<Endpoint>().expect("valid default endpoint");
+        Config {
+            listen: vec![
+                parse("tcp://127.0.0.1:7700"),
+                parse("udp://127.0.0.1:7700"),
+                parse("json+tcp://127.0.0.1:7703"),
+            ],
+            admin: AdminConfig::default(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            backlog: 4096,
+            max_connections: 100_000,
+            idle_timeout: Duration::from_secs(300),
+            max_output: 1 << 20,
+            status_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running node; stops gracefully when dropped.
+pub struct Node {
+    data: Vec<Endpoint>,
+    admin: Vec<Endpoint>,
+    threads: Threads,
+}
+
+impl Node {
+    /// Binds every listener and starts the worker threads.
+    pub fn start(config: Config) -> anyhow::Result<Node> {
+        raise_fd_limit();
+        let workers = config.workers.max(1);
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let mut threads = Threads::new(shutdown.clone());
+        let (status_tx, status_rx) = bounded::<WorkerSnapshot>(1024);
+        let (fleet_tx, fleet_rx) = bounded(4096);
+        let has_admin = !config.admin.listen.is_empty();
+
+        let mut tcp: Vec<Vec<TcpEntry>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut udp: Vec<Vec<mio::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut data = Vec::new();
+        for endpoint in &config.listen {
+            let addr = endpoint.resolve_first()?;
+            let bound = if endpoint.scheme == Scheme::Udp {
+                let sockets =
+                    bind_udp(addr, workers).with_context(|| format!("binding {endpoint}"))?;
+                let local = sockets[0].local_addr()?;
+                for (w, socket) in sockets.into_iter().enumerate() {
+                    udp[w].push(socket);
+                }
+                local
+            } else {
+                let listeners = bind_tcp(addr, workers, config.backlog)
+                    .with_context(|| format!("binding {endpoint}"))?;
+                let local = listeners[0].local_addr()?;
+                for (w, listener) in listeners.into_iter().enumerate() {
+                    tcp[w].push(TcpEntry {
+                        listener,
+                        codec: endpoint.scheme.codec(),
+                        pushing: false,
+                    });
+                }
+                local
+            };
+            let local = Endpoint::new(endpoint.scheme, bound);
+            tracing::info!("listening on {local} (data)");
+            data.push(local);
+        }
+
+        let limits = Limits {
+            max_output: config.max_output,
+            idle_timeout: config.idle_timeout,
+            max_connections: config.max_connections,
+            open: Arc::new(AtomicUsize::new(0)),
+            max_fleet_nodes: config.admin.max_nodes,
+        };
+        for (id, (tcp, udp)) in tcp.into_iter().zip(udp).enumerate() {
+            let links = Links {
+                fleet: has_admin.then(|| fleet_tx.clone()),
+                status: Some(status_tx.clone()),
+                shutdown: shutdown.clone(),
+            };
+            let (worker, waker) = Worker::new(id, tcp, udp, limits.clone(), links, None)?;
+            threads.spawn(&format!("avpd-worker-{id}"), waker, move || worker.run())?;
+        }
+        drop(fleet_tx);
+        let admin = if has_admin {
+            let links = Links {
+                fleet: None,
+                status: Some(status_tx.clone()),
+                shutdown: shutdown.clone(),
+            };
+            admin::spawn(config.admin, fleet_rx, links, &mut threads)?
+        } else {
+            Vec::new()
+        };
+        drop(status_tx);
+        let interval = config.status_interval;
+        threads.spawn_plain("avpd-status", move || report_status(status_rx, interval))?;
+        Ok(Node {
+            data,
+            admin,
+            threads,
+        })
+    }
+
+    /// The bound address of the first data-plane endpoint with `scheme`.
+    pub fn local_addr(&self, scheme: Scheme) -> Option<SocketAddr> {
+        admin::first_addr(&self.data, scheme)
+    }
+
+    /// The bound address of the first management-plane endpoint with `scheme`.
+    pub fn admin_addr(&self, scheme: Scheme) -> Option<SocketAddr> {
+        admin::first_addr(&self.admin, scheme)
+    }
+
+    /// Stops accepting, sends the answers already owed, closes every connection and waits for
+    /// all threads.
+    pub fn shutdown(mut self) {
+        self.threads.stop();
+    }
+}
+
+/// The threads of a node or plane, and how to stop them.
+pub(crate) struct Threads {
+    shutdown: Arc<AtomicBool>,
+    wakers: Vec<Arc<mio::Waker>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Threads {
+    fn new(shutdown: Arc<AtomicBool>) -> Self {
+        Threads {
+            shutdown,
+            wakers: Vec::new(),
+            handles: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.handles.len()
+    }
+
+    fn spawn(
+        &mut self,
+        name: &str,
+        waker: Arc<mio::Waker>,
+        f: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        self.wakers.push(waker);
+        self.spawn_plain(name, f)
+    }
+
+    fn spawn_plain(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> std::io::Result<()> {
+        let handle = std::thread::Builder::new()
+            .name(name.to_string())
+            .spawn(f)?;
+        self.handles.push(handle);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        self.shutdown.store(true, Ordering::Release);
+        for waker in &self.wakers {
+            if let Err(e) = waker.wake() {
+                tracing::warn!("cannot wake a worker for shutdown: {e}");
+            }
+        }
+        for handle in self.handles.drain(..) {
+            if handle.join().is_err() {
+                tracing::error!("a node thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Logs one status line every `interval` until every worker has gone, then a final one.
+fn report_status(snapshots: Receiver<WorkerSnapshot>, interval: Duration) {
+    let mut latest: Vec<Option<WorkerSnapshot>> = Vec::new();
+    let mut previous = Counters::default();
+    let mut previous_at = Instant::now();
+    let mut next = previous_at + interval;
+    let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant| {
+        let mut total = Counters::default();
+        let mut open = 0;
+        for s in latest.iter().flatten() {
+            total.add(&s.counters);
+            open += s.open;
+        }
+        let status = StatusLine::new(
+            open,
+            total,
+            &previous,
+            now.duration_since(previous_at).as_secs_f64(),
+        );
+        tracing::info!("{status}");
+        previous = total;
+        previous_at = now;
+    };
+    loop {
+        match snapshots.recv_deadline(next) {
+            Ok(s) => {
+                if latest.len() <= s.worker {
+                    latest.resize(s.worker + 1, None);
+                }
+                latest[s.worker] = Some(s);
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                let now = Instant::now();
+                line(&latest, now);
+                next = now + interval;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                line(&latest, Instant::now());
+                return;
+            }
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit, so thousands of connections fit.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::debug!("open file limit: {limit}"),
+        Err(e) => tracing::warn!("cannot raise the open file limit: {e}"),
+    }
+}

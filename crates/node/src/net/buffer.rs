@@ -1,0 +1,185 @@
+//! Connection buffers and the per-worker pool they come from.
+//!
+//! A connection holds an input buffer only while it has unprocessed bytes and an output buffer
+//! only while it has unsent bytes; otherwise both are back in the pool, so idle connections cost
+//! no buffer memory. The pool keeps a bounded number of standard-size buffers; grown or excess
+//! buffers are freed.
+
+use avp_proto::frame::MAX_FRAME_LEN;
+use avp_proto::json::MAX_HEADER_DIGITS;
+
+/// Size of a pooled buffer.
+pub const STANDARD_CAPACITY: usize = 16 * 1024;
+/// Largest input buffer: one maximal frame in either wire form.
+pub const MAX_INPUT_CAPACITY: usize = MAX_FRAME_LEN + MAX_HEADER_DIGITS + 1;
+
+/// Received bytes awaiting decoding: `data[start..end]` is unprocessed.
+#[derive(Debug)]
+pub struct InputBuffer {
+    data: Box<[u8]>,
+    // INVARIANT: start <= end <= data.len().
+    start: usize,
+    end: usize,
+}
+
+impl InputBuffer {
+    fn with_capacity(capacity: usize) -> Self {
+        InputBuffer {
+            data: vec![0; capacity].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// The unprocessed bytes.
+    #[inline]
+    pub fn filled(&self) -> &[u8] {
+        &self.data[self.start..self.end]
+    }
+
+    /// True when no unprocessed bytes remain.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Marks `n` bytes at the front as processed.
+    #[inline]
+    pub fn consume(&mut self, n: usize) {
+        debug_assert!(n <= self.end - self.start);
+        self.start += n;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Records that `n` bytes were written into [`InputBuffer::spare_mut`].
+    #[inline]
+    pub fn commit(&mut self, n: usize) {
+        debug_assert!(self.end + n <= self.data.len());
+        self.end += n;
+    }
+
+    /// Free space to read into. Moves unprocessed bytes to the front when the tail is full,
+    /// and grows the buffer (up to [`MAX_INPUT_CAPACITY`]) when even that leaves no room, so a
+    /// partial frame always fits.
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        if self.end == self.data.len() && self.start > 0 {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        if self.end == self.data.len() && self.data.len() < MAX_INPUT_CAPACITY {
+            let mut grown = vec![0; (self.data.len() * 2).min(MAX_INPUT_CAPACITY)];
+            grown[..self.end].copy_from_slice(&self.data[..self.end]);
+            self.data = grown.into_boxed_slice();
+        }
+        &mut self.data[self.end..]
+    }
+}
+
+/// Per-worker free lists of input and output buffers.
+#[derive(Debug)]
+pub struct BufferPool {
+    inputs: Vec<InputBuffer>,
+    outputs: Vec<Vec<u8>>,
+    max_pooled: usize,
+}
+
+impl BufferPool {
+    /// A pool that keeps at most `max_pooled` free buffers of each kind.
+    pub fn new(max_pooled: usize) -> Self {
+        BufferPool {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            max_pooled,
+        }
+    }
+
+    /// An empty input buffer.
+    #[inline]
+    pub fn take_input(&mut self) -> InputBuffer {
+        self.inputs
+            .pop()
+            .unwrap_or_else(|| InputBuffer::with_capacity(STANDARD_CAPACITY))
+    }
+
+    /// Returns a drained input buffer; grown buffers are freed.
+    #[inline]
+    pub fn give_input(&mut self, buf: InputBuffer) {
+        debug_assert!(buf.is_empty());
+        if buf.data.len() == STANDARD_CAPACITY && self.inputs.len() < self.max_pooled {
+            self.inputs.push(buf);
+        }
+    }
+
+    /// An empty output buffer.
+    #[inline]
+    pub fn take_output(&mut self) -> Vec<u8> {
+        self.outputs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(STANDARD_CAPACITY))
+    }
+
+    /// Returns an output buffer; buffers that grew past four times the standard size are freed.
+    #[inline]
+    pub fn give_output(&mut self, mut buf: Vec<u8>) {
+        if buf.capacity() <= 4 * STANDARD_CAPACITY && self.outputs.len() < self.max_pooled {
+            buf.clear();
+            self.outputs.push(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compacts_then_grows_for_a_large_partial_frame() {
+        let mut pool = BufferPool::new(4);
+        let mut buf = pool.take_input();
+        let n = buf.spare_mut().len();
+        assert_eq!(n, STANDARD_CAPACITY);
+        buf.commit(n);
+        buf.consume(10);
+        assert_eq!(
+            buf.spare_mut().len(),
+            10,
+            "compaction frees the consumed prefix"
+        );
+        buf.commit(10);
+        assert_eq!(buf.filled().len(), STANDARD_CAPACITY);
+        assert_eq!(
+            buf.spare_mut().len(),
+            STANDARD_CAPACITY,
+            "a full buffer doubles"
+        );
+        loop {
+            let n = buf.spare_mut().len();
+            if n == 0 {
+                break;
+            }
+            buf.commit(n);
+        }
+        assert_eq!(
+            buf.filled().len(),
+            MAX_INPUT_CAPACITY,
+            "growth stops at one maximal frame"
+        );
+        let len = buf.filled().len();
+        buf.consume(len);
+        pool.give_input(buf);
+        assert!(pool.inputs.is_empty(), "grown buffers are not pooled");
+    }
+
+    #[test]
+    fn pool_is_bounded() {
+        let mut pool = BufferPool::new(1);
+        let (a, b) = (pool.take_output(), pool.take_output());
+        pool.give_output(a);
+        pool.give_output(b);
+        assert_eq!(pool.outputs.len(), 1);
+    }
+}

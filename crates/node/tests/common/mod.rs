@@ -1,0 +1,39 @@
+//! Shared harness for the node's integration tests: an in-process node on ephemeral loopback
+//! ports, and blocking peers (from `avp-testkit`) connected to it.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use avp_endpoint::{Endpoint, Scheme};
+pub use avp_testkit::*;
+use avpd_node::{Config, Node};
+
+/// A node config on ephemeral loopback ports (tcp, udp, json+tcp), no admin plane.
+pub fn config() -> Config {
+    let listen = [
+        "tcp://127.0.0.1:0",
+        "udp://127.0.0.1:0",
+        "json+tcp://127.0.0.1:0",
+    ]
+    .iter()
+    .map(|s| s.parse::<Endpoint>().unwrap())
+    .collect();
+    let mut config = Config {
+        listen,
+        workers: 2,
+        ..Config::default()
+    };
+    config.admin.listen.clear();
+    config
+}
+
+/// Starts a node with the defaults of [`config`].
+pub fn start() -> Node {
+    Node::start(config()).expect("node starts")
+}
+
+/// A blocking peer connected to `node`'s first data-plane endpoint with `scheme`.
+pub fn connect(node: &Node, scheme: Scheme) -> Peer {
+    Peer::connect(
+        node.local_addr(scheme).expect("endpoint bound"),
+        scheme.codec(),
+    )
+}

@@ -1,0 +1,454 @@
+//! The JSON text codec: an ASCII decimal body length, `\n`, then a UTF-8 JSON body.
+//!
+//! The seed's first design, kept for peers that speak text. Bodies map onto the same
+//! [`Message`] model as the binary codec, through the same [`Fields`] rules, so the node's logic
+//! is written once. Unknown JSON fields are ignored, as unknown AVPs are.
+//!
+//! | type | fields |
+//! |---|---|
+//! | `report` | `info: {"CPU Usage": "30%", "Mem usage": "53%"}`, `seq`, `node`, `ts` |
+//! | `report-ack` | `seq` |
+//! | `pause` | `duration`, `seq` |
+//! | `resume` | `seq` |
+//! | `cmd-ack` | `code`, `info` (text), `seq` |
+
+use super::avp::Attribute;
+use super::frame::{Status, MAX_FRAME_LEN};
+use super::message::{
+    Body, EncodeError, Fields, InvalidReason, Message, MessageError, MessageType,
+};
+use serde::{Deserialize, Serialize, Serializer};
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Write;
+
+/// Longest length header: five decimal digits (65535).
+pub const MAX_HEADER_DIGITS: usize = 5;
+/// Largest body a text frame may carry.
+pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN;
+
+/// A text framing error: the connection must close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TextFrameError {
+    /// The length header holds a byte that is not an ASCII digit.
+    NonDigit(u8),
+    /// The length header is empty (the frame starts with `\n`).
+    EmptyLength,
+    /// The announced body is longer than 65535 bytes.
+    TooLong,
+}
+
+impl fmt::Display for TextFrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TextFrameError::NonDigit(b) => {
+                write!(f, "length header holds non-digit byte 0x{b:02x}")
+            }
+            TextFrameError::EmptyLength => f.write_str("length header is empty"),
+            TextFrameError::TooLong => {
+                write!(f, "announced body is longer than {MAX_BODY_LEN} bytes")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TextFrameError {}
+
+/// Splits the first text frame off `buf`: the JSON body and the bytes the frame occupies.
+pub fn decode_text_frame(buf: &[u8]) -> Result<Status<(&[u8], usize)>, TextFrameError> {
+    let mut len = 0usize;
+    for (i, &b) in buf.iter().enumerate().take(MAX_HEADER_DIGITS + 1) {
+        match b {
+            b'\n' if i == 0 => return Err(TextFrameError::EmptyLength),
+            b'\n' => {
+                let end = i + 1 + len;
+                if buf.len() < end {
+                    return Ok(Status::Partial);
+                }
+                return Ok(Status::Complete((&buf[i + 1..end], end)));
+            }
+            b'0'..=b'9' if i < MAX_HEADER_DIGITS => {
+                len = len * 10 + (b - b'0') as usize;
+                if len > MAX_BODY_LEN {
+                    return Err(TextFrameError::TooLong);
+                }
+            }
+            b'0'..=b'9' => return Err(TextFrameError::TooLong),
+            other => return Err(TextFrameError::NonDigit(other)),
+        }
+    }
+    Ok(Status::Partial)
+}
+
+#[derive(Deserialize)]
+struct JsonIn<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    seq: Option<u64>,
+    #[serde(borrow)]
+    node: Option<Cow<'a, str>>,
+    ts: Option<u64>,
+    duration: Option<u64>,
+    code: Option<u64>,
+    #[serde(borrow)]
+    info: Option<InfoIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum InfoIn<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Usage(UsageIn<'a>),
+}
+
+#[derive(Deserialize)]
+struct UsageIn<'a> {
+    #[serde(rename = "CPU Usage", borrow)]
+    cpu: Option<PercentIn<'a>>,
+    #[serde(rename = "Mem usage", borrow)]
+    mem: Option<PercentIn<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PercentIn<'a> {
+    Number(u64),
+    Text(#[serde(borrow)] Cow<'a, str>),
+}
+
+impl PercentIn<'_> {
+    fn value(&self, attr: Attribute) -> Result<u64, InvalidReason> {
+        match self {
+            PercentIn::Number(n) => Ok(*n),
+            PercentIn::Text(t) => {
+                let digits = t.trim().trim_end_matches('%').trim_end();
+                digits
+                    .parse()
+                    .map_err(|_| InvalidReason::NotAPercentage(attr))
+            }
+        }
+    }
+}
+
+fn type_from_name(name: &str) -> Option<MessageType> {
+    Some(match name {
+        "pause" => MessageType::Pause,
+        "resume" => MessageType::Resume,
+        "cmd-ack" => MessageType::CommandResponse,
+        "report" => MessageType::StatReport,
+        "report-ack" => MessageType::StatReportAck,
+        _ => return None,
+    })
+}
+
+fn type_name(t: MessageType) -> &'static str {
+    match t {
+        MessageType::Pause => "pause",
+        MessageType::Resume => "resume",
+        MessageType::CommandResponse => "cmd-ack",
+        MessageType::StatReport => "report",
+        MessageType::StatReportAck => "report-ack",
+    }
+}
+
+/// Parses a JSON body into a message, with the same rules as the binary codec.
+pub fn parse_json(body: &[u8]) -> Result<Message<'_>, MessageError> {
+    let invalid = |msg_type, sequence, reason, detail| MessageError {
+        msg_type,
+        sequence,
+        reason,
+        detail,
+    };
+    let json: JsonIn<'_> = serde_json::from_slice(body)
+        .map_err(|e| invalid(None, None, InvalidReason::Json, Some(e.to_string().into())))?;
+    let Some(msg_type) = type_from_name(&json.kind) else {
+        let name = format!("{:?}", json.kind).into();
+        return Err(invalid(
+            None,
+            json.seq,
+            InvalidReason::UnknownTypeName,
+            Some(name),
+        ));
+    };
+    let seq = json.seq;
+    fill_fields(json)
+        .and_then(|fields| fields.into_message(msg_type))
+        .map_err(|reason| invalid(Some(msg_type), seq, reason, None))
+}
+
+fn fill_fields(json: JsonIn<'_>) -> Result<Fields<'_>, InvalidReason> {
+    let mut fields = Fields::default();
+    let uints = [
+        (Attribute::Sequence, json.seq),
+        (Attribute::Timestamp, json.ts),
+        (Attribute::Duration, json.duration),
+        (Attribute::ResultCode, json.code),
+    ];
+    for (attr, value) in uints {
+        if let Some(v) = value {
+            fields.set_uint(attr, v)?;
+        }
+    }
+    if let Some(node) = json.node {
+        fields.set_text(Attribute::NodeId, node)?;
+    }
+    match json.info {
+        None => {}
+        Some(InfoIn::Text(text)) => fields.set_text(Attribute::Info, text)?,
+        Some(InfoIn::Usage(usage)) => {
+            for (attr, pct) in [
+                (Attribute::CpuUsage, usage.cpu),
+                (Attribute::MemUsage, usage.mem),
+            ] {
+                if let Some(pct) = pct {
+                    fields.set_uint(attr, pct.value(attr)?)?;
+                }
+            }
+        }
+    }
+    Ok(fields)
+}
+
+/// A percentage written as the seed's text form, `"30%"`.
+struct Percent(u8);
+
+impl Serialize for Percent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{}%", self.0))
+    }
+}
+
+#[derive(Serialize)]
+struct UsageOut {
+    #[serde(rename = "CPU Usage")]
+    cpu: Percent,
+    #[serde(rename = "Mem usage")]
+    mem: Percent,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum InfoOut<'a> {
+    Text(&'a str),
+    Usage(UsageOut),
+}
+
+#[derive(Serialize)]
+struct JsonOut<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    info: Option<InfoOut<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    node: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ts: Option<u64>,
+}
+
+impl<'a> JsonOut<'a> {
+    fn new(msg: &'a Message<'_>) -> Self {
+        let mut out = JsonOut {
+            kind: type_name(msg.msg_type()),
+            code: None,
+            duration: None,
+            info: None,
+            seq: msg.sequence,
+            node: None,
+            ts: None,
+        };
+        match &msg.body {
+            Body::Pause { duration_secs } => out.duration = Some(*duration_secs),
+            Body::CommandResponse { code, info } => {
+                out.code = Some(*code);
+                out.info = info.as_deref().map(InfoOut::Text);
+            }
+            Body::StatReport(r) => {
+                out.info = Some(InfoOut::Usage(UsageOut {
+                    cpu: Percent(r.cpu_percent),
+                    mem: Percent(r.mem_percent),
+                }));
+                out.node = r.node_id.as_deref();
+                out.ts = r.timestamp_ms;
+            }
+            Body::Resume | Body::StatReportAck => {}
+        }
+        out
+    }
+}
+
+/// Appends the text encoding of `msg` (length header, `\n`, JSON body) to `out`.
+///
+/// Returns the number of bytes written. On error nothing is left appended.
+pub fn encode_json(msg: &Message<'_>, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+    msg.check_encodable()?;
+    let start = out.len();
+    serde_json::to_writer(&mut *out, &JsonOut::new(msg))
+        .expect("writing JSON to a Vec cannot fail");
+    let body_len = out.len() - start;
+    let mut header = [0u8; MAX_HEADER_DIGITS + 1];
+    let mut cursor = &mut header[..];
+    writeln!(cursor, "{body_len}").expect("a body under 65536 bytes has at most 5 digits");
+    let header_len = MAX_HEADER_DIGITS + 1 - cursor.len();
+    out.splice(start..start, header[..header_len].iter().copied());
+    Ok(header_len + body_len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{result_code, Report};
+
+    fn frame(body: &str) -> Vec<u8> {
+        format!("{}\n{}", body.len(), body).into_bytes()
+    }
+
+    #[test]
+    fn seed_report_and_ack() {
+        let body = r#"{"type":"report","info":{"CPU Usage":"30%","Mem usage":"53%"}}"#;
+        let bytes = frame(body);
+        let Status::Complete((json, used)) = decode_text_frame(&bytes).unwrap() else {
+            panic!()
+        };
+        assert_eq!(used, bytes.len());
+        let msg = parse_json(json).unwrap();
+        assert_eq!(
+            msg.body,
+            Body::StatReport(Report {
+                cpu_percent: 30,
+                mem_percent: 53,
+                timestamp_ms: None,
+                node_id: None
+            })
+        );
+        let mut out = Vec::new();
+        encode_json(&Message::ack(None), &mut out).unwrap();
+        assert_eq!(out, frame(r#"{"type":"report-ack"}"#));
+    }
+
+    #[test]
+    fn pause_resume_and_cmd_ack() {
+        let msg = parse_json(br#"{"type":"pause","duration":200,"seq":3}"#).unwrap();
+        assert_eq!(
+            (msg.body, msg.sequence),
+            (Body::Pause { duration_secs: 200 }, Some(3))
+        );
+        assert_eq!(
+            parse_json(br#"{"type":"resume"}"#).unwrap().body,
+            Body::Resume
+        );
+        let mut out = Vec::new();
+        encode_json(&Message::command_response(Some(3), 200, "paused"), &mut out).unwrap();
+        assert_eq!(
+            out,
+            frame(r#"{"type":"cmd-ack","code":200,"info":"paused","seq":3}"#)
+        );
+    }
+
+    #[test]
+    fn invalid_bodies() {
+        let err = parse_json(b"{not json").unwrap_err();
+        assert_eq!(err.result_code(), result_code::BAD_REQUEST);
+        let err = parse_json(br#"{"type":"dance","seq":4}"#).unwrap_err();
+        assert_eq!(
+            (err.result_code(), err.sequence),
+            (result_code::UNSUPPORTED_TYPE, Some(4))
+        );
+        let err = parse_json(br#"{"type":"report","info":{"CPU Usage":"130%","Mem usage":"5%"}}"#)
+            .unwrap_err();
+        assert_eq!(
+            err.reason,
+            InvalidReason::OutOfRange(Attribute::CpuUsage, 130)
+        );
+        let err = parse_json(br#"{"type":"pause"}"#).unwrap_err();
+        assert_eq!(
+            err.reason,
+            InvalidReason::Missing(Attribute::Duration, MessageType::Pause)
+        );
+        let err = parse_json(br#"{"type":"report","info":{"CPU Usage":"lots","Mem usage":"5%"}}"#)
+            .unwrap_err();
+        assert_eq!(err.result_code(), result_code::BAD_REQUEST);
+    }
+
+    /// Regression (found by tests/proto_props.rs): serde_json quotes the offending string in
+    /// its errors, and an unknown type name is quoted too, so an error text could pass 255
+    /// bytes and the 400/501 answer carrying it could not be encoded.
+    #[test]
+    fn error_texts_fit_an_info_avp() {
+        let long = r"\u0001é".repeat(200);
+        let bodies = [
+            format!(r#"{{"type":"pause","duration":"{long}"}}"#),
+            format!(r#"{{"type":"{long}"}}"#),
+            format!(r#"{{"type":"report","info":{{"CPU Usage":"{long}"}}}}"#),
+        ];
+        for body in &bodies {
+            let err = parse_json(body.as_bytes()).unwrap_err();
+            let text = err.to_string();
+            assert!(text.len() <= 255, "{} bytes: {text}", text.len());
+            assert!(err.detail.is_none() || text.ends_with("..."), "{text}");
+            let answer = Message::command_response(err.sequence, err.result_code(), text);
+            let mut out = Vec::new();
+            answer.encode(&mut out).unwrap();
+            encode_json(&answer, &mut out).unwrap();
+        }
+        let short = parse_json(br#"{"type":"dance"}"#).unwrap_err();
+        assert_eq!(short.to_string(), r#"unsupported message type "dance""#);
+    }
+
+    #[test]
+    fn text_framing() {
+        assert_eq!(decode_text_frame(b""), Ok(Status::Partial));
+        assert_eq!(decode_text_frame(b"12"), Ok(Status::Partial));
+        assert_eq!(decode_text_frame(b"5\nabc"), Ok(Status::Partial));
+        assert_eq!(
+            decode_text_frame(b"x\n"),
+            Err(TextFrameError::NonDigit(b'x'))
+        );
+        assert_eq!(decode_text_frame(b"\n"), Err(TextFrameError::EmptyLength));
+        assert_eq!(decode_text_frame(b"65536\n"), Err(TextFrameError::TooLong));
+        assert_eq!(decode_text_frame(b"100000"), Err(TextFrameError::TooLong));
+        assert_eq!(
+            decode_text_frame(b"0\n"),
+            Ok(Status::Complete((&b""[..], 2)))
+        );
+    }
+
+    #[test]
+    fn every_type_round_trips() {
+        let msgs = [
+            Message {
+                sequence: Some(1),
+                body: Body::Pause { duration_secs: 9 },
+            },
+            Message {
+                sequence: None,
+                body: Body::Resume,
+            },
+            Message::command_response(Some(2), 400, "bad \"quote\""),
+            Message::ack(Some(5)),
+            Message {
+                sequence: Some(6),
+                body: Body::StatReport(Report {
+                    cpu_percent: 1,
+                    mem_percent: 99,
+                    timestamp_ms: Some(17),
+                    node_id: Some("n\u{e9}".into()),
+                }),
+            },
+        ];
+        for msg in msgs {
+            let mut out = Vec::new();
+            encode_json(&msg, &mut out).unwrap();
+            let Status::Complete((body, _)) = decode_text_frame(&out).unwrap() else {
+                panic!()
+            };
+            assert_eq!(parse_json(body).unwrap(), msg);
+        }
+    }
+}

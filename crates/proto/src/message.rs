@@ -1,0 +1,898 @@
+//! The message model shared by both codecs, its validation rules, and its binary encoding.
+//!
+//! Both the binary decoder and the JSON decoder fill a [`Fields`] record attribute by attribute
+//! ([`Fields::set_uint`], [`Fields::set_text`]) and then call [`Fields::into_message`], so the
+//! rules (ranges, duplicates, which attributes a type allows or needs) exist exactly once.
+//! Nothing here does IO; decoding borrows from the input and does not allocate.
+
+use super::avp::{
+    self, Attribute, AvpIter, UintError, AVP_HEADER_LEN, MAX_UINT_LEN, MAX_VALUE_LEN,
+};
+use super::canonical;
+use super::frame::{self, Frame, HEADER_LEN};
+use std::borrow::Cow;
+use std::fmt;
+
+/// The five message types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum MessageType {
+    /// Stop pushing reports for a duration.
+    Pause = 0,
+    /// Resume pushing reports.
+    Resume = 1,
+    /// Answer to a command or to an invalid message.
+    CommandResponse = 2,
+    /// A resource usage sample.
+    StatReport = 3,
+    /// Acknowledges a stat report.
+    StatReportAck = 4,
+}
+
+impl MessageType {
+    /// Maps a wire byte to a known type; `None` for 5..=255.
+    pub fn from_u8(code: u8) -> Option<MessageType> {
+        match code {
+            0 => Some(MessageType::Pause),
+            1 => Some(MessageType::Resume),
+            2 => Some(MessageType::CommandResponse),
+            3 => Some(MessageType::StatReport),
+            4 => Some(MessageType::StatReportAck),
+            _ => None,
+        }
+    }
+
+    /// The protocol name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageType::Pause => "PAUSE",
+            MessageType::Resume => "RESUME",
+            MessageType::CommandResponse => "COMMAND_RESPONSE",
+            MessageType::StatReport => "STAT_REPORT",
+            MessageType::StatReportAck => "STAT_REPORT_ACK",
+        }
+    }
+
+    /// True for the two answer types (COMMAND_RESPONSE, STAT_REPORT_ACK), which are never
+    /// answered themselves.
+    pub fn is_answer(self) -> bool {
+        matches!(
+            self,
+            MessageType::CommandResponse | MessageType::StatReportAck
+        )
+    }
+
+    /// Attributes this type may carry, and which of them it must carry, as bit masks over
+    /// attribute numbers (bit `n` is attribute `n`).
+    fn rules(self) -> (u32, u32) {
+        use Attribute::*;
+        const fn mask(attrs: &[Attribute]) -> u32 {
+            let mut m = 0;
+            let mut i = 0;
+            while i < attrs.len() {
+                m |= 1 << attrs[i] as u8;
+                i += 1;
+            }
+            m
+        }
+        match self {
+            MessageType::Pause => (mask(&[Duration, Sequence]), mask(&[Duration])),
+            MessageType::Resume => (mask(&[Sequence]), 0),
+            MessageType::CommandResponse => {
+                (mask(&[ResultCode, Info, Sequence]), mask(&[ResultCode]))
+            }
+            MessageType::StatReport => (
+                mask(&[CpuUsage, MemUsage, Sequence, Timestamp, NodeId]),
+                mask(&[CpuUsage, MemUsage]),
+            ),
+            MessageType::StatReportAck => (mask(&[Sequence]), 0),
+        }
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Result codes carried in RESULT_CODE.
+pub mod result_code {
+    /// The command was carried out.
+    pub const OK: u16 = 200;
+    /// The message was malformed or invalid.
+    pub const BAD_REQUEST: u16 = 400;
+    /// The message type is not supported.
+    pub const UNSUPPORTED_TYPE: u16 = 501;
+    /// The node is overloaded.
+    pub const OVERLOADED: u16 = 503;
+}
+
+/// Largest accepted pause, in seconds (one week).
+pub const MAX_PAUSE_SECS: u64 = 7 * 24 * 3600;
+/// Longest binary message this module encodes: a STAT_REPORT with every attribute (CPU and MEM
+/// in one byte, TIMESTAMP and SEQUENCE in eight, a 255-byte NODE_ID). Encoders reserve it once.
+const MAX_ENCODED_LEN: usize = HEADER_LEN
+    + 2 * (AVP_HEADER_LEN + 1)
+    + 2 * (AVP_HEADER_LEN + MAX_UINT_LEN)
+    + (AVP_HEADER_LEN + MAX_VALUE_LEN);
+/// Range of RESULT_CODE values (three-digit codes).
+pub const RESULT_CODE_RANGE: std::ops::RangeInclusive<u64> = 100..=999;
+
+/// A resource usage sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report<'a> {
+    /// CPU usage, percent 0..=100.
+    pub cpu_percent: u8,
+    /// Memory usage, percent 0..=100.
+    pub mem_percent: u8,
+    /// When the sample was taken, milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<u64>,
+    /// The reporting host's name (1..=255 bytes).
+    pub node_id: Option<Cow<'a, str>>,
+}
+
+impl Report<'_> {
+    /// Copies borrowed text so the report outlives its input buffer.
+    pub fn into_owned(self) -> Report<'static> {
+        Report {
+            cpu_percent: self.cpu_percent,
+            mem_percent: self.mem_percent,
+            timestamp_ms: self.timestamp_ms,
+            node_id: self.node_id.map(|n| Cow::Owned(n.into_owned())),
+        }
+    }
+}
+
+/// What a message says, by type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body<'a> {
+    /// PAUSE: stop pushing for `duration_secs` seconds or until RESUME.
+    Pause {
+        /// Pause length in seconds (1..=[`MAX_PAUSE_SECS`]).
+        duration_secs: u64,
+    },
+    /// RESUME: end a pause.
+    Resume,
+    /// COMMAND_RESPONSE: a result code and optional text.
+    CommandResponse {
+        /// The result code, see [`result_code`].
+        code: u16,
+        /// Human-readable result, at most 255 bytes.
+        info: Option<Cow<'a, str>>,
+    },
+    /// STAT_REPORT: one sample.
+    StatReport(Report<'a>),
+    /// STAT_REPORT_ACK.
+    StatReportAck,
+}
+
+/// One protocol message: its body plus the optional SEQUENCE every type may carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// Requester-chosen sequence number, echoed in answers.
+    pub sequence: Option<u64>,
+    /// The type-specific content.
+    pub body: Body<'a>,
+}
+
+impl<'a> Message<'a> {
+    /// The message's type.
+    pub fn msg_type(&self) -> MessageType {
+        match self.body {
+            Body::Pause { .. } => MessageType::Pause,
+            Body::Resume => MessageType::Resume,
+            Body::CommandResponse { .. } => MessageType::CommandResponse,
+            Body::StatReport(_) => MessageType::StatReport,
+            Body::StatReportAck => MessageType::StatReportAck,
+        }
+    }
+
+    /// A COMMAND_RESPONSE with `code` and `info`, echoing `sequence`.
+    pub fn command_response(
+        sequence: Option<u64>,
+        code: u16,
+        info: impl Into<Cow<'a, str>>,
+    ) -> Self {
+        Message {
+            sequence,
+            body: Body::CommandResponse {
+                code,
+                info: Some(info.into()),
+            },
+        }
+    }
+
+    /// A STAT_REPORT_ACK echoing `sequence`.
+    pub fn ack(sequence: Option<u64>) -> Self {
+        Message {
+            sequence,
+            body: Body::StatReportAck,
+        }
+    }
+
+    /// Copies borrowed text so the message outlives its input buffer.
+    pub fn into_owned(self) -> Message<'static> {
+        let body = match self.body {
+            Body::Pause { duration_secs } => Body::Pause { duration_secs },
+            Body::Resume => Body::Resume,
+            Body::CommandResponse { code, info } => Body::CommandResponse {
+                code,
+                info: info.map(|i| Cow::Owned(i.into_owned())),
+            },
+            Body::StatReport(r) => Body::StatReport(r.into_owned()),
+            Body::StatReportAck => Body::StatReportAck,
+        };
+        Message {
+            sequence: self.sequence,
+            body,
+        }
+    }
+
+    /// Parses a frame's body into a message, checking every rule of the protocol.
+    #[inline(always)]
+    pub fn parse(frame: Frame<'a>) -> Result<Message<'a>, MessageError> {
+        match canonical::parse(frame) {
+            Some(msg) => Ok(msg),
+            None => Self::parse_general(frame),
+        }
+    }
+
+    /// [`Message::parse`] without the canonical-layout shortcut: AVP by AVP.
+    #[inline(always)]
+    pub(crate) fn parse_general(frame: Frame<'a>) -> Result<Message<'a>, MessageError> {
+        let Some(msg_type) = MessageType::from_u8(frame.msg_type) else {
+            // An unknown type's attributes may mean anything: do not validate them.
+            return Err(MessageError {
+                msg_type: None,
+                sequence: find_sequence(frame.body),
+                reason: InvalidReason::UnknownType(frame.msg_type),
+                detail: None,
+            });
+        };
+        let mut fields = Fields::default();
+        for avp in AvpIter::new(frame.body) {
+            let result = match avp {
+                Err(t) => Err(InvalidReason::TruncatedAvp { offset: t.offset }),
+                Ok(avp) => match Attribute::from_u8(avp.attribute) {
+                    None => Ok(()),
+                    Some(attr) if attr.is_text() => match std::str::from_utf8(avp.value) {
+                        Ok(text) => fields.set_text(attr, Cow::Borrowed(text)),
+                        Err(_) => Err(InvalidReason::InvalidUtf8(attr)),
+                    },
+                    Some(attr) => match avp::read_uint(avp.value) {
+                        Ok(v) => fields.set_uint(attr, v),
+                        Err(UintError::Empty) => Err(InvalidReason::EmptyInt(attr)),
+                        Err(UintError::TooWide(n)) => Err(InvalidReason::IntTooWide(attr, n)),
+                    },
+                },
+            };
+            if let Err(reason) = result {
+                return Err(reject(msg_type, fields.sequence(), frame.body, reason));
+            }
+        }
+        let sequence = fields.sequence();
+        fields
+            .into_message(msg_type)
+            .map_err(|reason| reject(msg_type, sequence, frame.body, reason))
+    }
+
+    /// Appends the binary encoding of this message to `out`.
+    ///
+    /// Returns the number of bytes written. On error nothing is left appended.
+    #[inline(always)]
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        match canonical::encode(self, out) {
+            Some(n) => Ok(n),
+            None => self.encode_general(out),
+        }
+    }
+
+    /// Appends the binary encoding of any message, attribute by attribute.
+    pub(crate) fn encode_general(&self, out: &mut Vec<u8>) -> Result<usize, EncodeError> {
+        self.check_encodable()?;
+        out.reserve(MAX_ENCODED_LEN);
+        let start = out.len();
+        out.extend_from_slice(&[0; HEADER_LEN]);
+        match &self.body {
+            Body::Pause { duration_secs } => {
+                avp::put_uint(out, Attribute::Duration, *duration_secs)
+            }
+            Body::Resume | Body::StatReportAck => {}
+            Body::CommandResponse { code, info } => {
+                avp::put_uint(out, Attribute::ResultCode, *code as u64);
+                if let Some(info) = info {
+                    avp::put_text(out, Attribute::Info, info);
+                }
+            }
+            Body::StatReport(r) => {
+                avp::put_uint(out, Attribute::CpuUsage, r.cpu_percent as u64);
+                avp::put_uint(out, Attribute::MemUsage, r.mem_percent as u64);
+                if let Some(ts) = r.timestamp_ms {
+                    avp::put_uint(out, Attribute::Timestamp, ts);
+                }
+                if let Some(node) = &r.node_id {
+                    avp::put_text(out, Attribute::NodeId, node);
+                }
+            }
+        }
+        if let Some(seq) = self.sequence {
+            // Senders always use 4 bytes; 8 only for a value that does not fit.
+            let width = if seq > u32::MAX as u64 { 8 } else { 4 };
+            avp::put_uint_with_width(out, Attribute::Sequence, seq, width);
+        }
+        let len = out.len() - start;
+        frame::write_header(out, start, len, self.msg_type() as u8);
+        Ok(len)
+    }
+
+    /// Checks that every value is within its range, so that encoding yields a valid frame.
+    pub fn check_encodable(&self) -> Result<(), EncodeError> {
+        let text_ok = |attr: Attribute, text: &str, min: usize| {
+            if (min..=MAX_VALUE_LEN).contains(&text.len()) {
+                Ok(())
+            } else {
+                Err(EncodeError::TextLength(attr, text.len()))
+            }
+        };
+        match &self.body {
+            Body::Pause { duration_secs } if !(1..=MAX_PAUSE_SECS).contains(duration_secs) => {
+                Err(EncodeError::OutOfRange(Attribute::Duration, *duration_secs))
+            }
+            Body::CommandResponse { code, info } => {
+                if !RESULT_CODE_RANGE.contains(&(*code as u64)) {
+                    return Err(EncodeError::OutOfRange(Attribute::ResultCode, *code as u64));
+                }
+                info.as_deref()
+                    .map_or(Ok(()), |i| text_ok(Attribute::Info, i, 0))
+            }
+            Body::StatReport(r) => {
+                if r.cpu_percent > 100 {
+                    return Err(EncodeError::OutOfRange(
+                        Attribute::CpuUsage,
+                        r.cpu_percent as u64,
+                    ));
+                }
+                if r.mem_percent > 100 {
+                    return Err(EncodeError::OutOfRange(
+                        Attribute::MemUsage,
+                        r.mem_percent as u64,
+                    ));
+                }
+                r.node_id
+                    .as_deref()
+                    .map_or(Ok(()), |n| text_ok(Attribute::NodeId, n, 1))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The error for a rejected binary message; out of line so the accepting path stays small.
+#[cold]
+#[inline(never)]
+fn reject(
+    msg_type: MessageType,
+    sequence: Option<u64>,
+    body: &[u8],
+    reason: InvalidReason,
+) -> MessageError {
+    MessageError {
+        msg_type: Some(msg_type),
+        sequence: sequence.or_else(|| find_sequence(body)),
+        reason,
+        detail: None,
+    }
+}
+
+/// Scans a body for the first well-formed SEQUENCE AVP, stopping at a truncated AVP.
+///
+/// Used for invalid messages, so that even error answers can be correlated.
+pub fn find_sequence(body: &[u8]) -> Option<u64> {
+    AvpIter::new(body)
+        .map_while(Result::ok)
+        .find(|a| a.attribute == Attribute::Sequence as u8)
+        .and_then(|a| avp::read_uint(a.value).ok())
+}
+
+impl Attribute {
+    /// True for attributes whose value is UTF-8 text rather than an unsigned integer.
+    pub fn is_text(self) -> bool {
+        matches!(self, Attribute::Info | Attribute::NodeId)
+    }
+}
+
+/// Attribute values gathered from one message, before the per-type rules are applied.
+///
+/// Decoders call [`Fields::set_uint`] / [`Fields::set_text`] once per attribute they meet, then
+/// [`Fields::into_message`]. Setting an attribute twice, or to a value outside its range, fails.
+#[derive(Debug, Default, Clone)]
+pub struct Fields<'a> {
+    present: u32,
+    cpu: u8,
+    mem: u8,
+    duration: u64,
+    result_code: u16,
+    info: Option<Cow<'a, str>>,
+    sequence: u64,
+    timestamp: u64,
+    node_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Fields<'a> {
+    #[inline(always)]
+    fn mark(&mut self, attr: Attribute) -> Result<(), InvalidReason> {
+        let bit = 1u32 << (attr as u8);
+        if self.present & bit != 0 {
+            return Err(InvalidReason::Duplicate(attr));
+        }
+        self.present |= bit;
+        Ok(())
+    }
+
+    fn has(&self, attr: Attribute) -> bool {
+        self.present & (1u32 << (attr as u8)) != 0
+    }
+
+    /// Records an integer attribute after checking its range.
+    ///
+    /// Text attributes passed here are reported as [`InvalidReason::WrongKind`].
+    #[inline(always)]
+    pub fn set_uint(&mut self, attr: Attribute, v: u64) -> Result<(), InvalidReason> {
+        self.mark(attr)?;
+        let percent = |v: u64| {
+            if v <= 100 {
+                Ok(v as u8)
+            } else {
+                Err(InvalidReason::OutOfRange(attr, v))
+            }
+        };
+        match attr {
+            Attribute::CpuUsage => self.cpu = percent(v)?,
+            Attribute::MemUsage => self.mem = percent(v)?,
+            Attribute::Duration => {
+                if !(1..=MAX_PAUSE_SECS).contains(&v) {
+                    return Err(InvalidReason::OutOfRange(attr, v));
+                }
+                self.duration = v;
+            }
+            Attribute::ResultCode => {
+                if !RESULT_CODE_RANGE.contains(&v) {
+                    return Err(InvalidReason::OutOfRange(attr, v));
+                }
+                self.result_code = v as u16;
+            }
+            Attribute::Sequence => self.sequence = v,
+            Attribute::Timestamp => self.timestamp = v,
+            Attribute::Info | Attribute::NodeId => return Err(InvalidReason::WrongKind(attr)),
+        }
+        Ok(())
+    }
+
+    /// Records a text attribute after checking its length.
+    ///
+    /// Integer attributes passed here are reported as [`InvalidReason::WrongKind`].
+    #[inline(always)]
+    pub fn set_text(&mut self, attr: Attribute, text: Cow<'a, str>) -> Result<(), InvalidReason> {
+        self.mark(attr)?;
+        let min = usize::from(attr == Attribute::NodeId);
+        if !(min..=MAX_VALUE_LEN).contains(&text.len()) {
+            return Err(InvalidReason::TextLength(attr, text.len()));
+        }
+        match attr {
+            Attribute::Info => self.info = Some(text),
+            Attribute::NodeId => self.node_id = Some(text),
+            _ => return Err(InvalidReason::WrongKind(attr)),
+        }
+        Ok(())
+    }
+
+    /// The SEQUENCE recorded so far, if any.
+    pub fn sequence(&self) -> Option<u64> {
+        self.has(Attribute::Sequence).then_some(self.sequence)
+    }
+
+    /// Applies the per-type rules (allowed and required attributes) and builds the message.
+    #[inline(always)]
+    pub fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
+        let (allowed, required) = msg_type.rules();
+        let first_attr = |bits: u32| Attribute::from_u8(bits.trailing_zeros() as u8);
+        if let Some(extra) = first_attr(self.present & !allowed) {
+            return Err(InvalidReason::NotAllowed(extra, msg_type));
+        }
+        if let Some(missing) = first_attr(required & !self.present) {
+            return Err(InvalidReason::Missing(missing, msg_type));
+        }
+        let sequence = self.sequence();
+        let body = match msg_type {
+            MessageType::Pause => Body::Pause {
+                duration_secs: self.duration,
+            },
+            MessageType::Resume => Body::Resume,
+            MessageType::CommandResponse => Body::CommandResponse {
+                code: self.result_code,
+                info: self.info,
+            },
+            MessageType::StatReport => Body::StatReport(Report {
+                cpu_percent: self.cpu,
+                mem_percent: self.mem,
+                timestamp_ms: self.has(Attribute::Timestamp).then_some(self.timestamp),
+                node_id: self.node_id,
+            }),
+            MessageType::StatReportAck => Body::StatReportAck,
+        };
+        Ok(Message { sequence, body })
+    }
+}
+
+/// Why a well-framed message is invalid. `Copy`, so the decoding hot path keeps it in
+/// registers; text that only a JSON error has lives in [`MessageError::detail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidReason {
+    /// The binary message type is not one of 0..=4 (answered with 501).
+    UnknownType(u8),
+    /// The JSON `type` is not one this protocol defines (answered with 501); the detail names it.
+    UnknownTypeName,
+    /// The last AVP runs past the end of the body.
+    TruncatedAvp {
+        /// Offset within the body where the AVP starts.
+        offset: usize,
+    },
+    /// A known attribute appears twice.
+    Duplicate(Attribute),
+    /// An integer attribute has a zero-length value.
+    EmptyInt(Attribute),
+    /// An integer attribute is wider than 8 bytes.
+    IntTooWide(Attribute, usize),
+    /// An integer value is outside the attribute's range.
+    OutOfRange(Attribute, u64),
+    /// A text attribute is not valid UTF-8.
+    InvalidUtf8(Attribute),
+    /// A text attribute is too short or too long.
+    TextLength(Attribute, usize),
+    /// A text attribute was given a number, or an integer attribute text (JSON only).
+    WrongKind(Attribute),
+    /// The message type requires this attribute.
+    Missing(Attribute, MessageType),
+    /// The message type does not allow this attribute.
+    NotAllowed(Attribute, MessageType),
+    /// A JSON percentage is neither a number nor text such as `"30%"`.
+    NotAPercentage(Attribute),
+    /// The JSON body could not be read; the detail says why.
+    Json,
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use InvalidReason::*;
+        match self {
+            UnknownType(t) => write!(f, "unsupported message type {t}"),
+            UnknownTypeName => f.write_str("unsupported message type"),
+            TruncatedAvp { offset } => write!(
+                f,
+                "AVP at body offset {offset} runs past the end of the message"
+            ),
+            Duplicate(a) => write!(f, "{a} appears more than once"),
+            EmptyInt(a) => write!(f, "{a} has an empty value"),
+            IntTooWide(a, n) => write!(f, "{a} is {n} bytes long; integers are 1 to 8 bytes"),
+            OutOfRange(a, v) => match a {
+                Attribute::CpuUsage | Attribute::MemUsage => {
+                    write!(f, "{a} {v} is out of range 0..=100")
+                }
+                Attribute::Duration => write!(f, "{a} {v} is out of range 1..={MAX_PAUSE_SECS}"),
+                _ => write!(
+                    f,
+                    "{a} {v} is out of range {}..={}",
+                    RESULT_CODE_RANGE.start(),
+                    RESULT_CODE_RANGE.end()
+                ),
+            },
+            InvalidUtf8(a) => write!(f, "{a} is not valid UTF-8"),
+            TextLength(a, n) => write!(
+                f,
+                "{a} is {n} bytes long; allowed {}..=255",
+                u8::from(*a == Attribute::NodeId)
+            ),
+            WrongKind(a) if a.is_text() => write!(f, "{a} must be text"),
+            WrongKind(a) => write!(f, "{a} must be an unsigned integer"),
+            Missing(a, t) => write!(f, "{t} requires {a}"),
+            NotAllowed(a, t) => write!(f, "{a} is not allowed in {t}"),
+            NotAPercentage(a) => write!(f, "{a} is not a percentage"),
+            Json => f.write_str("invalid JSON message"),
+        }
+    }
+}
+
+/// Longest peer-supplied text quoted in an error text, so that every [`MessageError`] text
+/// fits in an INFO AVP (255 bytes) and the error answer can always be encoded.
+const MAX_QUOTED_LEN: usize = 200;
+
+/// Writes `s`, cut at a character boundary to at most [`MAX_QUOTED_LEN`] bytes plus `...`.
+fn write_clipped(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    if s.len() <= MAX_QUOTED_LEN {
+        return f.write_str(s);
+    }
+    let mut end = MAX_QUOTED_LEN;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    write!(f, "{}...", &s[..end])
+}
+
+/// A well-framed message that breaks a rule; the connection stays usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageError {
+    /// The offending message's type, when it is a known one.
+    pub msg_type: Option<MessageType>,
+    /// Its SEQUENCE, when one could be read, so the error answer can echo it.
+    pub sequence: Option<u64>,
+    /// What is wrong.
+    pub reason: InvalidReason,
+    /// Text that completes the reason (the JSON parser's message, the unknown type's name).
+    pub detail: Option<Box<str>>,
+}
+
+impl MessageError {
+    /// The RESULT_CODE that answers this error: 501 for an unknown type, 400 otherwise.
+    pub fn result_code(&self) -> u16 {
+        match self.reason {
+            InvalidReason::UnknownType(_) | InvalidReason::UnknownTypeName => {
+                result_code::UNSUPPORTED_TYPE
+            }
+            _ => result_code::BAD_REQUEST,
+        }
+    }
+
+    /// True when the offending message was itself an answer (COMMAND_RESPONSE or
+    /// STAT_REPORT_ACK), which must never be answered.
+    pub fn is_answer(&self) -> bool {
+        self.msg_type.is_some_and(MessageType::is_answer)
+    }
+}
+
+impl fmt::Display for MessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reason.fmt(f)?;
+        match &self.detail {
+            Some(detail) => {
+                let separator = if self.reason == InvalidReason::UnknownTypeName {
+                    " "
+                } else {
+                    ": "
+                };
+                f.write_str(separator)?;
+                write_clipped(f, detail)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for MessageError {}
+
+/// A message that cannot be encoded because a value is outside its range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// An integer value is outside its attribute's range.
+    OutOfRange(Attribute, u64),
+    /// A text value is empty where it must not be, or longer than 255 bytes.
+    TextLength(Attribute, usize),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::OutOfRange(a, v) => write!(f, "cannot encode {a} {v}: out of range"),
+            EncodeError::TextLength(a, n) => write!(f, "cannot encode {a} of {n} bytes"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{decode_frame, Status};
+
+    fn parse(bytes: &[u8]) -> Result<Message<'_>, MessageError> {
+        match decode_frame(bytes).expect("framing") {
+            Status::Complete((frame, used)) => {
+                assert_eq!(used, bytes.len());
+                Message::parse(frame)
+            }
+            Status::Partial => panic!("partial"),
+        }
+    }
+
+    fn frame(msg_type: u8, body: &[u8]) -> Vec<u8> {
+        let len = (body.len() + 3) as u16;
+        let mut v = len.to_be_bytes().to_vec();
+        v.push(msg_type);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn reason(bytes: &[u8]) -> InvalidReason {
+        parse(bytes).expect_err("must be invalid").reason
+    }
+
+    #[test]
+    fn seed_report() {
+        let msg = parse(&[0x00, 0x09, 0x03, 0x01, 0x01, 0x1E, 0x02, 0x01, 0x35]).unwrap();
+        assert_eq!(
+            msg,
+            Message {
+                sequence: None,
+                body: Body::StatReport(Report {
+                    cpu_percent: 30,
+                    mem_percent: 53,
+                    timestamp_ms: None,
+                    node_id: None
+                })
+            }
+        );
+        let mut out = Vec::new();
+        msg.encode(&mut out).unwrap();
+        assert_eq!(out, [0x00, 0x09, 0x03, 0x01, 0x01, 0x1E, 0x02, 0x01, 0x35]);
+    }
+
+    #[test]
+    fn ack_echoes_sequence_in_four_bytes() {
+        let mut out = Vec::new();
+        Message::ack(Some(7)).encode(&mut out).unwrap();
+        assert_eq!(out, [0, 9, 4, 6, 4, 0, 0, 0, 7]);
+    }
+
+    #[test]
+    fn every_integer_width_is_accepted() {
+        for width in 1..=8usize {
+            let mut body = vec![3, width as u8];
+            body.extend(std::iter::repeat_n(0, width - 1));
+            body.push(5);
+            let bytes = frame(0, &body);
+            let msg = parse(&bytes).unwrap();
+            assert_eq!(msg.body, Body::Pause { duration_secs: 5 });
+        }
+    }
+
+    #[test]
+    fn unknown_attributes_are_skipped_however_often() {
+        let body = [
+            0x63, 0, 0x63, 2, 1, 2, 1, 1, 10, 0x63, 1, 9, 2, 1, 20, 0xFF, 0,
+        ];
+        let bytes = frame(3, &body);
+        let msg = parse(&bytes).unwrap();
+        assert!(matches!(
+            msg.body,
+            Body::StatReport(Report {
+                cpu_percent: 10,
+                mem_percent: 20,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn rule_violations() {
+        use Attribute::*;
+        assert_eq!(
+            reason(&frame(3, &[1, 1, 1, 1, 1, 2, 2, 1, 3])),
+            InvalidReason::Duplicate(CpuUsage)
+        );
+        assert_eq!(
+            reason(&frame(3, &[1, 1, 101, 2, 1, 3])),
+            InvalidReason::OutOfRange(CpuUsage, 101)
+        );
+        assert_eq!(
+            reason(&frame(3, &[1, 0, 2, 1, 3])),
+            InvalidReason::EmptyInt(CpuUsage)
+        );
+        assert_eq!(
+            reason(&frame(3, &[1, 9, 0, 0, 0, 0, 0, 0, 0, 0, 1])),
+            InvalidReason::IntTooWide(CpuUsage, 9)
+        );
+        assert_eq!(
+            reason(&frame(3, &[1, 1, 1, 2, 1, 3, 8, 1, 0xFF])),
+            InvalidReason::InvalidUtf8(NodeId)
+        );
+        assert_eq!(
+            reason(&frame(3, &[1, 1, 1, 2, 1, 3, 8, 0])),
+            InvalidReason::TextLength(NodeId, 0)
+        );
+        assert_eq!(
+            reason(&frame(3, &[1, 1, 1])),
+            InvalidReason::Missing(MemUsage, MessageType::StatReport)
+        );
+        assert_eq!(
+            reason(&frame(0, &[])),
+            InvalidReason::Missing(Duration, MessageType::Pause)
+        );
+        assert_eq!(
+            reason(&frame(0, &[3, 1, 0])),
+            InvalidReason::OutOfRange(Duration, 0)
+        );
+        assert_eq!(
+            reason(&frame(1, &[3, 1, 5])),
+            InvalidReason::NotAllowed(Duration, MessageType::Resume)
+        );
+        assert_eq!(
+            reason(&frame(1, &[6, 4, 0, 0])),
+            InvalidReason::TruncatedAvp { offset: 0 }
+        );
+        assert_eq!(
+            reason(&frame(1, &[6])),
+            InvalidReason::TruncatedAvp { offset: 0 }
+        );
+        assert_eq!(
+            reason(&frame(2, &[4, 1, 50])),
+            InvalidReason::OutOfRange(ResultCode, 50)
+        );
+    }
+
+    #[test]
+    fn errors_carry_sequence_and_code() {
+        let err = parse(&frame(3, &[6, 4, 0, 0, 0, 9, 1, 1, 200])).unwrap_err();
+        assert_eq!((err.sequence, err.result_code()), (Some(9), 400));
+        let err = parse(&frame(3, &[1, 1, 200, 6, 4, 0, 0, 0, 9])).unwrap_err();
+        assert_eq!(err.sequence, Some(9), "sequence found after the bad AVP");
+        let err = parse(&frame(77, &[6, 1, 5, 1, 0])).unwrap_err();
+        assert_eq!(
+            (err.reason, err.sequence, err.result_code()),
+            (InvalidReason::UnknownType(77), Some(5), 501)
+        );
+        assert_eq!(err.to_string(), "unsupported message type 77");
+        assert!(!err.is_answer());
+        let err = parse(&frame(4, &[1, 1, 1])).unwrap_err();
+        assert!(err.is_answer());
+    }
+
+    #[test]
+    fn encode_refuses_out_of_range_values() {
+        let mut out = vec![0xAA];
+        let bad = Message::command_response(None, 200, "x".repeat(256));
+        assert_eq!(
+            bad.encode(&mut out),
+            Err(EncodeError::TextLength(Attribute::Info, 256))
+        );
+        assert_eq!(out, [0xAA], "nothing appended on error");
+        let bad = Message {
+            sequence: None,
+            body: Body::Pause { duration_secs: 0 },
+        };
+        assert!(bad.encode(&mut out).is_err());
+    }
+
+    #[test]
+    fn all_types_round_trip() {
+        let msgs = [
+            Message {
+                sequence: Some(1),
+                body: Body::Pause { duration_secs: 200 },
+            },
+            Message {
+                sequence: None,
+                body: Body::Resume,
+            },
+            Message::command_response(Some(u64::MAX), 503, "overloaded"),
+            Message::ack(None),
+            Message {
+                sequence: Some(42),
+                body: Body::StatReport(Report {
+                    cpu_percent: 100,
+                    mem_percent: 0,
+                    timestamp_ms: Some(1_700_000_000_000),
+                    node_id: Some("host-1".into()),
+                }),
+            },
+        ];
+        for msg in msgs {
+            let mut out = Vec::new();
+            let n = msg.encode(&mut out).unwrap();
+            assert_eq!(n, out.len());
+            assert_eq!(parse(&out).unwrap(), msg);
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The avpd admin terminal. Watches one or more management endpoints, full screen
+//! ([`screen`]) or one line per report ([`plain`]), or sends one command and exits
+//! ([`oneshot`]). Every link runs in its own thread ([`links`]), reconnecting by itself.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod links;
+pub mod oneshot;
+pub mod plain;
+pub mod screen;
+pub mod table;

@@ -1,0 +1,25 @@
+//! Test support shared by the integration tests of the avpd crates: a blocking protocol peer,
+//! frames built by hand, and a runner for the programs under test that collects their output.
+//!
+//! Every wait has a deadline ([`WAIT`]); nothing sleeps to synchronise.
+#![forbid(unsafe_code)]
+
+pub mod frames;
+pub mod peer;
+pub mod process;
+
+pub use frames::{command_response, frame, pushed_report, report};
+pub use peer::{accept, listener, Peer};
+pub use process::{field, Lines, Program};
+
+use std::time::Duration;
+
+/// Every network wait in the tests gives up after this long: CI runs on a busy 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Milliseconds since the Unix epoch now.
+pub fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,112 @@
+//! `avpd agent`: command-line options and start-up of the reporting agent.
+
+use crate::codec_arg::CodecArg;
+use anyhow::{bail, Context};
+use avp_endpoint::Endpoint;
+use avpd_agent::reporter::{Reporter, ReporterConfig, SampleFeed};
+use avpd_agent::sampler::{host_name, HostSample};
+use avpd_client::Link;
+use avpd_node::admin::{AdminConfig, AdminPlane};
+use avpd_node::fleet::NodeReport;
+use clap::Args;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::info;
+
+/// Command-line options of `avpd agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Collector to report to: tcp://HOST:PORT, or json+tcp://HOST:PORT for the text form.
+    #[arg(long, default_value = "tcp://127.0.0.1:7700")]
+    pub collector: Endpoint,
+    /// Time between samples, e.g. 1s, 500ms.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// NODE_ID to report (default: the host name).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// Unacknowledged reports kept for resending after a reconnect; past it the oldest are
+    /// dropped (and counted).
+    #[arg(long, default_value_t = 3600)]
+    pub buffer: usize,
+    /// Also serve this host's reports to terminals that connect here (tcp:// or
+    /// json+tcp://; repeatable), pushed every --interval.
+    #[arg(long)]
+    pub listen: Vec<Endpoint>,
+    /// Force the wire form, whatever the URL scheme says.
+    #[arg(long, value_enum)]
+    pub codec: Option<CodecArg>,
+    /// Exit after this many reports, once the collector has acknowledged them all.
+    #[arg(long)]
+    pub count: Option<u64>,
+}
+
+/// Runs the agent until SIGINT/SIGTERM (or `--count`), then logs its totals.
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    crate::logging::init(None);
+    let node_id = args.node_id.unwrap_or_else(host_name);
+    if !(1..=255).contains(&node_id.len()) {
+        bail!("--node-id must be 1 to 255 bytes long");
+    }
+    if args.interval.is_zero() {
+        bail!("--interval must be above zero");
+    }
+    if args.buffer == 0 {
+        bail!("--buffer must be at least 1");
+    }
+    let link = Link::new(args.collector.clone(), args.codec.map(Into::into))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))
+            .context("cannot install the signal handler")?;
+    }
+    info!(
+        "agent started: node={node_id} collector={} interval={:?} buffer={}",
+        args.collector, args.interval, args.buffer
+    );
+    let config = ReporterConfig {
+        node_id,
+        interval: args.interval,
+        buffer: args.buffer,
+        count: args.count,
+    };
+    let (plane, on_sample) = serve_terminals(&args.listen, args.interval)?;
+    let t = Reporter::new(config, link, on_sample).run(&stop);
+    if let Some(plane) = plane {
+        plane.shutdown();
+    }
+    info!(
+        "agent stopped: sampled={} acked={} resent={} dropped={} unacked={} unsolicited={}",
+        t.sampled, t.acked, t.resent, t.dropped, t.unacked, t.unsolicited
+    );
+    Ok(())
+}
+
+/// Starts the `--listen` management plane (when asked for) and returns it with the feed that
+/// hands it every sample.
+fn serve_terminals(
+    listen: &[Endpoint],
+    interval: Duration,
+) -> anyhow::Result<(Option<AdminPlane>, SampleFeed)> {
+    if listen.is_empty() {
+        return Ok((None, Box::new(|_, _| {})));
+    }
+    // Bounded: when the plane lags, a sample is skipped, never queued without end.
+    let (tx, rx) = crossbeam_channel::bounded(64);
+    let config = AdminConfig {
+        listen: listen.to_vec(),
+        report_interval: interval,
+        ..AdminConfig::default()
+    };
+    let plane = AdminPlane::start(config, rx)?;
+    let feed = Box::new(move |node: &str, s: HostSample| {
+        let _ = tx.try_send(vec![NodeReport {
+            node: node.to_string(),
+            cpu_percent: s.cpu_percent,
+            mem_percent: s.mem_percent,
+            timestamp_ms: s.timestamp_ms,
+        }]);
+    });
+    Ok((Some(plane), feed))
+}

@@ -1,0 +1,99 @@
+//! `avpd serve`: command-line options, logging, signals, and running a [`Node`] until told to
+//! stop.
+
+use anyhow::Context as _;
+use avp_endpoint::Endpoint;
+use avpd_node::admin::AdminConfig;
+use avpd_node::{Config, Node};
+use clap::Args;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use std::time::Duration;
+
+/// Command-line options of `avpd serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data-plane endpoint, repeatable: tcp://, udp:// or json+tcp://HOST:PORT.
+    /// [default: tcp://127.0.0.1:7700, udp://127.0.0.1:7700, json+tcp://127.0.0.1:7703]
+    #[arg(long = "listen", value_name = "URL")]
+    pub listen: Vec<Endpoint>,
+    /// Management-plane endpoint for terminals, repeatable: tcp:// or json+tcp://.
+    /// [default: tcp://127.0.0.1:7701]
+    #[arg(long = "admin", value_name = "URL")]
+    pub admin: Vec<Endpoint>,
+    /// Run without a management plane.
+    #[arg(long, conflicts_with = "admin")]
+    pub no_admin: bool,
+    /// Data-plane worker threads [default: available cores].
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Listen backlog of every TCP listener.
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: i32,
+    /// Most data-plane connections open at once; further ones get a 503 and are closed.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// Close connections silent for this long (e.g. 300s, 5m).
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Unsent output (bytes) at which a peer stops being read until it drains.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_output: usize,
+    /// Time between two pushes of the fleet view to terminals.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub report_interval: Duration,
+    /// Unacknowledged pushes at which a terminal is not pushed more until it catches up.
+    #[arg(long, default_value_t = 65_536)]
+    pub max_unacked: usize,
+    /// Time between two status log lines.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub status_interval: Duration,
+    /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd=trace.
+    #[arg(long)]
+    pub log: Option<String>,
+}
+
+impl ServeArgs {
+    /// The node configuration these options describe.
+    pub fn config(self) -> Config {
+        let defaults = Config::default();
+        let admin_defaults = AdminConfig::default();
+        let admin_listen = match (self.no_admin, self.admin.is_empty()) {
+            (true, _) => Vec::new(),
+            (false, true) => admin_defaults.listen,
+            (false, false) => self.admin,
+        };
+        Config {
+            listen: if self.listen.is_empty() {
+                defaults.listen
+            } else {
+                self.listen
+            },
+            admin: AdminConfig {
+                listen: admin_listen,
+                report_interval: self.report_interval,
+                max_unacked: self.max_unacked,
+                ..admin_defaults
+            },
+            workers: self.workers.unwrap_or(defaults.workers),
+            backlog: self.backlog,
+            max_connections: self.max_connections,
+            idle_timeout: self.idle_timeout,
+            max_output: self.max_output,
+            status_interval: self.status_interval,
+        }
+    }
+}
+
+/// Runs the collector node until SIGINT or SIGTERM, then shuts down gracefully.
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    crate::logging::init(args.log.as_deref());
+    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let node = Node::start(args.config())?;
+    if let Some(signal) = signals.forever().next() {
+        tracing::info!("signal {signal} received: shutting down");
+    }
+    node.shutdown();
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,67 @@
+//! `avpd term`: command-line options of the admin terminal and the choice of its mode.
+
+use crate::codec_arg::CodecArg;
+use avp_endpoint::Endpoint;
+use avp_proto::message::MAX_PAUSE_SECS;
+use avpd_term::command::Command;
+use avpd_term::links::LinkSet;
+use avpd_term::{oneshot, plain, screen};
+use clap::{Args, Subcommand};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// Command-line options of `avpd term`.
+#[derive(Debug, Args)]
+pub struct TermArgs {
+    /// Management endpoint to watch (repeat for several nodes): tcp://HOST:PORT or
+    /// json+tcp://HOST:PORT.
+    #[arg(long, default_value = "tcp://127.0.0.1:7701")]
+    pub connect: Vec<Endpoint>,
+    /// Force the wire form, whatever the URL scheme says.
+    #[arg(long, value_enum)]
+    pub codec: Option<CodecArg>,
+    /// One line per report on stdout instead of the full screen (automatic when stdout is
+    /// not a terminal). Commands are then read from stdin: `pause SECONDS`, `resume`.
+    #[arg(long)]
+    pub plain: bool,
+    /// One-shot commands: how long to wait for the connection and the answer.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Send one command, print the answers, exit 0 only if every answer is 200.
+    #[command(subcommand)]
+    pub command: Option<TermCommand>,
+}
+
+/// One-shot commands of `avpd term`.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum TermCommand {
+    /// Ask the peer to stop pushing reports for SECONDS.
+    Pause {
+        /// Pause length in seconds.
+        #[arg(value_parser = clap::value_parser!(u64).range(1..=MAX_PAUSE_SECS))]
+        seconds: u64,
+    },
+    /// Ask the peer to push reports again.
+    Resume,
+}
+
+/// Runs the terminal until the operator quits (or, for a one-shot command, until it is
+/// answered).
+pub fn run(args: TermArgs) -> anyhow::Result<()> {
+    let links = LinkSet::spawn(&args.connect, args.codec.map(Into::into))?;
+    match args.command {
+        Some(command) => {
+            crate::logging::init(None);
+            let command = match command {
+                TermCommand::Pause { seconds } => Command::Pause(seconds),
+                TermCommand::Resume => Command::Resume,
+            };
+            oneshot::run(&links, command, args.timeout)
+        }
+        None if args.plain || !std::io::stdout().is_terminal() => {
+            crate::logging::init(None);
+            plain::run(&links)
+        }
+        None => screen::run(&links),
+    }
+}
