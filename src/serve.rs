@@ -36,6 +36,13 @@ pub struct ServeArgs {
     /// Close connections silent for this long (e.g. 300s, 5m).
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
     pub idle_timeout: Duration,
+    /// Close a connection whose frame is still incomplete this long after its first bytes
+    /// arrived (a header trickled in a byte at a time, say).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub frame_timeout: Duration,
+    /// Close a terminal that leaves pushed reports unacknowledged this long.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub ack_timeout: Duration,
     /// Unsent output (bytes) at which a peer stops being read until it drains.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_output: usize,
@@ -73,12 +80,15 @@ impl ServeArgs {
                 listen: admin_listen,
                 report_interval: self.report_interval,
                 max_unacked: self.max_unacked,
+                ack_timeout: self.ack_timeout,
+                frame_timeout: self.frame_timeout,
                 ..admin_defaults
             },
             workers: self.workers.unwrap_or(defaults.workers),
             backlog: self.backlog,
             max_connections: self.max_connections,
             idle_timeout: self.idle_timeout,
+            frame_timeout: self.frame_timeout,
             max_output: self.max_output,
             status_interval: self.status_interval,
         }

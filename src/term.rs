@@ -2,7 +2,7 @@
 
 use crate::codec_arg::CodecArg;
 use avp_endpoint::Endpoint;
-use avp_proto::message::MAX_PAUSE_SECS;
+use avp_proto::MAX_PAUSE_SECS;
 use avpd_term::command::Command;
 use avpd_term::links::LinkSet;
 use avpd_term::{oneshot, plain, screen};

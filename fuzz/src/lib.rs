@@ -1,7 +1,13 @@
 //! Checks shared by the fuzz targets: what every decoded frame must satisfy, whatever bytes it
 //! came from.
 
-use avp_proto::{Body, Codec, Decoded, Message, Status};
+use avp_proto::server::{
+    Acceptance, AcceptedReport, CloseReason, Refusal, ReportSink, Role, ServerConfig, ServerSession,
+    Tally,
+};
+use avp_proto::{Codec, Decoded, Message, Status};
+use std::sync::Arc;
+use std::time::Instant;
 
 const CODECS: [Codec; 2] = [Codec::Binary, Codec::Json];
 
@@ -10,7 +16,7 @@ const CODECS: [Codec; 2] = [Codec::Binary, Codec::Json];
 pub fn check_stream(codec: Codec, data: &[u8]) {
     let mut rest = data;
     loop {
-        check_report_run(codec, rest);
+        check_session(codec, rest);
         match codec.decode(rest) {
             Ok(Status::Complete((decoded, used))) => {
                 assert!(
@@ -69,44 +75,92 @@ pub fn check_decoded(decoded: Decoded<'_>) {
     }
 }
 
-/// A run of reports acknowledged in one pass must answer what decoding its frames one by one
-/// and acknowledging each report does, up to the output room (taken from the data so that
-/// the bound is exercised too).
-fn check_report_run(codec: Codec, data: &[u8]) {
-    let room = match data.len() % 4 {
+/// What a session made of some input.
+#[derive(Debug, PartialEq)]
+struct Answered {
+    out: Vec<u8>,
+    consumed: usize,
+    tally: Tally,
+    reports: Vec<(Option<u64>, Vec<u8>)>,
+    error: Option<CloseReason>,
+}
+
+/// Records every report handed over; acknowledges, holds or refuses as the input says.
+struct Sink {
+    reports: Vec<(Option<u64>, Vec<u8>)>,
+    choice: u8,
+    tickets: u64,
+}
+
+impl ReportSink for Sink {
+    fn on_report(&mut self, r: &AcceptedReport<'_>) -> Acceptance {
+        self.reports.push((r.sequence, r.frame.to_vec()));
+        self.choice = self.choice.rotate_left(1);
+        match self.choice & 3 {
+            0 => {
+                self.tickets += 1;
+                Acceptance::Hold(self.tickets)
+            }
+            1 => Acceptance::Refuse(Refusal::Overloaded),
+            _ => Acceptance::Ack,
+        }
+    }
+}
+
+fn answer_stream(session: ServerSession, data: &[u8], limit: usize, choice: u8) -> Answered {
+    let mut session = session;
+    let mut sink = Sink {
+        reports: Vec::new(),
+        choice,
+        tickets: 0,
+    };
+    let mut out = Vec::new();
+    let mut tally = Tally::default();
+    let result = session.handle_input(Instant::now(), data, &mut out, limit, &mut sink, &mut tally);
+    let (consumed, error) = match result {
+        Ok(n) => (n, None),
+        Err(e) => (0, Some(e)),
+    };
+    assert!(consumed <= data.len());
+    // Everything held comes out, in order, once every ticket is confirmed.
+    session.release(u64::MAX, &mut out);
+    assert_eq!(session.held_len(), 0);
+    Answered {
+        out,
+        consumed,
+        tally,
+        reports: sink.reports,
+        error,
+    }
+}
+
+/// The node's session answers `data` (a stream, and a datagram) with its fast paths exactly as
+/// with its general path: the same bytes, frames consumed, counts and reports handed over;
+/// and a datagram's answer is never larger than the datagram.
+pub fn check_session(codec: Codec, data: &[u8]) {
+    let config = Arc::new(ServerConfig::new(codec, Role::Data));
+    let session = || ServerSession::new(config.clone(), Instant::now());
+    let limit = match data.len() % 4 {
         0 => usize::MAX,
         _ => data.len() % 97 + 1,
     };
-    let mut acks = Vec::new();
-    let Some(run) = codec.ack_report_run(data, room, &mut acks) else {
-        assert!(acks.is_empty(), "no run, yet {} bytes written", acks.len());
-        return;
-    };
-    let mut expected = Vec::new();
-    let mut rest = data;
-    let mut last = None;
-    for _ in 0..run.count {
-        assert!(expected.len() < room, "a run answered past its room");
-        match codec.decode(rest) {
-            Ok(Status::Complete((Decoded::Message(msg), used))) => {
-                let Body::StatReport(report) = msg.body else {
-                    panic!("a run took {msg:?}");
-                };
-                codec
-                    .encode(&Message::ack(msg.sequence), &mut expected)
-                    .unwrap();
-                last = Some(report);
-                rest = &rest[used..];
-            }
-            other => panic!("a run took {other:?}"),
-        }
+    let choice = data.first().copied().unwrap_or(0);
+    let fast = answer_stream(session(), data, limit, choice);
+    let general = answer_stream(session().without_fast_paths(), data, limit, choice);
+    assert_eq!(fast, general);
+    if codec == Codec::Binary {
+        let datagram = |mut s: ServerSession| {
+            let mut sink = Sink {
+                reports: Vec::new(),
+                choice,
+                tickets: 0,
+            };
+            let mut out = Vec::new();
+            let mut tally = Tally::default();
+            let answer = s.handle_datagram(Instant::now(), data, &mut out, &mut sink, &mut tally);
+            assert!(out.len() <= data.len(), "a datagram answer larger than its datagram");
+            (answer, out, tally, sink.reports)
+        };
+        assert_eq!(datagram(session()), datagram(session().without_fast_paths()));
     }
-    assert_eq!(acks, expected);
-    // It stopped at the room or at a frame that is not a canonical report.
-    if expected.len() < room {
-        let mut one = Vec::new();
-        assert!(codec.ack_report_run(rest, usize::MAX, &mut one).is_none());
-    }
-    assert_eq!(run.bytes, data.len() - rest.len());
-    assert_eq!(Some(run.last), last);
 }

@@ -4,7 +4,7 @@
 //! host's; a PAUSE always carries a short DURATION ([`PAUSE_SECS`]) so the mix's resumes follow
 //! it. Encoding appends to the connection's output buffer and allocates only when that grows.
 
-use avp_proto::{report_frame, Body, Codec, Message, MessageType, Report, REPORT_FRAME_LEN};
+use avp_proto::{report_frame, Body, Codec, Message, MessageType, Report, MINIMAL_REPORT_LEN};
 use std::borrow::Cow;
 
 /// PAUSE length sent in the mix, in seconds.
@@ -85,7 +85,7 @@ struct MinimalWords {
 
 impl MinimalWords {
     #[inline(always)]
-    fn new(frame: [u8; REPORT_FRAME_LEN]) -> Self {
+    fn new(frame: [u8; MINIMAL_REPORT_LEN]) -> Self {
         let [h0, h1, h2, h3, h4, h5, h6, h7, t0, t1, t2, ..] = frame;
         MinimalWords {
             head: [h0, h1, h2, h3, h4, h5, h6, h7],
@@ -156,14 +156,14 @@ impl RequestWriter {
         let start = out.len();
         let report = kind == RequestKind::Report;
         if report && self.fields == ReportFields::Minimal && self.codec == Codec::Binary {
-            out.resize(start + n * REPORT_FRAME_LEN, 0);
+            out.resize(start + n * MINIMAL_REPORT_LEN, 0);
             // The frame is built again only when a new sample is taken; in between, only its
             // SEQUENCE (the last four bytes) changes. Each frame is written as two overlapping
             // 8-byte words: bytes 0..8, fixed between samples, and bytes 7..15, whose last four
             // are SEQUENCE.
             let mut words = MinimalWords::new(self.minimal_report(first_seq));
             let seqs = (0..).map(|i| first_seq.wrapping_add(i));
-            for (frame, seq) in out[start..].chunks_exact_mut(REPORT_FRAME_LEN).zip(seqs) {
+            for (frame, seq) in out[start..].chunks_exact_mut(MINIMAL_REPORT_LEN).zip(seqs) {
                 if seq % SAMPLE_EVERY == 0 {
                     self.wander();
                     words = MinimalWords::new(self.minimal_report(seq));
@@ -192,7 +192,7 @@ impl RequestWriter {
 
     /// The canonical minimal report of the current sample with `seq`.
     #[inline(always)]
-    fn minimal_report(&self, seq: u32) -> [u8; REPORT_FRAME_LEN] {
+    fn minimal_report(&self, seq: u32) -> [u8; MINIMAL_REPORT_LEN] {
         report_frame(self.cpu, self.mem, seq)
             .expect("the random walk keeps CPU and MEM within 1..=99")
     }

@@ -12,6 +12,7 @@ use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
 use crate::Threads;
 use anyhow::{bail, Context as _};
 use avp_endpoint::{Endpoint, Scheme};
+use avp_proto::server::{Role, ServerConfig};
 use crossbeam_channel::Receiver;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -32,6 +33,10 @@ pub struct AdminConfig {
     pub max_output: usize,
     /// Terminals silent for this long are closed.
     pub idle_timeout: Duration,
+    /// Terminals that leave pushes unacknowledged this long are closed.
+    pub ack_timeout: Duration,
+    /// A frame must be complete this long after its first bytes arrived.
+    pub frame_timeout: Duration,
     /// Most distinct nodes the view holds.
     pub max_nodes: usize,
     /// Listen backlog.
@@ -47,6 +52,8 @@ impl Default for AdminConfig {
             max_connections: 1024,
             max_output: 1 << 20,
             idle_timeout: Duration::from_secs(300),
+            ack_timeout: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(10),
             max_nodes: 100_000,
             backlog: 128,
         }
@@ -116,13 +123,17 @@ pub(super) fn spawn(
         bound.push(local);
         tcp.push(TcpEntry {
             listener,
-            codec: endpoint.scheme.codec(),
-            pushing: true,
+            session: Arc::new(ServerConfig {
+                idle_timeout: config.idle_timeout,
+                frame_timeout: config.frame_timeout,
+                ack_timeout: config.ack_timeout,
+                max_unacked: config.max_unacked,
+                ..ServerConfig::new(endpoint.scheme.codec(), Role::Management)
+            }),
         });
     }
     let limits = Limits {
         max_output: config.max_output,
-        idle_timeout: config.idle_timeout,
         max_connections: config.max_connections,
         open: Arc::new(AtomicUsize::new(0)),
         max_fleet_nodes: config.max_nodes,
@@ -130,7 +141,6 @@ pub(super) fn spawn(
     let pusher = Pusher {
         updates,
         interval: config.report_interval,
-        max_unacked: config.max_unacked,
     };
     let id = threads.len();
     let (worker, waker) = Worker::new(id, tcp, Vec::new(), limits, links, Some(pusher))?;

@@ -68,17 +68,17 @@ impl FleetShard {
         }
     }
 
-    /// Records `count` reports of one node from `peer` received in a row at `received_ms`, of
-    /// which `last` is the latest (the one kept); each of them counts when the shard is full.
+    /// Records `report` from `peer`, received at `received_ms`; counted as dropped when the
+    /// shard is full.
     ///
     /// Allocates only the first time a node is seen since the last flush.
     #[inline]
-    pub fn record(&mut self, peer: SocketAddr, last: &Report<'_>, count: usize, received_ms: u64) {
-        let sample = Sample::of(last, received_ms);
-        self.insert(last.node_id.as_deref(), peer, sample, count);
+    pub fn record(&mut self, peer: SocketAddr, report: &Report<'_>, received_ms: u64) {
+        let sample = Sample::of(report, received_ms);
+        self.insert(report.node_id.as_deref(), peer, sample);
     }
 
-    fn insert(&mut self, name: Option<&str>, peer: SocketAddr, sample: Sample, count: usize) {
+    fn insert(&mut self, name: Option<&str>, peer: SocketAddr, sample: Sample) {
         let full = self.named.len() + self.unnamed.len() >= self.max_nodes;
         let slot = match name {
             Some(name) => match self.named.get_mut(name) {
@@ -91,7 +91,7 @@ impl FleetShard {
         };
         match slot {
             Some(slot) => *slot = sample,
-            None => self.dropped += count as u64,
+            None => self.dropped += 1,
         }
     }
 
@@ -125,36 +125,38 @@ impl FleetShard {
 /// A connection speaks for the node named in its first report (or, if that report has no
 /// NODE_ID, for its peer address). Reports for any other node go straight to the shard.
 #[derive(Debug, Default)]
-pub struct ConnectionReport {
+pub struct LatestReport {
     node: Option<Option<Box<str>>>,
     unflushed: Option<Sample>,
 }
 
-impl ConnectionReport {
-    /// Records `count` reports of the same node received in a row on the connection from
-    /// `peer`, of which `last` is the latest (the one kept).
+impl LatestReport {
+    /// Records `report`, received at `received_ms` on the connection from `peer`. Returns true
+    /// when the connection now holds a report to flush and held none before.
     #[inline(always)]
     pub fn record(
         &mut self,
         shard: &mut FleetShard,
         peer: SocketAddr,
-        last: &Report<'_>,
-        count: usize,
+        report: &Report<'_>,
         received_ms: u64,
-    ) {
-        let name = last.node_id.as_deref();
+    ) -> bool {
+        let name = report.node_id.as_deref();
         let own = self.node.get_or_insert_with(|| name.map(Into::into));
         if own.as_deref() == name {
-            self.unflushed = Some(Sample::of(last, received_ms));
+            self.unflushed
+                .replace(Sample::of(report, received_ms))
+                .is_none()
         } else {
-            shard.record(peer, last, count, received_ms);
+            shard.record(peer, report, received_ms);
+            false
         }
     }
 
     /// Moves the latest unflushed report into `shard`.
     pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr) {
         if let (Some(sample), Some(name)) = (self.unflushed.take(), &self.node) {
-            shard.insert(name.as_deref(), peer, sample, 1);
+            shard.insert(name.as_deref(), peer, sample);
         }
     }
 }
@@ -231,9 +233,9 @@ mod tests {
     fn shard_keeps_latest_per_node_and_falls_back_to_peer() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(10);
-        shard.record(peer, &report(Some("a"), 1), 1, 7);
-        shard.record(peer, &report(Some("a"), 2), 1, 8);
-        shard.record(peer, &report(None, 3), 1, 9);
+        shard.record(peer, &report(Some("a"), 1), 7);
+        shard.record(peer, &report(Some("a"), 2), 8);
+        shard.record(peer, &report(None, 3), 9);
         let mut nodes = shard.drain();
         nodes.sort_by(|a, b| a.node.cmp(&b.node));
         assert_eq!(nodes.len(), 2);
@@ -256,9 +258,9 @@ mod tests {
     fn shard_and_view_are_bounded() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(1);
-        shard.record(peer, &report(Some("a"), 1), 1, 0);
-        shard.record(peer, &report(Some("b"), 1), 1, 0);
-        shard.record(peer, &report(Some("a"), 9), 1, 0);
+        shard.record(peer, &report(Some("a"), 1), 0);
+        shard.record(peer, &report(Some("b"), 1), 0);
+        shard.record(peer, &report(Some("a"), 9), 0);
         assert_eq!(shard.take_dropped(), 1);
         let mut view = FleetView::new(1);
         view.apply(shard.drain());
@@ -284,10 +286,16 @@ mod tests {
     fn connection_cache_keeps_its_own_node_and_passes_others_through() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(10);
-        let mut conn = ConnectionReport::default();
-        conn.record(&mut shard, peer, &report(Some("own"), 1), 1, 0);
-        conn.record(&mut shard, peer, &report(Some("other"), 2), 1, 0);
-        conn.record(&mut shard, peer, &report(Some("own"), 3), 1, 0);
+        let mut conn = LatestReport::default();
+        assert!(
+            conn.record(&mut shard, peer, &report(Some("own"), 1), 0),
+            "now dirty"
+        );
+        assert!(!conn.record(&mut shard, peer, &report(Some("other"), 2), 0));
+        assert!(
+            !conn.record(&mut shard, peer, &report(Some("own"), 3), 0),
+            "already dirty"
+        );
         assert_eq!(
             shard.drain().len(),
             1,
@@ -300,22 +308,9 @@ mod tests {
             (nodes.len(), nodes[0].node.as_str(), nodes[0].cpu_percent),
             (1, "own", 3)
         );
-    }
-
-    #[test]
-    fn a_run_passed_through_to_a_full_shard_counts_every_report() {
-        let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
-        let mut shard = FleetShard::new(1);
-        shard.record(peer, &report(Some("first"), 1), 1, 0);
-        let mut conn = ConnectionReport::default();
-        conn.record(&mut shard, peer, &report(Some("own"), 1), 1, 0);
-        conn.record(&mut shard, peer, &report(None, 2), 3, 0);
-        assert_eq!(shard.take_dropped(), 3);
-        conn.record(&mut shard, peer, &report(Some("own"), 4), 5, 0);
-        assert_eq!(
-            shard.take_dropped(),
-            0,
-            "the connection's own node is kept apart"
+        assert!(
+            conn.record(&mut shard, peer, &report(Some("own"), 4), 0),
+            "dirty again after a flush"
         );
     }
 

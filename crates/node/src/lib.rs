@@ -11,15 +11,17 @@
 
 pub mod admin;
 pub mod fleet;
+pub mod intake;
 pub mod net;
-pub mod session;
 pub mod stats;
+pub mod timers;
 pub mod worker;
 
 use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;
 use anyhow::Context as _;
 use avp_endpoint::{Endpoint, Scheme};
+use avp_proto::server::{Role, ServerConfig};
 use crossbeam_channel::{bounded, Receiver};
 use stats::{Counters, StatusLine, WorkerSnapshot};
 use std::net::SocketAddr;
@@ -44,6 +46,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Data-plane connections silent for this long are closed.
     pub idle_timeout: Duration,
+    /// A frame must be complete this long after its first bytes arrived.
+    pub frame_timeout: Duration,
     /// Unsent output at which a connection stops being read.
     pub max_output: usize,
     /// Time between two status log lines.
@@ -64,6 +68,7 @@ impl Default for Config {
             backlog: 4096,
             max_connections: 100_000,
             idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(10),
             max_output: 1 << 20,
             status_interval: Duration::from_secs(10),
         }
@@ -105,11 +110,15 @@ impl Node {
                 let listeners = bind_tcp(addr, workers, config.backlog)
                     .with_context(|| format!("binding {endpoint}"))?;
                 let local = listeners[0].local_addr()?;
+                let session = Arc::new(ServerConfig {
+                    idle_timeout: config.idle_timeout,
+                    frame_timeout: config.frame_timeout,
+                    ..ServerConfig::new(endpoint.scheme.codec(), Role::Data)
+                });
                 for (w, listener) in listeners.into_iter().enumerate() {
                     tcp[w].push(TcpEntry {
                         listener,
-                        codec: endpoint.scheme.codec(),
-                        pushing: false,
+                        session: session.clone(),
                     });
                 }
                 local
@@ -121,7 +130,6 @@ impl Node {
 
         let limits = Limits {
             max_output: config.max_output,
-            idle_timeout: config.idle_timeout,
             max_connections: config.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
             max_fleet_nodes: config.admin.max_nodes,

@@ -1,10 +1,11 @@
 //! Counters kept by each worker, and the status line built from all of them.
 //!
-//! Each worker owns its [`Counters`] (plain integers, no atomics on the hot path) and sends a
-//! cumulative [`WorkerSnapshot`] over a crossbeam channel once a second; the status reporter
-//! sums the latest snapshot of every worker and logs rates from the difference.
+//! Each worker owns its [`Counters`] (plain integers, no atomics on the hot path): what its
+//! sessions handled ([`Tally`]) and what happened to its connections. It sends a cumulative
+//! [`WorkerSnapshot`] over a crossbeam channel each tick; the status reporter sums the latest
+//! snapshot of every worker and logs rates from the difference.
 
-use crate::session::Kind;
+use avp_proto::server::Tally;
 use std::fmt;
 
 macro_rules! counters {
@@ -12,18 +13,24 @@ macro_rules! counters {
         /// Cumulative event counts of one worker (or, summed, of the node).
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
         pub struct Counters {
+            /// What the sessions handled: messages by kind, answers, pushes.
+            pub tally: Tally,
             $($(#[doc = $doc])* pub $name: u64,)*
         }
 
         impl Counters {
             /// Adds every count of `other` to `self`.
             pub fn add(&mut self, other: &Counters) {
+                self.tally.add(&other.tally);
                 $(self.$name += other.$name;)*
             }
 
             /// Every count minus the one in `earlier`.
             pub fn since(&self, earlier: &Counters) -> Counters {
-                Counters { $($name: self.$name.saturating_sub(earlier.$name),)* }
+                Counters {
+                    tally: self.tally.since(&earlier.tally),
+                    $($name: self.$name.saturating_sub(earlier.$name),)*
+                }
             }
         }
     };
@@ -43,22 +50,10 @@ counters! {
     framing_errors,
     /// Connections closed on a socket error (reset, broken pipe).
     io_errors,
-    /// Valid STAT_REPORTs received and acknowledged.
-    reports,
-    /// Valid PAUSE/RESUME commands received and answered.
-    commands,
-    /// Invalid messages answered with 400.
-    invalid,
-    /// Unknown message types answered with 501.
-    unsupported,
-    /// Unsolicited or invalid answers received and ignored.
-    unsolicited,
-    /// STAT_REPORT_ACKs received for pushed reports.
-    push_acks,
-    /// Answers sent (acks and command responses).
-    answers,
-    /// STAT_REPORTs pushed to management connections.
-    pushes,
+    /// Connections closed because a frame stayed incomplete past `--frame-timeout`.
+    frame_timeouts,
+    /// Terminals closed because pushes stayed unacknowledged past the ack timeout.
+    ack_timeouts,
     /// UDP datagrams that were not exactly one frame, dropped.
     udp_bad_datagrams,
     /// UDP answers dropped because the socket would block.
@@ -70,33 +65,14 @@ counters! {
 }
 
 impl Counters {
-    /// Counts `n` handled frames of `kind`.
-    #[inline]
-    pub fn count(&mut self, kind: Kind, n: u64) {
-        let counter = match kind {
-            Kind::Report => &mut self.reports,
-            Kind::Command => &mut self.commands,
-            Kind::Invalid => &mut self.invalid,
-            Kind::Unsupported => &mut self.unsupported,
-            Kind::PushAck => &mut self.push_acks,
-            Kind::Unsolicited => &mut self.unsolicited,
-        };
-        *counter += n;
-    }
-
     /// Messages received, of every kind.
     pub fn messages_in(&self) -> u64 {
-        self.reports
-            + self.commands
-            + self.invalid
-            + self.unsupported
-            + self.unsolicited
-            + self.push_acks
+        self.tally.received()
     }
 
     /// Messages sent: answers and pushes.
     pub fn messages_out(&self) -> u64 {
-        self.answers + self.pushes
+        self.tally.answers + self.tally.pushes
     }
 }
 
@@ -148,22 +124,26 @@ impl fmt::Display for StatusLine {
         write!(
             f,
             "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
-             invalid={} unsupported={} unsolicited={} framing={} io={} idle={} udp_bad={} \
-             udp_send_dropped={} fleet_dropped={} accept={}",
+             invalid={} unsupported={} unsolicited={} framing={} io={} idle={} \
+             frame_timeout={} ack_timeout={} udp_bad={} udp_send_dropped={} \
+             udp_oversize_dropped={} fleet_dropped={} accept={}",
             self.open,
             self.in_per_sec,
             self.out_per_sec,
             d.accepted,
             d.rejected,
             d.closed,
-            d.invalid,
-            d.unsupported,
-            d.unsolicited,
+            d.tally.invalid,
+            d.tally.unsupported,
+            d.tally.unsolicited,
             d.framing_errors,
             d.io_errors,
             d.idle_closed,
+            d.frame_timeouts,
+            d.ack_timeouts,
             d.udp_bad_datagrams,
             d.udp_send_dropped,
+            d.tally.oversize_dropped,
             d.fleet_dropped,
             d.accept_errors
         )
@@ -176,15 +156,18 @@ mod tests {
 
     #[test]
     fn status_line_rates_come_from_the_interval() {
+        let tally = |reports, answers, invalid| Tally {
+            reports,
+            answers,
+            invalid,
+            ..Tally::default()
+        };
         let previous = Counters {
-            reports: 100,
-            answers: 100,
+            tally: tally(100, 100, 0),
             ..Counters::default()
         };
         let total = Counters {
-            reports: 1100,
-            answers: 1100,
-            invalid: 5,
+            tally: tally(1100, 1100, 5),
             ..Counters::default()
         };
         let line = StatusLine::new(3, total, &previous, 10.0);

@@ -79,6 +79,13 @@ impl Attribute {
     }
 }
 
+impl Attribute {
+    /// True for attributes whose value is UTF-8 text rather than an unsigned integer.
+    pub fn is_text(self) -> bool {
+        crate::rules::value_rule(self).is_text()
+    }
+}
+
 impl fmt::Display for Attribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -169,7 +176,7 @@ pub fn uint_width(v: u64) -> usize {
 
 /// Appends an integer AVP using exactly `width` bytes (1..=8; the caller ensures `v` fits).
 #[inline]
-pub fn put_uint_with_width(out: &mut Vec<u8>, attribute: Attribute, v: u64, width: usize) {
+pub(crate) fn put_uint_with_width(out: &mut Vec<u8>, attribute: Attribute, v: u64, width: usize) {
     debug_assert!((1..=MAX_UINT_LEN).contains(&width) && uint_width(v) <= width);
     // One fixed-size copy of the header and the value shifted to the front, then the unused
     // tail cut off: cheaper than a copy whose length is only known at run time.
@@ -185,13 +192,13 @@ pub fn put_uint_with_width(out: &mut Vec<u8>, attribute: Attribute, v: u64, widt
 
 /// Appends an integer AVP in the shortest width that holds `v`.
 #[inline]
-pub fn put_uint(out: &mut Vec<u8>, attribute: Attribute, v: u64) {
+pub(crate) fn put_uint(out: &mut Vec<u8>, attribute: Attribute, v: u64) {
     put_uint_with_width(out, attribute, v, uint_width(v));
 }
 
 /// Appends a text AVP; the caller ensures `text.len() <= 255`.
 #[inline]
-pub fn put_text(out: &mut Vec<u8>, attribute: Attribute, text: &str) {
+pub(crate) fn put_text(out: &mut Vec<u8>, attribute: Attribute, text: &str) {
     debug_assert!(text.len() <= MAX_VALUE_LEN);
     out.push(attribute as u8);
     out.push(text.len() as u8);

@@ -5,14 +5,15 @@
 //! order (15 bytes); the node answers STAT_REPORT_ACK with the 4-byte SEQUENCE (9 bytes). These
 //! functions read exactly those layouts, yielding what the general parser
 //! (`Message::parse_general`, AVP by AVP) yields for them, and write them as the general
-//! encoder does; [`ack_report_run`] acknowledges a whole run of such reports in one pass.
-//! Anything else (another order, other widths, extra or unknown attributes, a value out of
-//! range) is declined and left to the general code, which stays the one place the protocol's
-//! rules are written. Tests check that the two agree on every input the fast path accepts.
+//! encoder does. Anything else (another order, other widths, extra or unknown attributes, a
+//! value out of range) is declined and left to the general code. The ranges come from
+//! [`crate::rules`]. Tests check that the two agree on every input the fast path accepts.
 
-use super::avp::Attribute;
-use super::frame::Frame;
-use super::message::{Body, Message, MessageType, Report};
+use crate::avp::Attribute;
+use crate::frame::Frame;
+use crate::message::{Body, Message, MessageType, Report};
+use crate::rules::MAX_PERCENT;
+use std::borrow::Cow;
 
 const CPU: u8 = Attribute::CpuUsage as u8;
 const MEM: u8 = Attribute::MemUsage as u8;
@@ -32,7 +33,7 @@ pub(crate) fn parse(frame: Frame<'_>) -> Option<Message<'static>> {
         if let Some((cpu, mem, seq)) = report_body(b) {
             return Some(Message {
                 sequence: Some(u64::from(seq)),
-                body: Body::StatReport(canonical_report(cpu, mem)),
+                body: Body::StatReport(report(cpu, mem, None, None)),
             });
         }
     } else if frame.msg_type == MessageType::StatReportAck as u8
@@ -55,60 +56,27 @@ fn report_body(b: &[u8]) -> Option<(u8, u8, u32)> {
     canonical.then(|| (cpu, mem, read_u32(&b[8..12])))
 }
 
-fn canonical_report(cpu: u8, mem: u8) -> Report<'static> {
+/// A report of `cpu`, `mem`, `timestamp_ms` and `node_id`.
+#[inline(always)]
+pub(crate) fn report<'a>(
+    cpu: u8,
+    mem: u8,
+    timestamp_ms: Option<u64>,
+    node_id: Option<Cow<'a, str>>,
+) -> Report<'a> {
     Report {
         cpu_percent: cpu,
         mem_percent: mem,
-        timestamp_ms: None,
-        node_id: None,
+        timestamp_ms,
+        node_id,
     }
 }
 
-/// Consecutive reports acknowledged in one pass by [`Codec::ack_report_run`].
-///
-/// [`Codec::ack_report_run`]: super::Codec::ack_report_run
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportRun {
-    /// How many reports were acknowledged.
-    pub count: usize,
-    /// Input bytes their frames took.
-    pub bytes: usize,
-    /// The last of them.
-    pub last: Report<'static>,
-}
-
-/// Acknowledges the canonical STAT_REPORTs at the front of `input`: appends to `out` the
-/// canonical STAT_REPORT_ACK echoing each one's SEQUENCE, which is the answer a session gives
-/// every valid report, for as long as `out` has grown by less than `room` bytes. Stops at the
-/// first frame that is incomplete or not a canonical report, leaving it to the general path;
-/// `None` when there is no such report at the front.
-///
-/// Pipelining peers send reports back to back, so this is where a loaded node spends its time:
-/// one pass of fixed-size reads and writes, without building a message per frame.
-#[inline]
-pub(crate) fn ack_report_run(input: &[u8], room: usize, out: &mut Vec<u8>) -> Option<ReportRun> {
-    let frames = input
-        .chunks_exact(REPORT_FRAME_LEN)
-        .take(room.div_ceil(ACK_FRAME_LEN));
-    let (mut count, mut last) = (0, None);
-    for frame in frames {
-        let Some((cpu, mem, seq)) = report_frame_fields(frame) else {
-            break;
-        };
-        out.extend_from_slice(&ack_frame(seq));
-        (count, last) = (count + 1, Some((cpu, mem)));
-    }
-    let (cpu, mem) = last?;
-    Some(ReportRun {
-        count,
-        bytes: count * REPORT_FRAME_LEN,
-        last: canonical_report(cpu, mem),
-    })
-}
-
-/// Reads a whole canonical STAT_REPORT frame, header included.
+/// CPU, MEM and SEQUENCE of the minimal report filling the first [`MINIMAL_REPORT_LEN`]
+/// bytes of `input`, header included; `None` when they hold anything else.
 #[inline(always)]
-fn report_frame_fields(frame: &[u8]) -> Option<(u8, u8, u32)> {
+pub(crate) fn minimal_report(input: &[u8]) -> Option<(u8, u8, u32)> {
+    let frame = input.get(..MINIMAL_REPORT_LEN)?;
     let (header, body) = frame.split_at(3);
     report_body(body).filter(|_| header == REPORT_HEADER)
 }
@@ -132,22 +100,22 @@ pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
             node_id: None,
         }) => {
             out.extend_from_slice(&report_frame(*cpu_percent, *mem_percent, seq)?);
-            Some(REPORT_FRAME_LEN)
+            Some(MINIMAL_REPORT_LEN)
         }
         _ => None,
     }
 }
 
-/// Size of the canonical STAT_REPORT frame.
-pub const REPORT_FRAME_LEN: usize = 3 + REPORT_BODY_LEN;
+/// Size of the canonical (minimal) STAT_REPORT frame.
+pub const MINIMAL_REPORT_LEN: usize = 3 + REPORT_BODY_LEN;
 /// Header of the canonical STAT_REPORT frame: its length and type.
-const REPORT_HEADER: [u8; 3] = [0, REPORT_FRAME_LEN as u8, MessageType::StatReport as u8];
+const REPORT_HEADER: [u8; 3] = [0, MINIMAL_REPORT_LEN as u8, MessageType::StatReport as u8];
 
 /// The canonical STAT_REPORT of CPU `cpu` %, memory `mem` % and SEQUENCE `seq`, as the general
 /// encoder writes it; `None` when a percentage is above 100.
 #[inline(always)]
-pub fn report_frame(cpu: u8, mem: u8, seq: u32) -> Option<[u8; REPORT_FRAME_LEN]> {
-    if cpu > 100 || mem > 100 {
+pub fn report_frame(cpu: u8, mem: u8, seq: u32) -> Option<[u8; MINIMAL_REPORT_LEN]> {
+    if cpu > MAX_PERCENT || mem > MAX_PERCENT {
         return None;
     }
     let [a, b, c, d] = seq.to_be_bytes();

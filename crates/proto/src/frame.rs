@@ -3,8 +3,8 @@
 //! This module only splits a byte stream into frames. It does not look inside the body (see
 //! [`crate::message`]) and never allocates: a [`Frame`] borrows from the caller's buffer.
 
+use crate::error::{DatagramError, FramingError};
 use byteorder::{BigEndian, ByteOrder};
-use std::fmt;
 
 /// Size of the frame header: two length bytes and one type byte.
 pub const HEADER_LEN: usize = 3;
@@ -29,40 +29,19 @@ pub struct Frame<'a> {
     pub body: &'a [u8],
 }
 
-/// A framing error: the stream cannot be resynchronised and the connection must close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FrameError {
-    /// The length field is below the 3-byte header size.
-    LengthTooSmall(u16),
-}
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FrameError::LengthTooSmall(len) => write!(
-                f,
-                "frame length {len} is below the {HEADER_LEN}-byte header; stream cannot be resynchronised"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for FrameError {}
-
 /// Decodes the first frame of `buf`.
 ///
 /// Returns the frame and the number of bytes it occupies, [`Status::Partial`] when `buf` is a
-/// prefix of a frame, or [`FrameError`] as soon as the length field is readable and invalid
+/// prefix of a frame, or [`FramingError`] as soon as the length field is readable and invalid
 /// (the length is checked before waiting for the body).
 #[inline(always)]
-pub fn decode_frame(buf: &[u8]) -> Result<Status<(Frame<'_>, usize)>, FrameError> {
+pub fn decode_frame(buf: &[u8]) -> Result<Status<(Frame<'_>, usize)>, FramingError> {
     if buf.len() < 2 {
         return Ok(Status::Partial);
     }
     let len = BigEndian::read_u16(buf);
     if (len as usize) < HEADER_LEN {
-        return Err(FrameError::LengthTooSmall(len));
+        return Err(FramingError::LengthTooSmall(len));
     }
     let len = len as usize;
     if buf.len() < len {
@@ -74,39 +53,6 @@ pub fn decode_frame(buf: &[u8]) -> Result<Status<(Frame<'_>, usize)>, FrameError
     };
     Ok(Status::Complete((frame, len)))
 }
-
-/// Why a UDP datagram is not exactly one frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DatagramError {
-    /// The datagram is shorter than a frame header.
-    TooShort(usize),
-    /// The length field disagrees with the datagram size.
-    LengthMismatch {
-        /// The frame's length field.
-        field: u16,
-        /// The datagram's size in bytes.
-        size: usize,
-    },
-}
-
-impl fmt::Display for DatagramError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DatagramError::TooShort(n) => {
-                write!(f, "datagram of {n} bytes is shorter than a frame header")
-            }
-            DatagramError::LengthMismatch { field, size } => {
-                write!(
-                    f,
-                    "frame length {field} does not match datagram size {size}"
-                )
-            }
-        }
-    }
-}
-
-impl std::error::Error for DatagramError {}
 
 /// Decodes a UDP datagram, which must hold exactly one frame whose length equals its size.
 pub fn decode_datagram(buf: &[u8]) -> Result<Frame<'_>, DatagramError> {
@@ -168,7 +114,7 @@ mod tests {
         for len in 0u8..3 {
             assert_eq!(
                 decode_frame(&[0, len]),
-                Err(FrameError::LengthTooSmall(len as u16))
+                Err(FramingError::LengthTooSmall(len as u16))
             );
         }
     }

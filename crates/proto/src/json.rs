@@ -12,55 +12,27 @@
 //! | `resume` | `seq` |
 //! | `cmd-ack` | `code`, `info` (text), `seq` |
 
-use super::avp::Attribute;
-use super::frame::{Status, MAX_FRAME_LEN};
-use super::message::{
-    Body, EncodeError, Fields, InvalidReason, Message, MessageError, MessageType,
-};
+use crate::avp::Attribute;
+use crate::error::{EncodeError, FramingError, InvalidReason, MessageError};
+use crate::frame::{Status, MAX_FRAME_LEN};
+use crate::message::{Body, Fields, Message, MessageType};
 use serde::{Deserialize, Serialize, Serializer};
 use std::borrow::Cow;
-use std::fmt;
 use std::io::Write;
 
 /// Longest length header: five decimal digits (65535).
 pub const MAX_HEADER_DIGITS: usize = 5;
 /// Largest body a text frame may carry.
 pub const MAX_BODY_LEN: usize = MAX_FRAME_LEN;
-
-/// A text framing error: the connection must close.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TextFrameError {
-    /// The length header holds a byte that is not an ASCII digit.
-    NonDigit(u8),
-    /// The length header is empty (the frame starts with `\n`).
-    EmptyLength,
-    /// The announced body is longer than 65535 bytes.
-    TooLong,
-}
-
-impl fmt::Display for TextFrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TextFrameError::NonDigit(b) => {
-                write!(f, "length header holds non-digit byte 0x{b:02x}")
-            }
-            TextFrameError::EmptyLength => f.write_str("length header is empty"),
-            TextFrameError::TooLong => {
-                write!(f, "announced body is longer than {MAX_BODY_LEN} bytes")
-            }
-        }
-    }
-}
-
-impl std::error::Error for TextFrameError {}
+/// Largest text frame: the longest length header, its newline and the largest body.
+pub const MAX_TEXT_FRAME_LEN: usize = MAX_HEADER_DIGITS + 1 + MAX_BODY_LEN;
 
 /// Splits the first text frame off `buf`: the JSON body and the bytes the frame occupies.
-pub fn decode_text_frame(buf: &[u8]) -> Result<Status<(&[u8], usize)>, TextFrameError> {
+pub fn decode_text_frame(buf: &[u8]) -> Result<Status<(&[u8], usize)>, FramingError> {
     let mut len = 0usize;
     for (i, &b) in buf.iter().enumerate().take(MAX_HEADER_DIGITS + 1) {
         match b {
-            b'\n' if i == 0 => return Err(TextFrameError::EmptyLength),
+            b'\n' if i == 0 => return Err(FramingError::TextEmptyLength),
             b'\n' => {
                 let end = i + 1 + len;
                 if buf.len() < end {
@@ -71,11 +43,11 @@ pub fn decode_text_frame(buf: &[u8]) -> Result<Status<(&[u8], usize)>, TextFrame
             b'0'..=b'9' if i < MAX_HEADER_DIGITS => {
                 len = len * 10 + (b - b'0') as usize;
                 if len > MAX_BODY_LEN {
-                    return Err(TextFrameError::TooLong);
+                    return Err(FramingError::TextTooLong);
                 }
             }
-            b'0'..=b'9' => return Err(TextFrameError::TooLong),
-            other => return Err(TextFrameError::NonDigit(other)),
+            b'0'..=b'9' => return Err(FramingError::TextTooLong),
+            other => return Err(FramingError::TextNonDigit(other)),
         }
     }
     Ok(Status::Partial)
@@ -408,11 +380,14 @@ mod tests {
         assert_eq!(decode_text_frame(b"5\nabc"), Ok(Status::Partial));
         assert_eq!(
             decode_text_frame(b"x\n"),
-            Err(TextFrameError::NonDigit(b'x'))
+            Err(FramingError::TextNonDigit(b'x'))
         );
-        assert_eq!(decode_text_frame(b"\n"), Err(TextFrameError::EmptyLength));
-        assert_eq!(decode_text_frame(b"65536\n"), Err(TextFrameError::TooLong));
-        assert_eq!(decode_text_frame(b"100000"), Err(TextFrameError::TooLong));
+        assert_eq!(decode_text_frame(b"\n"), Err(FramingError::TextEmptyLength));
+        assert_eq!(
+            decode_text_frame(b"65536\n"),
+            Err(FramingError::TextTooLong)
+        );
+        assert_eq!(decode_text_frame(b"100000"), Err(FramingError::TextTooLong));
         assert_eq!(
             decode_text_frame(b"0\n"),
             Ok(Status::Complete((&b""[..], 2)))

@@ -1,23 +1,37 @@
 //! The AVP resource-usage protocol, free of IO: framing, attribute-value pairs, the message
-//! model, and the two wire forms (binary and JSON text).
+//! model with its rules, the two wire forms (binary and JSON text), and the two sessions that
+//! speak it.
 //!
-//! Decoding works on byte slices and returns borrowed views; encoding appends to a
-//! caller-supplied buffer. This module knows nothing of sockets, connections or time.
-//! The normative description is `docs/PROTOCOL.md`.
+//! - [`ServerSession`]: the node's side of a connection or UDP socket. Bytes in, answers out
+//!   in request order, accepted reports handed to the caller.
+//! - [`PeerSession`]: the side of an agent, a terminal or a load generator. Requests out,
+//!   answers matched to them by SEQUENCE, PAUSE and RESUME obeyed and answered.
+//! - [`Codec`]: decode and encode single frames, for tools and tests.
+//!
+//! Nothing here opens a socket, reads a clock or starts a thread: callers pass the time of every
+//! input and the buffers to read from and write to. The normative description of the wire
+//! format is `docs/PROTOCOL.md`; the rules it states live in one table, [`rules`].
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod avp;
 mod canonical;
-pub mod codec;
-pub mod frame;
-pub mod json;
-pub mod message;
+mod codec;
+mod error;
+mod frame;
+mod json;
+mod message;
+pub mod peer;
+pub mod rules;
+pub mod server;
 
 pub use avp::Attribute;
-pub use canonical::{ack_frame, report_frame, ReportRun, ACK_FRAME_LEN, REPORT_FRAME_LEN};
-pub use codec::{Codec, Decoded, FramingError, HandleDecoded};
-pub use frame::{decode_datagram, decode_frame, DatagramError, Frame, FrameError, Status};
-pub use message::{
-    result_code, Body, EncodeError, InvalidReason, Message, MessageError, MessageType, Report,
-};
+pub use canonical::{ack_frame, report_frame, ACK_FRAME_LEN, MINIMAL_REPORT_LEN};
+pub use codec::{Codec, Decoded};
+pub use error::{DatagramError, EncodeError, FramingError, InvalidReason, MessageError};
+pub use frame::{decode_datagram, decode_frame, Frame, Status, HEADER_LEN, MAX_FRAME_LEN};
+pub use json::MAX_TEXT_FRAME_LEN;
+pub use message::{result_code, Body, Message, MessageType, Report};
+pub use peer::PeerSession;
+pub use rules::MAX_PAUSE_SECS;
+pub use server::ServerSession;

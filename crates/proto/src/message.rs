@@ -1,15 +1,17 @@
-//! The message model shared by both codecs, its validation rules, and its binary encoding.
+//! The message model shared by both codecs, and its binary encoding and parsing.
 //!
-//! Both the binary decoder and the JSON decoder fill a [`Fields`] record attribute by attribute
-//! ([`Fields::set_uint`], [`Fields::set_text`]) and then call [`Fields::into_message`], so the
-//! rules (ranges, duplicates, which attributes a type allows or needs) exist exactly once.
-//! Nothing here does IO; decoding borrows from the input and does not allocate.
+//! Both the binary decoder and the JSON decoder fill a `Fields` record attribute by attribute
+//! and then build the message from it, checking every value and every type against the rules
+//! of [`crate::rules`] on the way. Nothing here does IO; decoding borrows from the input and
+//! does not allocate.
 
-use super::avp::{
+use crate::avp::{
     self, Attribute, AvpIter, UintError, AVP_HEADER_LEN, MAX_UINT_LEN, MAX_VALUE_LEN,
 };
-use super::canonical;
-use super::frame::{self, Frame, HEADER_LEN};
+use crate::canonical;
+use crate::error::{EncodeError, InvalidReason, MessageError};
+use crate::frame::{self, Frame, HEADER_LEN};
+use crate::rules::{first_of, type_rule, value_rule, AttrSet};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -61,33 +63,6 @@ impl MessageType {
             MessageType::CommandResponse | MessageType::StatReportAck
         )
     }
-
-    /// Attributes this type may carry, and which of them it must carry, as bit masks over
-    /// attribute numbers (bit `n` is attribute `n`).
-    fn rules(self) -> (u32, u32) {
-        use Attribute::*;
-        const fn mask(attrs: &[Attribute]) -> u32 {
-            let mut m = 0;
-            let mut i = 0;
-            while i < attrs.len() {
-                m |= 1 << attrs[i] as u8;
-                i += 1;
-            }
-            m
-        }
-        match self {
-            MessageType::Pause => (mask(&[Duration, Sequence]), mask(&[Duration])),
-            MessageType::Resume => (mask(&[Sequence]), 0),
-            MessageType::CommandResponse => {
-                (mask(&[ResultCode, Info, Sequence]), mask(&[ResultCode]))
-            }
-            MessageType::StatReport => (
-                mask(&[CpuUsage, MemUsage, Sequence, Timestamp, NodeId]),
-                mask(&[CpuUsage, MemUsage]),
-            ),
-            MessageType::StatReportAck => (mask(&[Sequence]), 0),
-        }
-    }
 }
 
 impl fmt::Display for MessageType {
@@ -108,16 +83,12 @@ pub mod result_code {
     pub const OVERLOADED: u16 = 503;
 }
 
-/// Largest accepted pause, in seconds (one week).
-pub const MAX_PAUSE_SECS: u64 = 7 * 24 * 3600;
 /// Longest binary message this module encodes: a STAT_REPORT with every attribute (CPU and MEM
 /// in one byte, TIMESTAMP and SEQUENCE in eight, a 255-byte NODE_ID). Encoders reserve it once.
 const MAX_ENCODED_LEN: usize = HEADER_LEN
     + 2 * (AVP_HEADER_LEN + 1)
     + 2 * (AVP_HEADER_LEN + MAX_UINT_LEN)
     + (AVP_HEADER_LEN + MAX_VALUE_LEN);
-/// Range of RESULT_CODE values (three-digit codes).
-pub const RESULT_CODE_RANGE: std::ops::RangeInclusive<u64> = 100..=999;
 
 /// A resource usage sample.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +120,7 @@ impl Report<'_> {
 pub enum Body<'a> {
     /// PAUSE: stop pushing for `duration_secs` seconds or until RESUME.
     Pause {
-        /// Pause length in seconds (1..=[`MAX_PAUSE_SECS`]).
+        /// Pause length in seconds (1..=[`MAX_PAUSE_SECS`](crate::MAX_PAUSE_SECS)).
         duration_secs: u64,
     },
     /// RESUME: end a pause.
@@ -326,44 +297,33 @@ impl<'a> Message<'a> {
         Ok(len)
     }
 
-    /// Checks that every value is within its range, so that encoding yields a valid frame.
+    /// Checks every value against the protocol's rules, so that encoding yields a valid frame.
     pub fn check_encodable(&self) -> Result<(), EncodeError> {
-        let text_ok = |attr: Attribute, text: &str, min: usize| {
-            if (min..=MAX_VALUE_LEN).contains(&text.len()) {
+        let uint = |attr: Attribute, v: u64| {
+            if value_rule(attr).allows_uint(v) {
                 Ok(())
             } else {
-                Err(EncodeError::TextLength(attr, text.len()))
+                Err(EncodeError::OutOfRange(attr, v))
             }
         };
-        match &self.body {
-            Body::Pause { duration_secs } if !(1..=MAX_PAUSE_SECS).contains(duration_secs) => {
-                Err(EncodeError::OutOfRange(Attribute::Duration, *duration_secs))
-            }
-            Body::CommandResponse { code, info } => {
-                if !RESULT_CODE_RANGE.contains(&(*code as u64)) {
-                    return Err(EncodeError::OutOfRange(Attribute::ResultCode, *code as u64));
-                }
-                info.as_deref()
-                    .map_or(Ok(()), |i| text_ok(Attribute::Info, i, 0))
-            }
-            Body::StatReport(r) => {
-                if r.cpu_percent > 100 {
-                    return Err(EncodeError::OutOfRange(
-                        Attribute::CpuUsage,
-                        r.cpu_percent as u64,
-                    ));
-                }
-                if r.mem_percent > 100 {
-                    return Err(EncodeError::OutOfRange(
-                        Attribute::MemUsage,
-                        r.mem_percent as u64,
-                    ));
-                }
-                r.node_id
-                    .as_deref()
-                    .map_or(Ok(()), |n| text_ok(Attribute::NodeId, n, 1))
+        let text = |attr: Attribute, text: Option<&str>| match text {
+            Some(t) if !value_rule(attr).allows_text_len(t.len()) => {
+                Err(EncodeError::TextLength(attr, t.len()))
             }
             _ => Ok(()),
+        };
+        match &self.body {
+            Body::Pause { duration_secs } => uint(Attribute::Duration, *duration_secs),
+            Body::CommandResponse { code, info } => {
+                uint(Attribute::ResultCode, u64::from(*code))?;
+                text(Attribute::Info, info.as_deref())
+            }
+            Body::StatReport(r) => {
+                uint(Attribute::CpuUsage, u64::from(r.cpu_percent))?;
+                uint(Attribute::MemUsage, u64::from(r.mem_percent))?;
+                text(Attribute::NodeId, r.node_id.as_deref())
+            }
+            Body::Resume | Body::StatReportAck => Ok(()),
         }
     }
 }
@@ -388,18 +348,11 @@ fn reject(
 /// Scans a body for the first well-formed SEQUENCE AVP, stopping at a truncated AVP.
 ///
 /// Used for invalid messages, so that even error answers can be correlated.
-pub fn find_sequence(body: &[u8]) -> Option<u64> {
+pub(crate) fn find_sequence(body: &[u8]) -> Option<u64> {
     AvpIter::new(body)
         .map_while(Result::ok)
         .find(|a| a.attribute == Attribute::Sequence as u8)
         .and_then(|a| avp::read_uint(a.value).ok())
-}
-
-impl Attribute {
-    /// True for attributes whose value is UTF-8 text rather than an unsigned integer.
-    pub fn is_text(self) -> bool {
-        matches!(self, Attribute::Info | Attribute::NodeId)
-    }
 }
 
 /// Attribute values gathered from one message, before the per-type rules are applied.
@@ -407,8 +360,8 @@ impl Attribute {
 /// Decoders call [`Fields::set_uint`] / [`Fields::set_text`] once per attribute they meet, then
 /// [`Fields::into_message`]. Setting an attribute twice, or to a value outside its range, fails.
 #[derive(Debug, Default, Clone)]
-pub struct Fields<'a> {
-    present: u32,
+pub(crate) struct Fields<'a> {
+    present: AttrSet,
     cpu: u8,
     mem: u8,
     duration: u64,
@@ -422,7 +375,7 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     #[inline(always)]
     fn mark(&mut self, attr: Attribute) -> Result<(), InvalidReason> {
-        let bit = 1u32 << (attr as u8);
+        let bit: AttrSet = 1 << (attr as u8);
         if self.present & bit != 0 {
             return Err(InvalidReason::Duplicate(attr));
         }
@@ -431,76 +384,73 @@ impl<'a> Fields<'a> {
     }
 
     fn has(&self, attr: Attribute) -> bool {
-        self.present & (1u32 << (attr as u8)) != 0
+        self.present & (1 << (attr as u8)) != 0
     }
 
-    /// Records an integer attribute after checking its range.
+    /// Records an integer attribute after checking it against its rule.
     ///
     /// Text attributes passed here are reported as [`InvalidReason::WrongKind`].
     #[inline(always)]
-    pub fn set_uint(&mut self, attr: Attribute, v: u64) -> Result<(), InvalidReason> {
+    pub(crate) fn set_uint(&mut self, attr: Attribute, v: u64) -> Result<(), InvalidReason> {
         self.mark(attr)?;
-        let percent = |v: u64| {
-            if v <= 100 {
-                Ok(v as u8)
-            } else {
-                Err(InvalidReason::OutOfRange(attr, v))
-            }
-        };
+        let rule = value_rule(attr);
+        if rule.is_text() {
+            return Err(InvalidReason::WrongKind(attr));
+        }
+        if !rule.allows_uint(v) {
+            return Err(InvalidReason::OutOfRange(attr, v));
+        }
+        // The rule bounds every narrowed value: percentages to 100, result codes to 999.
         match attr {
-            Attribute::CpuUsage => self.cpu = percent(v)?,
-            Attribute::MemUsage => self.mem = percent(v)?,
-            Attribute::Duration => {
-                if !(1..=MAX_PAUSE_SECS).contains(&v) {
-                    return Err(InvalidReason::OutOfRange(attr, v));
-                }
-                self.duration = v;
-            }
-            Attribute::ResultCode => {
-                if !RESULT_CODE_RANGE.contains(&v) {
-                    return Err(InvalidReason::OutOfRange(attr, v));
-                }
-                self.result_code = v as u16;
-            }
+            Attribute::CpuUsage => self.cpu = v as u8,
+            Attribute::MemUsage => self.mem = v as u8,
+            Attribute::Duration => self.duration = v,
+            Attribute::ResultCode => self.result_code = v as u16,
             Attribute::Sequence => self.sequence = v,
             Attribute::Timestamp => self.timestamp = v,
-            Attribute::Info | Attribute::NodeId => return Err(InvalidReason::WrongKind(attr)),
+            Attribute::Info | Attribute::NodeId => unreachable!("text attributes return above"),
         }
         Ok(())
     }
 
-    /// Records a text attribute after checking its length.
+    /// Records a text attribute after checking it against its rule.
     ///
     /// Integer attributes passed here are reported as [`InvalidReason::WrongKind`].
     #[inline(always)]
-    pub fn set_text(&mut self, attr: Attribute, text: Cow<'a, str>) -> Result<(), InvalidReason> {
+    pub(crate) fn set_text(
+        &mut self,
+        attr: Attribute,
+        text: Cow<'a, str>,
+    ) -> Result<(), InvalidReason> {
         self.mark(attr)?;
-        let min = usize::from(attr == Attribute::NodeId);
-        if !(min..=MAX_VALUE_LEN).contains(&text.len()) {
+        let rule = value_rule(attr);
+        if !rule.is_text() {
+            return Err(InvalidReason::WrongKind(attr));
+        }
+        if !rule.allows_text_len(text.len()) {
             return Err(InvalidReason::TextLength(attr, text.len()));
         }
         match attr {
             Attribute::Info => self.info = Some(text),
             Attribute::NodeId => self.node_id = Some(text),
-            _ => return Err(InvalidReason::WrongKind(attr)),
+            _ => unreachable!("integer attributes return above"),
         }
         Ok(())
     }
 
     /// The SEQUENCE recorded so far, if any.
-    pub fn sequence(&self) -> Option<u64> {
+    pub(crate) fn sequence(&self) -> Option<u64> {
         self.has(Attribute::Sequence).then_some(self.sequence)
     }
 
     /// Applies the per-type rules (allowed and required attributes) and builds the message.
     #[inline(always)]
-    pub fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
-        let (allowed, required) = msg_type.rules();
-        let first_attr = |bits: u32| Attribute::from_u8(bits.trailing_zeros() as u8);
-        if let Some(extra) = first_attr(self.present & !allowed) {
+    pub(crate) fn into_message(self, msg_type: MessageType) -> Result<Message<'a>, InvalidReason> {
+        let (allowed, required) = type_rule(msg_type);
+        if let Some(extra) = first_of(self.present & !allowed) {
             return Err(InvalidReason::NotAllowed(extra, msg_type));
         }
-        if let Some(missing) = first_attr(required & !self.present) {
+        if let Some(missing) = first_of(required & !self.present) {
             return Err(InvalidReason::Missing(missing, msg_type));
         }
         let sequence = self.sequence();
@@ -524,173 +474,6 @@ impl<'a> Fields<'a> {
         Ok(Message { sequence, body })
     }
 }
-
-/// Why a well-framed message is invalid. `Copy`, so the decoding hot path keeps it in
-/// registers; text that only a JSON error has lives in [`MessageError::detail`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum InvalidReason {
-    /// The binary message type is not one of 0..=4 (answered with 501).
-    UnknownType(u8),
-    /// The JSON `type` is not one this protocol defines (answered with 501); the detail names it.
-    UnknownTypeName,
-    /// The last AVP runs past the end of the body.
-    TruncatedAvp {
-        /// Offset within the body where the AVP starts.
-        offset: usize,
-    },
-    /// A known attribute appears twice.
-    Duplicate(Attribute),
-    /// An integer attribute has a zero-length value.
-    EmptyInt(Attribute),
-    /// An integer attribute is wider than 8 bytes.
-    IntTooWide(Attribute, usize),
-    /// An integer value is outside the attribute's range.
-    OutOfRange(Attribute, u64),
-    /// A text attribute is not valid UTF-8.
-    InvalidUtf8(Attribute),
-    /// A text attribute is too short or too long.
-    TextLength(Attribute, usize),
-    /// A text attribute was given a number, or an integer attribute text (JSON only).
-    WrongKind(Attribute),
-    /// The message type requires this attribute.
-    Missing(Attribute, MessageType),
-    /// The message type does not allow this attribute.
-    NotAllowed(Attribute, MessageType),
-    /// A JSON percentage is neither a number nor text such as `"30%"`.
-    NotAPercentage(Attribute),
-    /// The JSON body could not be read; the detail says why.
-    Json,
-}
-
-impl fmt::Display for InvalidReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use InvalidReason::*;
-        match self {
-            UnknownType(t) => write!(f, "unsupported message type {t}"),
-            UnknownTypeName => f.write_str("unsupported message type"),
-            TruncatedAvp { offset } => write!(
-                f,
-                "AVP at body offset {offset} runs past the end of the message"
-            ),
-            Duplicate(a) => write!(f, "{a} appears more than once"),
-            EmptyInt(a) => write!(f, "{a} has an empty value"),
-            IntTooWide(a, n) => write!(f, "{a} is {n} bytes long; integers are 1 to 8 bytes"),
-            OutOfRange(a, v) => match a {
-                Attribute::CpuUsage | Attribute::MemUsage => {
-                    write!(f, "{a} {v} is out of range 0..=100")
-                }
-                Attribute::Duration => write!(f, "{a} {v} is out of range 1..={MAX_PAUSE_SECS}"),
-                _ => write!(
-                    f,
-                    "{a} {v} is out of range {}..={}",
-                    RESULT_CODE_RANGE.start(),
-                    RESULT_CODE_RANGE.end()
-                ),
-            },
-            InvalidUtf8(a) => write!(f, "{a} is not valid UTF-8"),
-            TextLength(a, n) => write!(
-                f,
-                "{a} is {n} bytes long; allowed {}..=255",
-                u8::from(*a == Attribute::NodeId)
-            ),
-            WrongKind(a) if a.is_text() => write!(f, "{a} must be text"),
-            WrongKind(a) => write!(f, "{a} must be an unsigned integer"),
-            Missing(a, t) => write!(f, "{t} requires {a}"),
-            NotAllowed(a, t) => write!(f, "{a} is not allowed in {t}"),
-            NotAPercentage(a) => write!(f, "{a} is not a percentage"),
-            Json => f.write_str("invalid JSON message"),
-        }
-    }
-}
-
-/// Longest peer-supplied text quoted in an error text, so that every [`MessageError`] text
-/// fits in an INFO AVP (255 bytes) and the error answer can always be encoded.
-const MAX_QUOTED_LEN: usize = 200;
-
-/// Writes `s`, cut at a character boundary to at most [`MAX_QUOTED_LEN`] bytes plus `...`.
-fn write_clipped(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
-    if s.len() <= MAX_QUOTED_LEN {
-        return f.write_str(s);
-    }
-    let mut end = MAX_QUOTED_LEN;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    write!(f, "{}...", &s[..end])
-}
-
-/// A well-framed message that breaks a rule; the connection stays usable.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageError {
-    /// The offending message's type, when it is a known one.
-    pub msg_type: Option<MessageType>,
-    /// Its SEQUENCE, when one could be read, so the error answer can echo it.
-    pub sequence: Option<u64>,
-    /// What is wrong.
-    pub reason: InvalidReason,
-    /// Text that completes the reason (the JSON parser's message, the unknown type's name).
-    pub detail: Option<Box<str>>,
-}
-
-impl MessageError {
-    /// The RESULT_CODE that answers this error: 501 for an unknown type, 400 otherwise.
-    pub fn result_code(&self) -> u16 {
-        match self.reason {
-            InvalidReason::UnknownType(_) | InvalidReason::UnknownTypeName => {
-                result_code::UNSUPPORTED_TYPE
-            }
-            _ => result_code::BAD_REQUEST,
-        }
-    }
-
-    /// True when the offending message was itself an answer (COMMAND_RESPONSE or
-    /// STAT_REPORT_ACK), which must never be answered.
-    pub fn is_answer(&self) -> bool {
-        self.msg_type.is_some_and(MessageType::is_answer)
-    }
-}
-
-impl fmt::Display for MessageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.reason.fmt(f)?;
-        match &self.detail {
-            Some(detail) => {
-                let separator = if self.reason == InvalidReason::UnknownTypeName {
-                    " "
-                } else {
-                    ": "
-                };
-                f.write_str(separator)?;
-                write_clipped(f, detail)
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl std::error::Error for MessageError {}
-
-/// A message that cannot be encoded because a value is outside its range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EncodeError {
-    /// An integer value is outside its attribute's range.
-    OutOfRange(Attribute, u64),
-    /// A text value is empty where it must not be, or longer than 255 bytes.
-    TextLength(Attribute, usize),
-}
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EncodeError::OutOfRange(a, v) => write!(f, "cannot encode {a} {v}: out of range"),
-            EncodeError::TextLength(a, n) => write!(f, "cannot encode {a} of {n} bytes"),
-        }
-    }
-}
-
-impl std::error::Error for EncodeError {}
 
 #[cfg(test)]
 mod tests {

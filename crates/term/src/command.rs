@@ -1,6 +1,6 @@
 //! The operator's commands (PAUSE with a duration, RESUME) and how they are typed.
 
-use avp_proto::message::MAX_PAUSE_SECS;
+use avp_proto::MAX_PAUSE_SECS;
 use std::fmt;
 
 /// An operator command, sent on a link.

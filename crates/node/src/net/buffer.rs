@@ -5,13 +5,16 @@
 //! no buffer memory. The pool keeps a bounded number of standard-size buffers; grown or excess
 //! buffers are freed.
 
-use avp_proto::frame::MAX_FRAME_LEN;
-use avp_proto::json::MAX_HEADER_DIGITS;
+use avp_proto::{MAX_FRAME_LEN, MAX_TEXT_FRAME_LEN};
 
 /// Size of a pooled buffer.
 pub const STANDARD_CAPACITY: usize = 16 * 1024;
 /// Largest input buffer: one maximal frame in either wire form.
-pub const MAX_INPUT_CAPACITY: usize = MAX_FRAME_LEN + MAX_HEADER_DIGITS + 1;
+pub const MAX_INPUT_CAPACITY: usize = if MAX_TEXT_FRAME_LEN > MAX_FRAME_LEN {
+    MAX_TEXT_FRAME_LEN
+} else {
+    MAX_FRAME_LEN
+};
 
 /// Received bytes awaiting decoding: `data[start..end]` is unprocessed.
 #[derive(Debug)]

@@ -1,19 +1,18 @@
 //! One TCP connection: its socket, its buffers and its session, driven by readiness events.
 //!
-//! [`Connection::drive`] reads until the socket is drained, decodes every complete frame (a
-//! read may hold many frames or a fraction of one), hands each to the session, appends the
-//! answers to the output in request order, and writes until the socket would block. Runs of
-//! reports in the canonical layout, the bulk of a loaded node's input, are acknowledged in one
-//! pass ([`Codec::ack_report_run`]) with the same answers and counts as frame by frame. WRITABLE
-//! interest is registered only while output is pending. A connection whose unsent output
-//! reaches the bound stops reading and processing until it has drained, so a peer that never
-//! reads cannot grow the node's memory.
+//! [`Connection::drive`] reads until the socket is drained, hands the bytes to the
+//! [`ServerSession`] (which appends the answers to the output in request order), and writes
+//! until the socket would block. WRITABLE interest is registered only while output is pending.
+//! A connection whose unsent output reaches the bound stops reading and decoding until it has
+//! drained, so a peer that never reads cannot grow the node's memory. This module moves bytes;
+//! what they mean is the session's business.
 
 use super::buffer::{BufferPool, InputBuffer};
-use crate::fleet::{ConnectionReport, FleetShard};
-use crate::session::{Kind, Session};
-use crate::stats::Counters;
-use avp_proto::{Codec, Decoded, FramingError, HandleDecoded, Message, Status};
+use crate::fleet::{FleetShard, LatestReport};
+use crate::intake::ConnIntake;
+use crate::timers::TimerSlot;
+use avp_proto::server::{self, ServerSession, Tally};
+use avp_proto::{EncodeError, Report};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::fmt;
@@ -25,10 +24,10 @@ use std::time::Instant;
 pub struct Context<'a> {
     /// Buffer pool of the worker.
     pub pool: &'a mut BufferPool,
-    /// Counters of the worker.
-    pub counters: &'a mut Counters,
+    /// What the worker's sessions handled.
+    pub tally: &'a mut Tally,
     /// Where valid reports are recorded.
-    pub fleet: &'a mut FleetShard,
+    pub shard: &'a mut FleetShard,
     /// Time of the current loop iteration.
     pub now: Instant,
     /// Wall-clock time of the current loop iteration, ms since the Unix epoch.
@@ -42,21 +41,21 @@ pub struct Context<'a> {
 pub enum CloseReason {
     /// The peer closed its side and every answer owed was sent.
     PeerClosed,
-    /// The stream could not be split into frames.
-    Framing(FramingError),
+    /// The session ended it (framing error, idle, a deadline missed).
+    Session(server::CloseReason),
     /// A socket error (reset, broken pipe...).
     Io(io::Error),
-    /// No traffic for the idle timeout.
-    Idle,
+    /// The node is shutting down and the drain time is over.
+    Shutdown,
 }
 
 impl fmt::Display for CloseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CloseReason::PeerClosed => f.write_str("peer closed"),
-            CloseReason::Framing(e) => write!(f, "framing error: {e}"),
+            CloseReason::Session(r) => r.fmt(f),
             CloseReason::Io(e) => write!(f, "socket error: {e}"),
-            CloseReason::Idle => f.write_str("idle timeout"),
+            CloseReason::Shutdown => f.write_str("node shutting down"),
         }
     }
 }
@@ -65,8 +64,7 @@ impl fmt::Display for CloseReason {
 pub struct Connection {
     stream: TcpStream,
     peer: SocketAddr,
-    codec: Codec,
-    session: Session,
+    session: ServerSession,
     input: Option<InputBuffer>,
     output: Option<Vec<u8>>,
     // INVARIANT: written <= output.len(); 0 when output is None.
@@ -75,25 +73,19 @@ pub struct Connection {
     read_paused: bool,
     input_closed: bool,
     peer_sent_fin: bool,
-    framing_error: Option<FramingError>,
-    last_activity: Instant,
-    next_push_sequence: u32,
-    latest_report: ConnectionReport,
+    /// Why the session ended the input, once the answers owed are sent.
+    ending: Option<server::CloseReason>,
+    latest: LatestReport,
+    /// The worker's timer entry for this connection.
+    pub timer: TimerSlot,
 }
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
-    pub fn new(
-        stream: TcpStream,
-        peer: SocketAddr,
-        codec: Codec,
-        session: Session,
-        now: Instant,
-    ) -> Self {
+    pub fn new(stream: TcpStream, peer: SocketAddr, session: ServerSession) -> Self {
         Connection {
             stream,
             peer,
-            codec,
             session,
             input: None,
             output: None,
@@ -102,10 +94,9 @@ impl Connection {
             read_paused: false,
             input_closed: false,
             peer_sent_fin: false,
-            framing_error: None,
-            last_activity: now,
-            next_push_sequence: 0,
-            latest_report: ConnectionReport::default(),
+            ending: None,
+            latest: LatestReport::default(),
+            timer: TimerSlot::default(),
         }
     }
 
@@ -119,13 +110,13 @@ impl Connection {
         &mut self.stream
     }
 
-    /// When the connection last had traffic.
-    pub fn last_activity(&self) -> Instant {
-        self.last_activity
+    /// The protocol session.
+    pub fn session(&self) -> &ServerSession {
+        &self.session
     }
 
-    /// The protocol session.
-    pub fn session_mut(&mut self) -> &mut Session {
+    /// The protocol session, for its timers.
+    pub fn session_mut(&mut self) -> &mut ServerSession {
         &mut self.session
     }
 
@@ -140,33 +131,39 @@ impl Connection {
         self.peer_sent_fin = true;
     }
 
-    /// Handles a readiness event: reads, processes, writes as far as possible.
+    /// Handles a readiness event: reads, decodes and answers, writes as far as possible.
     ///
-    /// Returns an error when the connection must be closed.
+    /// Returns true when the connection's latest-report cache became dirty (the worker flushes
+    /// it on its next tick), or an error when the connection must be closed.
     pub fn drive(
         &mut self,
         registry: &Registry,
         token: Token,
         ctx: &mut Context<'_>,
-    ) -> Result<(), CloseReason> {
-        self.last_activity = ctx.now;
+    ) -> Result<bool, CloseReason> {
+        let mut dirty = false;
         loop {
-            self.read_and_process(ctx)?;
+            dirty |= self.read_and_process(ctx)?;
             let drained = self.write_output(ctx)?;
             if drained && self.read_paused {
                 self.read_paused = false;
-                self.process(ctx);
+                dirty |= self.process(ctx);
                 continue;
             }
             break;
         }
-        if self.input_closed && self.output.is_none() && !self.read_paused {
+        if self.input_closed
+            && self.output.is_none()
+            && !self.read_paused
+            && self.session.held_len() == 0
+        {
             return Err(self
-                .framing_error
+                .ending
                 .take()
-                .map_or(CloseReason::PeerClosed, CloseReason::Framing));
+                .map_or(CloseReason::PeerClosed, CloseReason::Session));
         }
-        self.update_interest(registry, token)
+        self.update_interest(registry, token)?;
+        Ok(dirty)
     }
 
     /// Stops reading: what is already buffered is still answered, then the connection closes.
@@ -177,30 +174,25 @@ impl Connection {
 
     /// Appends a pushed report to the output (the caller then calls [`Connection::drive`]).
     ///
-    /// Returns false, pushing nothing, when the output is at its bound.
-    pub fn push(&mut self, mut msg: Message<'_>, ctx: &mut Context<'_>) -> bool {
-        if self.pending_output() >= ctx.max_output {
-            return false;
+    /// Returns false, pushing nothing, when the session may not push now or the output is at
+    /// its bound.
+    pub fn push(
+        &mut self,
+        report: &Report<'_>,
+        ctx: &mut Context<'_>,
+    ) -> Result<bool, EncodeError> {
+        if self.pending_output() >= ctx.max_output || self.session.push_credit(ctx.now) == 0 {
+            return Ok(false);
         }
-        msg.sequence = Some(self.next_push_sequence as u64);
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
-        match self.codec.encode(&msg, output) {
-            Ok(_) => {
-                self.next_push_sequence = self.next_push_sequence.wrapping_add(1);
-                self.session.on_pushed();
-                ctx.counters.pushes += 1;
-                true
-            }
-            Err(e) => {
-                tracing::warn!(peer = %self.peer, "cannot push report: {e}");
-                false
-            }
-        }
+        self.session
+            .push_report(ctx.now, report, output, ctx.tally)?;
+        Ok(true)
     }
 
     /// Moves the latest report received on this connection into the worker's fleet shard.
-    pub fn flush_report(&mut self, fleet: &mut FleetShard) {
-        self.latest_report.flush(fleet, self.peer);
+    pub fn flush_report(&mut self, shard: &mut FleetShard) {
+        self.latest.flush(shard, self.peer);
     }
 
     /// Returns both buffers to the pool (the connection is being dropped).
@@ -215,7 +207,8 @@ impl Connection {
         }
     }
 
-    fn read_and_process(&mut self, ctx: &mut Context<'_>) -> Result<(), CloseReason> {
+    fn read_and_process(&mut self, ctx: &mut Context<'_>) -> Result<bool, CloseReason> {
+        let mut dirty = false;
         while !self.read_paused && !self.input_closed {
             let input = self.input.get_or_insert_with(|| ctx.pool.take_input());
             let spare = input.spare_mut();
@@ -224,7 +217,7 @@ impl Connection {
                 Ok(0) => self.input_closed = true,
                 Ok(n) => {
                     input.commit(n);
-                    self.process(ctx);
+                    dirty |= self.process(ctx);
                     // A short read emptied the socket's receive queue, and data or a FIN that
                     // arrives later raises a new edge, so another read would only return
                     // WouldBlock. A FIN that arrived earlier raises none: the event that
@@ -242,58 +235,52 @@ impl Connection {
             ctx.pool
                 .give_input(self.input.take().expect("checked above"));
         }
-        Ok(())
+        Ok(dirty)
     }
 
-    /// Decodes and answers every complete frame in the input, stopping at the output bound.
+    /// Hands the buffered input to the session, stopping at the output bound. Returns true
+    /// when the latest-report cache became dirty.
     ///
-    /// A framing error ends the input: the answers owed for the frames before it are still
-    /// sent, then [`Connection::drive`] closes the connection with that error.
-    fn process(&mut self, ctx: &mut Context<'_>) {
+    /// When the session ends the input (a framing error), the answers owed for the frames
+    /// before it are still sent, then [`Connection::drive`] closes the connection.
+    fn process(&mut self, ctx: &mut Context<'_>) -> bool {
         let Some(input) = self.input.as_mut() else {
-            return;
+            return false;
         };
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
-        loop {
-            let pending = output.len() - self.written;
-            if pending >= ctx.max_output {
-                self.read_paused = true;
-                break;
-            }
-            let room = ctx.max_output - pending;
-            if let Some(run) = self.codec.ack_report_run(input.filled(), room, output) {
-                let count = run.count as u64;
-                ctx.counters.count(Kind::Report, count);
-                ctx.counters.answers += count;
-                self.latest_report
-                    .record(ctx.fleet, self.peer, &run.last, run.count, ctx.now_ms);
-                input.consume(run.bytes);
-                continue;
-            }
-            let mut responder = Responder {
-                session: &mut self.session,
-                latest_report: &mut self.latest_report,
-                peer: self.peer,
-                codec: self.codec,
-                output,
-                ctx,
-            };
-            let decoded = self.codec.decode_with(input.filled(), &mut responder);
-            let used = match decoded {
-                Ok(Status::Complete(((), used))) => used,
-                Ok(Status::Partial) => break,
-                Err(e) => {
-                    self.framing_error = Some(e);
-                    self.input_closed = true;
-                    input.consume(input.filled().len());
-                    break;
+        let limit = self.written + ctx.max_output;
+        let mut intake = ConnIntake {
+            shard: ctx.shard,
+            latest: &mut self.latest,
+            peer: self.peer,
+            received_ms: ctx.now_ms,
+            became_dirty: false,
+        };
+        let result = self.session.handle_input(
+            ctx.now,
+            input.filled(),
+            output,
+            limit,
+            &mut intake,
+            ctx.tally,
+        );
+        match result {
+            Ok(used) => {
+                input.consume(used);
+                if output.len() >= limit {
+                    self.read_paused = true;
                 }
-            };
-            input.consume(used);
+            }
+            Err(reason) => {
+                self.ending = Some(reason);
+                self.input_closed = true;
+                input.consume(input.filled().len());
+            }
         }
         if output.is_empty() {
             ctx.pool.give_output(self.output.take().expect("just used"));
         }
+        intake.became_dirty
     }
 
     /// Writes pending output until done or the socket would block; true when all is sent.
@@ -330,37 +317,5 @@ impl Connection {
             self.writable_registered = want_writable;
         }
         Ok(())
-    }
-}
-
-/// Answers one decoded frame of a connection: the session's verdict, the answer appended to the
-/// output, the report recorded, the frame counted.
-struct Responder<'r, 'a> {
-    session: &'r mut Session,
-    latest_report: &'r mut ConnectionReport,
-    peer: SocketAddr,
-    codec: Codec,
-    output: &'r mut Vec<u8>,
-    ctx: &'r mut Context<'a>,
-}
-
-impl<'d> HandleDecoded<'d> for Responder<'_, '_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn handle(&mut self, decoded: Decoded<'d>) {
-        let ctx = &mut *self.ctx;
-        let outcome = self.session.handle(ctx.now, &decoded);
-        if let Some(answer) = &outcome.answer {
-            match self.codec.encode(answer, self.output) {
-                Ok(_) => ctx.counters.answers += 1,
-                Err(e) => tracing::error!(peer = %self.peer, "cannot encode answer: {e}"),
-            }
-        }
-        if let Some(report) = outcome.report {
-            self.latest_report
-                .record(ctx.fleet, self.peer, report, 1, ctx.now_ms);
-        }
-        ctx.counters.count(outcome.kind, 1);
     }
 }

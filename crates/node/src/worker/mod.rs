@@ -1,0 +1,422 @@
+//! One worker thread: a mio `Poll`, its own listeners, and the connections they accepted.
+//!
+//! The loop follows mio's `tcp_server` example and Redis' `ae.c`: token constants at the top,
+//! `poll` retried on EINTR, dispatch by token to one handler per kind of event, accept and read
+//! until WouldBlock (mio's "Draining readiness"). Each responsibility has its own module:
+//! [`accept`] admits connections, [`udp`] answers datagrams, [`push`] sends the fleet view to
+//! terminals (the management plane's worker only); this one runs the loop, drives connections,
+//! fires their deadlines from the timer wheel ([`crate::timers`]), and on each tick flushes the
+//! fleet records of the connections that received reports and reports its counters.
+
+mod accept;
+mod push;
+mod udp;
+
+pub use push::Pusher;
+
+use crate::fleet::{FleetShard, NodeReport};
+use crate::net::buffer::BufferPool;
+use crate::net::conn::{CloseReason, Connection, Context};
+use crate::stats::{Counters, WorkerSnapshot};
+use crate::timers::{Timers, TICK};
+use avp_proto::server::{self, ServerConfig};
+use crossbeam_channel::{Sender, TrySendError};
+use mio::net::{TcpListener, UdpSocket};
+use mio::{Events, Interest, Poll, Token, Waker};
+use push::PushPlane;
+use slab::Slab;
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use udp::{UdpIo, UdpPlane};
+
+/// Token of the waker that signals shutdown.
+const WAKER: Token = Token(usize::MAX);
+/// Tokens below this are listeners (TCP first, then UDP); connections start here.
+const FIRST_CONNECTION: usize = 1 << 16;
+/// How long a graceful shutdown may spend sending the answers already owed.
+pub const DRAIN_LIMIT: Duration = Duration::from_millis(1500);
+
+/// A TCP listener and the settings of its connections' sessions.
+pub struct TcpEntry {
+    /// The bound, non-blocking listener.
+    pub listener: TcpListener,
+    /// Wire form, plane and timeouts of its connections.
+    pub session: Arc<ServerConfig>,
+}
+
+/// Limits and shared state every worker of a node uses.
+#[derive(Clone)]
+pub struct Limits {
+    /// Unsent output at which a connection stops being read.
+    pub max_output: usize,
+    /// Most connections open at once over all workers of the node.
+    pub max_connections: usize,
+    /// Connections open now over all workers of the node.
+    pub open: Arc<AtomicUsize>,
+    /// Most distinct nodes a fleet shard or view holds.
+    pub max_fleet_nodes: usize,
+}
+
+/// How a worker talks to the rest of the node.
+pub struct Links {
+    /// Where the fleet shard goes each tick (data plane), if there is a management plane.
+    pub fleet: Option<Sender<Vec<NodeReport>>>,
+    /// Where counter snapshots go each tick.
+    pub status: Option<Sender<WorkerSnapshot>>,
+    /// Set to ask every worker to stop.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+/// A worker ready to run on its own thread.
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    tcp: Vec<TcpEntry>,
+    udp: UdpPlane,
+    /// A slot closed during a round stays `None` until the round ends, so that a stale event
+    /// for it cannot reach a connection accepted into the same slot.
+    conns: Slab<Option<Connection>>,
+    closed_this_round: Vec<usize>,
+    /// Connections whose latest-report cache holds a report to flush.
+    dirty: Vec<usize>,
+    timers: Timers,
+    pool: BufferPool,
+    counters: Counters,
+    fleet: FleetShard,
+    limits: Limits,
+    links: Links,
+    push: Option<PushPlane>,
+    accept: accept::Backoff,
+}
+
+/// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
+/// checker sees which fields are borrowed (the connection slab stays free).
+macro_rules! context {
+    ($worker:ident, $now:expr, $now_ms:expr) => {
+        Context {
+            pool: &mut $worker.pool,
+            tally: &mut $worker.counters.tally,
+            shard: &mut $worker.fleet,
+            now: $now,
+            now_ms: $now_ms,
+            max_output: $worker.limits.max_output,
+        }
+    };
+}
+
+impl Worker {
+    /// Builds a worker over its listeners and returns it with the waker that interrupts it.
+    pub fn new(
+        id: usize,
+        tcp: Vec<TcpEntry>,
+        udp: Vec<UdpSocket>,
+        limits: Limits,
+        links: Links,
+        pusher: Option<Pusher>,
+    ) -> io::Result<(Worker, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let now = Instant::now();
+        let mut worker = Worker {
+            id,
+            poll,
+            tcp,
+            udp: UdpPlane::new(udp, now),
+            conns: Slab::new(),
+            closed_this_round: Vec::new(),
+            dirty: Vec::new(),
+            timers: Timers::new(now),
+            pool: BufferPool::new(1024),
+            counters: Counters::default(),
+            fleet: FleetShard::new(limits.max_fleet_nodes),
+            push: pusher.map(|p| PushPlane::new(p, limits.max_fleet_nodes)),
+            limits,
+            links,
+            accept: accept::Backoff::default(),
+        };
+        for (i, entry) in worker.tcp.iter_mut().enumerate() {
+            worker
+                .poll
+                .registry()
+                .register(&mut entry.listener, Token(i), Interest::READABLE)?;
+        }
+        let first_udp = worker.tcp.len();
+        worker.udp.register(worker.poll.registry(), first_udp)?;
+        Ok((worker, waker))
+    }
+
+    /// Runs the event loop until shutdown is requested and the owed answers are sent.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        // The batch headers hold raw pointers and stay on this thread.
+        let mut udp_io = UdpIo::default();
+        let mut next_tick = Instant::now() + TICK;
+        let mut drain_deadline: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let mut wake_at = next_tick;
+            for t in [
+                self.push.as_ref().map(PushPlane::next_push),
+                self.accept.paused_until(),
+                self.timers.next_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                wake_at = wake_at.min(t);
+            }
+            let timeout = wake_at.saturating_duration_since(now);
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                tracing::error!(worker = self.id, "poll failed, worker stops: {e}");
+                break;
+            }
+            let now = Instant::now();
+            let now_ms = unix_millis();
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {}
+                    Token(i) if i < self.tcp.len() => self.on_accept(i, now),
+                    Token(i) if i < FIRST_CONNECTION => {
+                        let index = i - self.tcp.len();
+                        let (fleet, counters) = (&mut self.fleet, &mut self.counters);
+                        let io = &mut udp_io;
+                        self.udp
+                            .on_readable(index, io, now, now_ms, fleet, counters);
+                    }
+                    Token(i) => self.on_connection_event(
+                        i - FIRST_CONNECTION,
+                        event.is_read_closed(),
+                        now,
+                        now_ms,
+                    ),
+                }
+            }
+            self.free_closed_slots();
+            if self.accept.resume_due(now) {
+                for i in 0..self.tcp.len() {
+                    self.on_accept(i, now);
+                }
+            }
+            self.on_timers(now);
+            if drain_deadline.is_none() && self.links.shutdown.load(Ordering::Acquire) {
+                drain_deadline = Some(now + DRAIN_LIMIT);
+                self.begin_drain(now, now_ms);
+            }
+            if drain_deadline.is_none() && self.push.as_ref().is_some_and(|p| p.due(now)) {
+                self.push_fleet(now, now_ms);
+            }
+            if now >= next_tick {
+                self.on_tick();
+                next_tick = now + TICK;
+            }
+            if let Some(deadline) = drain_deadline {
+                if self.conns.is_empty() || now >= deadline {
+                    break;
+                }
+            }
+        }
+        self.close_all();
+        self.on_tick();
+    }
+
+    fn on_connection_event(&mut self, key: usize, read_closed: bool, now: Instant, now_ms: u64) {
+        let token = Token(FIRST_CONNECTION + key);
+        let mut ctx = context!(self, now, now_ms);
+        // A stale event for a slot closed earlier in this round finds None and is ignored.
+        let Some(Some(conn)) = self.conns.get_mut(key) else {
+            return;
+        };
+        if read_closed {
+            conn.note_read_closed();
+        }
+        match conn.drive(self.poll.registry(), token, &mut ctx) {
+            Ok(dirty) => {
+                if dirty {
+                    self.dirty.push(key);
+                }
+                let at = conn.session().poll_timeout();
+                self.timers.arm(key, &mut conn.timer, at);
+            }
+            Err(reason) => self.close(key, reason),
+        }
+    }
+
+    /// Fires the deadlines that passed: each due session says whether it must close, and is
+    /// armed again for its next deadline otherwise.
+    fn on_timers(&mut self, now: Instant) {
+        let mut due = Vec::new();
+        let conns = &self.conns;
+        self.timers.expire(now, |key, is_current| {
+            if let Some(Some(conn)) = conns.get(key) {
+                if is_current(&conn.timer) {
+                    due.push(key);
+                }
+            }
+        });
+        for key in due {
+            let Some(Some(conn)) = self.conns.get_mut(key) else {
+                continue;
+            };
+            Timers::disarm(&mut conn.timer);
+            match conn.session_mut().handle_timeout(now) {
+                Ok(()) => {
+                    let at = conn.session().poll_timeout();
+                    self.timers.arm(key, &mut conn.timer, at);
+                }
+                Err(reason) => self.close(key, CloseReason::Session(reason)),
+            }
+        }
+        self.free_closed_slots();
+    }
+
+    fn close(&mut self, key: usize, reason: CloseReason) {
+        let Some(slot) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(mut conn) = slot.take() else { return };
+        let peer = conn.peer();
+        let c = &mut self.counters;
+        match &reason {
+            CloseReason::PeerClosed => tracing::trace!(%peer, "closed: {reason}"),
+            CloseReason::Shutdown => tracing::debug!(%peer, "closed: {reason}"),
+            CloseReason::Session(server::CloseReason::Idle) => {
+                c.idle_closed += 1;
+                tracing::debug!(%peer, "closed: {reason}");
+            }
+            CloseReason::Session(server::CloseReason::FrameTimeout) => {
+                c.frame_timeouts += 1;
+                tracing::debug!(%peer, "closed: {reason}");
+            }
+            CloseReason::Session(server::CloseReason::AckTimeout) => {
+                c.ack_timeouts += 1;
+                tracing::info!(%peer, "closed: {reason}");
+            }
+            CloseReason::Session(_) => {
+                c.framing_errors += 1;
+                tracing::info!(%peer, "closed: {reason}");
+            }
+            CloseReason::Io(_) => {
+                c.io_errors += 1;
+                tracing::debug!(%peer, "closed: {reason}");
+            }
+        }
+        if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
+            tracing::debug!("deregister failed: {e}");
+        }
+        conn.flush_report(&mut self.fleet);
+        conn.release(&mut self.pool);
+        self.counters.closed += 1;
+        self.limits.open.fetch_sub(1, Ordering::AcqRel);
+        self.closed_this_round.push(key);
+    }
+
+    fn free_closed_slots(&mut self) {
+        for key in self.closed_this_round.drain(..) {
+            self.conns.remove(key);
+        }
+    }
+
+    /// Flushes the fleet records of the connections that received reports since the last
+    /// tick, hands the shard on, and reports the counters.
+    fn on_tick(&mut self) {
+        for key in self.dirty.drain(..) {
+            if let Some(Some(conn)) = self.conns.get_mut(key) {
+                conn.flush_report(&mut self.fleet);
+            }
+        }
+        self.counters.fleet_dropped += self.fleet.take_dropped();
+        if !self.fleet.is_empty() {
+            let batch = self.fleet.drain();
+            if let Some(push) = self.push.as_mut() {
+                push.apply(batch);
+            } else if let Some(tx) = &self.links.fleet {
+                match tx.try_send(batch) {
+                    Ok(()) | Err(TrySendError::Disconnected(_)) => {}
+                    Err(TrySendError::Full(batch)) => {
+                        self.counters.fleet_dropped += batch.len() as u64
+                    }
+                }
+            }
+        }
+        if let Some(tx) = &self.links.status {
+            let snapshot = WorkerSnapshot {
+                worker: self.id,
+                open: self.conns.len() - self.closed_this_round.len(),
+                counters: self.counters,
+            };
+            // A full status channel only delays a log line; the next tick sends fresher figures.
+            let _ = tx.try_send(snapshot);
+        }
+    }
+
+    fn begin_drain(&mut self, now: Instant, now_ms: u64) {
+        for entry in &mut self.tcp {
+            if let Err(e) = self.poll.registry().deregister(&mut entry.listener) {
+                tracing::debug!("deregister listener failed: {e}");
+            }
+        }
+        self.tcp.clear();
+        self.udp.close();
+        // What is already buffered is owed an answer, whatever the output bound.
+        self.drive_each(now, now_ms, usize::MAX, |conn, _| conn.close_input());
+        self.free_closed_slots();
+    }
+
+    /// Runs `prepare` on every open connection, then drives it; closes those that fail.
+    fn drive_each(
+        &mut self,
+        now: Instant,
+        now_ms: u64,
+        max_output: usize,
+        mut prepare: impl FnMut(&mut Connection, &mut Context<'_>),
+    ) {
+        let mut ctx = context!(self, now, now_ms);
+        ctx.max_output = max_output;
+        let mut failed = Vec::new();
+        for (key, slot) in self.conns.iter_mut() {
+            let Some(conn) = slot.as_mut() else { continue };
+            prepare(conn, &mut ctx);
+            let token = Token(FIRST_CONNECTION + key);
+            match conn.drive(self.poll.registry(), token, &mut ctx) {
+                Ok(true) => self.dirty.push(key),
+                Ok(false) => {}
+                Err(reason) => failed.push((key, reason)),
+            }
+        }
+        for (key, reason) in failed {
+            self.close(key, reason);
+        }
+    }
+
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.is_some())
+            .map(|(k, _)| k)
+            .collect();
+        if !keys.is_empty() {
+            tracing::warn!(
+                worker = self.id,
+                "shutdown: closing {} connections with unsent answers",
+                keys.len()
+            );
+        }
+        for key in keys {
+            self.close(key, CloseReason::Shutdown);
+        }
+        self.free_closed_slots();
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_millis() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

@@ -1,0 +1,823 @@
+//! The node's side of the protocol: [`ServerSession`], one per TCP connection or UDP socket.
+//!
+//! A session turns received bytes into answers and accepted reports. It never touches a socket
+//! or a clock: the caller passes the time of every input, the output buffer to append answers
+//! to, and a [`ReportSink`] that decides what becomes of each valid report.
+//!
+//! # Call order (streams)
+//!
+//! 1. [`ServerSession::handle_input`] with the unprocessed bytes: complete frames are consumed,
+//!    their answers appended to `out` in request order, every valid report handed to the sink.
+//!    It stops at a partial frame, or once the output reaches the caller's bound (read again
+//!    after writing), or at a framing error (send what is in `out`, then close).
+//! 2. When the sink held an answer ([`Acceptance::Hold`]), [`ServerSession::release`] appends
+//!    it, and everything after it, once the ticket is confirmed. Until then later answers wait
+//!    inside the session, so that answers stay in request order.
+//! 3. On the management plane, [`ServerSession::push_credit`] says how many reports may be
+//!    pushed now and [`ServerSession::push_report`] encodes one.
+//! 4. [`ServerSession::poll_timeout`] says when [`ServerSession::handle_timeout`] is due: the
+//!    idle timeout, the deadline of a partial frame, the watchdog on unacknowledged pushes, and
+//!    the end of a pause.
+//!
+//! # Datagrams
+//!
+//! [`ServerSession::handle_datagram`] answers one datagram, which must hold exactly one frame.
+//! An answer is never larger than the datagram it answers: error answers lose their INFO text
+//! or, when even that is too large, are dropped.
+//!
+//! # Fast paths
+//!
+//! Two layouts make up nearly all data-plane traffic and are read by comparing bytes instead of
+//! walking AVPs: the minimal report (CPU, MEM, 4-byte SEQUENCE) and a report laid out exactly
+//! as the previous one of the same session, with the same NODE_ID (what an agent sends over and
+//! over). Both give what the general parser gives; a test checks it on arbitrary streams.
+
+use crate::avp::{read_uint, Attribute};
+use crate::canonical::{self, MINIMAL_REPORT_LEN};
+use crate::codec::{Codec, Decoded};
+use crate::error::{DatagramError, EncodeError, FramingError};
+use crate::frame::{decode_datagram, Status};
+use crate::message::{result_code, Body, Message, Report};
+use crate::rules::MAX_PERCENT;
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which plane a session serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Agents report; the node answers.
+    Data,
+    /// Terminals watch; the node also pushes reports, which PAUSE, RESUME and acks gate.
+    Management,
+}
+
+/// Settings shared by the sessions of one listener.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The wire form.
+    pub codec: Codec,
+    /// The plane.
+    pub role: Role,
+    /// A session that receives nothing for this long times out.
+    pub idle_timeout: Duration,
+    /// A frame must be complete this long after its first bytes arrived.
+    pub frame_timeout: Duration,
+    /// Management plane: pushes awaiting their ack at which pushing stops.
+    pub max_unacked: usize,
+    /// Management plane: pushes left unacknowledged this long (no ack arriving while some are
+    /// outstanding) time the session out.
+    pub ack_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// A configuration with the node's default timeouts and bounds.
+    pub fn new(codec: Codec, role: Role) -> ServerConfig {
+        ServerConfig {
+            codec,
+            role,
+            idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(10),
+            max_unacked: 65_536,
+            ack_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A valid report, as the session hands it to its [`ReportSink`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedReport<'a> {
+    /// The report's SEQUENCE, if it had one.
+    pub sequence: Option<u64>,
+    /// What it reports.
+    pub report: Report<'a>,
+    /// The frame as received (binary frame or text frame, by the session's codec).
+    pub frame: &'a [u8],
+}
+
+/// What becomes of a valid report, as the [`ReportSink`] decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acceptance {
+    /// Acknowledge it now.
+    Ack,
+    /// Acknowledge it once [`ServerSession::release`] confirms `ticket` (tickets increase with
+    /// every hold, across the sessions of one caller).
+    Hold(u64),
+    /// Do not acknowledge it; answer with this refusal so that the peer keeps it.
+    Refuse(Refusal),
+}
+
+/// Why a valid report is not acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The node cannot take it now (its store queue is full): 503, try again later.
+    Overloaded,
+}
+
+impl Refusal {
+    fn answer(self, sequence: Option<u64>) -> Message<'static> {
+        match self {
+            Refusal::Overloaded => Message::command_response(
+                sequence,
+                result_code::OVERLOADED,
+                "overloaded: the report was not stored, send it again later",
+            ),
+        }
+    }
+}
+
+/// Decides what becomes of each valid report a session receives.
+pub trait ReportSink {
+    /// Called for every valid report, in order; the answer follows the decision.
+    fn on_report(&mut self, report: &AcceptedReport<'_>) -> Acceptance;
+}
+
+/// Counts of what sessions handled, added to by every call (the caller sums or resets them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Valid STAT_REPORTs (acknowledged, held or refused).
+    pub reports: u64,
+    /// Valid PAUSE/RESUME commands (answered 200).
+    pub commands: u64,
+    /// Invalid messages (answered 400).
+    pub invalid: u64,
+    /// Unknown message types (answered 501).
+    pub unsupported: u64,
+    /// STAT_REPORT_ACKs of pushed reports.
+    pub push_acks: u64,
+    /// Answers nobody asked for, or invalid answers (ignored).
+    pub unsolicited: u64,
+    /// Reports refused (503) by the sink.
+    pub refused: u64,
+    /// Answers written (acks and command responses).
+    pub answers: u64,
+    /// Reports pushed.
+    pub pushes: u64,
+    /// UDP error answers dropped because even without INFO they were larger than the datagram.
+    pub oversize_dropped: u64,
+}
+
+/// Applies `$op` to every field of two tallies, in a macro so that a new counter cannot be
+/// forgotten in one of the operations.
+macro_rules! each_count {
+    ($a:expr, $b:expr, $op:expr) => {{
+        let (a, b) = ($a, $b);
+        let op = $op;
+        Tally {
+            reports: op(a.reports, b.reports),
+            commands: op(a.commands, b.commands),
+            invalid: op(a.invalid, b.invalid),
+            unsupported: op(a.unsupported, b.unsupported),
+            push_acks: op(a.push_acks, b.push_acks),
+            unsolicited: op(a.unsolicited, b.unsolicited),
+            refused: op(a.refused, b.refused),
+            answers: op(a.answers, b.answers),
+            pushes: op(a.pushes, b.pushes),
+            oversize_dropped: op(a.oversize_dropped, b.oversize_dropped),
+        }
+    }};
+}
+
+impl Tally {
+    /// Adds every count of `other` to `self`.
+    pub fn add(&mut self, other: &Tally) {
+        *self = each_count!(&*self, other, |x: u64, y: u64| x + y);
+    }
+
+    /// Every count minus the one in `earlier` (zero where `earlier` is larger).
+    pub fn since(&self, earlier: &Tally) -> Tally {
+        each_count!(self, earlier, u64::saturating_sub)
+    }
+
+    /// Messages received, of every kind.
+    pub fn received(&self) -> u64 {
+        self.reports
+            + self.commands
+            + self.invalid
+            + self.unsupported
+            + self.push_acks
+            + self.unsolicited
+    }
+}
+
+/// Why a session ends: the caller sends what is owed and closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The stream cannot be split into frames any more.
+    Framing(FramingError),
+    /// Nothing was received for the idle timeout.
+    Idle,
+    /// A frame was still incomplete at its deadline.
+    FrameTimeout,
+    /// Pushed reports stayed unacknowledged past the ack timeout.
+    AckTimeout,
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::Framing(e) => write!(f, "framing error: {e}"),
+            CloseReason::Idle => f.write_str("idle timeout"),
+            CloseReason::FrameTimeout => f.write_str("frame not completed in time"),
+            CloseReason::AckTimeout => f.write_str("pushed reports left unacknowledged"),
+        }
+    }
+}
+
+/// What became of one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatagramAnswer {
+    /// Nothing to send back.
+    None,
+    /// The answer was appended to `out`: send it now.
+    Now,
+    /// The answer was appended to `out`: send it once `ticket` is confirmed.
+    Held(u64),
+}
+
+/// The node's side of one connection or UDP socket. See the module documentation.
+#[derive(Debug)]
+pub struct ServerSession {
+    config: Arc<ServerConfig>,
+    last_input: Instant,
+    /// When the partial frame at the front of the input was first seen.
+    partial_since: Option<Instant>,
+    /// Answers waiting for a ticket, and the ones behind them.
+    held: Option<Box<Held>>,
+    /// Pause and push state, from the first PAUSE or push on.
+    push: Option<Box<PushState>>,
+    /// The layout of the last named report, for the fast path.
+    shape: Option<Box<ReportShape>>,
+    /// Off only in tests that compare the fast paths with the general path.
+    fast_paths: bool,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    bytes: Vec<u8>,
+    /// `(ticket, offset)`: the bytes from `offset` on wait until `ticket` is confirmed.
+    /// INVARIANT: tickets and offsets increase from front to back; offsets <= bytes.len().
+    marks: VecDeque<(u64, usize)>,
+}
+
+#[derive(Debug, Default)]
+struct PushState {
+    paused_until: Option<Instant>,
+    unacked: usize,
+    /// Since when pushes have been outstanding without an ack arriving.
+    waiting_since: Option<Instant>,
+    next_sequence: u32,
+}
+
+impl ServerSession {
+    /// A session that starts at `now` (its idle timer runs from here).
+    pub fn new(config: Arc<ServerConfig>, now: Instant) -> ServerSession {
+        ServerSession {
+            config,
+            last_input: now,
+            partial_since: None,
+            held: None,
+            push: None,
+            shape: None,
+            fast_paths: true,
+        }
+    }
+
+    /// The session's settings.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Handles bytes received at `now`: consumes the complete frames at the front of `input`
+    /// and returns how many bytes they took. Answers are appended to `out` in request order
+    /// (or held, see [`ServerSession::release`]); decoding stops once `out` plus the held
+    /// answers reach `limit` bytes. Every valid report goes to `sink`; `tally` counts.
+    ///
+    /// An error means the stream is unusable: the answers owed for the frames before the bad
+    /// one are already in `out` or held; send them, then close.
+    pub fn handle_input<S: ReportSink>(
+        &mut self,
+        now: Instant,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+        sink: &mut S,
+        tally: &mut Tally,
+    ) -> Result<usize, CloseReason> {
+        if !input.is_empty() {
+            self.last_input = now;
+        }
+        let mut pos = 0;
+        let result = loop {
+            let held_len = self.held.as_ref().map_or(0, |h| h.bytes.len());
+            if out.len() + held_len >= limit || pos == input.len() {
+                break Ok(());
+            }
+            let rest = &input[pos..];
+            if let Some(used) = self.fast_report(rest, None, out, sink, tally) {
+                pos += used;
+                continue;
+            }
+            match self.config.codec.decode(rest) {
+                Ok(Status::Complete((decoded, used))) => {
+                    let frame = &rest[..used];
+                    self.answer(now, frame, decoded, out, Cap::NONE, sink, tally);
+                    pos += used;
+                }
+                Ok(Status::Partial) => break Ok(()),
+                Err(e) => break Err(CloseReason::Framing(e)),
+            }
+        };
+        if pos > 0 {
+            self.partial_since = None;
+        }
+        if result.is_ok() && pos < input.len() && self.partial_since.is_none() {
+            let waiting_for_output = out.len() + self.held_len() >= limit;
+            if !waiting_for_output {
+                self.partial_since = Some(now);
+            }
+        }
+        result.map(|()| pos)
+    }
+
+    /// Handles one datagram received at `now`; an answer is appended to `out`.
+    pub fn handle_datagram<S: ReportSink>(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+        sink: &mut S,
+        tally: &mut Tally,
+    ) -> Result<DatagramAnswer, DatagramError> {
+        let start = out.len();
+        let mut hold = None;
+        let mut staging = DatagramStaging {
+            sink,
+            hold: &mut hold,
+        };
+        let cap = Cap(datagram.len());
+        if self
+            .fast_report(datagram, Some(cap), out, &mut staging, tally)
+            .is_none()
+        {
+            let frame = decode_datagram(datagram)?;
+            let decoded = Decoded::from(Message::parse(frame));
+            self.answer(now, datagram, decoded, out, cap, &mut staging, tally);
+        }
+        Ok(match (out.len() > start, hold) {
+            (false, _) => DatagramAnswer::None,
+            (true, Some(ticket)) => DatagramAnswer::Held(ticket),
+            (true, None) => DatagramAnswer::Now,
+        })
+    }
+
+    /// Appends to `out` the held answers whose tickets are confirmed, every ticket up to and
+    /// including `confirmed`, and the answers behind them up to the next unconfirmed hold.
+    /// Returns true when nothing is held any more.
+    pub fn release(&mut self, confirmed: u64, out: &mut Vec<u8>) -> bool {
+        let Some(held) = self.held.as_mut() else {
+            return true;
+        };
+        while held.marks.front().is_some_and(|&(t, _)| t <= confirmed) {
+            held.marks.pop_front();
+        }
+        let ready = held.marks.front().map_or(held.bytes.len(), |&(_, at)| at);
+        out.extend_from_slice(&held.bytes[..ready]);
+        if held.marks.is_empty() {
+            self.held = None;
+            return true;
+        }
+        held.bytes.drain(..ready);
+        for (_, at) in held.marks.iter_mut() {
+            *at -= ready;
+        }
+        false
+    }
+
+    /// Bytes of answers held back, waiting for a ticket or behind one.
+    pub fn held_len(&self) -> usize {
+        self.held.as_ref().map_or(0, |h| h.bytes.len())
+    }
+
+    /// How many reports may be pushed at `now`: none on the data plane, while paused, or once
+    /// `max_unacked` pushes await their ack.
+    pub fn push_credit(&mut self, now: Instant) -> usize {
+        if self.config.role != Role::Management {
+            return 0;
+        }
+        let push = self.push.get_or_insert_with(Box::default);
+        if push.paused_until.is_some_and(|t| now >= t) {
+            push.paused_until = None;
+        }
+        if push.paused_until.is_some() {
+            return 0;
+        }
+        self.config.max_unacked.saturating_sub(push.unacked)
+    }
+
+    /// Appends `report`, pushed at `now`, to `out` with the session's next push SEQUENCE. The
+    /// caller asks [`ServerSession::push_credit`] first.
+    pub fn push_report(
+        &mut self,
+        now: Instant,
+        report: &Report<'_>,
+        out: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> Result<(), EncodeError> {
+        let push = self.push.get_or_insert_with(Box::default);
+        let msg = Message {
+            sequence: Some(u64::from(push.next_sequence)),
+            body: Body::StatReport(report.clone()),
+        };
+        self.config.codec.encode(&msg, out)?;
+        push.next_sequence = push.next_sequence.wrapping_add(1);
+        push.unacked += 1;
+        push.waiting_since.get_or_insert(now);
+        tally.pushes += 1;
+        Ok(())
+    }
+
+    /// Pushed reports awaiting their ack.
+    pub fn unacked_pushes(&self) -> usize {
+        self.push.as_ref().map_or(0, |p| p.unacked)
+    }
+
+    /// When the current pause ends, if the peer paused the pushes.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.push.as_ref().and_then(|p| p.paused_until)
+    }
+
+    /// When [`ServerSession::handle_timeout`] has something to do.
+    pub fn poll_timeout(&self) -> Instant {
+        let c = &self.config;
+        let mut at = self.last_input + c.idle_timeout;
+        if let Some(t) = self.partial_since {
+            at = at.min(t + c.frame_timeout);
+        }
+        if let Some(p) = &self.push {
+            if let Some(t) = p.waiting_since {
+                at = at.min(t + c.ack_timeout);
+            }
+            if let Some(t) = p.paused_until {
+                at = at.min(t);
+            }
+        }
+        at
+    }
+
+    /// Handles the timers due at `now`: ends an expired pause, and returns why the session
+    /// must close when a deadline has passed.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), CloseReason> {
+        let c = &self.config;
+        if let Some(p) = self.push.as_mut() {
+            if p.paused_until.is_some_and(|t| now >= t) {
+                p.paused_until = None;
+            }
+            if p.waiting_since.is_some_and(|t| now >= t + c.ack_timeout) {
+                return Err(CloseReason::AckTimeout);
+            }
+        }
+        if self
+            .partial_since
+            .is_some_and(|t| now >= t + c.frame_timeout)
+        {
+            return Err(CloseReason::FrameTimeout);
+        }
+        if now >= self.last_input + c.idle_timeout {
+            return Err(CloseReason::Idle);
+        }
+        Ok(())
+    }
+
+    /// Reads a report of a fast-path layout at the front of `input` and answers it; returns the
+    /// bytes it took, or `None` to leave the frame to the general path. A datagram (`cap` set
+    /// to its size) must be that one frame.
+    #[inline(always)]
+    fn fast_report<S: ReportSink>(
+        &mut self,
+        input: &[u8],
+        datagram: Option<Cap>,
+        out: &mut Vec<u8>,
+        sink: &mut S,
+        tally: &mut Tally,
+    ) -> Option<usize> {
+        if !self.fast_paths || self.config.codec != Codec::Binary {
+            return None;
+        }
+        let (len, seq, report) = if let Some((cpu, mem, seq)) = canonical::minimal_report(input) {
+            (
+                MINIMAL_REPORT_LEN,
+                seq,
+                canonical::report(cpu, mem, None, None),
+            )
+        } else {
+            let shape = self.shape.as_deref()?;
+            let (cpu, mem, ts, seq) = shape.read(input)?;
+            let node = Cow::Borrowed(&*shape.node);
+            (
+                shape.frame.len(),
+                seq,
+                canonical::report(cpu, mem, Some(ts), Some(node)),
+            )
+        };
+        if datagram.is_some() && len != input.len() {
+            return None;
+        }
+        let cap = datagram.unwrap_or(Cap::NONE);
+        let accepted = AcceptedReport {
+            sequence: Some(u64::from(seq)),
+            report,
+            frame: &input[..len],
+        };
+        tally.reports += 1;
+        let decision = sink.on_report(&accepted);
+        match decision {
+            Acceptance::Ack => {
+                answer_buffer(&mut self.held, out).extend_from_slice(&canonical::ack_frame(seq));
+                tally.answers += 1;
+            }
+            Acceptance::Hold(ticket) => {
+                hold(&mut self.held, ticket).extend_from_slice(&canonical::ack_frame(seq));
+                tally.answers += 1;
+            }
+            Acceptance::Refuse(refusal) => {
+                tally.refused += 1;
+                let answer = refusal.answer(Some(u64::from(seq)));
+                self.write_answer(&answer, None, out, cap, tally);
+            }
+        }
+        Some(len)
+    }
+
+    /// Answers one decoded frame (`frame` is its bytes), the general path; `cap` bounds the
+    /// answer's size.
+    #[allow(clippy::too_many_arguments)]
+    fn answer<S: ReportSink>(
+        &mut self,
+        now: Instant,
+        frame: &[u8],
+        decoded: Decoded<'_>,
+        out: &mut Vec<u8>,
+        cap: Cap,
+        sink: &mut S,
+        tally: &mut Tally,
+    ) {
+        let msg = match decoded {
+            Decoded::Message(msg) => msg,
+            Decoded::Invalid(err) if err.is_answer() => {
+                tally.unsolicited += 1;
+                return;
+            }
+            Decoded::Invalid(err) => {
+                let code = err.result_code();
+                if code == result_code::UNSUPPORTED_TYPE {
+                    tally.unsupported += 1;
+                } else {
+                    tally.invalid += 1;
+                }
+                let answer = Message::command_response(err.sequence, code, err.to_string());
+                self.write_answer(&answer, None, out, cap, tally);
+                return;
+            }
+        };
+        let seq = msg.sequence;
+        match msg.body {
+            Body::StatReport(report) => {
+                tally.reports += 1;
+                self.learn_shape(frame, &report, seq);
+                let accepted = AcceptedReport {
+                    sequence: seq,
+                    report,
+                    frame,
+                };
+                match sink.on_report(&accepted) {
+                    Acceptance::Ack => self.write_answer(&Message::ack(seq), None, out, cap, tally),
+                    Acceptance::Hold(t) => {
+                        self.write_answer(&Message::ack(seq), Some(t), out, cap, tally)
+                    }
+                    Acceptance::Refuse(refusal) => {
+                        tally.refused += 1;
+                        self.write_answer(&refusal.answer(seq), None, out, cap, tally);
+                    }
+                }
+            }
+            Body::Pause { duration_secs } => {
+                tally.commands += 1;
+                let push = self.push.get_or_insert_with(Box::default);
+                push.paused_until = now.checked_add(Duration::from_secs(duration_secs));
+                let info = format!("paused for {duration_secs} s");
+                let answer = Message::command_response(seq, result_code::OK, info);
+                self.write_answer(&answer, None, out, cap, tally);
+            }
+            Body::Resume => {
+                tally.commands += 1;
+                let was_paused = self
+                    .push
+                    .as_mut()
+                    .and_then(|p| p.paused_until.take())
+                    .is_some();
+                let info = if was_paused { "resumed" } else { "not paused" };
+                let answer = Message::command_response(seq, result_code::OK, info);
+                self.write_answer(&answer, None, out, cap, tally);
+            }
+            Body::StatReportAck => match self.push.as_mut() {
+                Some(p) if p.unacked > 0 => {
+                    tally.push_acks += 1;
+                    p.unacked -= 1;
+                    p.waiting_since = (p.unacked > 0).then_some(now);
+                }
+                _ => tally.unsolicited += 1,
+            },
+            Body::CommandResponse { .. } => tally.unsolicited += 1,
+        }
+    }
+
+    /// Encodes `answer` after every answer before it: into `out`, or behind a hold; `ticket`
+    /// holds this answer itself until it is confirmed. An answer over `cap` is sent without its
+    /// INFO text, or not at all when even that is too large.
+    fn write_answer(
+        &mut self,
+        answer: &Message<'_>,
+        ticket: Option<u64>,
+        out: &mut Vec<u8>,
+        cap: Cap,
+        tally: &mut Tally,
+    ) {
+        let codec = self.config.codec;
+        let dst = match ticket {
+            Some(t) => hold(&mut self.held, t),
+            None => answer_buffer(&mut self.held, out),
+        };
+        let start = dst.len();
+        // Every answer the session builds is within the rules: error texts are clipped to fit
+        // an INFO AVP, SEQUENCE echoes a value that was read.
+        if codec.encode(answer, dst).is_err() {
+            return;
+        }
+        if dst.len() - start > cap.0 {
+            dst.truncate(start);
+            let bare = match &answer.body {
+                Body::CommandResponse { code, .. } => Message {
+                    sequence: answer.sequence,
+                    body: Body::CommandResponse {
+                        code: *code,
+                        info: None,
+                    },
+                },
+                _ => answer.clone(),
+            };
+            if codec.encode(&bare, dst).is_err() || dst.len() - start > cap.0 {
+                dst.truncate(start);
+                tally.oversize_dropped += 1;
+                return;
+            }
+        }
+        tally.answers += 1;
+    }
+
+    /// Remembers the layout of a named report so that the next one like it takes the fast
+    /// path.
+    fn learn_shape(&mut self, frame: &[u8], report: &Report<'_>, seq: Option<u64>) {
+        if self.config.codec != Codec::Binary {
+            return;
+        }
+        // A connection speaks for one node: keep the first node's shape rather than chase a
+        // peer that cycles through names.
+        let keep = match self.shape.as_deref() {
+            None => false,
+            Some(s) => s.read(frame).is_some() || report.node_id.as_deref() != Some(&*s.node),
+        };
+        if !keep {
+            if let Some(shape) = ReportShape::learn(frame, report, seq) {
+                self.shape = Some(Box::new(shape));
+            }
+        }
+    }
+
+    /// The same session without its fast paths, so that tests and fuzz targets can check
+    /// that the fast paths answer what the general path answers.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn without_fast_paths(mut self) -> ServerSession {
+        self.fast_paths = false;
+        self
+    }
+}
+
+/// Where the next answer goes: straight to `out`, or behind the answers already held.
+#[inline(always)]
+fn answer_buffer<'b>(held: &'b mut Option<Box<Held>>, out: &'b mut Vec<u8>) -> &'b mut Vec<u8> {
+    match held {
+        Some(h) => &mut h.bytes,
+        None => out,
+    }
+}
+
+/// The held bytes, with a new hold for `ticket` starting at their end.
+fn hold(held: &mut Option<Box<Held>>, ticket: u64) -> &mut Vec<u8> {
+    let h = held.get_or_insert_with(Box::default);
+    match h.marks.back_mut() {
+        // Consecutive tickets, each acked in turn, share one mark: the run is released with
+        // its last ticket.
+        Some((t, _)) if *t + 1 == ticket => *t = ticket,
+        _ => h.marks.push_back((ticket, h.bytes.len())),
+    }
+    &mut h.bytes
+}
+
+/// A sink that records the ticket of a held datagram answer.
+struct DatagramStaging<'s, S> {
+    sink: &'s mut S,
+    hold: &'s mut Option<u64>,
+}
+
+impl<S: ReportSink> ReportSink for DatagramStaging<'_, S> {
+    #[inline(always)]
+    fn on_report(&mut self, report: &AcceptedReport<'_>) -> Acceptance {
+        match self.sink.on_report(report) {
+            // A datagram's answer is sent on its own once confirmed: nothing queues behind it.
+            Acceptance::Hold(ticket) => {
+                *self.hold = Some(ticket);
+                Acceptance::Ack
+            }
+            other => other,
+        }
+    }
+}
+
+/// The layout of a named report: CPU, MEM, TIMESTAMP, NODE_ID and a 4-byte SEQUENCE in the
+/// order the encoder writes them. A frame of the same layout, NODE_ID and widths is read by
+/// comparing its fixed bytes with this one's and reading its values where they sit.
+#[derive(Debug)]
+struct ReportShape {
+    /// The report the shape was learnt from.
+    frame: Box<[u8]>,
+    /// Its NODE_ID.
+    node: Box<str>,
+    /// Width of its TIMESTAMP.
+    ts_width: usize,
+}
+
+/// Offsets in a report of the shape: header, CPU AVP (3 bytes), MEM AVP (3), TIMESTAMP AVP.
+const CPU_AT: usize = 5;
+const MEM_AT: usize = 8;
+const TS_AT: usize = 11;
+
+impl ReportShape {
+    /// The shape of `frame`, which holds `report` with SEQUENCE `seq`, when it is laid out
+    /// exactly as the encoder writes such a report: CPU and MEM in one byte, TIMESTAMP in its
+    /// shortest width, NODE_ID, SEQUENCE in four bytes, nothing else.
+    fn learn(frame: &[u8], report: &Report<'_>, seq: Option<u64>) -> Option<ReportShape> {
+        let node = report.node_id.as_deref()?;
+        let ts_width = crate::avp::uint_width(report.timestamp_ms?);
+        u32::try_from(seq?).ok()?;
+        let node_at = TS_AT + ts_width;
+        let seq_at = node_at + 2 + node.len();
+        let laid_out = frame.len() == seq_at + 6
+            && frame[3..CPU_AT] == [Attribute::CpuUsage as u8, 1]
+            && frame[CPU_AT + 1..MEM_AT] == [Attribute::MemUsage as u8, 1]
+            && frame[MEM_AT + 1..TS_AT] == [Attribute::Timestamp as u8, ts_width as u8]
+            && frame[node_at..node_at + 2] == [Attribute::NodeId as u8, node.len() as u8]
+            && frame[seq_at..seq_at + 2] == [Attribute::Sequence as u8, 4];
+        laid_out.then(|| ReportShape {
+            frame: frame.into(),
+            node: node.into(),
+            ts_width,
+        })
+    }
+
+    /// CPU, MEM, TIMESTAMP and SEQUENCE of the report of this shape at the front of `input`.
+    #[inline(always)]
+    fn read(&self, input: &[u8]) -> Option<(u8, u8, u64, u32)> {
+        let t = &*self.frame;
+        let f = input.get(..t.len())?;
+        let node_at = TS_AT + self.ts_width;
+        let seq_at = t.len() - 4;
+        let fixed = f[..CPU_AT] == t[..CPU_AT]
+            && f[CPU_AT + 1..MEM_AT] == t[CPU_AT + 1..MEM_AT]
+            && f[MEM_AT + 1..TS_AT] == t[MEM_AT + 1..TS_AT]
+            && f[node_at..seq_at] == t[node_at..seq_at];
+        let (cpu, mem) = (f[CPU_AT], f[MEM_AT]);
+        if !fixed || cpu > MAX_PERCENT || mem > MAX_PERCENT {
+            return None;
+        }
+        let ts = read_uint(&f[TS_AT..node_at]).ok()?;
+        let seq = u32::from_be_bytes(f[seq_at..].try_into().ok()?);
+        Some((cpu, mem, ts, seq))
+    }
+}
+
+/// A bound on the size of an answer.
+#[derive(Debug, Clone, Copy)]
+struct Cap(usize);
+
+impl Cap {
+    /// No bound: stream answers.
+    const NONE: Cap = Cap(usize::MAX);
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,774 @@
+//! ServerSession on a fake clock, and its fast paths against its general path.
+
+use super::*;
+use crate::canonical::{ack_frame, report_frame};
+use proptest::collection::vec;
+use proptest::prelude::*;
+
+fn config(codec: Codec, role: Role) -> Arc<ServerConfig> {
+    Arc::new(ServerConfig::new(codec, role))
+}
+
+fn data() -> ServerSession {
+    ServerSession::new(config(Codec::Binary, Role::Data), Instant::now())
+}
+
+/// A sink that records every report and answers as told.
+#[derive(Default)]
+struct Recorder {
+    reports: Vec<(Option<u64>, Report<'static>, Vec<u8>)>,
+    decide: Vec<Acceptance>,
+    next_ticket: u64,
+    hold_all: bool,
+}
+
+impl ReportSink for Recorder {
+    fn on_report(&mut self, r: &AcceptedReport<'_>) -> Acceptance {
+        self.reports
+            .push((r.sequence, r.report.clone().into_owned(), r.frame.to_vec()));
+        if self.hold_all {
+            self.next_ticket += 1;
+            return Acceptance::Hold(self.next_ticket);
+        }
+        if self.decide.is_empty() {
+            Acceptance::Ack
+        } else {
+            self.decide.remove(0)
+        }
+    }
+}
+
+fn encode(msg: &Message<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    msg.encode(&mut out).unwrap();
+    out
+}
+
+fn named_report(seq: u32, node: &str, cpu: u8, ts: u64) -> Vec<u8> {
+    encode(&Message {
+        sequence: Some(u64::from(seq)),
+        body: Body::StatReport(Report {
+            cpu_percent: cpu,
+            mem_percent: 40,
+            timestamp_ms: Some(ts),
+            node_id: Some(node.into()),
+        }),
+    })
+}
+
+/// Every message in `bytes`, decoded.
+fn messages(bytes: &[u8]) -> Vec<Message<'static>> {
+    let mut rest = bytes;
+    let mut all = Vec::new();
+    while !rest.is_empty() {
+        match Codec::Binary.decode(rest).unwrap() {
+            Status::Complete((Decoded::Message(m), used)) => {
+                all.push(m.into_owned());
+                rest = &rest[used..];
+            }
+            other => panic!("not a valid answer stream: {other:?}"),
+        }
+    }
+    all
+}
+
+fn feed(s: &mut ServerSession, now: Instant, input: &[u8], sink: &mut Recorder) -> Vec<u8> {
+    let mut out = Vec::new();
+    let used = s
+        .handle_input(
+            now,
+            input,
+            &mut out,
+            usize::MAX,
+            sink,
+            &mut Tally::default(),
+        )
+        .unwrap();
+    assert_eq!(used, input.len());
+    out
+}
+
+fn code_and_info(msg: &Message<'_>) -> (u16, String) {
+    match &msg.body {
+        Body::CommandResponse { code, info } => (*code, info.as_deref().unwrap_or("").into()),
+        other => panic!("expected a command response, got {other:?}"),
+    }
+}
+
+#[test]
+fn reports_are_acked_and_handed_over_in_order() {
+    let mut s = data();
+    let mut sink = Recorder::default();
+    let mut input = report_frame(30, 53, 258).unwrap().to_vec();
+    input.extend(named_report(7, "ws-17", 12, 1_700_000_000_000));
+    input.extend(named_report(8, "ws-17", 13, 1_700_000_001_000));
+    let out = feed(&mut s, Instant::now(), &input, &mut sink);
+    assert_eq!(
+        messages(&out),
+        [258, 7, 8].map(|s| Message::ack(Some(s))).to_vec()
+    );
+    let seen: Vec<_> = sink
+        .reports
+        .iter()
+        .map(|(seq, r, _)| {
+            (
+                *seq,
+                r.cpu_percent,
+                r.node_id.as_deref().map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (Some(258), 30, None),
+            (Some(7), 12, Some("ws-17".to_string())),
+            (Some(8), 13, Some("ws-17".to_string()))
+        ]
+    );
+    assert_eq!(
+        sink.reports[2].2,
+        named_report(8, "ws-17", 13, 1_700_000_001_000)
+    );
+}
+
+#[test]
+fn invalid_and_unknown_frames_are_answered_and_answers_are_not() {
+    let mut s = data();
+    let mut sink = Recorder::default();
+    let mut tally = Tally::default();
+    let mut out = Vec::new();
+    let input = [
+        &[0u8, 9, 3, 1, 1, 130, 2, 1, 53][..],
+        &[0, 6, 9, 6, 1, 7],
+        &[0, 3, 4],
+        &[0, 6, 2, 4, 1, 200],
+        &[0, 5, 4, 1, 0],
+    ]
+    .concat();
+    s.handle_input(
+        Instant::now(),
+        &input,
+        &mut out,
+        usize::MAX,
+        &mut sink,
+        &mut tally,
+    )
+    .unwrap();
+    let answers = messages(&out);
+    assert_eq!(answers.len(), 2);
+    assert_eq!(
+        code_and_info(&answers[0]),
+        (400, "CPU_USAGE 130 is out of range 0..=100".into())
+    );
+    assert_eq!(
+        (code_and_info(&answers[1]), answers[1].sequence),
+        ((501, "unsupported message type 9".into()), Some(7))
+    );
+    assert_eq!(
+        (
+            tally.invalid,
+            tally.unsupported,
+            tally.unsolicited,
+            tally.answers
+        ),
+        (1, 1, 3, 2)
+    );
+    assert!(sink.reports.is_empty());
+}
+
+#[test]
+fn a_framing_error_keeps_the_answers_owed_before_it() {
+    let mut s = data();
+    let mut out = Vec::new();
+    let input = [&report_frame(1, 2, 3).unwrap()[..], &[0, 2, 3]].concat();
+    let err = s.handle_input(
+        Instant::now(),
+        &input,
+        &mut out,
+        usize::MAX,
+        &mut Recorder::default(),
+        &mut Tally::default(),
+    );
+    assert_eq!(
+        err,
+        Err(CloseReason::Framing(FramingError::LengthTooSmall(2)))
+    );
+    assert_eq!(out, ack_frame(3));
+}
+
+#[test]
+fn decoding_stops_at_the_output_bound_and_goes_on_after() {
+    let mut s = data();
+    let input: Vec<u8> = (0..10)
+        .flat_map(|i| report_frame(1, 1, i).unwrap())
+        .collect();
+    let mut out = Vec::new();
+    let mut sink = Recorder::default();
+    let used = s
+        .handle_input(
+            Instant::now(),
+            &input,
+            &mut out,
+            20,
+            &mut sink,
+            &mut Tally::default(),
+        )
+        .unwrap();
+    assert_eq!(
+        (used, out.len()),
+        (3 * 15, 27),
+        "stops once 20 bytes are reached"
+    );
+    out.clear();
+    let used = s
+        .handle_input(
+            Instant::now(),
+            &input[45..],
+            &mut out,
+            usize::MAX,
+            &mut sink,
+            &mut Tally::default(),
+        )
+        .unwrap();
+    assert_eq!((used, sink.reports.len()), (7 * 15, 10));
+}
+
+#[test]
+fn held_answers_keep_request_order_until_released() {
+    let mut s = data();
+    let mut sink = Recorder {
+        decide: vec![Acceptance::Ack, Acceptance::Hold(5), Acceptance::Ack],
+        ..Recorder::default()
+    };
+    let pause = encode(&Message {
+        sequence: Some(9),
+        body: Body::Pause { duration_secs: 3 },
+    });
+    let input = [
+        &report_frame(1, 1, 1).unwrap()[..],
+        &report_frame(1, 1, 2).unwrap(),
+        &report_frame(1, 1, 3).unwrap(),
+        &pause,
+    ]
+    .concat();
+    let out = feed(&mut s, Instant::now(), &input, &mut sink);
+    assert_eq!(
+        out,
+        ack_frame(1),
+        "only the answer before the hold goes out"
+    );
+    assert!(s.held_len() > 0);
+    let mut out = Vec::new();
+    assert!(!s.release(4, &mut out), "ticket 5 is not confirmed yet");
+    assert!(out.is_empty());
+    assert!(s.release(5, &mut out));
+    let answers = messages(&out);
+    assert_eq!(answers[..2], [Message::ack(Some(2)), Message::ack(Some(3))]);
+    assert_eq!(code_and_info(&answers[2]).0, 200);
+    assert_eq!(s.held_len(), 0);
+    // Nothing held: answers go straight out again.
+    assert_eq!(
+        feed(
+            &mut s,
+            Instant::now(),
+            &report_frame(1, 1, 4).unwrap(),
+            &mut sink
+        ),
+        ack_frame(4)
+    );
+}
+
+#[test]
+fn runs_of_held_reports_release_up_to_the_confirmed_ticket() {
+    let mut s = data();
+    let mut sink = Recorder {
+        hold_all: true,
+        ..Recorder::default()
+    };
+    let first: Vec<u8> = (0..4)
+        .flat_map(|i| report_frame(1, 1, i).unwrap())
+        .collect();
+    assert!(feed(&mut s, Instant::now(), &first, &mut sink).is_empty());
+    // Another session took ticket 5: this one's next hold starts a new mark.
+    sink.next_ticket = 5;
+    let second: Vec<u8> = (4..6)
+        .flat_map(|i| report_frame(1, 1, i).unwrap())
+        .collect();
+    assert!(feed(&mut s, Instant::now(), &second, &mut sink).is_empty());
+    let mut out = Vec::new();
+    assert!(!s.release(4, &mut out));
+    assert_eq!(messages(&out).len(), 4);
+    assert!(s.release(7, &mut out));
+    assert_eq!(
+        messages(&out),
+        (0..6).map(|i| Message::ack(Some(i))).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn refused_reports_are_answered_503() {
+    let mut s = data();
+    let mut sink = Recorder {
+        decide: vec![Acceptance::Refuse(Refusal::Overloaded)],
+        ..Recorder::default()
+    };
+    let mut tally = Tally::default();
+    let mut out = Vec::new();
+    let input = [
+        &report_frame(1, 1, 1).unwrap()[..],
+        &named_report(2, "a", 1, 5),
+    ]
+    .concat();
+    s.handle_input(
+        Instant::now(),
+        &input,
+        &mut out,
+        usize::MAX,
+        &mut sink,
+        &mut tally,
+    )
+    .unwrap();
+    let answers = messages(&out);
+    assert_eq!(
+        (code_and_info(&answers[0]).0, answers[0].sequence),
+        (503, Some(1))
+    );
+    assert_eq!(answers[1], Message::ack(Some(2)));
+    assert_eq!((tally.reports, tally.refused, tally.answers), (2, 1, 2));
+}
+
+#[test]
+fn pause_gates_pushes_until_it_expires_or_resume() {
+    let t0 = Instant::now();
+    let mut s = ServerSession::new(config(Codec::Binary, Role::Management), t0);
+    let mut sink = Recorder::default();
+    assert_eq!(s.push_credit(t0), 65_536);
+    let pause = encode(&Message {
+        sequence: Some(5),
+        body: Body::Pause { duration_secs: 2 },
+    });
+    let out = feed(&mut s, t0, &pause, &mut sink);
+    assert_eq!(
+        code_and_info(&messages(&out)[0]),
+        (200, "paused for 2 s".into())
+    );
+    assert_eq!(s.push_credit(t0 + Duration::from_millis(1999)), 0);
+    assert_eq!(
+        s.poll_timeout(),
+        t0 + Duration::from_secs(2),
+        "the pause end is a timer"
+    );
+    assert!(
+        s.push_credit(t0 + Duration::from_secs(2)) > 0,
+        "pause expires"
+    );
+    feed(
+        &mut s,
+        t0,
+        &encode(&Message {
+            sequence: None,
+            body: Body::Pause { duration_secs: 60 },
+        }),
+        &mut sink,
+    );
+    assert_eq!(s.push_credit(t0 + Duration::from_secs(3)), 0);
+    let out = feed(&mut s, t0, &[0, 3, 1], &mut sink);
+    assert_eq!(code_and_info(&messages(&out)[0]).1, "resumed");
+    assert!(
+        s.push_credit(t0 + Duration::from_secs(3)) > 0,
+        "resume ends the pause early"
+    );
+    assert_eq!(data().push_credit(t0), 0, "the data plane never pushes");
+}
+
+#[test]
+fn pushes_are_numbered_bounded_and_acked() {
+    let t0 = Instant::now();
+    let mut cfg = ServerConfig::new(Codec::Binary, Role::Management);
+    cfg.max_unacked = 2;
+    let mut s = ServerSession::new(Arc::new(cfg), t0);
+    let mut tally = Tally::default();
+    let mut out = Vec::new();
+    let report = canonical::report(5, 6, Some(7), Some("n".into()));
+    for _ in 0..2 {
+        s.push_report(t0, &report, &mut out, &mut tally).unwrap();
+    }
+    let pushed = messages(&out);
+    assert_eq!((pushed[0].sequence, pushed[1].sequence), (Some(0), Some(1)));
+    assert_eq!(
+        (s.push_credit(t0), s.unacked_pushes(), tally.pushes),
+        (0, 2, 2)
+    );
+    let mut sink = Recorder::default();
+    let mut tally = Tally::default();
+    s.handle_input(
+        t0,
+        &ack_frame(0),
+        &mut Vec::new(),
+        usize::MAX,
+        &mut sink,
+        &mut tally,
+    )
+    .unwrap();
+    assert_eq!((s.push_credit(t0), tally.push_acks), (1, 1));
+}
+
+#[test]
+fn an_idle_session_times_out_from_its_last_input() {
+    let t0 = Instant::now();
+    let mut s = data();
+    s = ServerSession {
+        last_input: t0,
+        ..s
+    };
+    let idle = s.config().idle_timeout;
+    assert_eq!(s.poll_timeout(), t0 + idle);
+    feed(
+        &mut s,
+        t0 + Duration::from_secs(100),
+        &report_frame(1, 1, 1).unwrap(),
+        &mut Recorder::default(),
+    );
+    assert_eq!(
+        s.handle_timeout(t0 + idle),
+        Ok(()),
+        "the report was activity"
+    );
+    assert_eq!(s.poll_timeout(), t0 + Duration::from_secs(100) + idle);
+    assert_eq!(
+        s.handle_timeout(t0 + Duration::from_secs(100) + idle),
+        Err(CloseReason::Idle)
+    );
+}
+
+#[test]
+fn a_frame_trickled_in_misses_its_deadline() {
+    let t0 = Instant::now();
+    let mut s = ServerSession::new(config(Codec::Binary, Role::Data), t0);
+    let frame = named_report(1, "slow", 1, 1);
+    let mut sink = Recorder::default();
+    let mut tally = Tally::default();
+    // One byte a second: each call sees a longer prefix, none completes.
+    for n in 1..frame.len() {
+        let at = t0 + Duration::from_secs(n as u64 - 1);
+        assert_eq!(
+            s.handle_input(
+                at,
+                &frame[..n],
+                &mut Vec::new(),
+                usize::MAX,
+                &mut sink,
+                &mut tally
+            ),
+            Ok(0)
+        );
+        if at < t0 + Duration::from_secs(10) {
+            assert_eq!(s.handle_timeout(at), Ok(()));
+        }
+    }
+    assert_eq!(s.poll_timeout(), t0 + Duration::from_secs(10));
+    assert_eq!(
+        s.handle_timeout(t0 + Duration::from_secs(10)),
+        Err(CloseReason::FrameTimeout)
+    );
+    // A frame that completes clears the deadline.
+    let mut s = ServerSession::new(config(Codec::Binary, Role::Data), t0);
+    s.handle_input(
+        t0,
+        &frame[..5],
+        &mut Vec::new(),
+        usize::MAX,
+        &mut sink,
+        &mut tally,
+    )
+    .unwrap();
+    s.handle_input(
+        t0 + Duration::from_secs(9),
+        &frame,
+        &mut Vec::new(),
+        usize::MAX,
+        &mut sink,
+        &mut tally,
+    )
+    .unwrap();
+    assert_eq!(s.handle_timeout(t0 + Duration::from_secs(11)), Ok(()));
+}
+
+#[test]
+fn a_terminal_that_never_acks_its_pushes_times_out() {
+    let t0 = Instant::now();
+    let mut s = ServerSession::new(config(Codec::Binary, Role::Management), t0);
+    let mut tally = Tally::default();
+    let report = canonical::report(5, 6, Some(7), Some("n".into()));
+    s.push_report(t0, &report, &mut Vec::new(), &mut tally)
+        .unwrap();
+    s.push_report(
+        t0 + Duration::from_secs(20),
+        &report,
+        &mut Vec::new(),
+        &mut tally,
+    )
+    .unwrap();
+    // An ack at 25 s shows the terminal is alive: the watchdog starts again from there.
+    let mut sink = Recorder::default();
+    s.handle_input(
+        t0 + Duration::from_secs(25),
+        &ack_frame(0),
+        &mut Vec::new(),
+        usize::MAX,
+        &mut sink,
+        &mut tally,
+    )
+    .unwrap();
+    assert_eq!(s.handle_timeout(t0 + Duration::from_secs(40)), Ok(()));
+    assert_eq!(s.poll_timeout(), t0 + Duration::from_secs(55));
+    assert_eq!(
+        s.handle_timeout(t0 + Duration::from_secs(55)),
+        Err(CloseReason::AckTimeout)
+    );
+}
+
+#[test]
+fn datagram_answers_are_never_larger_than_the_datagram() {
+    let mut s = data();
+    let mut sink = Recorder::default();
+    let mut tally = Tally::default();
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let report = report_frame(1, 2, 3).unwrap();
+    assert_eq!(
+        s.handle_datagram(now, &report, &mut out, &mut sink, &mut tally),
+        Ok(DatagramAnswer::Now)
+    );
+    assert_eq!(out, ack_frame(3));
+    // A 400 with its text would be far larger than this 15-byte datagram: it goes out bare.
+    out.clear();
+    let bad = [0u8, 15, 3, 1, 1, 130, 2, 1, 53, 6, 4, 0, 0, 0, 4];
+    assert_eq!(
+        s.handle_datagram(now, &bad, &mut out, &mut sink, &mut tally),
+        Ok(DatagramAnswer::Now)
+    );
+    assert!(out.len() <= bad.len());
+    assert_eq!(
+        messages(&out),
+        [Message {
+            sequence: Some(4),
+            body: Body::CommandResponse {
+                code: 400,
+                info: None
+            }
+        }]
+    );
+    // Even bare, an answer to a 6-byte datagram would not fit: dropped and counted.
+    out.clear();
+    assert_eq!(
+        s.handle_datagram(now, &[0, 6, 9, 6, 1, 7], &mut out, &mut sink, &mut tally),
+        Ok(DatagramAnswer::None)
+    );
+    assert!(out.is_empty());
+    assert_eq!(tally.oversize_dropped, 1);
+    // Not exactly one frame: dropped before anything is decoded.
+    let mut two = report.to_vec();
+    two.extend_from_slice(&report);
+    assert!(s
+        .handle_datagram(now, &two, &mut out, &mut sink, &mut tally)
+        .is_err());
+    assert!(s
+        .handle_datagram(now, &report[..14], &mut out, &mut sink, &mut tally)
+        .is_err());
+    assert!(out.is_empty());
+    assert_eq!(sink.reports.len(), 1, "only the first report was valid");
+    // A held datagram answer carries its ticket.
+    let mut sink = Recorder {
+        hold_all: true,
+        ..Recorder::default()
+    };
+    assert_eq!(
+        s.handle_datagram(now, &report, &mut out, &mut sink, &mut tally),
+        Ok(DatagramAnswer::Held(1))
+    );
+    assert_eq!(out, ack_frame(3));
+}
+
+#[test]
+fn json_sessions_answer_in_text() {
+    let mut s = ServerSession::new(config(Codec::Json, Role::Data), Instant::now());
+    let body = r#"{"type":"report","info":{"CPU Usage":"30%","Mem usage":"53%"},"seq":4}"#;
+    let input = format!("{}\n{body}", body.len());
+    let mut out = Vec::new();
+    let mut sink = Recorder::default();
+    s.handle_input(
+        Instant::now(),
+        input.as_bytes(),
+        &mut out,
+        usize::MAX,
+        &mut sink,
+        &mut Tally::default(),
+    )
+    .unwrap();
+    assert_eq!(out, b"29\n{\"type\":\"report-ack\",\"seq\":4}");
+    assert_eq!(sink.reports[0].2, input.as_bytes());
+}
+
+/// One frame of an arbitrary mixed stream: mostly reports of the fast-path layouts (some
+/// slightly off them), and every other kind of frame.
+fn frame() -> impl Strategy<Value = Vec<u8>> {
+    let minimal = (0u8..=100, 0u8..=100, any::<u32>())
+        .prop_map(|(cpu, mem, seq)| report_frame(cpu, mem, seq).unwrap().to_vec());
+    let named = (
+        0u8..=110,
+        prop_oneof![Just("ws-17"), Just("ws-18"), Just("é")],
+        any::<u64>(),
+        any::<u32>(),
+    )
+        .prop_map(|(cpu, node, ts, seq)| {
+            let mut f = named_report(seq, node, cpu.min(100), ts);
+            f[5] = cpu; // sometimes out of range
+            f
+        });
+    prop_oneof![
+        4 => minimal,
+        4 => named,
+        1 => (any::<u8>(), any::<u8>(), any::<u32>()).prop_map(|(cpu, mem, seq)| {
+            let mut f = report_frame(0, 0, seq).unwrap().to_vec();
+            (f[5], f[8]) = (cpu, mem);
+            f
+        }),
+        1 => (any::<Index>(), any::<u8>()).prop_map(|(at, b)| {
+            let mut f = named_report(9, "ws-17", 20, 1_700_000_000_000);
+            let i = 3 + at.index(f.len() - 3);
+            f[i] = b;
+            f
+        }),
+        1 => any::<u32>().prop_map(|seq| encode(&Message::ack(Some(u64::from(seq))))),
+        1 => Just(vec![0, 6, 0, 3, 1, 5]),
+        1 => Just(vec![0, 3, 1]),
+        1 => Just(vec![0, 3, 9]),
+    ]
+}
+
+use proptest::sample::Index;
+
+/// Everything a session produced from a stream.
+#[derive(Debug, PartialEq)]
+struct Run {
+    out: Vec<u8>,
+    consumed: usize,
+    tally: Tally,
+    reports: Vec<(Option<u64>, Report<'static>, Vec<u8>)>,
+    held: usize,
+    error: Option<CloseReason>,
+}
+
+fn run_stream(s: ServerSession, input: &[u8], limit: usize, decide: &[Acceptance]) -> Run {
+    let mut s = s;
+    let mut sink = Recorder {
+        decide: decide.to_vec(),
+        ..Recorder::default()
+    };
+    let mut run = Run {
+        out: Vec::new(),
+        consumed: 0,
+        tally: Tally::default(),
+        reports: Vec::new(),
+        held: 0,
+        error: None,
+    };
+    // Like a connection: feed what is left whenever the output was written out.
+    let mut sent = 0;
+    loop {
+        let mut out = Vec::new();
+        match s.handle_input(
+            Instant::now(),
+            &input[run.consumed..],
+            &mut out,
+            limit,
+            &mut sink,
+            &mut run.tally,
+        ) {
+            Ok(used) => run.consumed += used,
+            Err(e) => {
+                run.error = Some(e);
+                run.out.extend(out);
+                break;
+            }
+        }
+        let progressed = !out.is_empty();
+        run.out.extend(out);
+        if !progressed || run.out.len() == sent {
+            break;
+        }
+        sent = run.out.len();
+    }
+    run.held = s.held_len();
+    run.reports = sink.reports;
+    run
+}
+
+fn decisions() -> impl Strategy<Value = Vec<Acceptance>> {
+    vec(
+        prop_oneof![
+            6 => Just(Acceptance::Ack),
+            1 => (1u64..1000).prop_map(Acceptance::Hold),
+            1 => Just(Acceptance::Refuse(Refusal::Overloaded)),
+        ],
+        0..20,
+    )
+    .prop_map(|mut d| {
+        // Tickets increase with every hold.
+        let mut t = 0;
+        for a in &mut d {
+            if let Acceptance::Hold(x) = a {
+                t += *x;
+                *x = t;
+            }
+        }
+        d
+    })
+}
+
+proptest! {
+    /// The fast paths give what the general path gives: the same bytes, the same frames
+    /// consumed, the same counts, the same reports handed over, the same answers held.
+    #[test]
+    fn fast_paths_agree_with_the_general_path_on_streams(
+        frames in vec(frame(), 0..40),
+        tail in 0usize..20,
+        limit in prop_oneof![1usize..300, Just(usize::MAX)],
+        decide in decisions(),
+    ) {
+        let mut input: Vec<u8> = frames.concat();
+        input.extend_from_slice(&named_report(1, "ws-17", 1, 2)[..tail.min(20)]);
+        let fast = run_stream(data(), &input, limit, &decide);
+        let general = run_stream(data().without_fast_paths(), &input, limit, &decide);
+        prop_assert_eq!(fast, general);
+    }
+
+    /// The same for datagrams, one frame each (and some that are not exactly one frame).
+    #[test]
+    fn fast_paths_agree_with_the_general_path_on_datagrams(
+        frames in vec(frame(), 0..40),
+        cut in any::<Index>(),
+        decide in decisions(),
+    ) {
+        let mut datagrams = frames;
+        if let Some(d) = datagrams.first_mut() {
+            let n = cut.index(d.len() + 1);
+            d.truncate(n);
+        }
+        let answer_all = |mut s: ServerSession| {
+            let mut sink = Recorder { decide: decide.clone(), ..Recorder::default() };
+            let mut tally = Tally::default();
+            let mut outs = Vec::new();
+            for d in &datagrams {
+                let mut out = Vec::new();
+                let answer = s.handle_datagram(Instant::now(), d, &mut out, &mut sink, &mut tally);
+                assert!(out.len() <= d.len(), "an answer larger than its datagram");
+                outs.push((answer, out));
+            }
+            (outs, tally, sink.reports)
+        };
+        prop_assert_eq!(answer_all(data()), answer_all(data().without_fast_paths()));
+    }
+}
