@@ -3,9 +3,10 @@
 use crate::codec_arg::CodecArg;
 use anyhow::{bail, Context};
 use avp_endpoint::Endpoint;
-use avpd_agent::reporter::{Reporter, ReporterConfig, SampleFeed};
-use avpd_agent::sampler::{host_name, HostSample};
-use avpd_client::Link;
+use avpd_agent::reporter::ReporterConfig;
+use avpd_agent::run::SampleFeed;
+use avpd_agent::sampler::{host_name, HostSample, HostSampler};
+use avpd_client::PeerLink;
 use avpd_node::admin::{AdminConfig, AdminPlane};
 use avpd_node::fleet::NodeReport;
 use clap::Args;
@@ -13,6 +14,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
+
+/// How long the agent waits for an answer before it takes the link down and connects again.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Command-line options of `avpd agent`.
 #[derive(Debug, Args)]
@@ -55,7 +59,11 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     if args.buffer == 0 {
         bail!("--buffer must be at least 1");
     }
-    let link = Link::new(args.collector.clone(), args.codec.map(Into::into))?;
+    let link = PeerLink::new(
+        args.collector.clone(),
+        args.codec.map(Into::into),
+        ANSWER_TIMEOUT,
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
@@ -72,13 +80,14 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         count: args.count,
     };
     let (plane, on_sample) = serve_terminals(&args.listen, args.interval)?;
-    let t = Reporter::new(config, link, on_sample).run(&stop);
+    let mut sampler = HostSampler::new();
+    let t = avpd_agent::run::run(config, link, &mut sampler, on_sample, &stop);
     if let Some(plane) = plane {
         plane.shutdown();
     }
     info!(
-        "agent stopped: sampled={} acked={} resent={} dropped={} unacked={} unsolicited={}",
-        t.sampled, t.acked, t.resent, t.dropped, t.unacked, t.unsolicited
+        "agent stopped: sampled={} acked={} resent={} refused={} dropped={} unacked={} unsolicited={}",
+        t.sampled, t.acked, t.resent, t.refused, t.dropped, t.unacked, t.unsolicited
     );
     Ok(())
 }

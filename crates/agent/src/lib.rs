@@ -1,8 +1,8 @@
 //! The avpd agent: samples this host and reports to a collector.
 //!
-//! [`reporter`] is the loop (sampling, acknowledgements, PAUSE/RESUME, resending); [`queue`] is
-//! the bounded buffer of unacknowledged reports; [`sampler`] reads the host. The connection
-//! itself is an [`avpd_client::Link`]. The `avpd agent` command wires these together.
+//! [`reporter`] is the logic, free of IO (sampling schedule, what to send, what the answers
+//! mean); [`queue`] is the bounded buffer of unacknowledged reports; [`sampler`] reads the
+//! host; [`run`] is the loop that puts them on an [`avpd_client::PeerLink`].
 //!
 //! Log lines (stderr, `RUST_LOG`): `info` for start, connect, pause and the final totals,
 //! `warn` for a lost link or a dropped report, `debug` for every report (`report seq=N cpu=C
@@ -12,4 +12,5 @@
 
 pub mod queue;
 pub mod reporter;
+pub mod run;
 pub mod sampler;

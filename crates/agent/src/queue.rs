@@ -1,7 +1,9 @@
 //! The agent's bounded queue of reports that the collector has not acknowledged yet.
 //!
-//! Reports stay here from sampling until their STAT_REPORT_ACK arrives; after a reconnect they
-//! are sent again, oldest first. Past the capacity the oldest report is dropped and counted.
+//! Reports stay here from sampling until their STAT_REPORT_ACK arrives. Each one is either in
+//! flight (sent on the current connection) or waiting to be sent: after a reconnect every
+//! report waits again, and a report the collector refused (503) waits for the next chance.
+//! Past the capacity the oldest report is dropped and counted.
 
 use crate::sampler::HostSample;
 use std::collections::VecDeque;
@@ -10,16 +12,23 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
     /// The SEQUENCE it is sent with.
-    pub seq: u64,
+    pub seq: u32,
     /// What it reports.
     pub sample: HostSample,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    pending: Pending,
+    in_flight: bool,
 }
 
 /// Unacknowledged reports in sampling order, at most `capacity` of them.
 #[derive(Debug)]
 pub struct ResendQueue {
-    /// INVARIANT: sequences strictly increase from front to back; `len() <= capacity`.
-    items: VecDeque<Pending>,
+    /// INVARIANT: sampling order (sequences increase but for the wrap past `u32::MAX`);
+    /// `len() <= capacity`.
+    items: VecDeque<Entry>,
     capacity: usize,
     dropped: u64,
 }
@@ -35,32 +44,57 @@ impl ResendQueue {
         }
     }
 
-    /// Appends a report whose sequence is above every queued one; returns the oldest report
-    /// when it had to be dropped to make room.
+    /// Appends a newly sampled report, waiting to be sent; returns the oldest report when it
+    /// had to be dropped to make room.
     pub fn push(&mut self, p: Pending) -> Option<Pending> {
         let dropped = if self.items.len() == self.capacity {
             self.dropped += 1;
-            self.items.pop_front()
+            self.items.pop_front().map(|e| e.pending)
         } else {
             None
         };
-        self.items.push_back(p);
+        self.items.push_back(Entry {
+            pending: p,
+            in_flight: false,
+        });
         dropped
     }
 
     /// Removes the report with sequence `seq`; returns true when it was queued (false for a
     /// duplicate or unknown acknowledgement).
-    pub fn ack(&mut self, seq: u64) -> bool {
+    pub fn ack(&mut self, seq: u32) -> bool {
         // Acks come in order, so this is almost always the front.
-        match self.items.binary_search_by_key(&seq, |p| p.seq) {
-            Ok(i) => self.items.remove(i).is_some(),
-            Err(_) => false,
+        match self.items.iter().position(|e| e.pending.seq == seq) {
+            Some(i) => self.items.remove(i).is_some(),
+            None => false,
         }
     }
 
-    /// Queued reports, oldest first.
-    pub fn iter(&self) -> impl Iterator<Item = &Pending> {
-        self.items.iter()
+    /// Marks the report with sequence `seq` as waiting to be sent again (it was refused, or
+    /// could not be written).
+    pub fn mark_waiting(&mut self, seq: u32) {
+        if let Some(e) = self.items.iter_mut().find(|e| e.pending.seq == seq) {
+            e.in_flight = false;
+        }
+    }
+
+    /// Marks every report as waiting (the connection was lost: nothing is in flight).
+    pub fn all_waiting(&mut self) {
+        for e in &mut self.items {
+            e.in_flight = false;
+        }
+    }
+
+    /// Takes the reports waiting to be sent, oldest first, marking them in flight.
+    pub fn take_waiting(&mut self) -> Vec<Pending> {
+        self.items
+            .iter_mut()
+            .filter(|e| !e.in_flight)
+            .map(|e| {
+                e.in_flight = true;
+                e.pending
+            })
+            .collect()
     }
 
     /// Number of queued reports.
@@ -83,15 +117,19 @@ impl ResendQueue {
 mod tests {
     use super::*;
 
-    fn p(seq: u64) -> Pending {
+    fn p(seq: u32) -> Pending {
         Pending {
             seq,
             sample: HostSample {
                 cpu_percent: 1,
                 mem_percent: 2,
-                timestamp_ms: seq,
+                timestamp_ms: u64::from(seq),
             },
         }
+    }
+
+    fn seqs(v: &[Pending]) -> Vec<u32> {
+        v.iter().map(|p| p.seq).collect()
     }
 
     #[test]
@@ -104,8 +142,21 @@ mod tests {
         assert!(q.ack(4));
         assert!(!q.ack(4), "a duplicate ack counts once");
         assert!(!q.ack(99));
-        let left: Vec<_> = q.iter().map(|p| p.seq).collect();
-        assert_eq!(left, [2, 3, 5]);
+        assert_eq!(seqs(&q.take_waiting()), [2, 3, 5]);
+    }
+
+    #[test]
+    fn reports_wait_until_taken_and_again_after_a_loss_or_a_refusal() {
+        let mut q = ResendQueue::new(10);
+        q.push(p(1));
+        q.push(p(2));
+        assert_eq!(seqs(&q.take_waiting()), [1, 2]);
+        assert!(q.take_waiting().is_empty(), "in flight");
+        q.push(p(3));
+        q.mark_waiting(1);
+        assert_eq!(seqs(&q.take_waiting()), [1, 3]);
+        q.all_waiting();
+        assert_eq!(seqs(&q.take_waiting()), [1, 2, 3]);
     }
 
     #[test]
@@ -117,6 +168,6 @@ mod tests {
         assert_eq!(q.push(p(4)), Some(p(1)));
         assert_eq!(q.push(p(5)), Some(p(2)));
         assert_eq!((q.len(), q.dropped()), (3, 2));
-        assert_eq!(q.iter().next(), Some(&p(3)));
+        assert_eq!(seqs(&q.take_waiting()), [3, 4, 5]);
     }
 }

@@ -1,20 +1,20 @@
-//! The agent's loop: sample on schedule, send, match acknowledgements, obey PAUSE and RESUME,
-//! and resend what is unacknowledged after every reconnect.
+//! The agent's logic, free of IO: when to sample, what to send, and what the answers mean.
+//!
+//! [`Reporter`] is driven by its caller: [`Reporter::due`] takes the sample due at a time and
+//! returns the reports to send then (the new one, and any waiting after a reconnect or a
+//! refusal), [`Reporter::on_event`] takes what the link and its session saw, and
+//! [`Reporter::wake_at`] says when to call again. PAUSE and RESUME are the session's state
+//! ([`avp_proto::PeerSession::paused_until`]): while a pause is in force nothing is sampled.
+//! Tests drive it on a fake clock.
 
-use super::queue::{Pending, ResendQueue};
-use crate::sampler::{HostSample, HostSampler};
-use avp_proto::{result_code, Body, Message, Report};
-use avpd_client::{Link, LinkEvent};
+use crate::queue::{Pending, ResendQueue};
+use crate::sampler::{HostSample, Sampler};
+use avp_proto::peer::{PeerEvent, Request, Verdict};
+use avp_proto::Report;
+use avpd_client::ClientEvent;
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
-
-/// Longest the loop waits before checking the stop flag again.
-const STOP_CHECK: Duration = Duration::from_millis(200);
-
-/// Receives every sample as it is taken, with the NODE_ID (feeds the `--listen` plane).
-pub type SampleFeed = Box<dyn FnMut(&str, HostSample)>;
 
 /// What the agent does, apart from where it sends.
 #[derive(Debug, Clone)]
@@ -36,8 +36,10 @@ pub struct Totals {
     pub sampled: u64,
     /// Reports acknowledged by the collector (each counted once).
     pub acked: u64,
-    /// Reports sent again after a reconnect.
+    /// Reports sent again after a reconnect or a refusal.
     pub resent: u64,
+    /// Reports the collector refused for now (503), to be sent again.
+    pub refused: u64,
     /// Reports dropped because the resend queue was full.
     pub dropped: u64,
     /// Reports still unacknowledged.
@@ -46,192 +48,224 @@ pub struct Totals {
     pub unsolicited: u64,
 }
 
-/// Sampling, sending and acknowledgement state of the agent.
+/// A report to send now, with what the agent does once it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The report.
+    pub pending: Pending,
+    /// True when it was sent before (a resend).
+    pub resend: bool,
+}
+
+/// Sampling, sending and acknowledgement state of the agent. See the module documentation.
+#[derive(Debug)]
 pub struct Reporter {
     config: ReporterConfig,
-    link: Link,
-    sampler: HostSampler,
     queue: ResendQueue,
     totals: Totals,
     next_sample: Instant,
-    paused_until: Option<Instant>,
-    on_sample: SampleFeed,
+    /// True while a pause was in force at the last [`Reporter::due`] (its start is logged once).
+    was_paused: bool,
 }
 
 impl Reporter {
-    /// A reporter sending over `link`; `on_sample` sees every sample as it is taken.
-    pub fn new(config: ReporterConfig, link: Link, on_sample: SampleFeed) -> Self {
+    /// A reporter whose first sample is due at `now`.
+    pub fn new(config: ReporterConfig, now: Instant) -> Self {
         Reporter {
             queue: ResendQueue::new(config.buffer),
             config,
-            link,
-            sampler: HostSampler::new(),
             totals: Totals::default(),
-            next_sample: Instant::now(),
-            paused_until: None,
-            on_sample,
+            next_sample: now,
+            was_paused: false,
         }
     }
 
-    /// Runs until `stop` is set, or until `count` reports are sampled and acknowledged.
-    pub fn run(mut self, stop: &AtomicBool) -> Totals {
-        // Connect before the first sample, so it is sent rather than buffered.
-        let first = self.link.poll(Instant::now());
-        self.on_event(first);
-        while !stop.load(Ordering::Relaxed) && !self.finished() {
-            let now = Instant::now();
-            if self.paused_until.is_some_and(|t| now >= t) {
-                info!("pause over, sampling again");
-                self.paused_until = None;
-                self.next_sample = now;
-            }
-            if self.sampling() && now >= self.next_sample {
-                self.take_sample(now);
-            }
-            let mut deadline = now + STOP_CHECK;
-            if self.sampling() {
-                deadline = deadline.min(self.next_sample);
-            }
-            if let Some(t) = self.paused_until {
-                deadline = deadline.min(t);
-            }
-            let event = self.link.poll(deadline);
-            self.on_event(event);
-        }
-        self.totals.dropped = self.queue.dropped();
-        self.totals.unacked = self.queue.len() as u64;
-        self.totals
+    /// The NODE_ID the reports carry.
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
     }
 
-    /// True while samples are due: not paused and `count` not reached.
-    fn sampling(&self) -> bool {
-        let below_count = match self.config.count {
-            Some(c) => self.totals.sampled < c,
-            None => true,
-        };
-        self.paused_until.is_none() && below_count
+    /// The request that carries `p`.
+    pub fn request(&self, p: &Pending) -> Request<'_> {
+        Request::Report(Report {
+            cpu_percent: p.sample.cpu_percent,
+            mem_percent: p.sample.mem_percent,
+            timestamp_ms: Some(p.sample.timestamp_ms),
+            node_id: Some(Cow::Borrowed(&self.config.node_id)),
+        })
+    }
+
+    /// Takes the sample due at `now`, if one is and no pause (until `paused_until`) is in
+    /// force, and returns the reports to send now when `connected`: those waiting (oldest
+    /// first), the new one last. Disconnected, the new sample only waits in the queue.
+    pub fn due(
+        &mut self,
+        now: Instant,
+        paused_until: Option<Instant>,
+        connected: bool,
+        sampler: &mut dyn Sampler,
+    ) -> (Option<HostSample>, Vec<Outgoing>) {
+        let paused = paused_until.is_some_and(|t| now < t);
+        if paused && !self.was_paused {
+            info!("paused: no sampling until the pause ends");
+        }
+        self.was_paused = paused;
+        let mut taken = None;
+        if !paused && self.below_count() && now >= self.next_sample {
+            let sample = sampler.sample();
+            self.totals.sampled += 1;
+            // SEQUENCE is sent in 4 bytes: stay within u32, never 0.
+            let seq = ((self.totals.sampled - 1) % u64::from(u32::MAX) + 1) as u32;
+            debug!(
+                "report seq={seq} cpu={} mem={} ts={}",
+                sample.cpu_percent, sample.mem_percent, sample.timestamp_ms
+            );
+            if let Some(old) = self.queue.push(Pending { seq, sample }) {
+                let dropped = self.queue.dropped();
+                // The first drop and every hundredth: a long outage must not flood the log.
+                if dropped == 1 || dropped % 100 == 0 {
+                    warn!(
+                        "buffer full: dropped unacknowledged report seq={} ({dropped} dropped so far)",
+                        old.seq
+                    );
+                } else {
+                    debug!("buffer full: dropped unacknowledged report seq={}", old.seq);
+                }
+            }
+            self.next_sample += self.config.interval;
+            if self.next_sample < now {
+                // Fell behind (suspended, or a slow reconnect): do not burst to catch up.
+                self.next_sample = now + self.config.interval;
+            }
+            taken = Some((seq, sample));
+        }
+        if !connected {
+            return (taken.map(|t| t.1), Vec::new());
+        }
+        let latest = taken.map(|t| t.0);
+        let out = self
+            .queue
+            .take_waiting()
+            .into_iter()
+            .map(|pending| Outgoing {
+                resend: Some(pending.seq) != latest,
+                pending,
+            })
+            .collect::<Vec<_>>();
+        self.totals.resent += out.iter().filter(|o| o.resend).count() as u64;
+        (taken.map(|t| t.1), out)
+    }
+
+    /// Puts `p` back among the waiting reports: it could not be written.
+    pub fn not_sent(&mut self, p: &Pending) {
+        self.queue.mark_waiting(p.seq);
+    }
+
+    /// When [`Reporter::due`] has something to do next: the next sample, or the end of the
+    /// pause in force (until `paused_until`); `None` when the count is reached.
+    pub fn wake_at(&self, paused_until: Option<Instant>) -> Option<Instant> {
+        if !self.below_count() {
+            return None;
+        }
+        Some(match paused_until {
+            Some(t) => t.max(self.next_sample),
+            None => self.next_sample,
+        })
     }
 
     /// True once `count` reports are sampled and none is left to acknowledge.
-    fn finished(&self) -> bool {
+    pub fn finished(&self) -> bool {
         self.config
             .count
             .is_some_and(|c| self.totals.sampled >= c && self.queue.is_empty())
     }
 
-    fn take_sample(&mut self, now: Instant) {
-        let sample = self.sampler.sample();
-        self.totals.sampled += 1;
-        // SEQUENCE is sent in 4 bytes: stay within u32, never 0.
-        let seq = (self.totals.sampled - 1) % u64::from(u32::MAX) + 1;
-        debug!(
-            "report seq={seq} cpu={} mem={} ts={}",
-            sample.cpu_percent, sample.mem_percent, sample.timestamp_ms
-        );
-        (self.on_sample)(&self.config.node_id, sample);
-        let pending = Pending { seq, sample };
-        if let Some(old) = self.queue.push(pending) {
-            let dropped = self.queue.dropped();
-            // The first drop and every hundredth: a long outage must not flood the log.
-            if dropped == 1 || dropped % 100 == 0 {
-                warn!(
-                    "buffer full: dropped unacknowledged report seq={} ({dropped} dropped so far)",
-                    old.seq
-                );
-            } else {
-                debug!("buffer full: dropped unacknowledged report seq={}", old.seq);
-            }
-        }
-        if self.link.is_connected() {
-            self.send_report(pending);
-        }
-        self.next_sample += self.config.interval;
-        if self.next_sample < now {
-            // Fell behind (suspended, or a slow reconnect): do not burst to catch up.
-            self.next_sample = now + self.config.interval;
+    /// The totals so far.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            dropped: self.queue.dropped(),
+            unacked: self.queue.len() as u64,
+            ..self.totals
         }
     }
 
-    fn send_report(&mut self, p: Pending) -> bool {
-        let msg = Message {
-            sequence: Some(p.seq),
-            body: Body::StatReport(Report {
-                cpu_percent: p.sample.cpu_percent,
-                mem_percent: p.sample.mem_percent,
-                timestamp_ms: Some(p.sample.timestamp_ms),
-                node_id: Some(Cow::Borrowed(&self.config.node_id)),
-            }),
-        };
-        self.link.send(&msg).is_ok()
-    }
-
-    fn on_event(&mut self, event: LinkEvent) {
+    /// What the agent makes of something its link saw at `now`.
+    pub fn on_event(&mut self, now: Instant, event: &ClientEvent<'_, ()>) {
         match event {
-            LinkEvent::Idle => {}
-            LinkEvent::Up => {
+            ClientEvent::Up => {
                 info!(
-                    "connected to {}; resending {} unacknowledged reports",
-                    self.link.endpoint(),
+                    "connected; resending {} unacknowledged reports",
                     self.queue.len()
                 );
-                let backlog: Vec<Pending> = self.queue.iter().copied().collect();
-                for p in backlog {
-                    if !self.send_report(p) {
-                        break;
+                self.queue.all_waiting();
+            }
+            ClientEvent::Down { reason, retry_in } => {
+                warn!(
+                    "link down: {reason}; reconnecting in {retry_in:.1?} ({} unacknowledged)",
+                    self.queue.len()
+                );
+                self.queue.all_waiting();
+            }
+            ClientEvent::Peer(e) => self.on_peer_event(now, e),
+        }
+    }
+
+    fn on_peer_event(&mut self, now: Instant, event: &PeerEvent<'_, ()>) {
+        match event {
+            PeerEvent::Answered {
+                sent,
+                verdict,
+                response,
+            } => {
+                for i in 0..sent.count {
+                    let seq = sent.first_seq.wrapping_add(i);
+                    match verdict {
+                        Verdict::Ok if self.queue.ack(seq) => {
+                            self.totals.acked += 1;
+                            debug!("acked seq={seq}");
+                        }
+                        Verdict::Ok => {
+                            self.totals.unsolicited += 1;
+                            debug!("acknowledgement {seq} matches no outstanding report");
+                        }
+                        Verdict::Status5xx => {
+                            self.totals.refused += 1;
+                            self.queue.mark_waiting(seq);
+                            debug!(
+                                "report seq={seq} refused for now: {}",
+                                response
+                                    .as_ref()
+                                    .and_then(|r| r.info.as_deref())
+                                    .unwrap_or("")
+                            );
+                        }
+                        other => warn!("report seq={seq} answered {other:?}"),
                     }
-                    self.totals.resent += 1;
                 }
             }
-            LinkEvent::Down { reason, retry_in } => warn!(
-                "link to {} down: {reason}; reconnecting in {retry_in:.1?} ({} unacknowledged)",
-                self.link.endpoint(),
-                self.queue.len()
-            ),
-            LinkEvent::Invalid(e) => warn!("collector sent an invalid message: {e}"),
-            LinkEvent::Message(msg) => self.on_message(msg),
-        }
-    }
-
-    fn on_message(&mut self, msg: Message<'static>) {
-        let seq = msg.sequence;
-        match msg.body {
-            Body::StatReportAck => match seq {
-                Some(s) if self.queue.ack(s) => {
-                    self.totals.acked += 1;
-                    debug!("acked seq={s}");
-                }
-                _ => {
-                    self.totals.unsolicited += 1;
-                    debug!("acknowledgement {seq:?} matches no outstanding report");
-                }
-            },
-            Body::Pause { duration_secs } => {
+            PeerEvent::Paused { duration_secs, .. } => {
                 info!("paused by the collector for {duration_secs} s");
-                self.paused_until = Some(Instant::now() + Duration::from_secs(duration_secs));
-                self.answer(seq, format!("agent paused for {duration_secs} s"));
             }
-            Body::Resume => {
-                info!("resumed by the collector");
-                if self.paused_until.take().is_some() {
-                    self.next_sample = Instant::now();
-                }
-                self.answer(seq, "agent resumed".to_string());
+            PeerEvent::Resumed { was_paused: true } | PeerEvent::PauseEnded => {
+                info!("pause over, sampling again");
+                self.next_sample = now;
             }
-            Body::StatReport(_) => {
-                // The protocol answers every report, whoever sends it.
-                let _ = self.link.send(&Message::ack(seq));
-            }
-            Body::CommandResponse { code, info } => {
+            PeerEvent::Resumed { was_paused: false } => debug!("resumed while not paused"),
+            PeerEvent::Unsolicited { .. } => {
                 self.totals.unsolicited += 1;
-                debug!("unsolicited response {code}: {}", info.unwrap_or_default());
+                debug!("an answer that matches no outstanding report");
             }
+            PeerEvent::Invalid(e) => warn!("collector sent an invalid message: {e}"),
+            PeerEvent::Pushed { .. } => debug!("the collector pushed a report; acknowledged"),
+            // The reports stay in the queue; they wait for the next connection.
+            PeerEvent::TimedOut { .. } | PeerEvent::Aborted { .. } => {}
         }
     }
 
-    fn answer(&mut self, seq: Option<u64>, info: String) {
-        // A failed write takes the link down; the next poll reports it.
-        let _ = self
-            .link
-            .send(&Message::command_response(seq, result_code::OK, info));
+    fn below_count(&self) -> bool {
+        self.config.count.is_none_or(|c| self.totals.sampled < c)
     }
 }
+
+#[cfg(test)]
+mod tests;

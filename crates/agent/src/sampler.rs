@@ -20,6 +20,12 @@ pub struct HostSample {
     pub timestamp_ms: u64,
 }
 
+/// Where samples come from: the host ([`HostSampler`]) or, in tests, a script.
+pub trait Sampler {
+    /// Reads the host now.
+    fn sample(&mut self) -> HostSample;
+}
+
 /// Reads CPU and memory usage; keeps the previous CPU counters so each sample covers the time
 /// since the one before.
 pub struct HostSampler {
@@ -42,7 +48,7 @@ impl HostSampler {
     /// CPU usage is measured since the previous call (or since [`new`](Self::new)); a gap
     /// shorter than sysinfo's minimum update interval (about 200 ms on Linux) repeats the last
     /// figure.
-    pub fn sample(&mut self) -> HostSample {
+    pub fn read(&mut self) -> HostSample {
         self.system.refresh_cpu_usage();
         self.system
             .refresh_memory_specifics(MemoryRefreshKind::new().with_ram());
@@ -57,6 +63,12 @@ impl HostSampler {
             mem_percent: to_percent(mem),
             timestamp_ms: unix_millis(SystemTime::now()),
         }
+    }
+}
+
+impl Sampler for HostSampler {
+    fn sample(&mut self) -> HostSample {
+        self.read()
     }
 }
 
@@ -112,7 +124,7 @@ mod tests {
     fn samples_are_in_range_and_stamped_now() {
         let mut s = HostSampler::new();
         let before = unix_millis(SystemTime::now());
-        let a = s.sample();
+        let a = s.read();
         let after = unix_millis(SystemTime::now());
         assert!(a.cpu_percent <= 100 && a.mem_percent <= 100);
         assert!((before..=after).contains(&a.timestamp_ms));

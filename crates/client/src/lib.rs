@@ -1,14 +1,16 @@
-//! Client-side networking shared by `avpd agent` and `avpd term`: a reconnecting [`Link`] to
-//! an endpoint with exponential [`Backoff`].
+//! Client-side networking shared by `avpd agent` and `avpd term`: a reconnecting [`Link`]
+//! with exponential [`Backoff`] that moves bytes, and the [`PeerLink`] that puts a
+//! [`avp_proto::PeerSession`] on it.
 //!
-//! This module owns connections and framing for the clients; what a message means is the
-//! business of each program.
-
+//! This crate owns connections; the protocol is the session's, and what the messages mean is
+//! the business of each program.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod backoff;
 pub mod link;
+pub mod peer_link;
 
 pub use backoff::Backoff;
-pub use link::{Link, LinkEvent, LinkStatus, SendError, UnsupportedScheme};
+pub use link::{Link, LinkIo, LinkStatus, UnsupportedScheme, WriteError};
+pub use peer_link::{ClientEvent, PeerLink, SendError};

@@ -1,17 +1,16 @@
 //! One client connection to an endpoint that comes back by itself.
 //!
-//! A [`Link`] owns the socket, the read buffer and the reconnect schedule. The caller drives it
-//! from its own loop: [`Link::poll`] waits (up to a deadline) for the next thing that happens —
-//! the link came up, a message arrived, the link went down — and [`Link::send`] writes one
-//! message. Every byte goes through [`Codec`]; the link never interprets a message except to
-//! answer an invalid one, as the protocol requires of every peer.
+//! A [`Link`] owns the socket, the bytes read and not yet used, and the reconnect schedule. It
+//! moves bytes only: [`Link::poll`] waits (up to a deadline) for the next thing that happens
+//! (the link came up, bytes arrived, the link went down) and [`Link::write`] writes bytes.
+//! What the bytes mean is the business of the session that reads them
+//! ([`crate::PeerLink`] puts the two together).
 //!
 //! The socket is blocking with timeouts: a client has one or a few links, so a thread per link
 //! is cheap and keeps the code straight.
 
 use crate::backoff::Backoff;
 use avp_endpoint::{Endpoint, Scheme};
-use avp_proto::{Codec, Decoded, EncodeError, Message, MessageError, Status};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
@@ -30,7 +29,7 @@ const READ_CHUNK: usize = 16 * 1024;
 /// Whether a link is usable now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkStatus {
-    /// Connected; messages can be sent.
+    /// Connected; bytes can be written.
     Connected,
     /// Not connected; the next attempt is due at `retry_at`.
     Reconnecting {
@@ -41,14 +40,11 @@ pub enum LinkStatus {
 
 /// What [`Link::poll`] saw.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkEvent {
+pub enum LinkIo {
     /// A connection was established.
     Up,
-    /// A valid message arrived.
-    Message(Message<'static>),
-    /// The peer sent a well-framed but invalid message; it has already been answered with
-    /// COMMAND_RESPONSE 400 or 501 (unless it was itself an answer).
-    Invalid(MessageError),
+    /// Bytes arrived; they are in [`Link::received`].
+    Data,
     /// The connection was lost, or an attempt to connect failed; the link retries by itself.
     Down {
         /// Why, for the operator.
@@ -60,29 +56,26 @@ pub enum LinkEvent {
     Idle,
 }
 
-/// Why [`Link::send`] did not send.
+/// Why [`Link::write`] did not write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SendError {
-    /// The link is down; the message was not written.
+pub enum WriteError {
+    /// The link is down; nothing was written.
     NotConnected,
-    /// The message has a value out of range and cannot be encoded.
-    Encode(EncodeError),
     /// Writing failed; the link is now down and the next [`Link::poll`] says why.
     Io(io::ErrorKind),
 }
 
-impl fmt::Display for SendError {
+impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::NotConnected => f.write_str("not connected"),
-            SendError::Encode(e) => e.fmt(f),
-            SendError::Io(kind) => write!(f, "write failed: {kind}"),
+            WriteError::NotConnected => f.write_str("not connected"),
+            WriteError::Io(kind) => write!(f, "write failed: {kind}"),
         }
     }
 }
 
-impl std::error::Error for SendError {}
+impl std::error::Error for WriteError {}
 
 /// The endpoint's scheme cannot carry a client link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,33 +96,29 @@ impl std::error::Error for UnsupportedScheme {}
 /// A reconnecting connection to one endpoint. See the module documentation.
 pub struct Link {
     endpoint: Endpoint,
-    codec: Codec,
     stream: Option<TcpStream>,
     connected_at: Instant,
-    /// Received bytes not yet decoded. INVARIANT: empty while `stream` is `None`.
-    rbuf: Vec<u8>,
-    wbuf: Vec<u8>,
+    /// Received bytes not yet consumed. INVARIANT: empty while `stream` is `None`.
+    received: Vec<u8>,
     backoff: Backoff,
     retry_at: Instant,
-    /// A failure seen by `send`, reported by the next `poll`.
-    pending_down: Option<LinkEvent>,
+    /// A failure seen by `write`, reported by the next `poll`.
+    pending_down: Option<LinkIo>,
 }
 
 impl Link {
-    /// A link to `endpoint`, speaking `codec` (default: the scheme's own). The first connection
-    /// attempt is made by the first [`poll`](Self::poll).
-    pub fn new(endpoint: Endpoint, codec: Option<Codec>) -> Result<Link, UnsupportedScheme> {
+    /// A link to `endpoint`. The first connection attempt is made by the first
+    /// [`poll`](Self::poll).
+    pub fn new(endpoint: Endpoint) -> Result<Link, UnsupportedScheme> {
         if endpoint.scheme == Scheme::Udp {
             return Err(UnsupportedScheme(endpoint));
         }
         let now = Instant::now();
         Ok(Link {
-            codec: codec.unwrap_or(endpoint.scheme.codec()),
             endpoint,
             stream: None,
             connected_at: now,
-            rbuf: Vec::new(),
-            wbuf: Vec::new(),
+            received: Vec::new(),
             backoff: Backoff::default(),
             retry_at: now,
             pending_down: None,
@@ -157,63 +146,72 @@ impl Link {
         self.stream.is_some()
     }
 
-    /// Encodes `msg` and writes it, blocking for at most a few seconds.
-    pub fn send(&mut self, msg: &Message<'_>) -> Result<(), SendError> {
+    /// The bytes received and not consumed yet.
+    pub fn received(&self) -> &[u8] {
+        &self.received
+    }
+
+    /// Marks the first `n` received bytes as used.
+    pub fn consume(&mut self, n: usize) {
+        self.received.drain(..n.min(self.received.len()));
+    }
+
+    /// Writes all of `bytes`, blocking for at most a few seconds.
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), WriteError> {
         let Some(stream) = self.stream.as_mut() else {
-            return Err(SendError::NotConnected);
+            return Err(WriteError::NotConnected);
         };
-        self.wbuf.clear();
-        self.codec
-            .encode(msg, &mut self.wbuf)
-            .map_err(SendError::Encode)?;
-        if let Err(e) = stream.write_all(&self.wbuf) {
+        if let Err(e) = stream.write_all(bytes) {
             let kind = e.kind();
             let down = self.disconnect(format!("write failed: {e}"));
             self.pending_down = Some(down);
-            return Err(SendError::Io(kind));
+            return Err(WriteError::Io(kind));
         }
         Ok(())
     }
 
+    /// Drops the connection (the session found the stream unusable, say) and schedules the
+    /// next attempt; returns the [`LinkIo::Down`] that says so.
+    pub fn close(&mut self, reason: String) -> LinkIo {
+        self.disconnect(reason)
+    }
+
     /// Waits until something happens or `deadline` passes, connecting when an attempt is due.
     ///
-    /// Returns [`LinkEvent::Idle`] at the deadline; a deadline already past still delivers
-    /// messages that are buffered.
-    pub fn poll(&mut self, deadline: Instant) -> LinkEvent {
+    /// Returns [`LinkIo::Idle`] at the deadline.
+    pub fn poll(&mut self, deadline: Instant) -> LinkIo {
         if let Some(down) = self.pending_down.take() {
             return down;
         }
         loop {
-            if let Some(event) = self.next_buffered() {
-                return event;
-            }
             let now = Instant::now();
             let Some(stream) = self.stream.as_mut() else {
                 if now < self.retry_at {
                     if deadline <= now {
-                        return LinkEvent::Idle;
+                        return LinkIo::Idle;
                     }
                     std::thread::sleep(deadline.min(self.retry_at) - now);
                     if Instant::now() < self.retry_at {
-                        return LinkEvent::Idle;
+                        return LinkIo::Idle;
                     }
                 }
                 return self.connect();
             };
             if deadline <= now {
-                return LinkEvent::Idle;
+                return LinkIo::Idle;
             }
             let wait = (deadline - now).max(Duration::from_millis(1));
             if let Err(e) = stream.set_read_timeout(Some(wait)) {
                 return self.disconnect(format!("socket error: {e}"));
             }
-            let start = self.rbuf.len();
-            self.rbuf.resize(start + READ_CHUNK, 0);
-            let result = stream.read(&mut self.rbuf[start..]);
-            self.rbuf.truncate(start + *result.as_ref().unwrap_or(&0));
+            let start = self.received.len();
+            self.received.resize(start + READ_CHUNK, 0);
+            let result = stream.read(&mut self.received[start..]);
+            self.received
+                .truncate(start + *result.as_ref().unwrap_or(&0));
             match result {
                 Ok(0) => return self.disconnect("closed by the peer".to_string()),
-                Ok(_) => {}
+                Ok(_) => return LinkIo::Data,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e)
                     if matches!(
@@ -221,36 +219,15 @@ impl Link {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return LinkEvent::Idle
+                    return LinkIo::Idle
                 }
                 Err(e) => return self.disconnect(format!("read failed: {e}")),
             }
         }
     }
 
-    /// Decodes the first buffered frame, answering it when it is invalid.
-    fn next_buffered(&mut self) -> Option<LinkEvent> {
-        let (event, used) = match self.codec.decode(&self.rbuf) {
-            Ok(Status::Partial) => return None,
-            Ok(Status::Complete((Decoded::Message(m), used))) => {
-                (LinkEvent::Message(m.into_owned()), used)
-            }
-            Ok(Status::Complete((Decoded::Invalid(e), used))) => (LinkEvent::Invalid(e), used),
-            Err(e) => return Some(self.disconnect(format!("unreadable stream: {e}"))),
-        };
-        self.rbuf.drain(..used);
-        if let LinkEvent::Invalid(e) = &event {
-            if !e.is_answer() {
-                let answer = Message::command_response(e.sequence, e.result_code(), e.to_string());
-                // A failure here is reported by the next poll.
-                let _ = self.send(&answer);
-            }
-        }
-        Some(event)
-    }
-
     /// One connection attempt to each address the endpoint resolves to, in turn.
-    fn connect(&mut self) -> LinkEvent {
+    fn connect(&mut self) -> LinkIo {
         let addrs = match self.endpoint.resolve() {
             Ok(a) => a,
             Err(e) => return self.disconnect(format!("cannot resolve: {e}")),
@@ -269,7 +246,7 @@ impl Link {
                     }
                     self.stream = Some(stream);
                     self.connected_at = Instant::now();
-                    return LinkEvent::Up;
+                    return LinkIo::Up;
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -279,21 +256,20 @@ impl Link {
     }
 
     /// Closes the connection (if any) and schedules the next attempt.
-    fn disconnect(&mut self, reason: String) -> LinkEvent {
+    fn disconnect(&mut self, reason: String) -> LinkIo {
         if self.stream.take().is_some() && self.connected_at.elapsed() >= STABLE_AFTER {
             self.backoff.reset();
         }
-        self.rbuf.clear();
+        self.received.clear();
         let retry_in = self.backoff.next_delay();
         self.retry_at = Instant::now() + retry_in;
-        LinkEvent::Down { reason, retry_in }
+        LinkIo::Down { reason, retry_in }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use avp_proto::{Body, Report};
     use std::net::TcpListener;
 
     fn deadline() -> Instant {
@@ -302,66 +278,52 @@ mod tests {
 
     fn link_to(listener: &TcpListener) -> Link {
         let ep = Endpoint::new(Scheme::Tcp, listener.local_addr().unwrap());
-        Link::new(ep, None).unwrap()
+        Link::new(ep).unwrap()
     }
 
     #[test]
     fn udp_is_refused() {
         let ep: Endpoint = "udp://127.0.0.1:1".parse().unwrap();
-        assert!(Link::new(ep, None).is_err());
+        assert!(Link::new(ep).is_err());
     }
 
     #[test]
-    fn frames_split_and_batched_arrive_whole_and_invalid_ones_are_answered() {
+    fn bytes_arrive_and_are_consumed_as_told() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut link = link_to(&listener);
-        assert_eq!(link.poll(deadline()), LinkEvent::Up);
+        assert_eq!(link.poll(deadline()), LinkIo::Up);
         let (mut peer, _) = listener.accept().unwrap();
-        let report = Message {
-            sequence: Some(3),
-            body: Body::StatReport(Report {
-                cpu_percent: 30,
-                mem_percent: 53,
-                timestamp_ms: None,
-                node_id: Some("a".into()),
-            }),
-        };
-        let mut bytes = Vec::new();
-        report.encode(&mut bytes).unwrap();
-        report.encode(&mut bytes).unwrap();
-        bytes.extend_from_slice(&[0, 5, 77, 6, 0]); // unknown type 77
-        peer.write_all(&bytes[..4]).unwrap();
-        peer.flush().unwrap();
-        assert_eq!(link.poll(Instant::now()), LinkEvent::Idle);
-        peer.write_all(&bytes[4..]).unwrap();
-        for _ in 0..2 {
-            assert_eq!(link.poll(deadline()), LinkEvent::Message(report.clone()));
+        peer.write_all(b"abcd").unwrap();
+        let mut seen = Vec::new();
+        while seen.len() < 4 {
+            assert_eq!(link.poll(deadline()), LinkIo::Data);
+            seen = link.received().to_vec();
         }
-        assert!(matches!(link.poll(deadline()), LinkEvent::Invalid(e) if e.result_code() == 501));
-        let mut answer = [0u8; 64];
-        let n = peer.read(&mut answer).unwrap();
-        match Codec::Binary.decode(&answer[..n]).unwrap() {
-            Status::Complete((Decoded::Message(m), _)) => {
-                assert!(matches!(m.body, Body::CommandResponse { code: 501, .. }))
-            }
-            other => panic!("{other:?}"),
-        }
+        link.consume(3);
+        assert_eq!(link.received(), b"d");
+        link.write(b"xy").unwrap();
+        let mut got = [0u8; 2];
+        peer.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"xy");
+        assert_eq!(link.poll(Instant::now()), LinkIo::Idle);
     }
 
     #[test]
     fn goes_down_and_comes_back() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut link = link_to(&listener);
-        assert_eq!(link.poll(deadline()), LinkEvent::Up);
+        assert_eq!(link.poll(deadline()), LinkIo::Up);
         drop(listener.accept().unwrap());
         assert!(
-            matches!(link.poll(deadline()), LinkEvent::Down { retry_in, .. }
+            matches!(link.poll(deadline()), LinkIo::Down { retry_in, .. }
             if retry_in <= Duration::from_millis(100))
         );
         assert!(matches!(link.status(), LinkStatus::Reconnecting { .. }));
-        assert_eq!(link.send(&Message::ack(None)), Err(SendError::NotConnected));
-        assert_eq!(link.poll(deadline()), LinkEvent::Up);
+        assert_eq!(link.write(b"x"), Err(WriteError::NotConnected));
+        assert_eq!(link.poll(deadline()), LinkIo::Up);
         assert!(link.is_connected());
+        assert!(matches!(link.close("test".into()), LinkIo::Down { .. }));
+        assert!(!link.is_connected());
     }
 
     #[test]
@@ -369,13 +331,13 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let mut link = link_to(&listener);
         drop(listener);
-        let LinkEvent::Down {
+        let LinkIo::Down {
             retry_in: first, ..
         } = link.poll(deadline())
         else {
             panic!("expected down")
         };
-        let LinkEvent::Down {
+        let LinkIo::Down {
             retry_in: second, ..
         } = link.poll(deadline())
         else {

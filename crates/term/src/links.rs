@@ -1,10 +1,12 @@
-//! One thread per `--connect` endpoint: keeps the link up, acknowledges every report, sends the
-//! operator's commands, and tells the display what happened through a channel.
+//! One thread per `--connect` endpoint: keeps the link up (its session acknowledges every
+//! pushed report), sends the operator's commands, and tells the display what happened through
+//! a channel.
 
 use super::command::Command;
 use avp_endpoint::Endpoint;
-use avp_proto::{result_code, Body, Codec, Message, Report};
-use avpd_client::{Link, LinkEvent, LinkStatus};
+use avp_proto::peer::{PeerEvent, Request};
+use avp_proto::{Codec, Report};
+use avpd_client::{ClientEvent, LinkStatus, PeerLink};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -66,7 +68,7 @@ impl LinkSet {
         let (update_tx, updates) = crossbeam_channel::unbounded();
         let mut commands = Vec::new();
         for (index, endpoint) in endpoints.iter().enumerate() {
-            let link = Link::new(endpoint.clone(), codec)?;
+            let link = PeerLink::new(endpoint.clone(), codec, ANSWER_TIMEOUT)?;
             let (tx, rx) = crossbeam_channel::unbounded();
             let update_tx = update_tx.clone();
             std::thread::Builder::new()
@@ -113,9 +115,16 @@ impl Commander {
     }
 }
 
+/// How long a terminal waits for the answer to a command.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The body of one link thread; returns when the commands or updates channel closes.
-fn run_link(index: usize, mut link: Link, commands: &Receiver<Command>, updates: &Sender<Update>) {
-    let mut next_seq: u64 = 1;
+fn run_link(
+    index: usize,
+    mut link: PeerLink<Command>,
+    commands: &Receiver<Command>,
+    updates: &Sender<Update>,
+) {
     let emit = |kind| updates.send(Update { link: index, kind }).is_ok();
     loop {
         loop {
@@ -124,58 +133,62 @@ fn run_link(index: usize, mut link: Link, commands: &Receiver<Command>, updates:
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             };
-            let body = match command {
-                Command::Pause(duration_secs) => Body::Pause { duration_secs },
-                Command::Resume => Body::Resume,
+            let request = match command {
+                Command::Pause(duration_secs) => Request::Pause { duration_secs },
+                Command::Resume => Request::Resume,
             };
-            let msg = Message {
-                sequence: Some(next_seq),
-                body,
-            };
-            next_seq = next_seq % u64::from(u32::MAX) + 1;
-            if let Err(e) = link.send(&msg) {
+            if let Err(e) = link.send(Instant::now(), &request, command) {
                 let reason = e.to_string();
                 if !emit(UpdateKind::NotSent { command, reason }) {
                     return;
                 }
             }
         }
-        let kind = match link.poll(Instant::now() + TICK) {
-            LinkEvent::Idle => continue,
-            LinkEvent::Up => UpdateKind::Connected,
-            LinkEvent::Down { reason, .. } => match link.status() {
-                LinkStatus::Reconnecting { retry_at } => UpdateKind::Down { reason, retry_at },
-                LinkStatus::Connected => continue,
-            },
-            LinkEvent::Invalid(e) => {
-                warn!("{}: invalid message from the peer: {e}", link.endpoint());
-                continue;
+        let mut kinds = Vec::new();
+        let status = link.status();
+        link.poll(Instant::now() + TICK, &mut |event| {
+            if let Some(kind) = update_of(event, status) {
+                kinds.push(kind);
             }
-            LinkEvent::Message(msg) => match msg.body {
-                Body::StatReport(report) => {
-                    // A failed ack takes the link down; the next poll reports it.
-                    let _ = link.send(&Message::ack(msg.sequence));
-                    UpdateKind::Report(report)
-                }
-                Body::CommandResponse { code, info } => UpdateKind::Response {
-                    code,
-                    info: info.map(|i| i.into_owned()).unwrap_or_default(),
-                },
-                Body::Pause { .. } | Body::Resume => {
-                    // A terminal pushes nothing, so there is nothing to pause: say so.
-                    let answer = Message::command_response(
-                        msg.sequence,
-                        result_code::OK,
-                        "a terminal sends no reports",
-                    );
-                    let _ = link.send(&answer);
-                    continue;
-                }
-                Body::StatReportAck => continue,
-            },
-        };
-        if !emit(kind) {
-            return;
+        });
+        for kind in kinds {
+            if !emit(kind) {
+                return;
+            }
         }
     }
+}
+
+/// What the display learns from one event of a link (whose status before the poll was
+/// `status`); `None` for events it does not show.
+fn update_of(event: ClientEvent<'_, Command>, status: LinkStatus) -> Option<UpdateKind> {
+    Some(match event {
+        ClientEvent::Up => UpdateKind::Connected,
+        ClientEvent::Down { reason, retry_in } => UpdateKind::Down {
+            reason,
+            retry_at: match status {
+                LinkStatus::Reconnecting { retry_at } => retry_at.max(Instant::now() + retry_in),
+                LinkStatus::Connected => Instant::now() + retry_in,
+            },
+        },
+        // Pushed reports are acknowledged by the session.
+        ClientEvent::Peer(PeerEvent::Pushed { report, .. }) => {
+            UpdateKind::Report(report.into_owned())
+        }
+        ClientEvent::Peer(PeerEvent::Answered {
+            response: Some(r), ..
+        }) => UpdateKind::Response {
+            code: r.code,
+            info: r.info.map(|i| i.into_owned()).unwrap_or_default(),
+        },
+        ClientEvent::Peer(PeerEvent::Invalid(e)) => {
+            warn!("invalid message from the peer: {e}");
+            return None;
+        }
+        ClientEvent::Peer(PeerEvent::TimedOut { sent }) => UpdateKind::NotSent {
+            command: sent.tag,
+            reason: "no answer in time".into(),
+        },
+        ClientEvent::Peer(_) => return None,
+    })
 }
