@@ -35,6 +35,12 @@ impl Clock {
         self.start.elapsed().as_nanos() as u64
     }
 
+    /// The instant of clock time `t`.
+    #[inline]
+    pub fn instant(&self, t: u64) -> Instant {
+        self.start + Duration::from_nanos(t)
+    }
+
     /// Milliseconds since the Unix epoch at clock time `t`.
     #[inline]
     pub fn epoch_ms(&self, t: u64) -> u64 {

@@ -1,22 +1,24 @@
-//! One client connection: its socket, its output buffer, its outstanding requests, and what
+//! One client connection: its socket, its output buffer, its protocol session, and what
 //! happens to each of its events.
 //!
-//! TCP answers come back in request order, so an answer is matched with the oldest outstanding
-//! request and its SEQUENCE is checked against it; UDP answers may be lost or reordered, so they
-//! are matched by SEQUENCE. Input is read into the worker's shared scratch buffer and only a
-//! trailing partial frame is copied into the connection, so idle connections hold no buffers.
+//! The protocol is the [`PeerSession`]'s: it writes the requests, keeps them until they are
+//! answered, matches answers to them (in order on TCP, by SEQUENCE on UDP), checks them and
+//! times them out. This module moves bytes between the socket and the session and turns the
+//! session's events into the run's figures. Input is read into the worker's shared scratch
+//! buffer and only a trailing partial frame is copied into the connection, so idle
+//! connections hold no buffers.
 
-use crate::check::{check, Verdict};
-use crate::inflight::{InFlight, InFlightQueue};
 use crate::mix::MixCursor;
 use crate::pacing::Pacing;
-use crate::request::{RequestKind, RequestWriter};
+use crate::request::{command, run_length, RequestWriter};
 use crate::worker::Ctx;
-use avp_proto::{ack_frame, Codec, Decoded, FramingError, Status, ACK_FRAME_LEN};
+use avp_proto::peer::{PeerEvent, PeerSession, RequestKind, Sent, Transport, Verdict};
+use avp_proto::FramingError;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// Delay before a failed or closed connection is opened again.
 const RECONNECT_DELAY_NS: u64 = 100_000_000;
@@ -50,39 +52,51 @@ enum CloseReason {
     Timeout,
 }
 
+/// What the loadgen remembers of a request until its answer: its slot in the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// When it was due (open loop) or sent (closed loop), clock nanoseconds.
+    pub scheduled: u64,
+    /// When it was written, clock nanoseconds.
+    pub sent: u64,
+    /// Whether it falls in the measurement window (false during the warmup).
+    pub measured: bool,
+}
+
 /// One client connection.
 #[derive(Debug)]
 pub struct Conn {
     sock: Sock,
     state: State,
+    session: PeerSession<Due>,
     pending: Vec<u8>,
     out: Vec<u8>,
     out_pos: usize,
     want_write: bool,
     queued: bool,
-    inflight: InFlightQueue,
-    next_seq: u32,
-    /// True once SEQUENCE has wrapped past `u32::MAX`: every value has then been sent.
-    seq_wrapped: bool,
     pacing: Pacing,
     mix: MixCursor,
     writer: RequestWriter,
 }
 
 impl Conn {
-    /// A connection that will connect at clock time `connect_at`.
-    pub fn new(connect_at: u64, pacing: Pacing, mix: MixCursor, writer: RequestWriter) -> Self {
+    /// A connection that will connect at clock time `connect_at`, speaking `ctx`'s codec.
+    pub fn new(
+        connect_at: u64,
+        ctx: &Ctx,
+        pacing: Pacing,
+        mix: MixCursor,
+        writer: RequestWriter,
+    ) -> Self {
         Conn {
             sock: Sock::Closed,
             state: State::Waiting(connect_at),
+            session: new_session(ctx),
             pending: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
             want_write: false,
             queued: false,
-            inflight: InFlightQueue::default(),
-            next_seq: 0,
-            seq_wrapped: false,
             pacing,
             mix,
             writer,
@@ -110,10 +124,10 @@ impl Conn {
             State::Connecting => u64::MAX,
             State::Open => {
                 let timeout = self
-                    .inflight
-                    .front()
-                    .map_or(u64::MAX, |f| f.sent.saturating_add(ctx.timeout));
-                let due = if self.inflight.len() < ctx.depth {
+                    .session
+                    .oldest()
+                    .map_or(u64::MAX, |f| f.tag.sent.saturating_add(ctx.timeout));
+                let due = if self.session.outstanding() < ctx.depth {
                     self.pacing.next_due().unwrap_or(u64::MAX)
                 } else {
                     u64::MAX
@@ -230,53 +244,95 @@ impl Conn {
     }
 
     fn on_readable(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
-        // The clock is read once per read that returned bytes: those answers' arrival time.
-        let mut now = None;
-        loop {
-            let mut scratch = std::mem::take(&mut ctx.scratch);
-            let read = match &mut self.sock {
-                Sock::Tcp(s) => s.read(&mut scratch),
-                Sock::Udp(s) => s.recv(&mut scratch),
-                Sock::Closed => Err(io::ErrorKind::NotConnected.into()),
-            };
-            let outcome = match read {
-                Ok(0) if matches!(self.sock, Sock::Tcp(_)) => Err(CloseReason::Disconnect),
-                Ok(n) => {
-                    let at = *now.insert(ctx.clock.now());
-                    let r = self.on_bytes(&scratch[..n], ctx, at);
-                    // A short TCP read drained the socket: skip the read that would only say
-                    // WouldBlock (mio's edge-triggered readiness fires again on new data).
-                    match r {
-                        Ok(()) if n < scratch.len() && matches!(self.sock, Sock::Tcp(_)) => {
-                            Ok(false)
-                        }
-                        Ok(()) => Ok(true),
-                        Err(_) => Err(CloseReason::Framing),
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
-                // UDP: an ICMP error (port unreachable) surfaces here; the request times out.
-                Err(_) if matches!(self.sock, Sock::Udp(_)) => Ok(true),
-                Err(_) => Err(CloseReason::Disconnect),
-            };
-            ctx.scratch = scratch;
-            match outcome {
-                Ok(true) => continue,
-                Ok(false) => break,
-                Err(reason) => {
-                    let now = now.unwrap_or_else(|| ctx.clock.now());
-                    return self.close(registry, ctx, now, reason);
-                }
+        let result = match self.sock {
+            Sock::Udp(_) => {
+                self.read_datagrams(ctx);
+                Ok(())
             }
-        }
-        let now = now.unwrap_or_else(|| ctx.clock.now());
+            _ => self.read_stream(ctx),
+        };
+        let now = match result {
+            Ok(()) => ctx.clock.now(),
+            Err(reason) => {
+                let now = ctx.clock.now();
+                return self.close(registry, ctx, now, reason);
+            }
+        };
         self.fill(ctx, now);
         // Written once every event of this poll round has been read (see `Conn::flush_queued`),
         // so one wake-up of the target serves several connections.
         if self.out_pos < self.out.len() && !self.queued {
             self.queued = true;
             ctx.queued.push(token.0);
+        }
+    }
+
+    /// Reads the stream until it would block; every complete answer goes to the session.
+    fn read_stream(&mut self, ctx: &mut Ctx) -> Result<(), CloseReason> {
+        loop {
+            let mut scratch = std::mem::take(&mut ctx.scratch);
+            let read = match &mut self.sock {
+                Sock::Tcp(s) => s.read(&mut scratch),
+                _ => Err(io::ErrorKind::NotConnected.into()),
+            };
+            let outcome = match read {
+                Ok(0) => Err(CloseReason::Disconnect),
+                Ok(n) => {
+                    // The clock is read once per read: those answers' arrival time.
+                    let now = ctx.clock.now();
+                    match self.on_bytes(&scratch[..n], ctx, now) {
+                        // A short read drained the socket: skip the read that would only say
+                        // WouldBlock (mio's edge-triggered readiness fires again on new data).
+                        Ok(()) => Ok(n == scratch.len()),
+                        Err(_) => Err(CloseReason::Framing),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+                Err(_) => Err(CloseReason::Disconnect),
+            };
+            ctx.scratch = scratch;
+            match outcome? {
+                true => continue,
+                false => return Ok(()),
+            }
+        }
+    }
+
+    /// Receives datagrams in batches until none are left; each goes to the session.
+    fn read_datagrams(&mut self, ctx: &mut Ctx) {
+        let Sock::Udp(s) = &self.sock else {
+            return;
+        };
+        loop {
+            let Some(inbox) = ctx.inbox.as_mut() else {
+                return;
+            };
+            match inbox.recv(s) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock; or an ICMP error (port unreachable): the requests time out.
+                Err(_) => return,
+            }
+            let now = ctx.clock.now();
+            let at = ctx.clock.instant(now);
+            // Answers the session owes a datagram peer are not sent: the target pushes nothing.
+            let mut owed = Vec::new();
+            let inbox = ctx
+                .inbox
+                .take()
+                .expect("the inbox is back after each batch");
+            for (_, datagram) in inbox.datagrams() {
+                let ok = self
+                    .session
+                    .handle_datagram(at, datagram, &mut owed, &mut |e| {
+                        on_event(e, ctx, now, false)
+                    });
+                if !ok {
+                    count(ctx, now, |e| e.framing += 1);
+                }
+            }
+            ctx.inbox = Some(inbox);
         }
     }
 
@@ -288,22 +344,29 @@ impl Conn {
         }
     }
 
-    /// Handles bytes read at `now`: every complete answer is checked and timed.
+    /// Handles stream bytes read at `now`: every complete answer is checked and timed.
     fn on_bytes(&mut self, data: &[u8], ctx: &mut Ctx, now: u64) -> Result<(), FramingError> {
-        if let Sock::Udp(_) = self.sock {
-            self.on_datagram(data, ctx, now);
-            return Ok(());
-        }
+        let at = ctx.clock.instant(now);
+        let mut feed = |session: &mut PeerSession<Due>, buf: &[u8], out: &mut Vec<u8>| {
+            session.handle_input(at, buf, out, &mut |e| on_event(e, ctx, now, false))
+        };
         if self.pending.is_empty() {
-            let used = self.answers(data, ctx, now)?;
-            self.pending.extend_from_slice(&data[used..]);
+            let used = feed(&mut self.session, data, &mut self.out);
+            if let Err(e) = used {
+                count(ctx, now, |e| e.framing += 1);
+                return Err(e);
+            }
+            self.pending.extend_from_slice(&data[used.unwrap_or(0)..]);
         } else {
             let mut buf = std::mem::take(&mut self.pending);
             buf.extend_from_slice(data);
-            let used = self.answers(&buf, ctx, now);
+            let used = feed(&mut self.session, &buf, &mut self.out);
             buf.drain(..*used.as_ref().unwrap_or(&0));
             self.pending = buf;
-            used?;
+            if let Err(e) = used {
+                count(ctx, now, |e| e.framing += 1);
+                return Err(e);
+            }
         }
         if self.pending.is_empty() {
             // Give a large partial-frame buffer back rather than keep it for an idle peer.
@@ -312,76 +375,15 @@ impl Conn {
         Ok(())
     }
 
-    /// Decodes and completes every whole answer at the start of `buf`; returns bytes used.
-    fn answers(&mut self, buf: &[u8], ctx: &mut Ctx, now: u64) -> Result<usize, FramingError> {
-        let mut used = 0;
-        loop {
-            let rest = &buf[used..];
-            // The common answer, a report's ack in its canonical layout, is checked by comparing
-            // bytes; anything else is decoded and checked field by field.
-            // Requests of one run share their send time, so the acks matched here in a row
-            // are timed and counted together.
-            if let Some((req, run)) = self.inflight.front_run() {
-                if req.kind == RequestKind::Report && ctx.codec == Codec::Binary {
-                    let acks = rest
-                        .chunks_exact(ACK_FRAME_LEN)
-                        .take(run as usize)
-                        .zip(req.seq..)
-                        .take_while(|(frame, seq)| *frame == ack_frame(*seq))
-                        .count();
-                    if acks > 0 {
-                        self.inflight.pop_front_n(acks as u32);
-                        used += acks * ACK_FRAME_LEN;
-                        complete(req, acks as u64, Verdict::Ok, ctx, now);
-                        continue;
-                    }
-                }
-            }
-            match ctx.codec.decode(rest) {
-                Ok(Status::Complete((answer, n))) => {
-                    used += n;
-                    match self.inflight.pop_front() {
-                        Some(req) => complete(req, 1, check(req.kind, req.seq, &answer), ctx, now),
-                        None => count(ctx, now, |e| e.unsolicited += 1),
-                    }
-                }
-                Ok(Status::Partial) => return Ok(used),
-                Err(e) => {
-                    count(ctx, now, |e| e.framing += 1);
-                    return Err(e);
-                }
-            }
-        }
-    }
-
-    fn on_datagram(&mut self, data: &[u8], ctx: &mut Ctx, now: u64) {
-        let answer = match ctx.codec.decode(data) {
-            Ok(Status::Complete((answer, n))) if n == data.len() => answer,
-            _ => return count(ctx, now, |e| e.framing += 1),
-        };
-        let seq = match &answer {
-            Decoded::Message(m) => m.sequence,
-            Decoded::Invalid(e) => e.sequence,
-        };
-        let req = seq
-            .and_then(|s| u32::try_from(s).ok())
-            .and_then(|s| self.inflight.remove_seq(s));
-        match req {
-            Some(req) => complete(req, 1, check(req.kind, req.seq, &answer), ctx, now),
-            None if seq.is_some_and(|s| was_sent(s, self.next_seq, self.seq_wrapped)) => {
-                count(ctx, now, |e| e.late += 1)
-            }
-            None => count(ctx, now, |e| e.unsolicited += 1),
-        }
-    }
-
-    /// Sends every request that pacing allows at `now`, into the output buffer (TCP) or
-    /// straight to the socket (UDP).
+    /// Sends every request that pacing allows at `now`, into the output buffer (TCP) or as
+    /// datagrams (UDP).
     fn fill(&mut self, ctx: &mut Ctx, now: u64) {
         let epoch_ms = ctx.clock.epoch_ms(now);
+        let at = ctx.clock.instant(now);
         let (mut written, mut sent_by_kind) = (0, [0; RequestKind::ALL.len()]);
+        let udp = matches!(self.sock, Sock::Udp(_));
         while !self.sending_done(ctx, now) {
-            let outstanding = self.inflight.len();
+            let outstanding = self.session.outstanding();
             let Some((scheduled, mut count)) = self.pacing.poll_send(now, outstanding, ctx.depth)
             else {
                 break;
@@ -397,67 +399,59 @@ impl Conn {
             if count == 0 {
                 break;
             }
+            let tag = Due {
+                scheduled,
+                sent: now,
+                measured,
+            };
             // The slot's requests go out in runs of one kind: the whole slot when the mix has
-            // a single kind, one request at a time otherwise.
-            let mut left = count;
+            // a single kind, one request at a time otherwise; reports in runs of one sample.
+            // A slot holds at most --pipeline requests, which the command line bounds.
+            let mut left = count as u32;
             while left > 0 {
                 let (kind, n) = match self.mix.single_kind() {
                     Some(kind) => (kind, left),
                     None => (self.mix.next_kind(), 1),
                 };
-                // A slot holds at most --pipeline requests, which the command line bounds.
-                let run_len = n as u32;
-                let seq = self.next_seq;
-                let (next, wrapped) = seq.overflowing_add(run_len);
-                self.next_seq = next;
-                self.seq_wrapped |= wrapped;
-                self.send(kind, seq, n, epoch_ms, &mut ctx.datagram);
-                let first = InFlight {
-                    seq,
-                    kind,
-                    scheduled,
-                    sent: now,
-                    measured,
+                let out = if udp {
+                    ctx.outbox.buffer()
+                } else {
+                    &mut self.out
                 };
-                self.inflight.push_run(first, run_len);
+                let start = out.len();
+                let n: u32 = match command(kind) {
+                    None => {
+                        let seq = self.session.next_sequence();
+                        let n = run_length(seq, n);
+                        let report = self.writer.report(seq, epoch_ms);
+                        self.session
+                            .send_reports(at, &report, n, tag, out)
+                            .map(|_| n)
+                    }
+                    Some(request) => self.session.send(at, &request, tag, out).map(|_| 1),
+                }
+                .expect("the loadgen only builds messages whose values are in range");
+                let written = out.len() - start;
+                if udp {
+                    // The run's frames have one length: one datagram each.
+                    ctx.outbox.queue_each(written / n as usize, None);
+                }
                 if measured {
-                    sent_by_kind[kind as usize] += n as u64;
+                    sent_by_kind[kind as usize] += u64::from(n);
                 }
                 left -= n;
             }
             written += count as u64;
         }
+        if let (Sock::Udp(s), true) = (&self.sock, ctx.outbox.queued() > 0) {
+            // A datagram the kernel refuses is lost like one the network drops: it is counted
+            // when its timeout expires.
+            let _ = ctx.outbox.send(s);
+        }
         ctx.outstanding += written;
         ctx.interval.sent += written;
         for (total, n) in ctx.stats.sent.iter_mut().zip(sent_by_kind) {
             *total += n;
-        }
-    }
-
-    /// Writes `n` requests of `kind` numbered from `seq`: into the output buffer (TCP) or each
-    /// as a datagram of its own (UDP), built in `datagram`.
-    #[inline(always)]
-    fn send(
-        &mut self,
-        kind: RequestKind,
-        seq: u32,
-        n: usize,
-        epoch_ms: u64,
-        datagram: &mut Vec<u8>,
-    ) {
-        match &self.sock {
-            Sock::Udp(s) => {
-                for seq in (0..n).map(|i| seq.wrapping_add(i as u32)) {
-                    datagram.clear();
-                    self.writer.write(kind, seq, epoch_ms, datagram);
-                    // A datagram the kernel refuses is lost like one the network drops: it is
-                    // counted when its timeout expires.
-                    let _ = s.send(datagram);
-                }
-            }
-            _ => {
-                self.writer.write_run(kind, seq, n, epoch_ms, &mut self.out);
-            }
         }
     }
 
@@ -500,56 +494,50 @@ impl Conn {
     /// Counts requests older than the timeout. On TCP the connection is closed (its answers
     /// are ordered, so nothing behind a lost answer can arrive); on UDP they are lost datagrams.
     fn expire(&mut self, registry: &Registry, ctx: &mut Ctx, now: u64) {
-        let timeout = ctx.timeout;
-        let expired = move |r: &InFlight| r.sent.saturating_add(timeout) <= now;
-        match self.sock {
-            Sock::Udp(_) => {
-                while let Some(req) = self.inflight.front().filter(expired) {
-                    self.inflight.pop_front();
-                    give_up(req, ctx, now, |e| e.timeouts += 1);
-                }
-            }
-            _ => {
-                if self.inflight.front().is_some_and(|r| expired(&r)) {
-                    self.close(registry, ctx, now, CloseReason::Timeout);
-                }
-            }
+        let at = ctx.clock.instant(now);
+        let stuck = self
+            .session
+            .handle_timeout(at, &mut |e| on_event(e, ctx, now, false));
+        if stuck {
+            self.close(registry, ctx, now, CloseReason::Timeout);
         }
     }
 
     /// Gives up on every outstanding request as a timeout (the end of the drain period).
     pub fn abandon(&mut self, ctx: &mut Ctx, now: u64) {
-        for req in self.inflight.drain() {
-            give_up(req, ctx, now, |e| e.timeouts += 1);
-        }
+        self.session.reset(&mut |e| on_event(e, ctx, now, true));
     }
 
     fn close(&mut self, registry: &Registry, ctx: &mut Ctx, now: u64, reason: CloseReason) {
-        if let Sock::Tcp(s) = &mut self.sock {
-            let _ = registry.deregister(s);
-        }
-        if let Sock::Udp(s) = &mut self.sock {
-            let _ = registry.deregister(s);
+        match &mut self.sock {
+            Sock::Tcp(s) => drop(registry.deregister(s)),
+            Sock::Udp(s) => drop(registry.deregister(s)),
+            Sock::Closed => {}
         }
         self.sock = Sock::Closed;
         if self.state == State::Open {
             ctx.open -= 1;
         }
-        for req in self.inflight.drain() {
-            match reason {
-                CloseReason::Timeout => give_up(req, ctx, now, |e| e.timeouts += 1),
-                _ => give_up(req, ctx, now, |e| e.aborted += 1),
-            }
-        }
+        self.session.reset(&mut |e| on_event(e, ctx, now, false));
         if reason == CloseReason::Disconnect {
             count(ctx, now, |e| e.disconnects += 1);
         }
+        self.session = new_session(ctx);
         self.pending = Vec::new();
         self.out = Vec::new();
         self.out_pos = 0;
         self.want_write = false;
         self.state = State::Waiting(now + RECONNECT_DELAY_NS);
     }
+}
+
+/// A fresh session for a connection of `ctx`'s run.
+fn new_session(ctx: &Ctx) -> PeerSession<Due> {
+    let transport = match ctx.scheme_is_udp {
+        true => Transport::Datagram,
+        false => Transport::Stream,
+    };
+    PeerSession::new(ctx.codec, transport, Duration::from_nanos(ctx.timeout))
 }
 
 /// A UDP socket bound to an ephemeral port of the target's address family and connected to it.
@@ -564,16 +552,31 @@ fn udp_socket(target: SocketAddr) -> io::Result<UdpSocket> {
     Ok(s)
 }
 
-/// True when SEQUENCE `seq` has been sent on a connection whose next SEQUENCE is `next_seq`
-/// (`wrapped`: SEQUENCE has passed `u32::MAX` at least once, so every value has been sent).
-fn was_sent(seq: u64, next_seq: u32, wrapped: bool) -> bool {
-    u32::try_from(seq).is_ok_and(|s| wrapped || s < next_seq)
+/// Turns one event of a connection's session at `now` into the run's figures; `abandoned`
+/// counts requests given up on as timeouts (the end of the drain) rather than as aborted.
+fn on_event(event: PeerEvent<'_, Due>, ctx: &mut Ctx, now: u64, abandoned: bool) {
+    match event {
+        PeerEvent::Answered { sent, verdict, .. } => complete(sent, verdict, ctx, now),
+        PeerEvent::TimedOut { sent } => give_up(sent, ctx, now, |e, n| e.timeouts += n),
+        PeerEvent::Aborted { sent } if abandoned => give_up(sent, ctx, now, |e, n| e.timeouts += n),
+        PeerEvent::Aborted { sent } => give_up(sent, ctx, now, |e, n| e.aborted += n),
+        PeerEvent::Unsolicited { late: true } => count(ctx, now, |e| e.late += 1),
+        // Anything else the target sends (an unasked answer, a push, a command, an invalid
+        // message) answers no request of the run.
+        PeerEvent::Unsolicited { late: false }
+        | PeerEvent::Pushed { .. }
+        | PeerEvent::Paused { .. }
+        | PeerEvent::Resumed { .. }
+        | PeerEvent::PauseEnded
+        | PeerEvent::Invalid(_) => count(ctx, now, |e| e.unsolicited += 1),
+    }
 }
 
-/// Counts and times the answers to `n` requests of one run starting at `req`, all found
-/// `verdict` by checking.
+/// Counts and times the answers to the requests `sent`, all found `verdict` by checking.
 #[inline]
-fn complete(req: InFlight, n: u64, verdict: Verdict, ctx: &mut Ctx, now: u64) {
+fn complete(sent: Sent<Due>, verdict: Verdict, ctx: &mut Ctx, now: u64) {
+    let n = u64::from(sent.count);
+    let req = sent.tag;
     ctx.outstanding -= n;
     ctx.interval.answered += n;
     if verdict != Verdict::Ok {
@@ -601,17 +604,18 @@ fn complete(req: InFlight, n: u64, verdict: Verdict, ctx: &mut Ctx, now: u64) {
     s.last_done = now;
 }
 
-/// Ends `req` without an answer, counting it with `bump` when it was measured.
+/// Ends the requests `sent` without an answer, counting them with `bump` when measured.
 fn give_up(
-    req: InFlight,
+    sent: Sent<Due>,
     ctx: &mut Ctx,
     now: u64,
-    bump: impl FnOnce(&mut crate::stats::ErrorCounts),
+    bump: impl FnOnce(&mut crate::stats::ErrorCounts, u64),
 ) {
-    ctx.outstanding -= 1;
-    ctx.interval.errors += 1;
-    if req.measured {
-        bump(&mut ctx.stats.errors);
+    let n = u64::from(sent.count);
+    ctx.outstanding -= n;
+    ctx.interval.errors += n;
+    if sent.tag.measured {
+        bump(&mut ctx.stats.errors, n);
         ctx.stats.last_done = now;
     }
 }
@@ -621,23 +625,5 @@ fn count(ctx: &mut Ctx, now: u64, bump: impl FnOnce(&mut crate::stats::ErrorCoun
     ctx.interval.errors += 1;
     if now >= ctx.measure_start {
         bump(&mut ctx.stats.errors);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::was_sent;
-
-    #[test]
-    fn an_answer_is_late_only_for_a_sequence_already_sent() {
-        assert!(was_sent(0, 10, false));
-        assert!(was_sent(9, 10, false));
-        assert!(!was_sent(10, 10, false));
-        assert!(!was_sent(4_000_000_000, 10, false));
-        // After a wrap, every 32-bit value has gone out once, including those above next_seq.
-        assert!(was_sent(4_000_000_000, 10, true));
-        assert!(was_sent(10, 10, true));
-        // A SEQUENCE wider than the 32 bits the loadgen sends was never sent.
-        assert!(!was_sent(u64::from(u32::MAX) + 1, 10, true));
     }
 }

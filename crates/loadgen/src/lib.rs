@@ -12,14 +12,12 @@
 #![forbid(unsafe_code)]
 
 pub mod busy;
-pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod conn;
 pub mod embedded;
 pub mod hgrm;
-pub mod inflight;
 pub mod mix;
 pub mod pacing;
 pub mod plot;

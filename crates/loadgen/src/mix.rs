@@ -5,7 +5,7 @@
 //! bursts, so a short run still has the configured proportions and no random generator is
 //! needed on the hot path.
 
-use crate::request::RequestKind;
+use avp_proto::peer::RequestKind;
 use std::fmt;
 use std::str::FromStr;
 

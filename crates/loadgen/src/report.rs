@@ -1,9 +1,9 @@
 //! The final report: built from a run's merged stats, printed as an aligned table, written as
 //! JSON (with a schema version), and read back by `compare`.
 
-use crate::request::RequestKind;
 use crate::run::{RunConfig, RunOutcome};
 use crate::stats::ErrorCounts;
+use avp_proto::peer::RequestKind;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -115,20 +115,6 @@ fn plan_worker(
     measure_start: u64,
     send_end: u64,
 ) -> WorkerPlan {
-    let conns = (t..cfg.connections)
-        .step_by(threads)
-        .map(|i| {
-            let connect_at = cfg
-                .connect_rate
-                .map_or(0, |r| (i as f64 * NANOS_PER_SEC as f64 / r) as u64);
-            let pacing = match cfg.rate {
-                Some(rate) => Pacing::Open(Schedule::new(0, i, cfg.connections, rate)),
-                None => Pacing::Closed,
-            };
-            let writer = RequestWriter::new(cfg.target.scheme.codec(), cfg.report_fields, i);
-            Conn::new(connect_at, pacing, cfg.mix.cursor(), writer)
-        })
-        .collect();
     // --requests N: thread t sends N / threads, the first N % threads one more.
     let remaining = cfg.requests.map(|n| {
         let (share, extra) = (n / threads as u64, n % threads as u64);
@@ -152,8 +138,23 @@ fn plan_worker(
         warmup_latency: new_histogram(),
         queued: Vec::new(),
         scratch: vec![0; SCRATCH_LEN],
-        datagram: Vec::with_capacity(512),
+        inbox: (cfg.target.scheme == Scheme::Udp).then(avp_udp::Inbox::default),
+        outbox: avp_udp::Outbox::default(),
     };
+    let conns = (t..cfg.connections)
+        .step_by(threads)
+        .map(|i| {
+            let connect_at = cfg
+                .connect_rate
+                .map_or(0, |r| (i as f64 * NANOS_PER_SEC as f64 / r) as u64);
+            let pacing = match cfg.rate {
+                Some(rate) => Pacing::Open(Schedule::new(0, i, cfg.connections, rate)),
+                None => Pacing::Closed,
+            };
+            let writer = RequestWriter::new(cfg.report_fields, i);
+            Conn::new(connect_at, &ctx, pacing, cfg.mix.cursor(), writer)
+        })
+        .collect();
     WorkerPlan { ctx, conns }
 }
 

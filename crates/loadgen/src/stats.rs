@@ -5,8 +5,7 @@
 //! significant digits, recorded both from the scheduled send time (corrected for coordinated
 //! omission) and from the actual send time (uncorrected).
 
-use crate::check::Verdict;
-use crate::request::RequestKind;
+use avp_proto::peer::{RequestKind, Verdict};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
@@ -57,7 +56,8 @@ impl ErrorCounts {
             Verdict::SeqMismatch => self.seq_mismatch += n,
             Verdict::Status4xx => self.status_4xx += n,
             Verdict::Status5xx => self.status_5xx += n,
-            Verdict::WrongType => self.wrong_type += n,
+            // WrongType, and any verdict this version does not know.
+            _ => self.wrong_type += n,
         }
     }
 

@@ -66,8 +66,10 @@ pub struct Ctx {
     pub queued: Vec<usize>,
     /// Shared read buffer.
     pub scratch: Vec<u8>,
-    /// Reused buffer for one outgoing datagram.
-    pub datagram: Vec<u8>,
+    /// Receive buffers of UDP batches (`None` only while a batch is being handled).
+    pub inbox: Option<avp_udp::Inbox>,
+    /// Datagrams queued to send in one batch.
+    pub outbox: avp_udp::Outbox,
 }
 
 impl Ctx {

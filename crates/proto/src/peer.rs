@@ -45,16 +45,35 @@ pub enum Transport {
 
 /// What a request asks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum RequestKind {
     /// STAT_REPORT, answered by STAT_REPORT_ACK.
-    Report,
+    Report = 0,
     /// PAUSE, answered by COMMAND_RESPONSE.
-    Pause,
+    Pause = 1,
     /// RESUME, answered by COMMAND_RESPONSE.
-    Resume,
+    Resume = 2,
 }
 
 impl RequestKind {
+    /// Every kind, in the order of their numbers (`kind as usize` indexes it).
+    pub const ALL: [RequestKind; 3] =
+        [RequestKind::Report, RequestKind::Pause, RequestKind::Resume];
+
+    /// The kind's name, as the JSON form names its message type.
+    pub fn name(self) -> &'static str {
+        match self {
+            RequestKind::Report => "report",
+            RequestKind::Pause => "pause",
+            RequestKind::Resume => "resume",
+        }
+    }
+
+    /// The kind a name stands for.
+    pub fn from_name(name: &str) -> Option<RequestKind> {
+        RequestKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
     /// The message type that answers this kind.
     pub fn answer_type(self) -> MessageType {
         match self {
@@ -293,6 +312,11 @@ impl<T: Copy + PartialEq> PeerSession<T> {
     /// Requests sent and not yet answered, timed out or aborted.
     pub fn outstanding(&self) -> usize {
         self.outstanding
+    }
+
+    /// The SEQUENCE [`PeerSession::send`] uses next.
+    pub fn next_sequence(&self) -> u32 {
+        self.next_seq
     }
 
     /// The oldest outstanding requests.

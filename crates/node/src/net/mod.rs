@@ -1,8 +1,7 @@
 //! The network layer: listening sockets, connection buffers, driving one TCP connection's
-//! reads and writes, and batched UDP IO. It moves bytes; what a message means is the
+//! reads and writes (batched UDP IO is the `avp-udp` crate). It moves bytes; what a message means is the
 //! session's job.
 
 pub mod buffer;
 pub mod conn;
 pub mod listen;
-pub mod udp;

@@ -29,7 +29,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use udp::{UdpIo, UdpPlane};
+use udp::UdpPlane;
 
 /// Token of the waker that signals shutdown.
 const WAKER: Token = Token(usize::MAX);
@@ -150,8 +150,6 @@ impl Worker {
     /// Runs the event loop until shutdown is requested and the owed answers are sent.
     pub fn run(mut self) {
         let mut events = Events::with_capacity(1024);
-        // The batch headers hold raw pointers and stay on this thread.
-        let mut udp_io = UdpIo::default();
         let mut next_tick = Instant::now() + TICK;
         let mut drain_deadline: Option<Instant> = None;
         loop {
@@ -184,9 +182,7 @@ impl Worker {
                     Token(i) if i < FIRST_CONNECTION => {
                         let index = i - self.tcp.len();
                         let (fleet, counters) = (&mut self.fleet, &mut self.counters);
-                        let io = &mut udp_io;
-                        self.udp
-                            .on_readable(index, io, now, now_ms, fleet, counters);
+                        self.udp.on_readable(index, now, now_ms, fleet, counters);
                     }
                     Token(i) => self.on_connection_event(
                         i - FIRST_CONNECTION,

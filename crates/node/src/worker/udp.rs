@@ -4,24 +4,19 @@
 
 use crate::fleet::FleetShard;
 use crate::intake::DatagramIntake;
-use crate::net::udp::{Inbox, Outbox};
 use crate::stats::Counters;
 use avp_proto::server::{DatagramAnswer, Role, ServerConfig, ServerSession};
 use avp_proto::Codec;
+use avp_udp::{Inbox, Outbox};
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The UDP sockets of one worker.
+/// The UDP sockets of one worker, and its batch buffers.
 pub(super) struct UdpPlane {
     sockets: Vec<(UdpSocket, ServerSession)>,
-}
-
-/// The batch buffers of a worker's UDP plane, created on the worker's thread.
-#[derive(Default)]
-pub(super) struct UdpIo {
     inbox: Inbox,
     outbox: Outbox,
 }
@@ -34,6 +29,8 @@ impl UdpPlane {
                 .into_iter()
                 .map(|s| (s, ServerSession::new(config.clone(), now)))
                 .collect(),
+            inbox: Inbox::default(),
+            outbox: Outbox::default(),
         }
     }
 
@@ -54,7 +51,6 @@ impl UdpPlane {
     pub(super) fn on_readable(
         &mut self,
         index: usize,
-        io: &mut UdpIo,
         now: Instant,
         now_ms: u64,
         fleet: &mut FleetShard,
@@ -63,7 +59,7 @@ impl UdpPlane {
         let Some((socket, session)) = self.sockets.get_mut(index) else {
             return;
         };
-        let (inbox, outbox) = (&mut io.inbox, &mut io.outbox);
+        let (inbox, outbox) = (&mut self.inbox, &mut self.outbox);
         loop {
             match inbox.recv(socket) {
                 Ok(_) => {}
@@ -90,7 +86,7 @@ impl UdpPlane {
                 match session.handle_datagram(now, bytes, outbox.buffer(), &mut intake, tally) {
                     // The UDP intake acknowledges at once: no answer is ever held here.
                     Ok(DatagramAnswer::Now | DatagramAnswer::Held(_)) => {
-                        outbox.queue(received.peer)
+                        outbox.queue(Some(received.peer))
                     }
                     Ok(DatagramAnswer::None) => {}
                     Err(e) => {
