@@ -25,7 +25,7 @@ pub struct AgentArgs {
     #[arg(long, default_value = "tcp://127.0.0.1:7700")]
     pub collector: Endpoint,
     /// Time between samples, e.g. 1s, 500ms.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = avp_units::parse_duration)]
     pub interval: Duration,
     /// NODE_ID to report (default: the host name).
     #[arg(long)]

@@ -34,26 +34,26 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 100_000)]
     pub max_connections: usize,
     /// Close connections silent for this long (e.g. 300s, 5m).
-    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = avp_units::parse_duration)]
     pub idle_timeout: Duration,
     /// Close a connection whose frame is still incomplete this long after its first bytes
     /// arrived (a header trickled in a byte at a time, say).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub frame_timeout: Duration,
     /// Close a terminal that leaves pushed reports unacknowledged this long.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = avp_units::parse_duration)]
     pub ack_timeout: Duration,
     /// Unsent output (bytes) at which a peer stops being read until it drains.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_output: usize,
     /// Time between two pushes of the fleet view to terminals.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = avp_units::parse_duration)]
     pub report_interval: Duration,
     /// Unacknowledged pushes at which a terminal is not pushed more until it catches up.
     #[arg(long, default_value_t = 65_536)]
     pub max_unacked: usize,
     /// Time between two status log lines.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub status_interval: Duration,
     /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd=trace.
     #[arg(long)]

@@ -25,7 +25,7 @@ pub struct TermArgs {
     #[arg(long)]
     pub plain: bool,
     /// One-shot commands: how long to wait for the connection and the answer.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub timeout: Duration,
     /// Send one command, print the answers, exit 0 only if every answer is 200.
     #[command(subcommand)]
@@ -56,12 +56,12 @@ pub fn run(args: TermArgs) -> anyhow::Result<()> {
                 TermCommand::Pause { seconds } => Command::Pause(seconds),
                 TermCommand::Resume => Command::Resume,
             };
-            oneshot::run(&links, command, args.timeout)
+            Ok(oneshot::run(&links, command, args.timeout)?)
         }
         None if args.plain || !std::io::stdout().is_terminal() => {
             crate::logging::init(None);
-            plain::run(&links)
+            Ok(plain::run(&links)?)
         }
-        None => screen::run(&links),
+        None => Ok(screen::run(&links)?),
     }
 }

@@ -1,14 +1,20 @@
 //! `avp-loadgen compare A.json B.json`: two run reports side by side, with the ratio B/A.
 
+use crate::error::Error;
 use crate::report::RunReport;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Reads a run report written by `--json`.
-pub fn load(path: &Path) -> anyhow::Result<RunReport> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    RunReport::from_json(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+pub fn load(path: &Path) -> Result<RunReport, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    RunReport::from_json(&text).map_err(|reason| Error::Report {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 /// The side-by-side table of two reports.

@@ -1,12 +1,13 @@
 //! `--embedded`: an avpd node started in this process on an ephemeral loopback port.
 
+use crate::error::Error;
 use avp_endpoint::{Endpoint, Scheme};
 use avpd_node::{Config, Node};
 use std::net::SocketAddr;
 
 /// Starts a node with `workers` threads listening on `127.0.0.1:0` for `scheme` (no management
 /// plane) and returns it with the endpoint to target.
-pub fn start(scheme: Scheme, workers: usize) -> anyhow::Result<(Node, Endpoint)> {
+pub fn start(scheme: Scheme, workers: usize) -> Result<(Node, Endpoint), Error> {
     let any: SocketAddr = ([127, 0, 0, 1], 0).into();
     let mut config = Config {
         listen: vec![Endpoint::new(scheme, any)],
@@ -14,9 +15,8 @@ pub fn start(scheme: Scheme, workers: usize) -> anyhow::Result<(Node, Endpoint)>
         ..Config::default()
     };
     config.admin.listen.clear();
-    let node = Node::start(config)?;
-    let addr = node
-        .local_addr(scheme)
-        .ok_or_else(|| anyhow::anyhow!("the embedded node has no {} listener", scheme.as_str()))?;
+    let node = Node::start(config).map_err(Error::Node)?;
+    // The node bound the one endpoint it was given.
+    let addr = node.local_addr(scheme).unwrap_or(any);
     Ok((node, Endpoint::new(scheme, addr)))
 }

@@ -2,21 +2,24 @@
 //!
 //! The binary drives load through a hand-rolled mio client loop ([`worker`]), closed loop
 //! (a fixed number of requests outstanding per connection) or open loop (a fixed schedule,
-//! latency measured from the scheduled send time, see [`pacing`]). Every answer is checked
-//! ([`check`]) and timed into HdrHistograms ([`stats`]); [`report`] turns the merged figures
-//! into the table, the JSON report ([`report::RunReport`]), the `.hgrm` file ([`hgrm`]) and
-//! plots ([`plot`]). [`sweep`] steps the open-loop rate up until an SLO breaks and [`compare`]
-//! puts two JSON reports side by side. The protocol itself is avpd's: this crate never encodes
-//! or decodes a frame by hand.
+//! latency measured from the scheduled send time, see [`pacing`]). Each connection ([`conn`])
+//! speaks through an [`avp_proto::PeerSession`], which writes the requests and matches and
+//! checks every answer; the answers are timed into HdrHistograms ([`stats`]); [`report`] turns
+//! the merged figures into the table, the JSON report ([`report::RunReport`]), the `.hgrm`
+//! file ([`hgrm`]) and plots ([`plot`]). [`sweep`] steps the open-loop rate up until an SLO
+//! breaks and [`compare`] puts two JSON reports side by side. The protocol is avp-proto's:
+//! this crate never encodes or decodes a frame by hand. With the default `embedded` feature,
+//! [`embedded`] starts an avpd node in the process.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod busy;
-pub mod cli;
 pub mod clock;
 pub mod compare;
 pub mod conn;
+#[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod error;
 pub mod hgrm;
 pub mod mix;
 pub mod pacing;

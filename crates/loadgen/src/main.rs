@@ -3,12 +3,14 @@
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
-use avp_loadgen::cli::{Cli, Command, LoadArgs};
+mod cli;
+
 use avp_loadgen::plot::{self, Chart, Series, XAxis};
 use avp_loadgen::report::RunReport;
 use avp_loadgen::run::run;
-use avp_loadgen::{compare, embedded, hgrm, sweep};
+use avp_loadgen::{compare, hgrm, sweep};
 use clap::Parser;
+use cli::{Cli, Command, LoadArgs};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -37,25 +39,37 @@ fn real_main() -> anyhow::Result<ExitCode> {
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         eprintln!("avp-loadgen: cannot raise the open-file limit: {e}");
     }
-    let (node, target) = if args.embedded {
-        let (node, target) = embedded::start(args.target.scheme, args.node_workers)?;
-        eprintln!(
-            "embedded avpd node ({} worker(s)) on {target}",
-            args.node_workers.max(1)
-        );
-        (Some(node), target)
-    } else {
-        (None, args.target.clone())
-    };
-    let code = if args.sweep {
-        run_sweep(&args, target)?
-    } else {
-        run_once(&args, target)?
-    };
-    if let Some(node) = node {
-        node.shutdown();
+    if args.embedded {
+        return run_embedded(&args);
     }
-    Ok(code)
+    run_against(&args, args.target.clone())
+}
+
+/// A run or sweep against `target`.
+fn run_against(args: &LoadArgs, target: avp_endpoint::Endpoint) -> anyhow::Result<ExitCode> {
+    if args.sweep {
+        run_sweep(args, target)
+    } else {
+        run_once(args, target)
+    }
+}
+
+/// `--embedded`: the run against a node started in this process.
+#[cfg(feature = "embedded")]
+fn run_embedded(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    let (node, target) = avp_loadgen::embedded::start(args.target.scheme, args.node_workers)?;
+    eprintln!(
+        "embedded avpd node ({} worker(s)) on {target}",
+        args.node_workers.max(1)
+    );
+    let code = run_against(args, target);
+    node.shutdown();
+    code
+}
+
+#[cfg(not(feature = "embedded"))]
+fn run_embedded(_: &LoadArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this avp-loadgen was built without the `embedded` feature: give --target")
 }
 
 /// One run: table on stdout, then the requested files. Exit status 1 if any measured request

@@ -7,7 +7,7 @@
 //! font found at run time (DejaVu Sans from Debian's `fonts-dejavu-core`, or the file named by
 //! `AVP_LOADGEN_FONT`).
 
-use anyhow::{bail, Context};
+use crate::error::Error;
 use hdrhistogram::Histogram;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -87,17 +87,20 @@ pub fn spectrum(h: &Histogram<u64>) -> Vec<(f64, f64)> {
 }
 
 /// Draws `chart` into `path` (`.svg` or `.png`).
-pub fn render(chart: &Chart, path: &Path) -> anyhow::Result<()> {
-    ensure_font()?;
+pub fn render(chart: &Chart, path: &Path) -> Result<(), Error> {
+    let failed = |reason: String| Error::Plot {
+        path: path.to_path_buf(),
+        reason,
+    };
+    ensure_font().map_err(failed)?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "svg" => draw(SVGBackend::new(path, SIZE).into_drawing_area(), chart)
-            .map_err(|e| anyhow::anyhow!("{e}")),
+            .map_err(|e| failed(e.to_string())),
         "png" => draw(BitMapBackend::new(path, SIZE).into_drawing_area(), chart)
-            .map_err(|e| anyhow::anyhow!("{e}")),
-        _ => bail!("{}: the plot file must end in .svg or .png", path.display()),
+            .map_err(|e| failed(e.to_string())),
+        _ => Err(failed("the plot file must end in .svg or .png".into())),
     }
-    .with_context(|| format!("cannot draw {}", path.display()))
 }
 
 fn draw<DB: DrawingBackend>(
@@ -177,7 +180,7 @@ fn percentile_label(x: f64) -> String {
 }
 
 /// Registers the first TrueType font found as plotters' `sans-serif`, once per process.
-fn ensure_font() -> anyhow::Result<()> {
+fn ensure_font() -> Result<(), String> {
     static FONT: OnceLock<Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         let env = std::env::var("AVP_LOADGEN_FONT").ok();
@@ -196,7 +199,6 @@ fn ensure_font() -> anyhow::Result<()> {
             .map_err(|_| format!("{path} is not a usable TrueType font"))
     })
     .clone()
-    .map_err(anyhow::Error::msg)
 }
 
 #[cfg(test)]

@@ -214,16 +214,18 @@ impl RunReport {
         }
     }
 
-    /// Reads a report written by `--json`, checking its schema and version.
-    pub fn from_json(text: &str) -> anyhow::Result<Self> {
-        let v: serde_json::Value = serde_json::from_str(text)?;
+    /// Reads a report written by `--json`, checking its schema and version; the error says
+    /// what is wrong.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         let schema = v.get("schema").and_then(|s| s.as_str()).unwrap_or("");
         let version = v.get("schema_version").and_then(|s| s.as_u64());
-        anyhow::ensure!(
-            schema == SCHEMA && version == Some(u64::from(SCHEMA_VERSION)),
-            "not an {SCHEMA} version {SCHEMA_VERSION} report (schema {schema:?}, version {version:?})"
-        );
-        Ok(serde_json::from_value(v)?)
+        if schema != SCHEMA || version != Some(u64::from(SCHEMA_VERSION)) {
+            return Err(format!(
+                "not an {SCHEMA} version {SCHEMA_VERSION} report (schema {schema:?}, version {version:?})"
+            ));
+        }
+        serde_json::from_value(v).map_err(|e| e.to_string())
     }
 
     /// The headline figures as `(name, value)`, the rows `compare` puts side by side.

@@ -13,7 +13,7 @@ pub const PAUSE_SECS: u64 = 1;
 pub const SAMPLE_EVERY: u32 = 64;
 
 /// Which attributes a STAT_REPORT carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReportFields {
     /// CPU, MEM, SEQUENCE, TIMESTAMP and NODE_ID, as a real agent sends (about 40 bytes).
     #[default]

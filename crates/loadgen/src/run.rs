@@ -3,13 +3,13 @@
 
 use crate::clock::{nanos, Clock, NANOS_PER_SEC};
 use crate::conn::Conn;
+use crate::error::Error;
 use crate::mix::Mix;
 use crate::pacing::{Pacing, Schedule};
 use crate::report::{fmt_latency, group};
 use crate::request::{ReportFields, RequestWriter};
 use crate::stats::{new_histogram, Interval, Stats};
 use crate::worker::{run_worker, Ctx, WorkerPlan, SCRATCH_LEN};
-use anyhow::Context as _;
 use avp_endpoint::{Endpoint, Scheme};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -61,11 +61,14 @@ pub struct RunOutcome {
 }
 
 /// Runs the load described by `cfg` to completion.
-pub fn run(cfg: &RunConfig) -> anyhow::Result<RunOutcome> {
+pub fn run(cfg: &RunConfig) -> Result<RunOutcome, Error> {
     let target_addr = cfg
         .target
         .resolve_first()
-        .with_context(|| format!("cannot resolve {}", cfg.target))?;
+        .map_err(|source| Error::Resolve {
+            target: cfg.target.clone(),
+            source,
+        })?;
     let threads = cfg.threads.clamp(1, cfg.connections.max(1));
     let clock = Clock::start();
     let measure_start = nanos(cfg.warmup);
@@ -81,7 +84,7 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<RunOutcome> {
         let handle = std::thread::Builder::new()
             .name(format!("loadgen-{t}"))
             .spawn(move || run_worker(plan, tx))
-            .context("cannot start a worker thread")?;
+            .map_err(Error::Worker)?;
         handles.push(handle);
     }
     drop(tx);
@@ -90,8 +93,8 @@ pub fn run(cfg: &RunConfig) -> anyhow::Result<RunOutcome> {
     for h in handles {
         let worker = h
             .join()
-            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?
-            .context("worker event loop failed")?;
+            .map_err(|_| Error::WorkerPanicked)?
+            .map_err(Error::Worker)?;
         stats.merge(&worker);
     }
     let window_ns = match cfg.requests {

@@ -1,6 +1,7 @@
 //! Capacity sweep: open-loop runs at geometrically rising rates until the latency SLO or the
 //! error budget breaks; the answer is the highest rate that met both.
 
+use crate::error::Error;
 use crate::report::{fmt_latency, group, RunReport};
 use crate::run::{run, RunConfig};
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,7 @@ pub struct Slo {
 impl FromStr for Slo {
     type Err = String;
 
-    /// Parses `p99=5ms` (units `us`, `ms`, `s`).
+    /// Parses `p99=5ms` (any duration `avp_units::parse_duration` reads).
     fn from_str(s: &str) -> Result<Self, String> {
         let (p, limit) = s
             .split_once('=')
@@ -32,7 +33,7 @@ impl FromStr for Slo {
         if !known {
             return Err(format!("{p:?}: use p50, p90, p99, p99.9, p99.99 or max"));
         }
-        let limit = crate::cli::parse_duration(limit.trim())?;
+        let limit = avp_units::parse_duration(limit).map_err(|e| e.to_string())?;
         Ok(Slo {
             percentile: p.to_string(),
             limit_us: limit.as_secs_f64() * 1e6,
@@ -111,8 +112,10 @@ pub fn sweep(
     base: &RunConfig,
     cfg: &SweepConfig,
     mut on_step: impl FnMut(&Step),
-) -> anyhow::Result<SweepReport> {
-    anyhow::ensure!(cfg.factor > 1.0, "--sweep-factor must be above 1");
+) -> Result<SweepReport, Error> {
+    if cfg.factor <= 1.0 {
+        return Err(Error::Config("--sweep-factor must be above 1".into()));
+    }
     let mut steps = Vec::new();
     let mut rate = cfg.start_rate;
     for _ in 0..cfg.max_steps {

@@ -6,11 +6,11 @@
 //! far behind on acks. The node feeds it from its data-plane workers; `avpd agent --listen`
 //! feeds it the agent's own samples.
 
+use crate::error::{bind_error, resolve, StartError};
 use crate::fleet::NodeReport;
 use crate::net::listen::bind_tcp;
 use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
 use crate::Threads;
-use anyhow::{bail, Context as _};
 use avp_endpoint::{Endpoint, Scheme};
 use avp_proto::server::{Role, ServerConfig};
 use crossbeam_channel::Receiver;
@@ -71,7 +71,7 @@ impl AdminPlane {
     pub fn start(
         config: AdminConfig,
         updates: Receiver<Vec<NodeReport>>,
-    ) -> anyhow::Result<AdminPlane> {
+    ) -> Result<AdminPlane, StartError> {
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Threads::new(shutdown.clone());
         let bound = spawn(
@@ -105,16 +105,15 @@ pub(super) fn spawn(
     updates: Receiver<Vec<NodeReport>>,
     links: Links,
     threads: &mut Threads,
-) -> anyhow::Result<Vec<Endpoint>> {
+) -> Result<Vec<Endpoint>, StartError> {
     let mut tcp = Vec::new();
     let mut bound = Vec::new();
     for endpoint in &config.listen {
         if endpoint.scheme == Scheme::Udp {
-            bail!("{endpoint}: the management plane runs over TCP (tcp:// or json+tcp://)");
+            return Err(StartError::AdminScheme(endpoint.clone()));
         }
-        let addr = endpoint.resolve_first()?;
-        let mut listeners =
-            bind_tcp(addr, 1, config.backlog).with_context(|| format!("binding {endpoint}"))?;
+        let addr = resolve(endpoint)?;
+        let mut listeners = bind_tcp(addr, 1, config.backlog).map_err(bind_error(endpoint))?;
         let listener = listeners
             .pop()
             .expect("bind_tcp returns one listener per count");

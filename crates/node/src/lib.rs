@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod error;
 pub mod fleet;
 pub mod intake;
 pub mod net;
@@ -19,10 +20,11 @@ pub mod worker;
 
 use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;
-use anyhow::Context as _;
 use avp_endpoint::{Endpoint, Scheme};
 use avp_proto::server::{Role, ServerConfig};
 use crossbeam_channel::{bounded, Receiver};
+pub use error::StartError;
+use error::{bind_error, resolve};
 use stats::{Counters, StatusLine, WorkerSnapshot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -84,7 +86,7 @@ pub struct Node {
 
 impl Node {
     /// Binds every listener and starts the worker threads.
-    pub fn start(config: Config) -> anyhow::Result<Node> {
+    pub fn start(config: Config) -> Result<Node, StartError> {
         raise_fd_limit();
         let workers = config.workers.max(1);
         let shutdown = Arc::new(AtomicBool::new(false));
@@ -97,18 +99,17 @@ impl Node {
         let mut udp: Vec<Vec<mio::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
         let mut data = Vec::new();
         for endpoint in &config.listen {
-            let addr = endpoint.resolve_first()?;
+            let addr = resolve(endpoint)?;
             let bound = if endpoint.scheme == Scheme::Udp {
-                let sockets =
-                    bind_udp(addr, workers).with_context(|| format!("binding {endpoint}"))?;
+                let sockets = bind_udp(addr, workers).map_err(bind_error(endpoint))?;
                 let local = sockets[0].local_addr()?;
                 for (w, socket) in sockets.into_iter().enumerate() {
                     udp[w].push(socket);
                 }
                 local
             } else {
-                let listeners = bind_tcp(addr, workers, config.backlog)
-                    .with_context(|| format!("binding {endpoint}"))?;
+                let listeners =
+                    bind_tcp(addr, workers, config.backlog).map_err(bind_error(endpoint))?;
                 let local = listeners[0].local_addr()?;
                 let session = Arc::new(ServerConfig {
                     idle_timeout: config.idle_timeout,

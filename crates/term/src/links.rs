@@ -6,7 +6,7 @@ use super::command::Command;
 use avp_endpoint::Endpoint;
 use avp_proto::peer::{PeerEvent, Request};
 use avp_proto::{Codec, Report};
-use avpd_client::{ClientEvent, LinkStatus, PeerLink};
+use avpd_client::{ClientEvent, LinkStatus, PeerLink, UnsupportedScheme};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 use tracing::warn;
@@ -53,6 +53,27 @@ pub enum UpdateKind {
     },
 }
 
+/// Why the links could not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// An endpoint cannot carry a terminal's link.
+    Scheme(UnsupportedScheme),
+    /// A link's thread could not be started.
+    Thread(std::io::Error),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Scheme(e) => e.fmt(f),
+            SpawnError::Thread(e) => write!(f, "cannot start a link thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnError {}
+
 /// The running link threads.
 pub struct LinkSet {
     /// Updates from every link, in arrival order.
@@ -64,16 +85,18 @@ pub struct LinkSet {
 
 impl LinkSet {
     /// Starts one thread per endpoint. The threads end when the `LinkSet` is dropped.
-    pub fn spawn(endpoints: &[Endpoint], codec: Option<Codec>) -> anyhow::Result<LinkSet> {
+    pub fn spawn(endpoints: &[Endpoint], codec: Option<Codec>) -> Result<LinkSet, SpawnError> {
         let (update_tx, updates) = crossbeam_channel::unbounded();
         let mut commands = Vec::new();
         for (index, endpoint) in endpoints.iter().enumerate() {
-            let link = PeerLink::new(endpoint.clone(), codec, ANSWER_TIMEOUT)?;
+            let link = PeerLink::new(endpoint.clone(), codec, ANSWER_TIMEOUT)
+                .map_err(SpawnError::Scheme)?;
             let (tx, rx) = crossbeam_channel::unbounded();
             let update_tx = update_tx.clone();
             std::thread::Builder::new()
                 .name(format!("link-{index}"))
-                .spawn(move || run_link(index, link, &rx, &update_tx))?;
+                .spawn(move || run_link(index, link, &rx, &update_tx))
+                .map_err(SpawnError::Thread)?;
             commands.push(tx);
         }
         Ok(LinkSet {

@@ -3,9 +3,31 @@
 
 use super::command::Command;
 use super::links::{LinkSet, UpdateKind};
-use anyhow::bail;
 use avp_proto::result_code;
 use std::time::{Duration, Instant};
+
+/// A one-shot command that was not answered 200 on every link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failed {
+    /// The command.
+    pub command: Command,
+    /// Links where it failed.
+    pub failures: usize,
+    /// Links it was sent on.
+    pub links: usize,
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} failed on {} of {} link(s)",
+            self.command, self.failures, self.links
+        )
+    }
+}
+
+impl std::error::Error for Failed {}
 
 /// The outcome on one link.
 enum Outcome {
@@ -21,7 +43,7 @@ enum Outcome {
 
 /// Sends `command` on every link as soon as it connects and waits up to `timeout` for the
 /// answers.
-pub fn run(links: &LinkSet, command: Command, timeout: Duration) -> anyhow::Result<()> {
+pub fn run(links: &LinkSet, command: Command, timeout: Duration) -> Result<(), Failed> {
     let deadline = Instant::now() + timeout;
     let mut outcomes: Vec<Outcome> = links
         .endpoints()
@@ -73,10 +95,11 @@ pub fn run(links: &LinkSet, command: Command, timeout: Duration) -> anyhow::Resu
         println!("{link}: {text}");
     }
     if failures > 0 {
-        bail!(
-            "{command} failed on {failures} of {} link(s)",
-            outcomes.len()
-        );
+        return Err(Failed {
+            command,
+            failures,
+            links: outcomes.len(),
+        });
     }
     Ok(())
 }

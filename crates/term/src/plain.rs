@@ -25,7 +25,7 @@ pub fn report_line(report: &Report<'_>, link: &str) -> String {
 }
 
 /// Prints updates until stdout closes (or the process is stopped).
-pub fn run(links: &LinkSet) -> anyhow::Result<()> {
+pub fn run(links: &LinkSet) -> std::io::Result<()> {
     let commander = links.commander().clone();
     std::thread::Builder::new()
         .name("stdin".into())

@@ -271,9 +271,9 @@ fn format_age(d: Duration) -> String {
 }
 
 /// Runs the full-screen terminal until the operator quits.
-pub fn run(links: &LinkSet) -> anyhow::Result<()> {
+pub fn run(links: &LinkSet) -> std::io::Result<()> {
     let mut terminal = ratatui::try_init()?;
-    let result = (|| -> anyhow::Result<()> {
+    let result = (|| -> std::io::Result<()> {
         let mut screen = Screen::new(links.endpoints());
         loop {
             let now = Instant::now();

@@ -1,0 +1,79 @@
+//! Why a node or a management plane could not start.
+
+use avp_endpoint::Endpoint;
+use std::fmt;
+use std::io;
+
+/// A node (or a management plane) could not start; nothing keeps running.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum StartError {
+    /// An endpoint's host could not be resolved to an address.
+    Resolve {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// What the resolver said.
+        source: io::Error,
+    },
+    /// A listener could not be bound (the port is taken, the address is not this host's...).
+    Bind {
+        /// The endpoint.
+        endpoint: Endpoint,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The management plane runs over TCP; this endpoint is not TCP.
+    AdminScheme(Endpoint),
+    /// A poll instance, a waker or a thread could not be created.
+    Setup(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Resolve { endpoint, source } => {
+                write!(f, "cannot resolve {endpoint}: {source}")
+            }
+            StartError::Bind { endpoint, source } => write!(f, "binding {endpoint}: {source}"),
+            StartError::AdminScheme(endpoint) => write!(
+                f,
+                "{endpoint}: the management plane runs over TCP (tcp:// or json+tcp://)"
+            ),
+            StartError::Setup(e) => write!(f, "cannot start the node's threads: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::Resolve { source, .. } | StartError::Bind { source, .. } => Some(source),
+            StartError::Setup(e) => Some(e),
+            StartError::AdminScheme(_) => None,
+        }
+    }
+}
+
+impl From<io::Error> for StartError {
+    fn from(e: io::Error) -> Self {
+        StartError::Setup(e)
+    }
+}
+
+/// Resolves `endpoint` to its first address.
+pub(crate) fn resolve(endpoint: &Endpoint) -> Result<std::net::SocketAddr, StartError> {
+    endpoint
+        .resolve_first()
+        .map_err(|source| StartError::Resolve {
+            endpoint: endpoint.clone(),
+            source,
+        })
+}
+
+/// Wraps a bind failure of `endpoint`.
+pub(crate) fn bind_error(endpoint: &Endpoint) -> impl FnOnce(io::Error) -> StartError + '_ {
+    move |source| StartError::Bind {
+        endpoint: endpoint.clone(),
+        source,
+    }
+}
