@@ -138,7 +138,7 @@ fn answer_stream(session: ServerSession, data: &[u8], limit: usize, choice: u8) 
 /// with its general path: the same bytes, frames consumed, counts and reports handed over;
 /// and a datagram's answer is never larger than the datagram.
 pub fn check_session(codec: Codec, data: &[u8]) {
-    let config = Arc::new(ServerConfig::new(codec, Role::Data));
+    let config = Arc::new(ServerConfig::new(codec, Role::Data, Instant::now()));
     let session = || ServerSession::new(config.clone(), Instant::now());
     let limit = match data.len() % 4 {
         0 => usize::MAX,

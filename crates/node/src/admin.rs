@@ -17,7 +17,7 @@ use crossbeam_channel::Receiver;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Settings of a management plane.
 pub struct AdminConfig {
@@ -127,7 +127,7 @@ pub(super) fn spawn(
                 frame_timeout: config.frame_timeout,
                 ack_timeout: config.ack_timeout,
                 max_unacked: config.max_unacked,
-                ..ServerConfig::new(endpoint.scheme.codec(), Role::Management)
+                ..ServerConfig::new(endpoint.scheme.codec(), Role::Management, Instant::now())
             }),
         });
     }

@@ -126,9 +126,18 @@ impl FleetShard {
 /// NODE_ID, for its peer address). Reports for any other node go straight to the shard.
 #[derive(Debug, Default)]
 pub struct LatestReport {
-    node: Option<Option<Box<str>>>,
-    unflushed: Option<Sample>,
+    /// The connection's own node, when its first report named one.
+    node: Option<Box<str>>,
+    timestamp_ms: u64,
+    cpu_percent: u8,
+    mem_percent: u8,
+    state: u8,
 }
+
+/// A state bit of a `LatestReport`: the connection's first report was seen (so `node` is decided).
+const DECIDED: u8 = 1;
+/// A state bit of a `LatestReport`: it holds a report not flushed yet.
+const UNFLUSHED: u8 = 2;
 
 impl LatestReport {
     /// Records `report`, received at `received_ms` on the connection from `peer`. Returns true
@@ -142,21 +151,33 @@ impl LatestReport {
         received_ms: u64,
     ) -> bool {
         let name = report.node_id.as_deref();
-        let own = self.node.get_or_insert_with(|| name.map(Into::into));
-        if own.as_deref() == name {
-            self.unflushed
-                .replace(Sample::of(report, received_ms))
-                .is_none()
-        } else {
-            shard.record(peer, report, received_ms);
-            false
+        if self.state & DECIDED == 0 {
+            self.node = name.map(Into::into);
+            self.state |= DECIDED;
         }
+        if self.node.as_deref() != name {
+            shard.record(peer, report, received_ms);
+            return false;
+        }
+        let sample = Sample::of(report, received_ms);
+        self.timestamp_ms = sample.timestamp_ms;
+        self.cpu_percent = sample.cpu_percent;
+        self.mem_percent = sample.mem_percent;
+        let was_clean = self.state & UNFLUSHED == 0;
+        self.state |= UNFLUSHED;
+        was_clean
     }
 
     /// Moves the latest unflushed report into `shard`.
     pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr) {
-        if let (Some(sample), Some(name)) = (self.unflushed.take(), &self.node) {
-            shard.insert(name.as_deref(), peer, sample);
+        if self.state & UNFLUSHED != 0 {
+            self.state &= !UNFLUSHED;
+            let sample = Sample {
+                cpu_percent: self.cpu_percent,
+                mem_percent: self.mem_percent,
+                timestamp_ms: self.timestamp_ms,
+            };
+            shard.insert(self.node.as_deref(), peer, sample);
         }
     }
 }

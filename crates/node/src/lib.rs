@@ -89,6 +89,7 @@ impl Node {
     pub fn start(config: Config) -> Result<Node, StartError> {
         raise_fd_limit();
         let workers = config.workers.max(1);
+        let epoch = Instant::now();
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Threads::new(shutdown.clone());
         let (status_tx, status_rx) = bounded::<WorkerSnapshot>(1024);
@@ -114,7 +115,7 @@ impl Node {
                 let session = Arc::new(ServerConfig {
                     idle_timeout: config.idle_timeout,
                     frame_timeout: config.frame_timeout,
-                    ..ServerConfig::new(endpoint.scheme.codec(), Role::Data)
+                    ..ServerConfig::new(endpoint.scheme.codec(), Role::Data, epoch)
                 });
                 for (w, listener) in listeners.into_iter().enumerate() {
                     tcp[w].push(TcpEntry {

@@ -16,11 +16,24 @@ pub const TICK: Duration = Duration::from_millis(250);
 const SLOTS: usize = 2048;
 
 /// A connection's place in the wheel.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerSlot {
     generation: u32,
-    /// The tick of the entry that counts; entries for any other tick are stale.
-    armed: Option<u32>,
+    /// The tick of the entry that counts ([`NOT_ARMED`]: none); entries for any other tick
+    /// are stale.
+    armed: u32,
+}
+
+/// [`TimerSlot::armed`] when no entry counts.
+const NOT_ARMED: u32 = u32::MAX;
+
+impl Default for TimerSlot {
+    fn default() -> Self {
+        TimerSlot {
+            generation: 0,
+            armed: NOT_ARMED,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -58,18 +71,19 @@ impl Timers {
         self.generations = self.generations.wrapping_add(1);
         TimerSlot {
             generation: self.generations,
-            armed: None,
+            armed: NOT_ARMED,
         }
     }
 
     /// Arms connection `key` for `at`, unless it is already armed for that tick or earlier.
     pub fn arm(&mut self, key: usize, slot: &mut TimerSlot, at: Instant) {
         // Rounded up, and never in a tick already expired.
-        let tick = self.tick_of(at, true).max(self.next);
-        if slot.armed.is_some_and(|t| t <= tick) {
+        // Ticks stop short of NOT_ARMED (u32::MAX ticks is 34 years).
+        let tick = self.tick_of(at, true).max(self.next).min(NOT_ARMED - 1);
+        if slot.armed <= tick {
             return;
         }
-        slot.armed = Some(tick);
+        slot.armed = tick;
         let Ok(key) = u32::try_from(key) else {
             return;
         };
@@ -102,7 +116,7 @@ impl Timers {
                 }
                 self.entries -= 1;
                 let is_current =
-                    move |s: &TimerSlot| s.generation == entry.generation && s.armed == Some(tick);
+                    move |s: &TimerSlot| s.generation == entry.generation && s.armed == tick;
                 due(entry.key as usize, &is_current);
             }
             // Entries of a later turn stay where they are.
@@ -113,7 +127,7 @@ impl Timers {
 
     /// Marks `slot` as not armed (its entry, if any, is now stale).
     pub fn disarm(slot: &mut TimerSlot) {
-        slot.armed = None;
+        slot.armed = NOT_ARMED;
     }
 
     /// When the next tick with entries is due, if any.
@@ -200,6 +214,6 @@ mod tests {
         assert!(expired(&mut t, t0 + Duration::from_secs(1), &[new]).is_empty());
         assert_eq!(expired(&mut t, t0 + Duration::from_secs(2), &[new]), [0]);
         Timers::disarm(&mut new);
-        assert!(new.armed.is_none());
+        assert_eq!(new.armed, NOT_ARMED);
     }
 }

@@ -57,6 +57,9 @@ pub enum Role {
 /// Settings shared by the sessions of one listener.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// The time the sessions count from (they keep their times as offsets from it, to stay
+    /// small); any instant before the first session starts.
+    pub epoch: Instant,
     /// The wire form.
     pub codec: Codec,
     /// The plane.
@@ -73,9 +76,10 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// A configuration with the node's default timeouts and bounds.
-    pub fn new(codec: Codec, role: Role) -> ServerConfig {
+    /// A configuration with the node's default timeouts and bounds, counting from `epoch`.
+    pub fn new(codec: Codec, role: Role, epoch: Instant) -> ServerConfig {
         ServerConfig {
+            epoch,
             codec,
             role,
             idle_timeout: Duration::from_secs(300),
@@ -239,13 +243,36 @@ pub enum DatagramAnswer {
     Held(u64),
 }
 
+/// An instant as nanoseconds since the config's epoch, so that a session stays small (an
+/// idle node holds one per connection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp(u64);
+
+impl Stamp {
+    /// Not set.
+    const NONE: Stamp = Stamp(u64::MAX);
+
+    fn of(epoch: Instant, t: Instant) -> Stamp {
+        let nanos = t.saturating_duration_since(epoch).as_nanos();
+        Stamp(
+            u64::try_from(nanos)
+                .unwrap_or(u64::MAX - 1)
+                .min(u64::MAX - 1),
+        )
+    }
+
+    fn get(self, epoch: Instant) -> Option<Instant> {
+        (self != Stamp::NONE).then(|| epoch + Duration::from_nanos(self.0))
+    }
+}
+
 /// The node's side of one connection or UDP socket. See the module documentation.
 #[derive(Debug)]
 pub struct ServerSession {
     config: Arc<ServerConfig>,
-    last_input: Instant,
+    last_input: Stamp,
     /// When the partial frame at the front of the input was first seen.
-    partial_since: Option<Instant>,
+    partial_since: Stamp,
     /// Answers waiting for a ticket, and the ones behind them.
     held: Option<Box<Held>>,
     /// Pause and push state, from the first PAUSE or push on.
@@ -253,6 +280,7 @@ pub struct ServerSession {
     /// The layout of the last named report, for the fast path.
     shape: Option<Box<ReportShape>>,
     /// Off only in tests that compare the fast paths with the general path.
+    #[cfg(any(test, feature = "fuzzing"))]
     fast_paths: bool,
 }
 
@@ -277,12 +305,13 @@ impl ServerSession {
     /// A session that starts at `now` (its idle timer runs from here).
     pub fn new(config: Arc<ServerConfig>, now: Instant) -> ServerSession {
         ServerSession {
+            last_input: Stamp::of(config.epoch, now),
             config,
-            last_input: now,
-            partial_since: None,
+            partial_since: Stamp::NONE,
             held: None,
             push: None,
             shape: None,
+            #[cfg(any(test, feature = "fuzzing"))]
             fast_paths: true,
         }
     }
@@ -308,8 +337,9 @@ impl ServerSession {
         sink: &mut S,
         tally: &mut Tally,
     ) -> Result<usize, CloseReason> {
+        let epoch = self.config.epoch;
         if !input.is_empty() {
-            self.last_input = now;
+            self.last_input = Stamp::of(epoch, now);
         }
         let mut pos = 0;
         let result = loop {
@@ -333,12 +363,12 @@ impl ServerSession {
             }
         };
         if pos > 0 {
-            self.partial_since = None;
+            self.partial_since = Stamp::NONE;
         }
-        if result.is_ok() && pos < input.len() && self.partial_since.is_none() {
+        if result.is_ok() && pos < input.len() && self.partial_since == Stamp::NONE {
             let waiting_for_output = out.len() + self.held_len() >= limit;
             if !waiting_for_output {
-                self.partial_since = Some(now);
+                self.partial_since = Stamp::of(epoch, now);
             }
         }
         result.map(|()| pos)
@@ -454,8 +484,9 @@ impl ServerSession {
     /// When [`ServerSession::handle_timeout`] has something to do.
     pub fn poll_timeout(&self) -> Instant {
         let c = &self.config;
-        let mut at = self.last_input + c.idle_timeout;
-        if let Some(t) = self.partial_since {
+        let last_input = self.last_input.get(c.epoch).unwrap_or(c.epoch);
+        let mut at = last_input + c.idle_timeout;
+        if let Some(t) = self.partial_since.get(c.epoch) {
             at = at.min(t + c.frame_timeout);
         }
         if let Some(p) = &self.push {
@@ -481,13 +512,12 @@ impl ServerSession {
                 return Err(CloseReason::AckTimeout);
             }
         }
-        if self
-            .partial_since
-            .is_some_and(|t| now >= t + c.frame_timeout)
-        {
+        let partial_since = self.partial_since.get(c.epoch);
+        if partial_since.is_some_and(|t| now >= t + c.frame_timeout) {
             return Err(CloseReason::FrameTimeout);
         }
-        if now >= self.last_input + c.idle_timeout {
+        let last_input = self.last_input.get(c.epoch).unwrap_or(c.epoch);
+        if now >= last_input + c.idle_timeout {
             return Err(CloseReason::Idle);
         }
         Ok(())
@@ -505,7 +535,11 @@ impl ServerSession {
         sink: &mut S,
         tally: &mut Tally,
     ) -> Option<usize> {
-        if !self.fast_paths || self.config.codec != Codec::Binary {
+        #[cfg(any(test, feature = "fuzzing"))]
+        if !self.fast_paths {
+            return None;
+        }
+        if self.config.codec != Codec::Binary {
             return None;
         }
         let (len, seq, report) = if let Some((cpu, mem, seq)) = canonical::minimal_report(input) {

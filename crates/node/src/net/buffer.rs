@@ -82,11 +82,30 @@ impl InputBuffer {
     }
 }
 
-/// Per-worker free lists of input and output buffers.
+/// Answers awaiting the socket: `data[written..]` is unsent.
+#[derive(Debug, Default)]
+pub struct OutputBuffer {
+    /// The answers, oldest first.
+    pub data: Vec<u8>,
+    /// Bytes of `data` already written. INVARIANT: `written <= data.len()`.
+    pub written: usize,
+}
+
+impl OutputBuffer {
+    /// Bytes not written yet.
+    pub fn pending(&self) -> usize {
+        self.data.len() - self.written
+    }
+}
+
+/// Per-worker free lists of input and output buffers. They are boxed so that a connection
+/// without buffers holds two pointers, not two buffers' headers.
 #[derive(Debug)]
+// The pool keeps the boxes connections hold, to hand them out again without a new allocation.
+#[allow(clippy::vec_box)]
 pub struct BufferPool {
-    inputs: Vec<InputBuffer>,
-    outputs: Vec<Vec<u8>>,
+    inputs: Vec<Box<InputBuffer>>,
+    outputs: Vec<Box<OutputBuffer>>,
     max_pooled: usize,
 }
 
@@ -102,15 +121,15 @@ impl BufferPool {
 
     /// An empty input buffer.
     #[inline]
-    pub fn take_input(&mut self) -> InputBuffer {
+    pub fn take_input(&mut self) -> Box<InputBuffer> {
         self.inputs
             .pop()
-            .unwrap_or_else(|| InputBuffer::with_capacity(STANDARD_CAPACITY))
+            .unwrap_or_else(|| Box::new(InputBuffer::with_capacity(STANDARD_CAPACITY)))
     }
 
     /// Returns a drained input buffer; grown buffers are freed.
     #[inline]
-    pub fn give_input(&mut self, buf: InputBuffer) {
+    pub fn give_input(&mut self, buf: Box<InputBuffer>) {
         debug_assert!(buf.is_empty());
         if buf.data.len() == STANDARD_CAPACITY && self.inputs.len() < self.max_pooled {
             self.inputs.push(buf);
@@ -119,17 +138,21 @@ impl BufferPool {
 
     /// An empty output buffer.
     #[inline]
-    pub fn take_output(&mut self) -> Vec<u8> {
-        self.outputs
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(STANDARD_CAPACITY))
+    pub fn take_output(&mut self) -> Box<OutputBuffer> {
+        self.outputs.pop().unwrap_or_else(|| {
+            Box::new(OutputBuffer {
+                data: Vec::with_capacity(STANDARD_CAPACITY),
+                written: 0,
+            })
+        })
     }
 
     /// Returns an output buffer; buffers that grew past four times the standard size are freed.
     #[inline]
-    pub fn give_output(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() <= 4 * STANDARD_CAPACITY && self.outputs.len() < self.max_pooled {
-            buf.clear();
+    pub fn give_output(&mut self, mut buf: Box<OutputBuffer>) {
+        if buf.data.capacity() <= 4 * STANDARD_CAPACITY && self.outputs.len() < self.max_pooled {
+            buf.data.clear();
+            buf.written = 0;
             self.outputs.push(buf);
         }
     }

@@ -7,7 +7,8 @@
 //! drained, so a peer that never reads cannot grow the node's memory. This module moves bytes;
 //! what they mean is the session's business.
 
-use super::buffer::{BufferPool, InputBuffer};
+use super::buffer::{BufferPool, InputBuffer, OutputBuffer};
+use super::peer::PeerAddr;
 use crate::fleet::{FleetShard, LatestReport};
 use crate::intake::ConnIntake;
 use crate::timers::TimerSlot;
@@ -26,8 +27,8 @@ pub struct Context<'a> {
     pub pool: &'a mut BufferPool,
     /// What the worker's sessions handled.
     pub tally: &'a mut Tally,
-    /// Where valid reports are recorded.
-    pub shard: &'a mut FleetShard,
+    /// Where valid reports are recorded, unless nothing consumes the fleet view.
+    pub shard: Option<&'a mut FleetShard>,
     /// Time of the current loop iteration.
     pub now: Instant,
     /// Wall-clock time of the current loop iteration, ms since the Unix epoch.
@@ -60,49 +61,61 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// A TCP connection and its protocol state.
+/// A TCP connection and its protocol state. Kept small: an idle node holds one per peer.
 pub struct Connection {
     stream: TcpStream,
-    peer: SocketAddr,
-    session: ServerSession,
-    input: Option<InputBuffer>,
-    output: Option<Vec<u8>>,
-    // INVARIANT: written <= output.len(); 0 when output is None.
-    written: usize,
-    writable_registered: bool,
-    read_paused: bool,
-    input_closed: bool,
-    peer_sent_fin: bool,
+    flags: u8,
     /// Why the session ended the input, once the answers owed are sent.
     ending: Option<server::CloseReason>,
-    latest: LatestReport,
     /// The worker's timer entry for this connection.
     pub timer: TimerSlot,
+    peer: PeerAddr,
+    session: ServerSession,
+    input: Option<Box<InputBuffer>>,
+    output: Option<Box<OutputBuffer>>,
+    latest: LatestReport,
 }
+
+/// WRITABLE interest is registered.
+const WRITABLE_REGISTERED: u8 = 1;
+/// The output is at its bound: reading waits until it drains.
+const READ_PAUSED: u8 = 2;
+/// No more input: EOF, a framing error, or shutdown.
+const INPUT_CLOSED: u8 = 4;
+/// A readiness event reported the peer's FIN.
+const PEER_SENT_FIN: u8 = 8;
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
     pub fn new(stream: TcpStream, peer: SocketAddr, session: ServerSession) -> Self {
         Connection {
             stream,
-            peer,
+            flags: 0,
+            ending: None,
+            timer: TimerSlot::default(),
+            peer: PeerAddr::from(peer),
             session,
             input: None,
             output: None,
-            written: 0,
-            writable_registered: false,
-            read_paused: false,
-            input_closed: false,
-            peer_sent_fin: false,
-            ending: None,
             latest: LatestReport::default(),
-            timer: TimerSlot::default(),
         }
     }
 
     /// The peer's address.
     pub fn peer(&self) -> SocketAddr {
-        self.peer
+        self.peer.get()
+    }
+
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
     }
 
     /// The socket, for deregistration.
@@ -122,13 +135,13 @@ impl Connection {
 
     /// Bytes of output not yet written to the socket.
     pub fn pending_output(&self) -> usize {
-        self.output.as_ref().map_or(0, |o| o.len() - self.written)
+        self.output.as_ref().map_or(0, |o| o.pending())
     }
 
     /// Records that a readiness event reported the peer's FIN (EPOLLRDHUP): from now on the
     /// connection reads until EOF instead of stopping at a short read.
     pub fn note_read_closed(&mut self) {
-        self.peer_sent_fin = true;
+        self.set(PEER_SENT_FIN, true);
     }
 
     /// Handles a readiness event: reads, decodes and answers, writes as far as possible.
@@ -145,16 +158,16 @@ impl Connection {
         loop {
             dirty |= self.read_and_process(ctx)?;
             let drained = self.write_output(ctx)?;
-            if drained && self.read_paused {
-                self.read_paused = false;
+            if drained && self.has(READ_PAUSED) {
+                self.set(READ_PAUSED, false);
                 dirty |= self.process(ctx);
                 continue;
             }
             break;
         }
-        if self.input_closed
+        if self.has(INPUT_CLOSED)
             && self.output.is_none()
-            && !self.read_paused
+            && !self.has(READ_PAUSED)
             && self.session.held_len() == 0
         {
             return Err(self
@@ -169,7 +182,7 @@ impl Connection {
     /// Stops reading: what is already buffered is still answered, then the connection closes.
     /// Used for graceful shutdown.
     pub fn close_input(&mut self) {
-        self.input_closed = true;
+        self.set(INPUT_CLOSED, true);
     }
 
     /// Appends a pushed report to the output (the caller then calls [`Connection::drive`]).
@@ -186,13 +199,13 @@ impl Connection {
         }
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
         self.session
-            .push_report(ctx.now, report, output, ctx.tally)?;
+            .push_report(ctx.now, report, &mut output.data, ctx.tally)?;
         Ok(true)
     }
 
     /// Moves the latest report received on this connection into the worker's fleet shard.
     pub fn flush_report(&mut self, shard: &mut FleetShard) {
-        self.latest.flush(shard, self.peer);
+        self.latest.flush(shard, self.peer.get());
     }
 
     /// Returns both buffers to the pool (the connection is being dropped).
@@ -209,12 +222,12 @@ impl Connection {
 
     fn read_and_process(&mut self, ctx: &mut Context<'_>) -> Result<bool, CloseReason> {
         let mut dirty = false;
-        while !self.read_paused && !self.input_closed {
+        while !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED) {
             let input = self.input.get_or_insert_with(|| ctx.pool.take_input());
             let spare = input.spare_mut();
             let wanted = spare.len();
             match self.stream.read(spare) {
-                Ok(0) => self.input_closed = true,
+                Ok(0) => self.set(INPUT_CLOSED, true),
                 Ok(n) => {
                     input.commit(n);
                     dirty |= self.process(ctx);
@@ -222,7 +235,7 @@ impl Connection {
                     // arrives later raises a new edge, so another read would only return
                     // WouldBlock. A FIN that arrived earlier raises none: the event that
                     // reported it set `peer_sent_fin`, and then we read on until EOF.
-                    if n < wanted && !self.peer_sent_fin {
+                    if n < wanted && !self.has(PEER_SENT_FIN) {
                         break;
                     }
                 }
@@ -231,7 +244,7 @@ impl Connection {
                 Err(e) => return Err(CloseReason::Io(e)),
             }
         }
-        if self.input.as_ref().is_some_and(InputBuffer::is_empty) {
+        if self.input.as_ref().is_some_and(|i| i.is_empty()) {
             ctx.pool
                 .give_input(self.input.take().expect("checked above"));
         }
@@ -248,50 +261,49 @@ impl Connection {
             return false;
         };
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
-        let limit = self.written + ctx.max_output;
+        let limit = output.written + ctx.max_output;
         let mut intake = ConnIntake {
-            shard: ctx.shard,
+            shard: ctx.shard.as_deref_mut(),
             latest: &mut self.latest,
-            peer: self.peer,
+            peer: self.peer.get(),
             received_ms: ctx.now_ms,
             became_dirty: false,
         };
-        let result = self.session.handle_input(
-            ctx.now,
-            input.filled(),
-            output,
-            limit,
-            &mut intake,
-            ctx.tally,
-        );
+        let out = &mut output.data;
+        let result =
+            self.session
+                .handle_input(ctx.now, input.filled(), out, limit, &mut intake, ctx.tally);
+        let mut flags = self.flags;
         match result {
             Ok(used) => {
                 input.consume(used);
-                if output.len() >= limit {
-                    self.read_paused = true;
+                if out.len() >= limit {
+                    flags |= READ_PAUSED;
                 }
             }
             Err(reason) => {
                 self.ending = Some(reason);
-                self.input_closed = true;
+                flags |= INPUT_CLOSED;
                 input.consume(input.filled().len());
             }
         }
-        if output.is_empty() {
+        self.flags = flags;
+        let dirty = intake.became_dirty;
+        if output.data.is_empty() {
             ctx.pool.give_output(self.output.take().expect("just used"));
         }
-        intake.became_dirty
+        dirty
     }
 
     /// Writes pending output until done or the socket would block; true when all is sent.
     fn write_output(&mut self, ctx: &mut Context<'_>) -> Result<bool, CloseReason> {
-        let Some(output) = self.output.as_ref() else {
+        let Some(output) = self.output.as_mut() else {
             return Ok(true);
         };
-        while self.written < output.len() {
-            match self.stream.write(&output[self.written..]) {
+        while output.written < output.data.len() {
+            match self.stream.write(&output.data[output.written..]) {
                 Ok(0) => return Err(CloseReason::Io(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.written += n,
+                Ok(n) => output.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(CloseReason::Io(e)),
@@ -299,13 +311,12 @@ impl Connection {
         }
         ctx.pool
             .give_output(self.output.take().expect("checked above"));
-        self.written = 0;
         Ok(true)
     }
 
     fn update_interest(&mut self, registry: &Registry, token: Token) -> Result<(), CloseReason> {
         let want_writable = self.output.is_some();
-        if want_writable != self.writable_registered {
+        if want_writable != self.has(WRITABLE_REGISTERED) {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -314,7 +325,7 @@ impl Connection {
             registry
                 .reregister(&mut self.stream, token, interest)
                 .map_err(CloseReason::Io)?;
-            self.writable_registered = want_writable;
+            self.set(WRITABLE_REGISTERED, want_writable);
         }
         Ok(())
     }

@@ -5,3 +5,4 @@
 pub mod buffer;
 pub mod conn;
 pub mod listen;
+pub mod peer;

@@ -84,7 +84,9 @@ pub struct Worker {
     timers: Timers,
     pool: BufferPool,
     counters: Counters,
-    fleet: FleetShard,
+    /// The fleet records of this worker's peers; `None` when nothing consumes the fleet view
+    /// (no management plane), so reports are not recorded at all.
+    fleet: Option<FleetShard>,
     limits: Limits,
     links: Links,
     push: Option<PushPlane>,
@@ -98,7 +100,7 @@ macro_rules! context {
         Context {
             pool: &mut $worker.pool,
             tally: &mut $worker.counters.tally,
-            shard: &mut $worker.fleet,
+            shard: $worker.fleet.as_mut(),
             now: $now,
             now_ms: $now_ms,
             max_output: $worker.limits.max_output,
@@ -124,13 +126,16 @@ impl Worker {
             poll,
             tcp,
             udp: UdpPlane::new(udp, now),
-            conns: Slab::new(),
+            // Room for every connection this worker may hold, reserved up front: growing a
+            // slab of thousands of connections would copy it and keep both copies resident.
+            conns: Slab::with_capacity(limits.max_connections),
             closed_this_round: Vec::new(),
             dirty: Vec::new(),
             timers: Timers::new(now),
             pool: BufferPool::new(1024),
             counters: Counters::default(),
-            fleet: FleetShard::new(limits.max_fleet_nodes),
+            fleet: (links.fleet.is_some() || pusher.is_some())
+                .then(|| FleetShard::new(limits.max_fleet_nodes)),
             push: pusher.map(|p| PushPlane::new(p, limits.max_fleet_nodes)),
             limits,
             links,
@@ -181,7 +186,7 @@ impl Worker {
                     Token(i) if i < self.tcp.len() => self.on_accept(i, now),
                     Token(i) if i < FIRST_CONNECTION => {
                         let index = i - self.tcp.len();
-                        let (fleet, counters) = (&mut self.fleet, &mut self.counters);
+                        let (fleet, counters) = (self.fleet.as_mut(), &mut self.counters);
                         self.udp.on_readable(index, now, now_ms, fleet, counters);
                     }
                     Token(i) => self.on_connection_event(
@@ -304,7 +309,9 @@ impl Worker {
         if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
             tracing::debug!("deregister failed: {e}");
         }
-        conn.flush_report(&mut self.fleet);
+        if let Some(fleet) = self.fleet.as_mut() {
+            conn.flush_report(fleet);
+        }
         conn.release(&mut self.pool);
         self.counters.closed += 1;
         self.limits.open.fetch_sub(1, Ordering::AcqRel);
@@ -320,14 +327,20 @@ impl Worker {
     /// Flushes the fleet records of the connections that received reports since the last
     /// tick, hands the shard on, and reports the counters.
     fn on_tick(&mut self) {
-        for key in self.dirty.drain(..) {
-            if let Some(Some(conn)) = self.conns.get_mut(key) {
-                conn.flush_report(&mut self.fleet);
+        if let Some(fleet) = self.fleet.as_mut() {
+            for key in self.dirty.drain(..) {
+                if let Some(Some(conn)) = self.conns.get_mut(key) {
+                    conn.flush_report(fleet);
+                }
             }
+            self.counters.fleet_dropped += fleet.take_dropped();
         }
-        self.counters.fleet_dropped += self.fleet.take_dropped();
-        if !self.fleet.is_empty() {
-            let batch = self.fleet.drain();
+        if let Some(batch) = self
+            .fleet
+            .as_mut()
+            .filter(|f| !f.is_empty())
+            .map(FleetShard::drain)
+        {
             if let Some(push) = self.push.as_mut() {
                 push.apply(batch);
             } else if let Some(tx) = &self.links.fleet {

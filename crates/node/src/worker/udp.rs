@@ -23,7 +23,7 @@ pub(super) struct UdpPlane {
 
 impl UdpPlane {
     pub(super) fn new(sockets: Vec<UdpSocket>, now: Instant) -> UdpPlane {
-        let config = Arc::new(ServerConfig::new(Codec::Binary, Role::Data));
+        let config = Arc::new(ServerConfig::new(Codec::Binary, Role::Data, now));
         UdpPlane {
             sockets: sockets
                 .into_iter()
@@ -53,7 +53,7 @@ impl UdpPlane {
         index: usize,
         now: Instant,
         now_ms: u64,
-        fleet: &mut FleetShard,
+        mut fleet: Option<&mut FleetShard>,
         counters: &mut Counters,
     ) {
         let Some((socket, session)) = self.sockets.get_mut(index) else {
@@ -78,7 +78,7 @@ impl UdpPlane {
                     continue;
                 }
                 let mut intake = DatagramIntake {
-                    shard: fleet,
+                    shard: fleet.as_deref_mut(),
                     peer: received.peer,
                     received_ms: now_ms,
                 };

@@ -326,7 +326,7 @@ fn a_peer_and_a_server_talk_in_memory() {
     for codec in [Codec::Binary, Codec::Json] {
         let t0 = Instant::now();
         let mut peer: PeerSession<u8> = PeerSession::new(codec, Transport::Stream, TIMEOUT);
-        let mut server = ServerSession::new(Arc::new(ServerConfig::new(codec, Role::Data)), t0);
+        let mut server = ServerSession::new(Arc::new(ServerConfig::new(codec, Role::Data, t0)), t0);
         let mut to_server = Vec::new();
         peer.send_reports(t0, &report(10), 50, 1, &mut to_server)
             .unwrap();

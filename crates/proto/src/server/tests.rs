@@ -5,12 +5,24 @@ use crate::canonical::{ack_frame, report_frame};
 use proptest::collection::vec;
 use proptest::prelude::*;
 
+/// Every test session counts from one instant, taken before any test's own times.
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// A test's "now": never before the sessions' epoch.
+fn start() -> Instant {
+    epoch();
+    Instant::now()
+}
+
 fn config(codec: Codec, role: Role) -> Arc<ServerConfig> {
-    Arc::new(ServerConfig::new(codec, role))
+    Arc::new(ServerConfig::new(codec, role, epoch()))
 }
 
 fn data() -> ServerSession {
-    ServerSession::new(config(Codec::Binary, Role::Data), Instant::now())
+    ServerSession::new(config(Codec::Binary, Role::Data), start())
 }
 
 /// A sink that records every report and answers as told.
@@ -102,7 +114,7 @@ fn reports_are_acked_and_handed_over_in_order() {
     let mut input = report_frame(30, 53, 258).unwrap().to_vec();
     input.extend(named_report(7, "ws-17", 12, 1_700_000_000_000));
     input.extend(named_report(8, "ws-17", 13, 1_700_000_001_000));
-    let out = feed(&mut s, Instant::now(), &input, &mut sink);
+    let out = feed(&mut s, start(), &input, &mut sink);
     assert_eq!(
         messages(&out),
         [258, 7, 8].map(|s| Message::ack(Some(s))).to_vec()
@@ -146,15 +158,8 @@ fn invalid_and_unknown_frames_are_answered_and_answers_are_not() {
         &[0, 5, 4, 1, 0],
     ]
     .concat();
-    s.handle_input(
-        Instant::now(),
-        &input,
-        &mut out,
-        usize::MAX,
-        &mut sink,
-        &mut tally,
-    )
-    .unwrap();
+    s.handle_input(start(), &input, &mut out, usize::MAX, &mut sink, &mut tally)
+        .unwrap();
     let answers = messages(&out);
     assert_eq!(answers.len(), 2);
     assert_eq!(
@@ -183,7 +188,7 @@ fn a_framing_error_keeps_the_answers_owed_before_it() {
     let mut out = Vec::new();
     let input = [&report_frame(1, 2, 3).unwrap()[..], &[0, 2, 3]].concat();
     let err = s.handle_input(
-        Instant::now(),
+        start(),
         &input,
         &mut out,
         usize::MAX,
@@ -207,7 +212,7 @@ fn decoding_stops_at_the_output_bound_and_goes_on_after() {
     let mut sink = Recorder::default();
     let used = s
         .handle_input(
-            Instant::now(),
+            start(),
             &input,
             &mut out,
             20,
@@ -223,7 +228,7 @@ fn decoding_stops_at_the_output_bound_and_goes_on_after() {
     out.clear();
     let used = s
         .handle_input(
-            Instant::now(),
+            start(),
             &input[45..],
             &mut out,
             usize::MAX,
@@ -252,7 +257,7 @@ fn held_answers_keep_request_order_until_released() {
         &pause,
     ]
     .concat();
-    let out = feed(&mut s, Instant::now(), &input, &mut sink);
+    let out = feed(&mut s, start(), &input, &mut sink);
     assert_eq!(
         out,
         ack_frame(1),
@@ -269,12 +274,7 @@ fn held_answers_keep_request_order_until_released() {
     assert_eq!(s.held_len(), 0);
     // Nothing held: answers go straight out again.
     assert_eq!(
-        feed(
-            &mut s,
-            Instant::now(),
-            &report_frame(1, 1, 4).unwrap(),
-            &mut sink
-        ),
+        feed(&mut s, start(), &report_frame(1, 1, 4).unwrap(), &mut sink),
         ack_frame(4)
     );
 }
@@ -289,13 +289,13 @@ fn runs_of_held_reports_release_up_to_the_confirmed_ticket() {
     let first: Vec<u8> = (0..4)
         .flat_map(|i| report_frame(1, 1, i).unwrap())
         .collect();
-    assert!(feed(&mut s, Instant::now(), &first, &mut sink).is_empty());
+    assert!(feed(&mut s, start(), &first, &mut sink).is_empty());
     // Another session took ticket 5: this one's next hold starts a new mark.
     sink.next_ticket = 5;
     let second: Vec<u8> = (4..6)
         .flat_map(|i| report_frame(1, 1, i).unwrap())
         .collect();
-    assert!(feed(&mut s, Instant::now(), &second, &mut sink).is_empty());
+    assert!(feed(&mut s, start(), &second, &mut sink).is_empty());
     let mut out = Vec::new();
     assert!(!s.release(4, &mut out));
     assert_eq!(messages(&out).len(), 4);
@@ -320,15 +320,8 @@ fn refused_reports_are_answered_503() {
         &named_report(2, "a", 1, 5),
     ]
     .concat();
-    s.handle_input(
-        Instant::now(),
-        &input,
-        &mut out,
-        usize::MAX,
-        &mut sink,
-        &mut tally,
-    )
-    .unwrap();
+    s.handle_input(start(), &input, &mut out, usize::MAX, &mut sink, &mut tally)
+        .unwrap();
     let answers = messages(&out);
     assert_eq!(
         (code_and_info(&answers[0]).0, answers[0].sequence),
@@ -340,7 +333,7 @@ fn refused_reports_are_answered_503() {
 
 #[test]
 fn pause_gates_pushes_until_it_expires_or_resume() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut s = ServerSession::new(config(Codec::Binary, Role::Management), t0);
     let mut sink = Recorder::default();
     assert_eq!(s.push_credit(t0), 65_536);
@@ -384,8 +377,8 @@ fn pause_gates_pushes_until_it_expires_or_resume() {
 
 #[test]
 fn pushes_are_numbered_bounded_and_acked() {
-    let t0 = Instant::now();
-    let mut cfg = ServerConfig::new(Codec::Binary, Role::Management);
+    let t0 = start();
+    let mut cfg = ServerConfig::new(Codec::Binary, Role::Management, epoch());
     cfg.max_unacked = 2;
     let mut s = ServerSession::new(Arc::new(cfg), t0);
     let mut tally = Tally::default();
@@ -416,12 +409,8 @@ fn pushes_are_numbered_bounded_and_acked() {
 
 #[test]
 fn an_idle_session_times_out_from_its_last_input() {
-    let t0 = Instant::now();
-    let mut s = data();
-    s = ServerSession {
-        last_input: t0,
-        ..s
-    };
+    let t0 = start();
+    let mut s = ServerSession::new(config(Codec::Binary, Role::Data), t0);
     let idle = s.config().idle_timeout;
     assert_eq!(s.poll_timeout(), t0 + idle);
     feed(
@@ -444,7 +433,7 @@ fn an_idle_session_times_out_from_its_last_input() {
 
 #[test]
 fn a_frame_trickled_in_misses_its_deadline() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut s = ServerSession::new(config(Codec::Binary, Role::Data), t0);
     let frame = named_report(1, "slow", 1, 1);
     let mut sink = Recorder::default();
@@ -497,7 +486,7 @@ fn a_frame_trickled_in_misses_its_deadline() {
 
 #[test]
 fn a_terminal_that_never_acks_its_pushes_times_out() {
-    let t0 = Instant::now();
+    let t0 = start();
     let mut s = ServerSession::new(config(Codec::Binary, Role::Management), t0);
     let mut tally = Tally::default();
     let report = canonical::report(5, 6, Some(7), Some("n".into()));
@@ -534,7 +523,7 @@ fn datagram_answers_are_never_larger_than_the_datagram() {
     let mut s = data();
     let mut sink = Recorder::default();
     let mut tally = Tally::default();
-    let now = Instant::now();
+    let now = start();
     let mut out = Vec::new();
     let report = report_frame(1, 2, 3).unwrap();
     assert_eq!(
@@ -593,13 +582,13 @@ fn datagram_answers_are_never_larger_than_the_datagram() {
 
 #[test]
 fn json_sessions_answer_in_text() {
-    let mut s = ServerSession::new(config(Codec::Json, Role::Data), Instant::now());
+    let mut s = ServerSession::new(config(Codec::Json, Role::Data), start());
     let body = r#"{"type":"report","info":{"CPU Usage":"30%","Mem usage":"53%"},"seq":4}"#;
     let input = format!("{}\n{body}", body.len());
     let mut out = Vec::new();
     let mut sink = Recorder::default();
     s.handle_input(
-        Instant::now(),
+        start(),
         input.as_bytes(),
         &mut out,
         usize::MAX,
@@ -680,7 +669,7 @@ fn run_stream(s: ServerSession, input: &[u8], limit: usize, decide: &[Acceptance
     loop {
         let mut out = Vec::new();
         match s.handle_input(
-            Instant::now(),
+            start(),
             &input[run.consumed..],
             &mut out,
             limit,
@@ -763,7 +752,7 @@ proptest! {
             let mut outs = Vec::new();
             for d in &datagrams {
                 let mut out = Vec::new();
-                let answer = s.handle_datagram(Instant::now(), d, &mut out, &mut sink, &mut tally);
+                let answer = s.handle_datagram(start(), d, &mut out, &mut sink, &mut tally);
                 assert!(out.len() <= d.len(), "an answer larger than its datagram");
                 outs.push((answer, out));
             }
