@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Unsent output (bytes) at which a peer stops being read until it drains.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_output: usize,
+    /// Receive buffer asked of the kernel for each UDP socket (capped by
+    /// net.core.rmem_max), e.g. 4MiB.
+    #[arg(long, default_value = "4MiB", value_parser = avp_units::parse_size)]
+    pub udp_buffer: u64,
     /// Time between two pushes of the fleet view to terminals.
     #[arg(long, default_value = "1s", value_parser = avp_units::parse_duration)]
     pub report_interval: Duration,
@@ -90,6 +94,7 @@ impl ServeArgs {
             idle_timeout: self.idle_timeout,
             frame_timeout: self.frame_timeout,
             max_output: self.max_output,
+            udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,
         }
     }

@@ -142,7 +142,7 @@ pub(super) fn spawn(
         interval: config.report_interval,
     };
     let id = threads.len();
-    let (worker, waker) = Worker::new(id, tcp, Vec::new(), limits, links, Some(pusher))?;
+    let (worker, waker) = Worker::new(id, tcp, limits, links, Some(pusher))?;
     threads.spawn("avpd-admin", waker, move || worker.run())?;
     Ok(bound)
 }

@@ -2,8 +2,8 @@
 //! graceful shutdown.
 //!
 //! [`Node::start`] binds every listener (one socket per worker per endpoint, sharing the port
-//! through SO_REUSEPORT), starts one thread per worker plus the management plane and the status
-//! reporter, and returns at once. [`Node::shutdown`] (or dropping the node) stops accepting,
+//! through SO_REUSEPORT), starts one thread per worker ([`worker`]: TCP), one per UDP socket
+//! ([`udp`]), the management plane and the status reporter, and returns at once. [`Node::shutdown`] (or dropping the node) stops accepting,
 //! sends the answers already owed and joins every thread within about two seconds.
 
 #![deny(missing_docs)]
@@ -16,6 +16,7 @@ pub mod intake;
 pub mod net;
 pub mod stats;
 pub mod timers;
+pub mod udp;
 pub mod worker;
 
 use crate::net::listen::{bind_tcp, bind_udp};
@@ -31,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use udp::UdpWorker;
 use worker::{Limits, Links, TcpEntry, Worker};
 
 /// Settings of a node. [`Config::default`] gives the documented defaults.
@@ -52,6 +54,8 @@ pub struct Config {
     pub frame_timeout: Duration,
     /// Unsent output at which a connection stops being read.
     pub max_output: usize,
+    /// Receive buffer asked of the kernel for each UDP socket.
+    pub udp_buffer: usize,
     /// Time between two status log lines.
     pub status_interval: Duration,
 }
@@ -72,6 +76,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(10),
             max_output: 1 << 20,
+            udp_buffer: 4 << 20,
             status_interval: Duration::from_secs(10),
         }
     }
@@ -97,16 +102,15 @@ impl Node {
         let has_admin = !config.admin.listen.is_empty();
 
         let mut tcp: Vec<Vec<TcpEntry>> = (0..workers).map(|_| Vec::new()).collect();
-        let mut udp: Vec<Vec<mio::net::UdpSocket>> = (0..workers).map(|_| Vec::new()).collect();
+        let mut udp: Vec<std::net::UdpSocket> = Vec::new();
         let mut data = Vec::new();
         for endpoint in &config.listen {
             let addr = resolve(endpoint)?;
             let bound = if endpoint.scheme == Scheme::Udp {
-                let sockets = bind_udp(addr, workers).map_err(bind_error(endpoint))?;
+                let sockets =
+                    bind_udp(addr, workers, config.udp_buffer).map_err(bind_error(endpoint))?;
                 let local = sockets[0].local_addr()?;
-                for (w, socket) in sockets.into_iter().enumerate() {
-                    udp[w].push(socket);
-                }
+                udp.extend(sockets);
                 local
             } else {
                 let listeners =
@@ -136,14 +140,26 @@ impl Node {
             open: Arc::new(AtomicUsize::new(0)),
             max_fleet_nodes: config.admin.max_nodes,
         };
-        for (id, (tcp, udp)) in tcp.into_iter().zip(udp).enumerate() {
+        for (id, tcp) in tcp.into_iter().enumerate() {
             let links = Links {
                 fleet: has_admin.then(|| fleet_tx.clone()),
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
-            let (worker, waker) = Worker::new(id, tcp, udp, limits.clone(), links, None)?;
+            let (worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
             threads.spawn(&format!("avpd-worker-{id}"), waker, move || worker.run())?;
+        }
+        for (i, socket) in udp.into_iter().enumerate() {
+            let id = workers + i;
+            let worker = UdpWorker::new(
+                id,
+                socket,
+                has_admin.then(|| fleet_tx.clone()),
+                config.admin.max_nodes,
+                status_tx.clone(),
+                shutdown.clone(),
+            )?;
+            threads.spawn_plain(&format!("avpd-udp-{i}"), move || worker.run())?;
         }
         drop(fleet_tx);
         let admin = if has_admin {

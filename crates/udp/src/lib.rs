@@ -83,6 +83,16 @@ impl Inbox {
     /// Receives up to [`BATCH`] datagrams from `socket` without blocking; returns how many
     /// (`WouldBlock` when there are none).
     pub fn recv(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
+        self.recv_with(socket, MsgFlags::MSG_DONTWAIT)
+    }
+
+    /// Waits for a datagram on the blocking `socket` (up to its receive timeout: then
+    /// `WouldBlock`), then takes it and whatever else is queued, up to [`BATCH`].
+    pub fn recv_wait(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
+        self.recv_with(socket, MsgFlags::MSG_WAITFORONE)
+    }
+
+    fn recv_with(&mut self, socket: &impl AsRawFd, flags: MsgFlags) -> io::Result<usize> {
         self.received.clear();
         let (bufs, received) = (&mut self.bufs, &mut self.received);
         with_headers(&RECV_HEADERS, |headers| {
@@ -90,14 +100,8 @@ impl Inbox {
             // INVARIANT: bufs holds exactly BATCH buffers.
             let mut slices: [[IoSliceMut<'_>; 1]; BATCH] =
                 std::array::from_fn(|_| [IoSliceMut::new(bufs.next().expect("BATCH buffers"))]);
-            let results = recvmmsg(
-                socket.as_raw_fd(),
-                headers,
-                slices.iter_mut(),
-                MsgFlags::MSG_DONTWAIT,
-                None,
-            )
-            .map_err(io::Error::from)?;
+            let results = recvmmsg(socket.as_raw_fd(), headers, slices.iter_mut(), flags, None)
+                .map_err(io::Error::from)?;
             for msg in results {
                 let Some(peer) = msg.address.as_ref().and_then(to_socket_addr) else {
                     continue;

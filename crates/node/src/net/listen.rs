@@ -28,19 +28,21 @@ pub fn bind_tcp(
     })
 }
 
-/// Creates `count` non-blocking UDP sockets on `addr`, all sharing one port.
-pub fn bind_udp(addr: SocketAddr, count: usize) -> io::Result<Vec<mio::net::UdpSocket>> {
+/// Creates `count` UDP sockets on `addr`, all sharing one port, each asking the kernel for
+/// `buffer` bytes of receive buffer (it caps them at `net.core.rmem_max`): a deep receive
+/// queue absorbs the bursts of many agents.
+pub fn bind_udp(
+    addr: SocketAddr,
+    count: usize,
+    buffer: usize,
+) -> io::Result<Vec<std::net::UdpSocket>> {
     bind_group(addr, count, Type::DGRAM, |addr| {
         let socket = new_socket(addr, Type::DGRAM, Protocol::UDP)?;
+        socket.set_recv_buffer_size(buffer)?;
         socket.bind(&SockAddr::from(addr))?;
         Ok(socket)
     })
-    .map(|sockets| {
-        sockets
-            .into_iter()
-            .map(|s| mio::net::UdpSocket::from_std(s.into()))
-            .collect()
-    })
+    .map(|sockets| sockets.into_iter().map(Into::into).collect())
 }
 
 fn bind_group(
@@ -106,7 +108,7 @@ mod tests {
             .map(|l| l.local_addr().unwrap().port())
             .collect();
         assert!(ports.iter().all(|p| *p == ports[0] && *p != 0), "{ports:?}");
-        let udp = bind_udp("[::1]:0".parse().unwrap(), 2).unwrap();
+        let udp = bind_udp("[::1]:0".parse().unwrap(), 2, 1 << 20).unwrap();
         assert_eq!(udp[0].local_addr().unwrap(), udp[1].local_addr().unwrap());
     }
 
@@ -125,8 +127,8 @@ mod tests {
         let tcp = bind_tcp("127.0.0.1:0".parse().unwrap(), 1, 16).unwrap();
         let err = bind_tcp(tcp[0].local_addr().unwrap(), 1, 16).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
-        let udp = bind_udp("127.0.0.1:0".parse().unwrap(), 1).unwrap();
-        let err = bind_udp(udp[0].local_addr().unwrap(), 1).unwrap_err();
+        let udp = bind_udp("127.0.0.1:0".parse().unwrap(), 1, 1 << 20).unwrap();
+        let err = bind_udp(udp[0].local_addr().unwrap(), 1, 1 << 20).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::AddrInUse);
     }
 }

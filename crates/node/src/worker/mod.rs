@@ -3,14 +3,13 @@
 //! The loop follows mio's `tcp_server` example and Redis' `ae.c`: token constants at the top,
 //! `poll` retried on EINTR, dispatch by token to one handler per kind of event, accept and read
 //! until WouldBlock (mio's "Draining readiness"). Each responsibility has its own module:
-//! [`accept`] admits connections, [`udp`] answers datagrams, [`push`] sends the fleet view to
-//! terminals (the management plane's worker only); this one runs the loop, drives connections,
+//! [`accept`] admits connections, [`push`] sends the fleet view to terminals (the management
+//! plane's worker only); this one runs the loop, drives connections,
 //! fires their deadlines from the timer wheel ([`crate::timers`]), and on each tick flushes the
 //! fleet records of the connections that received reports and reports its counters.
 
 mod accept;
 mod push;
-mod udp;
 
 pub use push::Pusher;
 
@@ -21,7 +20,7 @@ use crate::stats::{Counters, WorkerSnapshot};
 use crate::timers::{Timers, TICK};
 use avp_proto::server::{self, ServerConfig};
 use crossbeam_channel::{Sender, TrySendError};
-use mio::net::{TcpListener, UdpSocket};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use push::PushPlane;
 use slab::Slab;
@@ -29,11 +28,10 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use udp::UdpPlane;
 
 /// Token of the waker that signals shutdown.
 const WAKER: Token = Token(usize::MAX);
-/// Tokens below this are listeners (TCP first, then UDP); connections start here.
+/// Tokens below this are listeners; connections start here.
 const FIRST_CONNECTION: usize = 1 << 16;
 /// How long a graceful shutdown may spend sending the answers already owed.
 pub const DRAIN_LIMIT: Duration = Duration::from_millis(1500);
@@ -74,7 +72,6 @@ pub struct Worker {
     id: usize,
     poll: Poll,
     tcp: Vec<TcpEntry>,
-    udp: UdpPlane,
     /// A slot closed during a round stays `None` until the round ends, so that a stale event
     /// for it cannot reach a connection accepted into the same slot.
     conns: Slab<Option<Connection>>,
@@ -113,7 +110,6 @@ impl Worker {
     pub fn new(
         id: usize,
         tcp: Vec<TcpEntry>,
-        udp: Vec<UdpSocket>,
         limits: Limits,
         links: Links,
         pusher: Option<Pusher>,
@@ -125,7 +121,6 @@ impl Worker {
             id,
             poll,
             tcp,
-            udp: UdpPlane::new(udp, now),
             // Room for every connection this worker may hold, reserved up front: growing a
             // slab of thousands of connections would copy it and keep both copies resident.
             conns: Slab::with_capacity(limits.max_connections),
@@ -147,8 +142,6 @@ impl Worker {
                 .registry()
                 .register(&mut entry.listener, Token(i), Interest::READABLE)?;
         }
-        let first_udp = worker.tcp.len();
-        worker.udp.register(worker.poll.registry(), first_udp)?;
         Ok((worker, waker))
     }
 
@@ -184,11 +177,7 @@ impl Worker {
                 match event.token() {
                     WAKER => {}
                     Token(i) if i < self.tcp.len() => self.on_accept(i, now),
-                    Token(i) if i < FIRST_CONNECTION => {
-                        let index = i - self.tcp.len();
-                        let (fleet, counters) = (self.fleet.as_mut(), &mut self.counters);
-                        self.udp.on_readable(index, now, now_ms, fleet, counters);
-                    }
+                    Token(i) if i < FIRST_CONNECTION => {}
                     Token(i) => self.on_connection_event(
                         i - FIRST_CONNECTION,
                         event.is_read_closed(),
@@ -370,7 +359,6 @@ impl Worker {
             }
         }
         self.tcp.clear();
-        self.udp.close();
         // What is already buffered is owed an answer, whatever the output bound.
         self.drive_each(now, now_ms, usize::MAX, |conn, _| conn.close_input());
         self.free_closed_slots();
