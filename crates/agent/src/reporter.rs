@@ -92,6 +92,7 @@ impl Reporter {
             mem_percent: p.sample.mem_percent,
             timestamp_ms: Some(p.sample.timestamp_ms),
             node_id: Some(Cow::Borrowed(&self.config.node_id)),
+            instance: None,
         })
     }
 

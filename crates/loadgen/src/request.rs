@@ -68,6 +68,7 @@ impl RequestWriter {
             mem_percent: self.mem,
             timestamp_ms: full.then_some(epoch_ms),
             node_id: full.then_some(Cow::Borrowed(self.node_id.as_str())),
+            instance: None,
         }
     }
 

@@ -247,6 +247,7 @@ mod tests {
             mem_percent: 50,
             timestamp_ms: None,
             node_id: node.map(Into::into),
+            instance: None,
         }
     }
 

@@ -116,6 +116,7 @@ fn json_errors_are_answered_and_the_connection_stays_usable() {
                 mem_percent: 2,
                 timestamp_ms: None,
                 node_id: None,
+                instance: None,
             }),
         };
         c.send_msg(&msg);

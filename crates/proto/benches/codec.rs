@@ -38,6 +38,7 @@ fn binary(c: &mut Criterion) {
             mem_percent: 53,
             timestamp_ms: Some(1_700_000_000_000),
             node_id: Some("ws-0042.example.net".into()),
+            instance: None,
         }),
     };
     let mut full_bytes = Vec::new();

@@ -33,11 +33,14 @@ pub enum Attribute {
     Timestamp = 7,
     /// The reporting host's name, UTF-8, 1..=255 bytes.
     NodeId = 8,
+    /// The reporting agent's instance: a number it draws once and keeps, so that a report it
+    /// sends again is known as the same report.
+    Instance = 9,
 }
 
 impl Attribute {
     /// Every defined attribute, in numeric order.
-    pub const ALL: [Attribute; 8] = [
+    pub const ALL: [Attribute; 9] = [
         Attribute::CpuUsage,
         Attribute::MemUsage,
         Attribute::Duration,
@@ -46,6 +49,7 @@ impl Attribute {
         Attribute::Sequence,
         Attribute::Timestamp,
         Attribute::NodeId,
+        Attribute::Instance,
     ];
 
     /// Maps a wire byte to a known attribute; `None` for unknown attributes (to be skipped).
@@ -60,6 +64,7 @@ impl Attribute {
             6 => Attribute::Sequence,
             7 => Attribute::Timestamp,
             8 => Attribute::NodeId,
+            9 => Attribute::Instance,
             _ => return None,
         })
     }
@@ -75,6 +80,7 @@ impl Attribute {
             Attribute::Sequence => "SEQUENCE",
             Attribute::Timestamp => "TIMESTAMP",
             Attribute::NodeId => "NODE_ID",
+            Attribute::Instance => "INSTANCE",
         }
     }
 }
@@ -277,6 +283,6 @@ mod tests {
             assert_eq!(Attribute::from_u8(a as u8), Some(a));
         }
         assert_eq!(Attribute::from_u8(0), None);
-        assert_eq!(Attribute::from_u8(9), None);
+        assert_eq!(Attribute::from_u8(10), None);
     }
 }

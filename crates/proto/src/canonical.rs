@@ -33,7 +33,7 @@ pub(crate) fn parse(frame: Frame<'_>) -> Option<Message<'static>> {
         if let Some((cpu, mem, seq)) = report_body(b) {
             return Some(Message {
                 sequence: Some(u64::from(seq)),
-                body: Body::StatReport(report(cpu, mem, None, None)),
+                body: Body::StatReport(report(cpu, mem, None, None, None)),
             });
         }
     } else if frame.msg_type == MessageType::StatReportAck as u8
@@ -56,19 +56,21 @@ fn report_body(b: &[u8]) -> Option<(u8, u8, u32)> {
     canonical.then(|| (cpu, mem, read_u32(&b[8..12])))
 }
 
-/// A report of `cpu`, `mem`, `timestamp_ms` and `node_id`.
+/// A report of `cpu`, `mem`, `timestamp_ms`, `node_id` and `instance`.
 #[inline(always)]
 pub(crate) fn report<'a>(
     cpu: u8,
     mem: u8,
     timestamp_ms: Option<u64>,
     node_id: Option<Cow<'a, str>>,
+    instance: Option<u64>,
 ) -> Report<'a> {
     Report {
         cpu_percent: cpu,
         mem_percent: mem,
         timestamp_ms,
         node_id,
+        instance,
     }
 }
 
@@ -98,6 +100,7 @@ pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
             mem_percent,
             timestamp_ms: None,
             node_id: None,
+            instance: None,
         }) => {
             out.extend_from_slice(&report_frame(*cpu_percent, *mem_percent, seq)?);
             Some(MINIMAL_REPORT_LEN)
@@ -250,6 +253,7 @@ mod tests {
                 mem_percent: mem,
                 timestamp_ms: None,
                 node_id: None,
+                instance: None,
             }),
         };
         for seq in [0, 7, 0x0102_0304, u64::from(u32::MAX)] {

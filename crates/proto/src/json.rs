@@ -6,7 +6,7 @@
 //!
 //! | type | fields |
 //! |---|---|
-//! | `report` | `info: {"CPU Usage": "30%", "Mem usage": "53%"}`, `seq`, `node`, `ts` |
+//! | `report` | `info: {"CPU Usage": "30%", "Mem usage": "53%"}`, `seq`, `node`, `ts`, `instance` |
 //! | `report-ack` | `seq` |
 //! | `pause` | `duration`, `seq` |
 //! | `resume` | `seq` |
@@ -61,6 +61,7 @@ struct JsonIn<'a> {
     #[serde(borrow)]
     node: Option<Cow<'a, str>>,
     ts: Option<u64>,
+    instance: Option<u64>,
     duration: Option<u64>,
     code: Option<u64>,
     #[serde(borrow)]
@@ -154,6 +155,7 @@ fn fill_fields(json: JsonIn<'_>) -> Result<Fields<'_>, InvalidReason> {
     let uints = [
         (Attribute::Sequence, json.seq),
         (Attribute::Timestamp, json.ts),
+        (Attribute::Instance, json.instance),
         (Attribute::Duration, json.duration),
         (Attribute::ResultCode, json.code),
     ];
@@ -222,6 +224,8 @@ struct JsonOut<'a> {
     node: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ts: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    instance: Option<u64>,
 }
 
 impl<'a> JsonOut<'a> {
@@ -234,6 +238,7 @@ impl<'a> JsonOut<'a> {
             seq: msg.sequence,
             node: None,
             ts: None,
+            instance: None,
         };
         match &msg.body {
             Body::Pause { duration_secs } => out.duration = Some(*duration_secs),
@@ -248,6 +253,7 @@ impl<'a> JsonOut<'a> {
                 }));
                 out.node = r.node_id.as_deref();
                 out.ts = r.timestamp_ms;
+                out.instance = r.instance;
             }
             Body::Resume | Body::StatReportAck => {}
         }
@@ -296,7 +302,8 @@ mod tests {
                 cpu_percent: 30,
                 mem_percent: 53,
                 timestamp_ms: None,
-                node_id: None
+                node_id: None,
+                instance: None
             })
         );
         let mut out = Vec::new();
@@ -414,6 +421,7 @@ mod tests {
                     mem_percent: 99,
                     timestamp_ms: Some(17),
                     node_id: Some("n\u{e9}".into()),
+                    instance: None,
                 }),
             },
         ];

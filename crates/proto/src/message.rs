@@ -84,10 +84,11 @@ pub mod result_code {
 }
 
 /// Longest binary message this module encodes: a STAT_REPORT with every attribute (CPU and MEM
-/// in one byte, TIMESTAMP and SEQUENCE in eight, a 255-byte NODE_ID). Encoders reserve it once.
+/// in one byte, TIMESTAMP, INSTANCE and SEQUENCE in eight, a 255-byte NODE_ID). Encoders
+/// reserve it once.
 const MAX_ENCODED_LEN: usize = HEADER_LEN
     + 2 * (AVP_HEADER_LEN + 1)
-    + 2 * (AVP_HEADER_LEN + MAX_UINT_LEN)
+    + 3 * (AVP_HEADER_LEN + MAX_UINT_LEN)
     + (AVP_HEADER_LEN + MAX_VALUE_LEN);
 
 /// A resource usage sample.
@@ -101,6 +102,9 @@ pub struct Report<'a> {
     pub timestamp_ms: Option<u64>,
     /// The reporting host's name (1..=255 bytes).
     pub node_id: Option<Cow<'a, str>>,
+    /// The reporting agent's instance, which makes (NODE_ID, INSTANCE, SEQUENCE) the report's
+    /// identity.
+    pub instance: Option<u64>,
 }
 
 impl Report<'_> {
@@ -111,6 +115,7 @@ impl Report<'_> {
             mem_percent: self.mem_percent,
             timestamp_ms: self.timestamp_ms,
             node_id: self.node_id.map(|n| Cow::Owned(n.into_owned())),
+            instance: self.instance,
         }
     }
 }
@@ -285,6 +290,9 @@ impl<'a> Message<'a> {
                 if let Some(node) = &r.node_id {
                     avp::put_text(out, Attribute::NodeId, node);
                 }
+                if let Some(instance) = r.instance {
+                    avp::put_uint(out, Attribute::Instance, instance);
+                }
             }
         }
         if let Some(seq) = self.sequence {
@@ -370,6 +378,7 @@ pub(crate) struct Fields<'a> {
     sequence: u64,
     timestamp: u64,
     node_id: Option<Cow<'a, str>>,
+    instance: u64,
 }
 
 impl<'a> Fields<'a> {
@@ -408,6 +417,7 @@ impl<'a> Fields<'a> {
             Attribute::ResultCode => self.result_code = v as u16,
             Attribute::Sequence => self.sequence = v,
             Attribute::Timestamp => self.timestamp = v,
+            Attribute::Instance => self.instance = v,
             Attribute::Info | Attribute::NodeId => unreachable!("text attributes return above"),
         }
         Ok(())
@@ -467,6 +477,7 @@ impl<'a> Fields<'a> {
                 cpu_percent: self.cpu,
                 mem_percent: self.mem,
                 timestamp_ms: self.has(Attribute::Timestamp).then_some(self.timestamp),
+                instance: self.has(Attribute::Instance).then_some(self.instance),
                 node_id: self.node_id,
             }),
             MessageType::StatReportAck => Body::StatReportAck,
@@ -513,7 +524,8 @@ mod tests {
                     cpu_percent: 30,
                     mem_percent: 53,
                     timestamp_ms: None,
-                    node_id: None
+                    node_id: None,
+                    instance: None,
                 })
             }
         );
@@ -668,6 +680,7 @@ mod tests {
                     mem_percent: 0,
                     timestamp_ms: Some(1_700_000_000_000),
                     node_id: Some("host-1".into()),
+                    instance: Some(0x0123_4567_89AB_CDEF),
                 }),
             },
         ];

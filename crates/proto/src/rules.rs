@@ -63,7 +63,7 @@ pub const fn value_rule(attr: Attribute) -> ValueRule {
             max: MAX_PAUSE_SECS,
         },
         ResultCode => ValueRule::Uint { min: 100, max: 999 },
-        Sequence | Timestamp => ValueRule::Uint {
+        Sequence | Timestamp | Instance => ValueRule::Uint {
             min: 0,
             max: u64::MAX,
         },
@@ -94,7 +94,7 @@ pub(crate) const fn type_rule(msg_type: MessageType) -> (AttrSet, AttrSet) {
         MessageType::Resume => (set(&[Sequence]), 0),
         MessageType::CommandResponse => (set(&[ResultCode, Info, Sequence]), set(&[ResultCode])),
         MessageType::StatReport => (
-            set(&[CpuUsage, MemUsage, Sequence, Timestamp, NodeId]),
+            set(&[CpuUsage, MemUsage, Sequence, Timestamp, NodeId, Instance]),
             set(&[CpuUsage, MemUsage]),
         ),
         MessageType::StatReportAck => (set(&[Sequence]), 0),

@@ -546,7 +546,7 @@ impl ServerSession {
             (
                 MINIMAL_REPORT_LEN,
                 seq,
-                canonical::report(cpu, mem, None, None),
+                canonical::report(cpu, mem, None, None, None),
             )
         } else {
             let shape = self.shape.as_deref()?;
@@ -555,7 +555,7 @@ impl ServerSession {
             (
                 shape.frame.len(),
                 seq,
-                canonical::report(cpu, mem, Some(ts), Some(node)),
+                canonical::report(cpu, mem, Some(ts), Some(node), shape.instance),
             )
         };
         if datagram.is_some() && len != input.len() {
@@ -782,15 +782,18 @@ impl<S: ReportSink> ReportSink for DatagramStaging<'_, S> {
     }
 }
 
-/// The layout of a named report: CPU, MEM, TIMESTAMP, NODE_ID and a 4-byte SEQUENCE in the
-/// order the encoder writes them. A frame of the same layout, NODE_ID and widths is read by
-/// comparing its fixed bytes with this one's and reading its values where they sit.
+/// The layout of a named report: CPU, MEM, TIMESTAMP, NODE_ID, optionally INSTANCE, and a
+/// 4-byte SEQUENCE, in the order the encoder writes them. A frame of the same layout, NODE_ID,
+/// INSTANCE and widths is read by comparing its fixed bytes with this one's and reading its
+/// values where they sit.
 #[derive(Debug)]
 struct ReportShape {
     /// The report the shape was learnt from.
     frame: Box<[u8]>,
     /// Its NODE_ID.
     node: Box<str>,
+    /// Its INSTANCE.
+    instance: Option<u64>,
     /// Width of its TIMESTAMP.
     ts_width: usize,
 }
@@ -803,22 +806,29 @@ const TS_AT: usize = 11;
 impl ReportShape {
     /// The shape of `frame`, which holds `report` with SEQUENCE `seq`, when it is laid out
     /// exactly as the encoder writes such a report: CPU and MEM in one byte, TIMESTAMP in its
-    /// shortest width, NODE_ID, SEQUENCE in four bytes, nothing else.
+    /// shortest width, NODE_ID, INSTANCE (if any) in its shortest width, SEQUENCE in four
+    /// bytes, nothing else.
     fn learn(frame: &[u8], report: &Report<'_>, seq: Option<u64>) -> Option<ReportShape> {
         let node = report.node_id.as_deref()?;
         let ts_width = crate::avp::uint_width(report.timestamp_ms?);
         u32::try_from(seq?).ok()?;
         let node_at = TS_AT + ts_width;
-        let seq_at = node_at + 2 + node.len();
+        let instance_at = node_at + 2 + node.len();
+        let instance_width = report.instance.map(crate::avp::uint_width);
+        let seq_at = instance_at + instance_width.map_or(0, |w| 2 + w);
         let laid_out = frame.len() == seq_at + 6
             && frame[3..CPU_AT] == [Attribute::CpuUsage as u8, 1]
             && frame[CPU_AT + 1..MEM_AT] == [Attribute::MemUsage as u8, 1]
             && frame[MEM_AT + 1..TS_AT] == [Attribute::Timestamp as u8, ts_width as u8]
             && frame[node_at..node_at + 2] == [Attribute::NodeId as u8, node.len() as u8]
+            && instance_width.is_none_or(|w| {
+                frame[instance_at..instance_at + 2] == [Attribute::Instance as u8, w as u8]
+            })
             && frame[seq_at..seq_at + 2] == [Attribute::Sequence as u8, 4];
         laid_out.then(|| ReportShape {
             frame: frame.into(),
             node: node.into(),
+            instance: report.instance,
             ts_width,
         })
     }

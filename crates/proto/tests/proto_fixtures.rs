@@ -69,6 +69,7 @@ fn report(cpu: u8, mem: u8, sequence: Option<u64>) -> Message<'static> {
             mem_percent: mem,
             timestamp_ms: None,
             node_id: None,
+            instance: None,
         }),
     }
 }

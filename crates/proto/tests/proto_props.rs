@@ -56,15 +56,19 @@ fn message() -> impl Strategy<Value = Message<'static>> {
             0u8..=100,
             0u8..=100,
             option::of(any::<u64>()),
-            option::of(text(1))
+            option::of(text(1)),
+            option::of(any::<u64>()),
         )
             .prop_map(
-                |(cpu_percent, mem_percent, timestamp_ms, node_id)| Body::StatReport(Report {
-                    cpu_percent,
-                    mem_percent,
-                    timestamp_ms,
-                    node_id: node_id.map(Cow::Owned),
-                })
+                |(cpu_percent, mem_percent, timestamp_ms, node_id, instance)| {
+                    Body::StatReport(Report {
+                        cpu_percent,
+                        mem_percent,
+                        timestamp_ms,
+                        node_id: node_id.map(Cow::Owned),
+                        instance,
+                    })
+                }
             ),
         Just(Body::StatReportAck),
     ];
@@ -94,7 +98,7 @@ fn frame(msg_type: u8, body: &[u8]) -> Vec<u8> {
 
 /// A frame body made of AVPs, mostly with known attributes so the rules get exercised.
 fn avp_soup() -> impl Strategy<Value = Vec<u8>> {
-    let attr = prop_oneof![4 => 1u8..=8, 1 => any::<u8>()];
+    let attr = prop_oneof![4 => 1u8..=9, 1 => any::<u8>()];
     let value = prop_oneof![vec(any::<u8>(), 0..=9), vec(any::<u8>(), 0..=255)];
     (vec((attr, value), 0..6), vec(any::<u8>(), 0..3)).prop_map(|(avps, tail)| {
         let mut body = Vec::new();
@@ -401,7 +405,7 @@ proptest! {
     #[test]
     fn unknown_attributes_are_skipped(
         msg in message(),
-        unknown in vec((prop_oneof![Just(0u8), 9u8..=255], vec(any::<u8>(), 0..20), any::<Index>()), 1..6),
+        unknown in vec((prop_oneof![Just(0u8), 10u8..=255], vec(any::<u8>(), 0..20), any::<Index>()), 1..6),
     ) {
         let bytes = encode(Codec::Binary, &msg);
         let mut avps: Vec<Vec<u8>> = AvpIter::new(&bytes[3..])
@@ -484,6 +488,7 @@ fn byte_by_byte_stream() {
                 mem_percent: 53,
                 timestamp_ms: Some(1_700_000_000_000),
                 node_id: Some("ws-1".into()),
+                instance: None,
             }),
         },
         Message::ack(Some(3)),

@@ -357,6 +357,7 @@ mod tests {
             mem_percent: 75,
             timestamp_ms: None,
             node_id: Some("web-1".into()),
+            instance: None,
         };
         s.apply(
             Update {

@@ -116,6 +116,7 @@ mod tests {
             mem_percent: mem,
             timestamp_ms: None,
             node_id: node.map(|n| n.to_string().into()),
+            instance: None,
         }
     }
 

@@ -12,6 +12,7 @@ pub fn report(seq: u64) -> Vec<u8> {
             mem_percent: 53,
             timestamp_ms: None,
             node_id: None,
+            instance: None,
         }),
     };
     let mut out = Vec::new();
@@ -39,6 +40,7 @@ pub fn pushed_report(seq: u64, node: &str, cpu: u8, mem: u8, ts: u64) -> Message
             mem_percent: mem,
             timestamp_ms: Some(ts),
             node_id: Some(node.to_string().into()),
+            instance: None,
         }),
     }
 }

@@ -80,5 +80,6 @@ fn report_of(node: &NodeReport) -> Report<'_> {
         mem_percent: node.mem_percent,
         timestamp_ms: Some(node.timestamp_ms),
         node_id: Some(node.node.as_str().into()),
+        instance: None,
     }
 }

@@ -19,6 +19,7 @@ fn report(cpu: u8) -> Report<'static> {
         mem_percent: 50,
         timestamp_ms: Some(1_700_000_000_000),
         node_id: Some("ws-1".into()),
+        instance: None,
     }
 }
 

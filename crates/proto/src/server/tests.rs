@@ -57,6 +57,10 @@ fn encode(msg: &Message<'_>) -> Vec<u8> {
 }
 
 fn named_report(seq: u32, node: &str, cpu: u8, ts: u64) -> Vec<u8> {
+    agent_report(seq, node, cpu, ts, None)
+}
+
+fn agent_report(seq: u32, node: &str, cpu: u8, ts: u64, instance: Option<u64>) -> Vec<u8> {
     encode(&Message {
         sequence: Some(u64::from(seq)),
         body: Body::StatReport(Report {
@@ -64,6 +68,7 @@ fn named_report(seq: u32, node: &str, cpu: u8, ts: u64) -> Vec<u8> {
             mem_percent: 40,
             timestamp_ms: Some(ts),
             node_id: Some(node.into()),
+            instance,
         }),
     })
 }
@@ -383,7 +388,7 @@ fn pushes_are_numbered_bounded_and_acked() {
     let mut s = ServerSession::new(Arc::new(cfg), t0);
     let mut tally = Tally::default();
     let mut out = Vec::new();
-    let report = canonical::report(5, 6, Some(7), Some("n".into()));
+    let report = canonical::report(5, 6, Some(7), Some("n".into()), None);
     for _ in 0..2 {
         s.push_report(t0, &report, &mut out, &mut tally).unwrap();
     }
@@ -489,7 +494,7 @@ fn a_terminal_that_never_acks_its_pushes_times_out() {
     let t0 = start();
     let mut s = ServerSession::new(config(Codec::Binary, Role::Management), t0);
     let mut tally = Tally::default();
-    let report = canonical::report(5, 6, Some(7), Some("n".into()));
+    let report = canonical::report(5, 6, Some(7), Some("n".into()), None);
     s.push_report(t0, &report, &mut Vec::new(), &mut tally)
         .unwrap();
     s.push_report(
@@ -610,9 +615,15 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
         prop_oneof![Just("ws-17"), Just("ws-18"), Just("é")],
         any::<u64>(),
         any::<u32>(),
+        prop_oneof![
+            Just(None),
+            Just(Some(7)),
+            Just(Some(u64::MAX)),
+            any::<Option<u64>>()
+        ],
     )
-        .prop_map(|(cpu, node, ts, seq)| {
-            let mut f = named_report(seq, node, cpu.min(100), ts);
+        .prop_map(|(cpu, node, ts, seq, instance)| {
+            let mut f = agent_report(seq, node, cpu.min(100), ts, instance);
             f[5] = cpu; // sometimes out of range
             f
         });
