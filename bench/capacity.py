@@ -1,22 +1,34 @@
 #!/usr/bin/env python3
 """The standard capacity suite: every figure of docs/CAPACITY.md's generated block, one command.
 
-usage: python3 bench/capacity.py [--rounds 3] [--secs 3] [--no-build] [--skip PART ...]
+usage: python3 bench/capacity.py [--rounds 5] [--secs 3] [--no-build] [--skip PART ...]
 
-Parts (each can be skipped with --skip NAME):
-  clients  limit_client.c vs avp-loadgen against limit_server.c (server on CPU 0, client on
-           CPU 1; 100x1, 1000x16, 10x128; medians of the rounds, clients alternating per round)
-  race     limit_client.c and avp-loadgen at once on CPU 1 against one limit_server.c
-           (how the server's answers split between them; 10 s per round)
-  servers  limit_server.c vs `avpd serve --workers 1` under limit_client.c (../shared/limit's
-           sidebyside.py)
+Parts, in this order (each can be skipped with --skip NAME):
+  tcp      `avpd serve --workers 1 --no-admin` vs bench/c/yard_tcp_server.c under
+           yard_tcp_client.c, minimal and full reports, 100x1, 1000x16 and 10x128, with each
+           server's CPU time per ack (bench/sidebyside.py --cpu-time)
+  udp      the same over UDP (yard_udp_server.c, yard_udp_client.c), 100x1 and 100x16
+  clients  avp-loadgen vs yard_tcp_client.c, both against yard_tcp_server.c, minimal and full
+           reports, 100x1, 1000x16 and 10x128
+  memory   bench/idle_memory.py with 10,000 idle connections: minimal reports without a
+           management plane, full reports without and with one; three runs of each
   sweep    an open-loop sweep against avpd up to the SLO p99 <= 5 ms, with its plot
   latency  one open-loop run at half the highest throughput the sweep reached (needs sweep):
            latency table, .hgrm and percentile plots
   conns    10,000 connections held from one avp-loadgen process against avpd: loadgen peak RSS
 
-It rewrites only the block between the GENERATED markers of docs/CAPACITY.md (creating the
-file with just the markers if it is missing) and writes plots into docs/img/.
+Servers run on CPU 0 and clients on CPU 1 (taskset), a fresh server on a free port for every
+run. In the side-by-side parts (tcp, udp, clients) every round runs each server, or each
+client, once per config, in an order that rotates from round to round; their tables give the
+medians of the rounds and the median and range of the per-round ratios. Under every table is
+the command that reproduces it.
+
+It rewrites only the block between the GENERATED markers of docs/CAPACITY.md (appending the
+markers when they are missing) and writes plots into docs/img/. Without --no-build it first
+runs `cargo build --release --workspace`; the C yardsticks are compiled into
+target/yardsticks/ whenever they are missing or older than their source. A part that fails
+leaves a line saying why in the block, the others still run, and the exit status is 1.
+Stdlib only.
 """
 import argparse
 import json
@@ -24,352 +36,292 @@ import os
 import platform
 import re
 import shlex
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LIMIT_DIR = os.path.join(os.path.dirname(ROOT), "shared", "limit")
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-AVPD = os.path.join(TARGET, "release", "avpd")
-LOADGEN = os.path.join(TARGET, "release", "avp-loadgen")
-LIMIT_SERVER = "/tmp/limit_server"
-LIMIT_CLIENT = "/tmp/limit_client"  # the path sidebyside.py uses
-DOC = os.path.join(ROOT, "docs", "CAPACITY.md")
-IMG = os.path.join(ROOT, "docs", "img")
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+import idle_memory  # noqa: E402  (bench/ is not a package)
+import sidebyside  # noqa: E402
+
+# Paths relative to ROOT, the working directory of every command run (and shown) here.
+AVPD = "target/release/avpd"
+LOADGEN = "target/release/avp-loadgen"
+YARD_DIR = os.path.relpath(sidebyside.BIN_DIR, ROOT)
+DOC = "docs/CAPACITY.md"
+IMG = "docs/img"
 BEGIN = "<!-- BEGIN GENERATED: bench/capacity -->"
 END = "<!-- END GENERATED: bench/capacity -->"
-CONFIGS = ["100x1", "1000x16", "10x128"]
-SLO = "p99=5ms"
+HOST = sidebyside.HOST
 
-_port = [7950]
-
-
-def next_port():
-    _port[0] += 1
-    return _port[0]
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def rel(path):
-    return os.path.relpath(path, ROOT)
-
-
-def build(no_build):
-    if not no_build:
-        log("building: cargo build --release --workspace")
-        subprocess.check_call(["cargo", "build", "--release", "--workspace"], cwd=ROOT)
-    for b in (AVPD, LOADGEN):
-        if not os.path.exists(b):
-            sys.exit(f"{b} is missing: run cargo build --release --workspace")
-    for src, out in (("limit_server.c", LIMIT_SERVER), ("limit_client.c", LIMIT_CLIENT)):
-        subprocess.check_call(["gcc", "-O2", "-o", out, os.path.join(LIMIT_DIR, src)])
-
-
-def wait_port(port, secs=10):
-    end = time.time() + secs
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
-class Server:
-    """A server pinned to CPU 0 for the duration of a `with` block."""
-
-    def __init__(self, argv):
-        self.argv = argv
-
-    def __enter__(self):
-        self.proc = subprocess.Popen(["taskset", "-c", "0"] + self.argv,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return self
-
-    def __exit__(self, *exc):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def limit_server(port):
-    return Server([LIMIT_SERVER, str(port)])
-
-
-def avpd_server(port):
-    return Server([AVPD, "serve", "--workers", "1", "--listen", f"tcp://127.0.0.1:{port}"])
-
-
-def loadgen(args, json_path, timeout):
-    """Runs avp-loadgen on CPU 1 and returns its JSON report."""
-    argv = ["taskset", "-c", "1", LOADGEN, "-q", "--json", json_path] + args
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    if not os.path.exists(json_path):
-        raise RuntimeError(f"{shlex.join(argv)} failed: {out.stderr.strip()}")
-    with open(json_path) as f:
-        return json.load(f), out.stdout
-
-
-def closed_loop_argv(json_path, port, conns, depth, secs, warmup, fields):
-    """avp-loadgen's command line for a closed-loop run against 127.0.0.1:`port` that writes
-    its JSON report to `json_path` (removed first, so a failed run leaves none)."""
-    if os.path.exists(json_path):
-        os.remove(json_path)
-    return [LOADGEN, "-q", "--json", json_path, "--target", f"tcp://127.0.0.1:{port}",
-            "--connections", conns, "--pipeline", depth, "--duration", f"{secs}s",
-            "--warmup", f"{warmup}s", "--report-fields", fields]
-
-
-def read_report(json_path):
-    """The JSON report a run wrote, or None when it wrote none."""
-    if not os.path.exists(json_path):
-        return None
-    with open(json_path) as f:
-        return json.load(f)
-
-
-def fmt_rate(v):
-    return f"{v / 1e3:,.0f}k" if v else "n/a"
-
-
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
-
-# --- part: clients -----------------------------------------------------------------------------
-
-def run_client(argv, timeout):
-    """Runs a client pinned to CPU 1; returns its stdout and the CPU seconds (user + system) it
-    used, from its own rusage (taskset execs the client, so the pid is the client's)."""
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(["taskset", "-c", "1"] + argv, stdout=out,
-                                stderr=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.time() > deadline:
-                proc.kill()
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.05)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        return out.read(), usage.ru_utime + usage.ru_stime
-
-
-CLIENTS = ["limit_client.c", "avp-loadgen (minimal reports)", "avp-loadgen (full reports)"]
-# limit_client.c starts its clock once every connection is open and primed; the loadgen's
+PARTS = ["tcp", "udp", "clients", "memory", "sweep", "latency", "conns"]
+REPORTS = ["minimal", "full"]
+TCP_CFGS = ["100x1", "1000x16", "10x128"]
+UDP_CFGS = ["100x1", "100x16"]
+# yard_tcp_client.c starts counting once every connection is open and primed; the loadgen's
 # warmup leaves its connection ramp out of the measured window in the same way.
 CLIENT_WARMUP = 1
+LOADGEN_CLIENT = (f"{LOADGEN} -q --target tcp://{{host}}:{{port}} --connections {{conns}} "
+                  f"--pipeline {{depth}} --duration {{secs}}s --warmup {CLIENT_WARMUP}s "
+                  f"--report-fields {{reports}} --json {{json}}")
+MEMORY_CONNS = 10_000
+MEMORY_RUNS = 3
+MEMORY_VARIANTS = [("minimal", False), ("full", False), ("full", True)]   # (reports, admin)
+SLO = "p99=5ms"
+SWEEP = ["--sweep", "--slo", SLO, "--sweep-start", "10000", "--sweep-factor", "1.4",
+         "--sweep-steps", "30", "--connections", "100", "--pipeline", "16", "--warmup", "1s"]
+SWEEP_PLOTS = ["--plot", f"{IMG}/sweep.svg", "--plot", f"{IMG}/sweep.png"]
+LATENCY = ["--connections", "100", "--pipeline", "16", "--duration", "10s", "--warmup", "2s",
+           "--hgrm", f"{IMG}/latency-half-capacity.hgrm",
+           "--plot", f"{IMG}/latency-half-capacity.svg",
+           "--plot", f"{IMG}/latency-half-capacity.png"]
+CONNS = 10_000
+CONNS_ARGS = ["--connections", str(CONNS), "--connect-rate", "5000", "--rate", "20000",
+              "--warmup", "3s", "--duration", "5s"]
+LOADGEN_TIMEOUT = 3600   # seconds; a whole sweep included
+# What a part may fail with; the others still run and the block says what went wrong.
+PART_ERRORS = (RuntimeError, OSError, subprocess.SubprocessError, KeyError, ValueError)
+
+log = sidebyside.log
 
 
-def client_run(c, port, conns, depth, a, tmp):
-    """One closed-loop run of client `c`: (answers per second, answers, CPU seconds)."""
-    if c == "limit_client.c":
-        out, cpu = run_client([LIMIT_CLIENT, str(port), conns, depth, str(a.secs)], a.secs + 60)
-        m = re.search(r"acks=(\d+) secs=([\d.]+)", out)
-        return (int(m.group(1)) / float(m.group(2)), int(m.group(1)), cpu) if m else None
-    fields = "minimal" if "minimal" in c else "full"
-    json_path = os.path.join(tmp, "client.json")
-    argv = closed_loop_argv(json_path, port, conns, depth, a.secs, CLIENT_WARMUP, fields)
-    _, cpu = run_client(argv, a.secs + CLIENT_WARMUP + 60)
-    rep = read_report(json_path)
-    return (rep["throughput"], rep["answered"] + rep["warmup_answered"], cpu) if rep else None
+# --- helpers -----------------------------------------------------------------------------------
+
+def avpd_template(transport):
+    """sidebyside.py's server template for the node on one data-plane endpoint."""
+    return f"{AVPD} serve --workers 1 --no-admin --listen {transport}://{{host}}:{{port}}"
 
 
-def part_clients(a, tmp):
-    """limit_client vs avp-loadgen (minimal and full reports) against limit_server."""
-    # runs[(client, cfg)]: one (rate, answers, cpu seconds) or None per round.
-    runs = {(c, cfg): [] for c in CLIENTS for cfg in CONFIGS}
-    for r in range(a.rounds):
-        for cfg in CONFIGS:
-            conns, depth = cfg.split("x")
-            for c in CLIENTS:
-                port = next_port()
-                with limit_server(port):
-                    run = client_run(c, port, conns, depth, a, tmp) if wait_port(port) else None
-                runs[(c, cfg)].append(run)
-                log(f"  clients round {r + 1} {cfg:>8} {c:<30} "
-                    f"{fmt_rate(run[0]) if run else 'failed'}")
-
-    def cell(c, cfg):
-        mine, base = runs[(c, cfg)], runs[(CLIENTS[0], cfg)]
-        rate = median([x[0] if x else None for x in mine])
-        ns = median([x[2] / x[1] * 1e9 if x and x[1] else None for x in mine])
-        # Each round's ratio compares two runs made seconds apart, so slow drift of the machine
-        # cancels; the median of those ratios and their spread are reported.
-        ratios = sorted(x[0] / b[0] for x, b in zip(mine, base) if x and b and b[0])
-        if not rate or not ratios:
-            return "n/a"
-        spread = f" {ratios[0]:.2f}–{ratios[-1]:.2f}" if c != CLIENTS[0] else ""
-        return (f"{fmt_rate(rate)} ({statistics.median(ratios):.2f}x{spread}), "
-                f"{ns:,.0f} ns CPU/msg")
-
-    lines = [
-        "| client (against limit_server.c) | " + " | ".join(CONFIGS) + " |",
-        "|---|" + "---|" * len(CONFIGS),
-    ] + [f"| {c} | " + " | ".join(cell(c, cfg) for cfg in CONFIGS) + " |" for c in CLIENTS]
-    cmd = (f"taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections C "
-           f"--pipeline D --duration {a.secs:g}s --warmup {CLIENT_WARMUP}s "
-           f"--report-fields minimal|full")
-    return [
-        "### Load generator vs limit_client.c",
-        "",
-        f"Closed loop against `limit_server.c` on CPU 0, the client on CPU 1, a fresh server per "
-        f"run, clients alternating within each round, {a.rounds} rounds of {a.secs:g} s. Each "
-        f"cell: the median throughput; in brackets the median over the rounds of the ratio to "
-        f"limit_client.c's run of the same round, and the lowest and highest of those ratios; "
-        f"then the client's CPU time (user + system, from its rusage) per answer (warmup "
-        f"included), median of the rounds. limit_client.c starts its clock once its connections "
-        f"are open and primed; the loadgen's {CLIENT_WARMUP} s warmup leaves its ramp out too. limit_client.c sends 15-byte reports (CPU, MEM, SEQUENCE) and records "
-        f"nothing; `--report-fields minimal` sends the same bytes, `full` adds TIMESTAMP and "
-        f"NODE_ID (36 bytes). avp-loadgen checks and times every answer in both.",
-        "",
-        f"    taskset -c 1 /tmp/limit_client PORT C D {a.secs:g}",
-        f"    {cmd}",
-        "",
-    ] + lines + [""]
+def sidebyside_argv(a, transport, reports, cfgs, servers=(), client=None, cpu_time=False):
+    """A sidebyside.py command line, without the program."""
+    argv = ["--rounds", str(a.rounds), "--secs", f"{a.secs:g}", "--transport", transport,
+            "--reports", reports]
+    for cfg in cfgs:
+        argv += ["--cfg", cfg]
+    argv += (["--client", client] if client else []) + (["--cpu-time"] if cpu_time else [])
+    return argv + [f"{name}={template}" for name, template in servers]
 
 
-# --- part: race --------------------------------------------------------------------------------
-
-RACE_SECS = 10
-# The loadgen starts this long before limit_client.c and leaves it out as warmup, so that both
-# clocks run over the same seconds with every connection open.
-RACE_WARMUP = 1
-
-
-def race_round(cfg, tmp):
-    """limit_client.c and avp-loadgen at once, both on CPU 1, against one limit_server.c on
-    CPU 0, for RACE_SECS: (limit_client's acks/s, the loadgen's answers/s)."""
-    conns, depth = cfg.split("x")
-    port = next_port()
-    json_path = os.path.join(tmp, "race.json")
-    argv = closed_loop_argv(json_path, port, conns, depth, RACE_SECS, RACE_WARMUP, "minimal")
-    with limit_server(port):
-        if not wait_port(port):
-            return None
-        lg = subprocess.Popen(["taskset", "-c", "1"] + argv, stdout=subprocess.DEVNULL)
-        time.sleep(RACE_WARMUP)
-        c = subprocess.Popen(["taskset", "-c", "1", LIMIT_CLIENT, str(port), conns, depth,
-                              str(RACE_SECS)], stdout=subprocess.PIPE, text=True)
-        out, _ = c.communicate(timeout=RACE_SECS + 60)
-        lg.wait(timeout=RACE_SECS + RACE_WARMUP + 60)
-    m = re.search(r"rate=(\d+)", out)
-    rep = read_report(json_path)
-    return (float(m.group(1)), rep["throughput"]) if m and rep else None
+def shown_sidebyside(argv):
+    """`argv` as the sidebyside.py command to type, one line per server and client template."""
+    lines = [["python3", "bench/sidebyside.py"]]
+    for arg in argv:
+        if arg == "--client" or re.match(r"[\w.-]+=", arg):
+            lines.append([])
+        lines[-1].append(arg)
+    return " \\\n    ".join(shlex.join(words) for words in lines)
 
 
-def part_race(a, tmp):
-    """Both clients in the same run: how the server's answers split between them."""
-    rows = []
-    for cfg in CONFIGS:
-        runs = []
-        for r in range(a.rounds):
-            run = race_round(cfg, tmp)
-            runs.append(run)
-            log(f"  race round {r + 1} {cfg:>8} " +
-                (f"limit_client {fmt_rate(run[0])} avp-loadgen {fmt_rate(run[1])}" if run
-                 else "failed"))
-        ratios = sorted(lg / c for c, lg in filter(None, runs) if c)
-        if not ratios:
-            rows.append(f"| {cfg} | n/a | n/a | n/a |")
-            continue
-        rows.append(f"| {cfg} | {fmt_rate(median([x[0] for x in runs if x]))} | "
-                    f"{fmt_rate(median([x[1] for x in runs if x]))} | "
-                    f"**{statistics.median(ratios):.3f}x** ({ratios[0]:.3f}–{ratios[-1]:.3f}) |")
-    return [
-        "### Load generator and limit_client.c in the same run",
-        "",
-        f"Both clients at once on CPU 1, with the configuration's connections each, against one "
-        f"`limit_server.c` on CPU 0, for {RACE_SECS} s; {a.rounds} rounds per configuration. "
-        f"They share the machine's state second by second, so its drift cancels out of the "
-        f"ratio. They also share CPU 1, so the one that spends less per answer turns its "
-        f"connections around sooner and gets more of the server's answers. limit_client.c "
-        f"opens its connections before starting its clock; the loadgen starts {RACE_WARMUP} s "
-        f"earlier and leaves that second out as warmup, so both clocks cover the same seconds "
-        f"with every connection open. Medians of the rounds; the ratio column is avp-loadgen / "
-        f"limit_client.c, with the lowest and highest round.",
-        "",
-        f"    taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections C "
-        f"--pipeline D --duration {RACE_SECS}s --warmup {RACE_WARMUP}s "
-        f"--report-fields minimal &",
-        f"    sleep {RACE_WARMUP}; taskset -c 1 /tmp/limit_client PORT C D {RACE_SECS}",
-        "",
-        "| configuration | limit_client.c | avp-loadgen | avp-loadgen / limit_client.c |",
-        "|---|---|---|---|",
-    ] + rows + [""]
+def variants(argv, label=None):
+    """The (name, args, server template) variants of one sidebyside.py command line, for
+    sidebyside.iter_runs; `label`, when given, names the runs of its only server."""
+    args = sidebyside.parse_args(argv)
+    servers = sidebyside.prepare(args)
+    if label:
+        [(_, template)] = servers
+        return [(label, args, template)]
+    return [(name, args, template) for name, template in servers]
 
 
-# --- part: servers -----------------------------------------------------------------------------
-
-def part_servers(a):
-    cmd = [sys.executable, os.path.join(LIMIT_DIR, "sidebyside.py"), "--rounds", str(a.rounds),
-           "--secs", str(a.secs)]
-    for cfg in CONFIGS:
-        cmd += ["--cfg", cfg]
-    cmd += [f"climit={LIMIT_SERVER} {{port}}",
-            f"avpd={AVPD} serve --workers 1 --listen tcp://127.0.0.1:{{port}}"]
-    log("  servers: " + shlex.join(cmd))
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    shown = [shlex.join(["python3"] + [os.path.relpath(c, ROOT) if c.startswith(ROOT) else c
-                                       for c in cmd[1:]])
-             .replace(LIMIT_DIR, "../shared/limit").replace(TARGET, "target")]
-    return [
-        "### avpd vs limit_server.c under limit_client.c",
-        "",
-        f"`sidebyside.py`: servers alternate on CPU 0, limit_client.c on CPU 1, medians of "
-        f"{a.rounds} rounds of {a.secs:g} s, acks/s and ratio to limit_server.c.",
-        "",
-        "    " + shown[0],
-        "",
-    ] + ["    " + line for line in out.strip().splitlines()] + [""]
+def per_round(runs, name, cfg, field):
+    """{round: figure} of one variant's runs of one config, failed runs left out."""
+    return {r["round"]: r[field] for r in runs
+            if r["server"] == name and r["cfg"] == cfg and r.get(field) is not None}
 
 
-# --- part: latency -----------------------------------------------------------------------------
+def median_of(runs, name, cfg, field="acks_per_sec"):
+    return sidebyside.median_or_none(list(per_round(runs, name, cfg, field).values()))
 
-def part_latency(a, tmp, cap):
+
+def ratio_cell(runs, cfg, subject, base):
+    """Median of the per-round ratios subject / base, then the lowest and highest."""
+    a, b = (per_round(runs, n, cfg, "acks_per_sec") for n in (subject, base))
+    ratios = sorted(a[k] / b[k] for k in a.keys() & b.keys())
+    if not ratios:
+        return "-"
+    return f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}–{ratios[-1]:.2f})"
+
+
+def cpu_cell(runs, cfg, names):
+    cpu = [median_of(runs, n, cfg, "cpu_us_per_ack") for n in names]
+    return " / ".join(f"{c:#.3g}" if c is not None else "-" for c in cpu)
+
+
+def ratio_table(runs, cfgs, subject, base, cpu):
+    """Per config: median acks/s of `subject` and `base`, their per-round ratio, and with
+    `cpu` both servers' median CPU microseconds per ack. A line on failed runs follows."""
+    head = ["config", subject, base, "ratio (lowest–highest round)"]
+    if cpu:
+        head.append(f"CPU us/msg {subject} / {base}")
+    align = ["---"] + ["---:"] * (len(head) - 1)
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join(align) + " |"]
+    for cfg in cfgs:
+        cells = [cfg] + [sidebyside.human(median_of(runs, n, cfg)) for n in (subject, base)]
+        cells.append(ratio_cell(runs, cfg, subject, base))
+        if cpu:
+            cells.append(cpu_cell(runs, cfg, (subject, base)))
+        lines.append("| " + " | ".join(cells) + " |")
+    failed = [r for r in runs if r.get("acks_per_sec") is None]
+    if failed:
+        r = failed[0]
+        why = " ".join(str(r.get("error")).split())[:300]
+        lines += ["", f"{len(failed)} of {len(runs)} runs failed; the first ({r['server']}, "
+                      f"{r['cfg']}, round {r['round']}): {why}"]
+    return lines
+
+
+def code(command):
+    """A command as an indented Markdown code block, blank line after."""
+    return ["    " + line for line in command.splitlines()] + [""]
+
+
+def section(title, intro, tables):
+    """### title, the intro paragraph, then per (caption, table lines, commands): the caption,
+    the table and, in one code block, the commands that reproduce it."""
+    lines = [f"### {title}", "", intro, ""]
+    for caption, table, commands in tables:
+        lines += ([f"**{caption}**", ""] if caption else []) + table + [""]
+        lines += code("\n".join(commands))
+    return lines
+
+
+def avpd_loadgen(loadgen_args, timeout=LOADGEN_TIMEOUT):
+    """Starts avpd (TCP, one worker, no management plane) on CPU 0 on a free port and runs
+    avp-loadgen on CPU 1 against it; returns the loadgen's JSON report and its stdout."""
+    port = sidebyside.free_port("tcp")
+    argv = sidebyside.expand(avpd_template("tcp"), "avpd", host=HOST, port=port)
+    server = sidebyside.Server("avpd", argv)
+    try:
+        if not sidebyside.wait_tcp(server, port):
+            raise RuntimeError(f"avpd is not answering: {server.output_tail() or '(no output)'}")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "report.json")
+            out = subprocess.run(["taskset", "-c", sidebyside.CLIENT_CPU, LOADGEN, "-q",
+                                  "--json", path, "--target", f"tcp://{HOST}:{port}"]
+                                 + loadgen_args, stdin=subprocess.DEVNULL,
+                                 capture_output=True, text=True, timeout=timeout)
+            if not os.path.exists(path):
+                raise RuntimeError(f"avp-loadgen wrote no report (exit status "
+                                   f"{out.returncode}): {out.stderr.strip()[-500:]}")
+            with open(path) as f:
+                return json.load(f), out.stdout
+    finally:
+        server.stop()
+
+
+def shown_avpd_loadgen(loadgen_args):
+    """The two commands avpd_loadgen runs, as a user would type them."""
+    server = sidebyside.expand(avpd_template("tcp"), "avpd", host=HOST, port="PORT")
+    return (f"taskset -c {sidebyside.SERVER_CPU} {shlex.join(server)} &\n"
+            f"taskset -c {sidebyside.CLIENT_CPU} "
+            f"{shlex.join([LOADGEN, '--target', f'tcp://{HOST}:PORT'] + loadgen_args)}")
+
+
+# --- parts -------------------------------------------------------------------------------------
+
+def part_servers(a, transport, cfgs):
+    """avpd and the transport's C yardstick side by side under its C client, minimal and
+    full reports (the tcp and udp parts)."""
+    yard = f"yard_{transport}_server"
+    servers = [(yard, f"{YARD_DIR}/{yard} {{port}}"), ("avpd", avpd_template(transport))]
+    tables = []
+    for reports in REPORTS:
+        argv = sidebyside_argv(a, transport, reports, cfgs, servers, cpu_time=True)
+        log(f"{transport}, {reports} reports")
+        runs = list(sidebyside.iter_runs(variants(argv), cfgs, a.rounds))
+        tables.append((f"{reports.capitalize()} reports",
+                       ratio_table(runs, cfgs, "avpd", yard, cpu=True),
+                       [shown_sidebyside(argv)]))
+    conns = "connections" if transport == "tcp" else "sockets"
+    intro = (f"`avpd serve --workers 1 --no-admin` against `bench/c/{yard}.c`, both under "
+             f"`bench/c/yard_{transport}_client.c` (config: {conns} x reports in flight on "
+             f"each), {a.rounds} round(s) of {a.secs:g} s. Medians in acks/s; ratio avpd / "
+             f"{yard}; CPU: each server's user + system time per ack over the client's "
+             f"measured window.")
+    return section(f"avpd vs {yard} ({transport.upper()})", intro, tables)
+
+
+def part_tcp(a):
+    return part_servers(a, "tcp", TCP_CFGS)
+
+
+def part_udp(a):
+    return part_servers(a, "udp", UDP_CFGS)
+
+
+def part_clients(a):
+    """avp-loadgen vs yard_tcp_client.c against yard_tcp_server.c, minimal and full reports."""
+    tables = []
+    for reports in REPORTS:
+        c_argv = sidebyside_argv(a, "tcp", reports, TCP_CFGS)
+        lg_argv = sidebyside_argv(a, "tcp", reports, TCP_CFGS, client=LOADGEN_CLIENT)
+        log(f"clients, {reports} reports")
+        both = variants(c_argv, "yard_tcp_client") + variants(lg_argv, "avp-loadgen")
+        runs = list(sidebyside.iter_runs(both, TCP_CFGS, a.rounds))
+        tables.append((f"{reports.capitalize()} reports",
+                       ratio_table(runs, TCP_CFGS, "avp-loadgen", "yard_tcp_client", cpu=False),
+                       [shown_sidebyside(c_argv), shown_sidebyside(lg_argv)]))
+    intro = (f"Both clients against `bench/c/yard_tcp_server.c`, alternating within each "
+             f"round, {a.rounds} round(s) of {a.secs:g} s; the suite interleaves the runs of "
+             f"the two commands under each table. Medians in acks/s; ratio avp-loadgen / "
+             f"yard_tcp_client. The C client starts counting once its connections are open "
+             f"and primed; the loadgen's {CLIENT_WARMUP} s `--warmup` leaves its connection "
+             f"ramp out likewise. avp-loadgen checks and times every answer.")
+    return section("avp-loadgen vs yard_tcp_client", intro, tables)
+
+
+def part_memory(a):
+    """Bytes per idle connection, median of MEMORY_RUNS runs of bench/idle_memory.py."""
+    rows = ["| reports | management plane | bytes per idle connection | runs "
+            "| RSS empty → idle, KiB |", "|---|---|---:|---|---:|"]
+    commands = []
+    for reports, admin in MEMORY_VARIANTS:
+        log(f"memory, {reports} reports, management plane {'on' if admin else 'off'}")
+        runs = [idle_memory.measure(MEMORY_CONNS, AVPD, reports, admin)
+                for _ in range(MEMORY_RUNS)]
+        per_conn = sorted(r["bytes_per_conn"] for r in runs)
+        empty, idle = (statistics.median(r[k] for r in runs)
+                       for k in ("rss_empty_kib", "rss_idle_kib"))
+        rows.append(f"| {reports} | {'on' if admin else 'off'} | "
+                    f"{statistics.median(per_conn):,.0f} | "
+                    f"{' '.join(f'{v:,.0f}' for v in per_conn)} | {empty:,.0f} → {idle:,.0f} |")
+        commands.append(shlex.join(["python3", "bench/idle_memory.py", "--conns",
+                                    str(MEMORY_CONNS), "--avpd", AVPD, "--reports", reports]
+                                   + (["--admin"] if admin else [])))
+    intro = (f"`avpd serve --workers 1` holding {MEMORY_CONNS:,} connections that have each "
+             f"sent one report and read its ack, then idle: resident memory with them minus "
+             f"without, per connection, median of {MEMORY_RUNS} runs (RSS: medians). Full "
+             f"reports carry TIMESTAMP and a NODE_ID per connection, as agents send; with a "
+             f"management plane the node keeps each connection's latest report for terminals.")
+    return section("Memory: idle connections", intro, [(None, rows, commands)])
+
+
+def part_sweep(a):
+    """The sweep's section and the highest throughput any of its steps achieved."""
+    args = SWEEP + ["--duration", f"{a.secs:g}s"] + SWEEP_PLOTS
+    rep, table = avpd_loadgen(args)
+    cap = max((st["report"]["throughput"] for st in rep.get("steps", [])), default=None)
+    lines = ["### Capacity sweep of `avpd serve --workers 1`", ""]
+    lines += code(shown_avpd_loadgen(args)) + code(table.rstrip())
+    return lines + ["![throughput against latency](img/sweep.svg)", ""], cap
+
+
+def part_latency(cap):
+    title = "### Open-loop latency of `avpd serve --workers 1` at half its capacity"
     if not cap:
-        return ["### Open-loop latency", "", "The sweep measured no capacity; no figures.", ""]
+        return [title, "", "No capacity was measured (the sweep was skipped or failed).", ""]
     rate = round(cap / 2, -3)
-    port = next_port()
-    hgrm = os.path.join(IMG, "latency-half-capacity.hgrm")
-    args = ["--target", f"tcp://127.0.0.1:{port}", "--rate", f"{rate:.0f}", "--connections",
-            "100", "--pipeline", "16", "--duration", "10s", "--warmup", "2s", "--hgrm", hgrm]
-    plots = ["--plot", os.path.join(IMG, "latency-half-capacity.svg"),
-             "--plot", os.path.join(IMG, "latency-half-capacity.png")]
-    with avpd_server(port):
-        wait_port(port)
-        rep, table = loadgen(args + plots, os.path.join(tmp, "lat.json"), 120)
-    shown = ("taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --rate "
-             f"{rate:.0f} --connections 100 --pipeline 16 --duration 10s --warmup 2s "
-             "--hgrm docs/img/latency-half-capacity.hgrm --plot docs/img/latency-half-capacity.svg "
-             "--plot docs/img/latency-half-capacity.png")
-    return [
-        "### Open-loop latency of `avpd serve --workers 1` at half its capacity",
-        "",
-        f"Capacity here is the highest throughput any step of the sweep above achieved in open "
-        f"loop, **{cap:,.0f} msg/s**. An open-loop run at half of it, {rate:,.0f} msg/s, avpd on "
-        f"CPU 0 and the loadgen on CPU 1:",
-        "",
-        "    " + shown,
-        "",
-    ] + ["    " + line for line in table.rstrip().splitlines()] + [
-        "",
+    args = ["--rate", f"{rate:.0f}"] + LATENCY
+    _, table = avpd_loadgen(args)
+    intro = (f"Capacity here is the highest throughput any step of the sweep above achieved "
+             f"in open loop, **{cap:,.0f} msg/s**. An open-loop run at half of it, "
+             f"{rate:,.0f} msg/s, avpd on CPU {sidebyside.SERVER_CPU} and the loadgen on CPU "
+             f"{sidebyside.CLIENT_CPU}:")
+    return [title, "", intro, ""] + code(shown_avpd_loadgen(args)) + code(table.rstrip()) + [
         "![latency percentile spectrum](img/latency-half-capacity.svg)",
         "",
         "(`docs/img/latency-half-capacity.png` is the same plot as a PNG; "
@@ -378,84 +330,83 @@ def part_latency(a, tmp, cap):
     ]
 
 
-# --- part: sweep -------------------------------------------------------------------------------
-
-SWEEP_START = 10_000
-
-
-def part_sweep(a, tmp):
-    """The sweep's table and the highest throughput any of its steps achieved."""
-    start = SWEEP_START
-    port = next_port()
-    args = ["--target", f"tcp://127.0.0.1:{port}", "--sweep", "--slo", SLO, "--sweep-start",
-            f"{start:.0f}", "--sweep-factor", "1.4", "--connections", "100", "--pipeline", "16",
-            "--duration", f"{a.secs}s", "--warmup", "1s",
-            "--plot", os.path.join(IMG, "sweep.svg"), "--plot", os.path.join(IMG, "sweep.png")]
-    with avpd_server(port):
-        wait_port(port)
-        rep, table = loadgen(args, os.path.join(tmp, "sweep.json"), 3600)
-    shown = (f"taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --sweep --slo {SLO} "
-             f"--sweep-start {start:.0f} --sweep-factor 1.4 --connections 100 --pipeline 16 "
-             f"--duration {a.secs:g}s --warmup 1s --plot docs/img/sweep.svg --plot docs/img/sweep.png")
-    steps = (rep or {}).get("steps", [])
-    cap = max((st["report"]["throughput"] for st in steps), default=None)
-    return [
-        "### Capacity sweep of `avpd serve --workers 1`",
-        "",
-        "    " + shown,
-        "",
-    ] + ["    " + line for line in table.rstrip().splitlines()] + [
-        "",
-        "![throughput against latency](img/sweep.svg)",
-        "",
-    ], cap
-
-
-# --- part: conns -------------------------------------------------------------------------------
-
-def part_conns(a, tmp):
-    port = next_port()
-    args = ["--target", f"tcp://127.0.0.1:{port}", "--connections", "10000", "--connect-rate",
-            "5000", "--rate", "20000", "--warmup", "3s", "--duration", "5s"]
-    with avpd_server(port):
-        wait_port(port)
-        rep, _ = loadgen(args, os.path.join(tmp, "conns.json"), 120)
+def part_conns(a):
+    rep, _ = avpd_loadgen(CONNS_ARGS)
     rss = rep.get("peak_rss_kib")
-    shown = ("taskset -c 1 avp-loadgen --target tcp://127.0.0.1:PORT --connections 10000 "
-             "--connect-rate 5000 --rate 20000 --warmup 3s --duration 5s")
-    c = rep["latency"]["corrected"]
-    return [
-        "### 10,000 connections from one avp-loadgen process",
-        "",
-        "    " + shown,
-        "",
+    p99 = rep["latency"]["corrected"]["p99_us"]
+    memory = (f"avp-loadgen peak RSS {rss / 1024:.1f} MiB ({rss * 1024 / CONNS:,.0f} bytes per "
+              f"connection, histograms included)." if rss else
+              "avp-loadgen's peak RSS is not available on this OS.")
+    return [f"### {CONNS:,} connections from one avp-loadgen process", ""] + \
+        code(shown_avpd_loadgen(CONNS_ARGS)) + [
         f"Sent {rep['sent']:,}, answered {rep['answered']:,}, errors {rep['errors_total']:,}; "
-        f"throughput {rep['throughput']:,.0f} msg/s, corrected p99 {c['p99_us'] / 1e3:.3f} ms; "
-        f"avp-loadgen peak RSS {rss / 1024:.1f} MiB"
-        f" ({rss * 1024 / 10000:,.0f} bytes per connection, histograms included)." if rss else
-        "Peak RSS not available on this OS.",
+        f"throughput {rep['throughput']:,.0f} msg/s, corrected p99 {p99 / 1e3:.3f} ms; {memory}",
         "",
     ]
 
 
+PART_FUNCS = {"tcp": part_tcp, "udp": part_udp, "clients": part_clients,
+              "memory": part_memory, "conns": part_conns}
+
+
 # --- the document ------------------------------------------------------------------------------
 
-def machine():
-    cpu = "unknown CPU"
+def output_of(argv):
+    """A command's stripped stdout, or None when it cannot run or fails."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
-            m = re.search(r"model name\s*:\s*(.+)", f.read())
-            cpu = m.group(1).strip() if m else cpu
+            m = re.search(r"^model name\s*:\s*(.+)$", f.read(), re.M)
     except OSError:
-        pass
-    return f"{platform.system()} {platform.release()}, {os.cpu_count()} cores, {cpu}"
+        m = None
+    return m.group(1).strip() if m else "unknown CPU"
+
+
+def machine():
+    rustc = output_of(["rustc", "--version"])
+    return (f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
+            f"{platform.release()}, {' '.join(rustc.split()[:2]) if rustc else 'rustc unknown'}, "
+            f"gcc {output_of(['gcc', '-dumpfullversion']) or 'unknown'}")
+
+
+def commit():
+    head = output_of(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
+    dirty = output_of(["git", "status", "--porcelain", "--untracked-files=no"])
+    return f"`{head}`" + (" with uncommitted changes" if dirty else "")
+
+
+def header(a):
+    cmd = ["python3", "bench/capacity.py", "--rounds", str(a.rounds), "--secs", f"{a.secs:g}"]
+    for part in a.skip:
+        cmd += ["--skip", part]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return [
+        "## Generated figures",
+        "",
+        f"Generated by `{shlex.join(cmd)}` on {started}, commit {commit()}; machine: "
+        f"{machine()}.",
+        "",
+        f"Servers run on CPU {sidebyside.SERVER_CPU} and clients on CPU "
+        f"{sidebyside.CLIENT_CPU} (`taskset`), a fresh server for every run, over loopback. In "
+        f"the side-by-side tables every round runs each server (or client) once per config, in "
+        f"an order that rotates from round to round; figures are medians of the rounds, and a "
+        f"ratio is the median of the per-round ratios, with the lowest and highest round in "
+        f"brackets. Absolute figures drift with the machine and with whatever else runs on it; "
+        f"the ratios within one run are what count.",
+        "",
+    ]
 
 
 def write_block(lines):
-    os.makedirs(os.path.dirname(DOC), exist_ok=True)
-    text = open(DOC).read() if os.path.exists(DOC) else f"{BEGIN}\n{END}\n"
+    text = open(DOC).read() if os.path.exists(DOC) else ""
     if BEGIN not in text or END not in text:
-        text = text.rstrip("\n") + f"\n\n{BEGIN}\n{END}\n"
+        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + f"{BEGIN}\n{END}\n"
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     block = "\n".join(lines).rstrip("\n")
@@ -463,50 +414,56 @@ def write_block(lines):
         f.write(f"{head}{BEGIN}\n{block}\n{END}{tail}")
 
 
+def build(no_build):
+    if not no_build:
+        log("building: cargo build --release --workspace")
+        subprocess.run(["cargo", "build", "--release", "--workspace"], check=True)
+    for binary in (AVPD, LOADGEN):
+        if not os.path.exists(binary):
+            sys.exit(f"{binary} is missing: run cargo build --release --workspace")
+    for transport in ("tcp", "udp"):   # sidebyside.prepare builds the clients
+        sidebyside.build(f"yard_{transport}_server")
+
+
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--secs", type=float, default=3)
-    ap.add_argument("--no-build", action="store_true")
-    ap.add_argument("--skip", action="append", default=[],
-                    choices=["clients", "race", "servers", "latency", "sweep", "conns"])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n\n", 2)[2])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--secs", type=float, default=3, help="measured seconds per run")
+    ap.add_argument("--no-build", action="store_true", help="skip the cargo build")
+    ap.add_argument("--skip", action="append", default=[], choices=PARTS, metavar="PART",
+                    help="leave a part out (repeatable): " + ", ".join(PARTS))
     a = ap.parse_args()
+    if a.rounds < 1 or a.secs <= 0:
+        ap.error("--rounds must be >= 1 and --secs > 0")
+    os.chdir(ROOT)
+    sidebyside.check_machine()
     build(a.no_build)
     os.makedirs(IMG, exist_ok=True)
-    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = [
-        "## Generated figures",
-        "",
-        f"Generated by `python3 bench/capacity.py --rounds {a.rounds} --secs {a.secs:g}` on "
-        f"{started}; machine: {machine()}. Absolute figures drift with the machine and with "
-        f"whatever else runs on it; the ratios within one run are what count.",
-        "",
-    ]
-    with tempfile.TemporaryDirectory() as tmp:
-        if "clients" not in a.skip:
-            log("part clients")
-            lines += part_clients(a, tmp)
-        if "race" not in a.skip:
-            log("part race")
-            lines += part_race(a, tmp)
-        if "servers" not in a.skip:
-            log("part servers")
-            lines += part_servers(a)
-        cap = None
-        if "sweep" not in a.skip:
-            log("part sweep")
-            text, cap = part_sweep(a, tmp)
-            lines += text
-        if "latency" not in a.skip:
-            log("part latency")
-            lines += part_latency(a, tmp, cap)
-        if "conns" not in a.skip:
-            log("part conns")
-            lines += part_conns(a, tmp)
+
+    lines, failed, cap = header(a), [], None
+    for name in PARTS:
+        if name in a.skip:
+            continue
+        log(f"part {name}")
+        try:
+            if name == "sweep":
+                text, cap = part_sweep(a)
+            elif name == "latency":
+                text = part_latency(cap)
+            else:
+                text = PART_FUNCS[name](a)
+        except PART_ERRORS as e:
+            log(f"part {name} failed: {e!r}")
+            failed.append(name)
+            text = [f"### Part {name}", "", f"Failed: `{' '.join(str(e).split())[:300]}`", ""]
+        lines += text
     write_block(lines)
-    log(f"wrote {rel(DOC)} and {rel(IMG)}/")
+    log(f"wrote {DOC} and {IMG}/")
     print("\n".join(lines))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -36,6 +36,10 @@ client it is sampled when the client starts and ends, connection set-up included
 
 The C sources are built with `gcc -O2` into target/yardsticks/ when the binary is missing
 or older than its source. Stdlib only.
+
+As a module (bench/capacity.py imports it): parse_args(argv) reads a command line like this
+one, prepare(args) builds what it needs and returns its servers, and iter_runs(variants,
+cfgs, rounds) interleaves runs of servers taken from one or several command lines.
 """
 import argparse
 import json
@@ -63,6 +67,7 @@ CLIENT_CPU = "1"
 READY_TIMEOUT = 30.0     # seconds a server gets to start answering
 STOP_GRACE = 3.0         # seconds between SIGTERM and SIGKILL
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+DEFAULT_CFGS = ["100x1", "1000x16", "10x128"]
 
 
 def log(msg):
@@ -302,11 +307,13 @@ def human(v):
     return f"{v:.0f}"
 
 
-def summarise(runs, servers, cfgs):
+def summarise(runs, names, cfgs):
+    """Per config and server (in `names` order): median acks/s, its ratio to the first
+    server's median, the figure of every round and the median server CPU per ack."""
     rows = []
     for cfg in cfgs:
         base = None
-        for i, (name, _) in enumerate(servers):
+        for i, name in enumerate(names):
             mine = [r for r in runs if r["server"] == name and r["cfg"] == cfg]
             med = median_or_none([r["acks_per_sec"] for r in mine])
             if i == 0:
@@ -345,7 +352,7 @@ def print_table(rows, args):
     sys.stdout.flush()
 
 
-def main():
+def parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="See the module docstring for the details.")
@@ -354,69 +361,113 @@ def main():
     ap.add_argument("--transport", choices=["tcp", "udp"], default="tcp")
     ap.add_argument("--reports", choices=["minimal", "full"], default="minimal")
     ap.add_argument("--cfg", action="append", type=parse_cfg,
-                    help="CONNSxDEPTH, repeatable (default: 100x1, 1000x16, 10x128)")
+                    help="CONNSxDEPTH, repeatable (default: " + ", ".join(DEFAULT_CFGS) + ")")
     ap.add_argument("--client", help="client command template instead of our C client")
     ap.add_argument("--cpu-time", action="store_true", help="also report server CPU per ack")
     ap.add_argument("--json", metavar="FILE", help="write every raw figure to FILE")
     ap.add_argument("servers", nargs="*", type=parse_server, metavar="NAME=CMD_TEMPLATE")
-    args = ap.parse_args()
+    return ap
+
+
+def parse_args(argv=None):
+    """The command line (sys.argv[1:] when `argv` is None), checked, with the default
+    configs filled in; exits with a usage error like any argparse parser."""
+    ap = parser()
+    args = ap.parse_args(argv)
     if args.rounds < 1 or args.secs <= 0:
         ap.error("--rounds must be >= 1 and --secs > 0")
+    names = [n for n, _ in args.servers]
+    if len(set(names)) != len(names):
+        ap.error("server names must be unique")
+    args.cfg = args.cfg or list(DEFAULT_CFGS)
+    return args
+
+
+def check_machine():
+    """Exits unless taskset exists and both pinned CPUs are ours."""
     if not shutil.which("taskset"):
         sys.exit("taskset (util-linux) is needed to pin the server and the client")
     cpus = os.sched_getaffinity(0)
     if int(SERVER_CPU) not in cpus or int(CLIENT_CPU) not in cpus:
         sys.exit(f"CPUs {SERVER_CPU} and {CLIENT_CPU} must both be available (have {sorted(cpus)})")
 
-    cfgs = args.cfg or ["100x1", "1000x16", "10x128"]
+
+def prepare(args):
+    """Checks the machine and builds the C yardsticks `args` needs (the client, unless
+    --client, in args.client_bin); returns the servers as (name, template), the transport's
+    C yardstick server when the command line named none."""
+    check_machine()
     servers = args.servers
-    names = [n for n, _ in servers]
-    if len(set(names)) != len(names):
-        ap.error("server names must be unique")
     if not servers:
         name = f"yard_{args.transport}_server"
         servers = [(name, shlex.quote(build(name)) + " {port} {host}")]
     if not args.client:
         args.client_bin = build(f"yard_{args.transport}_client")
+    return servers
 
+
+def rotated(items, rnd):
+    """`items` rotated left by `rnd`: who goes first changes from round to round."""
+    k = rnd % len(items)
+    return items[k:] + items[:k]
+
+
+def iter_runs(variants, cfgs, rounds):
+    """Yields one run record per round, config and variant, logging each on stderr.
+
+    A variant is (name, args, server template): the server to start and the parsed command
+    line whose client, transport, reports and seconds drive it. Variants may come from
+    different command lines (another client against the same server, say); their names
+    label the records' "server" field and must be unique. Within a round and config every
+    variant runs once, in an order that rotates from round to round."""
+    for rnd in range(rounds):
+        for cfg in cfgs:
+            for name, args, template in rotated(variants, rnd):
+                rec = run_one(args, name, template, cfg)
+                rec["round"] = rnd + 1
+                fig = (f"{rec['acks_per_sec']:,.0f} acks/s" if rec["acks_per_sec"] is not None
+                       else "FAILED")
+                if rec.get("cpu_us_per_ack") is not None and args.cpu_time:
+                    fig += f", server {rec['cpu_us_per_ack']:.3f} us CPU/ack"
+                log(f"round {rnd + 1}/{rounds} {cfg} {name}: {fig}")
+                if rec.get("error"):
+                    log(f"  {rec['error']}")
+                yield rec
+
+
+def write_json(path, args, servers, started, runs, rows):
+    doc = {
+        "schema": "avp-sidebyside/1",
+        "started_unix": started,
+        "params": {"rounds": args.rounds, "secs": args.secs, "transport": args.transport,
+                   "reports": args.reports, "cfgs": args.cfg, "client": args.client,
+                   "servers": [{"name": n, "template": t} for n, t in servers],
+                   "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
+        "machine": {"uname": " ".join(platform.uname()), "cpus": os.cpu_count(),
+                    "python": platform.python_version()},
+        "runs": runs,
+        "summary": rows,
+    }
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
+def main():
+    args = parse_args()
+    servers = prepare(args)
     runs = []
     started = time.time()
     try:
-        for rnd in range(args.rounds):
-            for cfg in cfgs:
-                k = rnd % len(servers)
-                for name, template in servers[k:] + servers[:k]:
-                    rec = run_one(args, name, template, cfg)
-                    rec["round"] = rnd + 1
-                    runs.append(rec)
-                    fig = (f"{rec['acks_per_sec']:,.0f} acks/s" if rec["acks_per_sec"] is not None
-                           else "FAILED")
-                    if rec.get("cpu_us_per_ack") is not None and args.cpu_time:
-                        fig += f", server {rec['cpu_us_per_ack']:.3f} us CPU/ack"
-                    log(f"round {rnd + 1}/{args.rounds} {cfg} {name}: {fig}")
-                    if rec.get("error"):
-                        log(f"  {rec['error']}")
+        for rec in iter_runs([(n, args, t) for n, t in servers], args.cfg, args.rounds):
+            runs.append(rec)
     except KeyboardInterrupt:
         log("interrupted: summarising the runs done so far")
 
-    rows = summarise(runs, servers, cfgs)
+    rows = summarise(runs, [n for n, _ in servers], args.cfg)
     print_table(rows, args)
     if args.json:
-        doc = {
-            "schema": "avp-sidebyside/1",
-            "started_unix": started,
-            "params": {"rounds": args.rounds, "secs": args.secs, "transport": args.transport,
-                       "reports": args.reports, "cfgs": cfgs, "client": args.client,
-                       "servers": [{"name": n, "template": t} for n, t in servers],
-                       "server_cpu": SERVER_CPU, "client_cpu": CLIENT_CPU},
-            "machine": {"uname": " ".join(platform.uname()), "cpus": os.cpu_count(),
-                        "python": platform.python_version()},
-            "runs": runs,
-            "summary": rows,
-        }
-        with open(args.json, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
+        write_json(args.json, args, servers, started, runs, rows)
     return 0 if runs and all(r["acks_per_sec"] is not None for r in runs) else 1
 
 
