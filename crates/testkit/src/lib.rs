@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod frames;
+pub mod nats;
 pub mod peer;
 pub mod process;
 

@@ -1,0 +1,194 @@
+//! Reading stored reports back, for `avpd history`: an ordered consumer over the stream of
+//! reports, from a start time, for one node, the nodes a glob matches, or all.
+//!
+//! This runs on the caller's thread with a runtime of its own: it is a command, not part of a
+//! node.
+
+use crate::envelope;
+use crate::pipeline::{connect_client, report_subject, SUBJECTS};
+use crate::subject::node_of;
+use crate::{StoreConfig, StoreError};
+use async_nats::jetstream::consumer::pull::OrderedConfig;
+use async_nats::jetstream::consumer::DeliverPolicy;
+use avp_proto::{Body, Codec, Decoded, Report, Status};
+use futures_util::StreamExt;
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Which stored reports to read.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// One node, by its id.
+    pub node: Option<String>,
+    /// The nodes whose ids match this glob (`*` any run of characters, `?` one).
+    pub pattern: Option<String>,
+    /// Reports stored at or after this time.
+    pub since: Option<SystemTime>,
+    /// Reports stored before this time.
+    pub until: Option<SystemTime>,
+}
+
+/// One stored report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// The node it reports.
+    pub node: String,
+    /// When its collector received it, ms since the Unix epoch.
+    pub received_ms: u64,
+    /// The collector that received it.
+    pub collector: String,
+    /// Who sent it.
+    pub peer: SocketAddr,
+    /// Its SEQUENCE.
+    pub sequence: Option<u64>,
+    /// What it reports.
+    pub report: Report<'static>,
+}
+
+/// Reads the reports `query` selects, oldest first, handing each to `on_row`; returns how many
+/// stored messages were not reports this version reads (skipped).
+pub fn read(
+    config: &StoreConfig,
+    query: &Query,
+    mut on_row: impl FnMut(Row),
+) -> Result<u64, StoreError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(StoreError::Thread)?;
+    runtime.block_on(async {
+        let client = connect_client(config, None).await?;
+        let js = async_nats::jetstream::new(client);
+        let setup = |what: &str, e: &dyn std::fmt::Display| StoreError::Setup {
+            what: what.to_string(),
+            reason: e.to_string(),
+        };
+        let stream = js
+            .get_stream(&config.stream)
+            .await
+            .map_err(|e| setup(&format!("open the stream {}", config.stream), &e))?;
+        let filter = match &query.node {
+            Some(node) => report_subject(node),
+            None => SUBJECTS.to_string(),
+        };
+        let deliver_policy = match query.since {
+            Some(t) => DeliverPolicy::ByStartTime {
+                start_time: to_datetime(t),
+            },
+            None => DeliverPolicy::All,
+        };
+        let mut consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: filter,
+                deliver_policy,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| setup("read the stream", &e))?;
+        let info = consumer
+            .info()
+            .await
+            .map_err(|e| setup("read the stream", &e))?;
+        let mut skipped = 0;
+        if info.num_pending == 0 {
+            return Ok(skipped);
+        }
+        let mut messages = consumer
+            .messages()
+            .await
+            .map_err(|e| setup("read the stream", &e))?;
+        let until_ms = query.until.map(unix_ms);
+        while let Some(message) = messages.next().await {
+            let message = message.map_err(|e| setup("read the stream", &e))?;
+            let pending = message.info().map(|i| i.pending).unwrap_or(0);
+            match row_of(&message.subject, &message.payload) {
+                Some(row) if until_ms.is_some_and(|u| row.received_ms >= u) => break,
+                Some(row) if query.pattern.as_deref().is_none_or(|p| glob(p, &row.node)) => {
+                    on_row(row)
+                }
+                Some(_) => {}
+                None => skipped += 1,
+            }
+            if pending == 0 {
+                break;
+            }
+        }
+        Ok(skipped)
+    })
+}
+
+/// A stored message as a row; `None` when it is not a report this version reads.
+fn row_of(subject: &str, payload: &[u8]) -> Option<Row> {
+    let node = node_of(subject.strip_prefix("avp.reports.")?)?;
+    let stored = envelope::decode(payload)?;
+    let Ok(Status::Complete((Decoded::Message(m), _))) = Codec::Binary.decode(stored.frame) else {
+        return None;
+    };
+    let Body::StatReport(report) = m.body else {
+        return None;
+    };
+    Some(Row {
+        node,
+        received_ms: stored.received_ms,
+        collector: stored.collector.to_string(),
+        peer: stored.peer,
+        sequence: m.sequence,
+        report: report.into_owned(),
+    })
+}
+
+/// True when `text` matches `pattern`: `*` stands for any run of characters, `?` for one.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Iterative match with backtracking to the last `*` (linear in practice).
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn to_datetime(t: SystemTime) -> time::OffsetDateTime {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    time::OffsetDateTime::UNIX_EPOCH + d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        for (p, t, want) in [
+            ("lab-3-*", "lab-3-17", true),
+            ("lab-3-*", "lab-4-17", false),
+            ("*", "", true),
+            ("ws-?", "ws-7", true),
+            ("ws-?", "ws-17", false),
+            ("*-17", "lab-3-17", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("exact", "exact", true),
+        ] {
+            assert_eq!(glob(p, t), want, "{p} {t}");
+        }
+    }
+}

@@ -1,0 +1,726 @@
+//! The store thread's work, on its tokio runtime: connect, make sure the stream and the bucket
+//! are there, then publish the workers' reports with many acknowledgements in flight, confirm
+//! them to each worker in the order it added them, put the latest report of each node in the
+//! bucket, and watch the bucket for the whole fleet.
+
+use crate::envelope;
+use crate::subject::token;
+use crate::thread::Wake;
+use crate::{Auth, LatestRow, StoreConfig, StoreError, StoreStatus};
+use async_nats::jetstream::context::{Context, ContextBuilder, PublishError};
+use async_nats::jetstream::kv;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
+use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::Subject;
+use avp_proto::{Body, Codec, Decoded, Status};
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Publishes awaiting their acknowledgement at most.
+const MAX_IN_FLIGHT: usize = 8192;
+/// Lookups of a node's last stored report in flight at most.
+const MAX_LOOKUPS: usize = 256;
+/// How long a publish may wait for its acknowledgement before it is sent again.
+const ACK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the latest reports go to the bucket and the fleet's changes to the node.
+const TICK: Duration = Duration::from_millis(250);
+/// A node's latest report is put in the bucket at most this often.
+const LATEST_EVERY: Duration = Duration::from_secs(1);
+/// First wait before a failed publish is sent again; it doubles up to a second.
+const RETRY_FIRST: Duration = Duration::from_millis(50);
+
+/// What the node sends the store thread.
+pub(crate) enum ToStore {
+    /// Reports of one worker; `arena` holds their node ids and envelopes.
+    Batch {
+        worker: usize,
+        records: Vec<Record>,
+        arena: Bytes,
+    },
+    /// The latest reports of this node's peers.
+    Latest(Vec<LatestRow>),
+    /// Everything else.
+    Control(Control),
+}
+
+/// Commands to the store thread.
+pub(crate) enum Control {
+    /// Worker `id` reads its confirmations from this channel and is woken by this call.
+    Register(usize, Sender<u64>, Wake),
+    /// Stop once everything held is stored, or after this long.
+    Stop(Duration),
+}
+
+/// One report to store, as a worker added it.
+pub(crate) struct Record {
+    pub(crate) ticket: u64,
+    /// Its node id, in the batch's arena.
+    pub(crate) node: Range<usize>,
+    /// (INSTANCE, SEQUENCE), when it has both.
+    pub(crate) identity: Option<(u64, u64)>,
+    /// Its envelope, in the batch's arena.
+    pub(crate) payload: Range<usize>,
+    /// What it costs in the store buffer.
+    pub(crate) cost: usize,
+}
+
+/// A record on the store thread: ready to publish.
+struct Queued {
+    worker: usize,
+    ticket: u64,
+    /// Its node, as an index into the nodes seen.
+    node: u32,
+    subject: Subject,
+    identity: Option<(u64, u64)>,
+    payload: Bytes,
+    attempts: u32,
+}
+
+/// What the store knows of a node's instance: the highest SEQUENCE stored, when known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Stored up to this SEQUENCE.
+    Upto(u64),
+    /// The node's last stored report is not of this instance: nothing to go by.
+    Unknown,
+}
+
+type AckFuture = Pin<Box<dyn Future<Output = (Queued, Result<PublishAck, PublishError>)> + Send>>;
+/// A node (its index among the nodes seen) and one of its instances.
+type InstanceKey = (u32, u64);
+
+type LookupFuture = Pin<Box<dyn Future<Output = (InstanceKey, Mark)> + Send>>;
+type LatestAck = Pin<Box<dyn Future<Output = bool> + Send>>;
+
+/// A worker's confirmations: its tickets in the order it added them, and whether each is done.
+struct Confirms {
+    tx: Sender<u64>,
+    wake: Wake,
+    /// INVARIANT: tickets increase from front to back.
+    pending: VecDeque<(u64, usize, bool)>,
+}
+
+struct Pipeline {
+    js: Context,
+    stream: stream::Stream,
+    config: StoreConfig,
+    budget: Arc<crate::budget::Budget>,
+    status: Arc<Mutex<StoreStatus>>,
+    workers: Vec<Option<Confirms>>,
+    /// The nodes seen, by index, with their subjects (so that each publish does not build one).
+    nodes: HashMap<Box<str>, u32>,
+    subjects: Vec<Subject>,
+    queue: VecDeque<Queued>,
+    acks: FuturesUnordered<AckFuture>,
+    marks: HashMap<InstanceKey, Mark>,
+    /// Records of an instance whose mark is being looked up, in order.
+    parked: HashMap<InstanceKey, VecDeque<Queued>>,
+    lookups: FuturesUnordered<LookupFuture>,
+    waiting_lookups: VecDeque<InstanceKey>,
+    retry_at: Option<Instant>,
+    retry_wait: Duration,
+    latest_pending: HashMap<String, LatestRow>,
+    latest_sent: HashMap<String, Instant>,
+    latest_acks: FuturesUnordered<LatestAck>,
+    watched: Vec<LatestRow>,
+    stored: u64,
+    duplicates: u64,
+    retries: u64,
+}
+
+/// The store thread's body: sets up, says whether it could on `started`, then serves until
+/// stopped.
+pub(crate) async fn run(
+    config: StoreConfig,
+    mut from_nodes: mpsc::UnboundedReceiver<ToStore>,
+    budget: Arc<crate::budget::Budget>,
+    status: Arc<Mutex<StoreStatus>>,
+    mut on_latest: Box<dyn FnMut(Vec<LatestRow>) + Send>,
+    started: std::sync::mpsc::Sender<Result<(), StoreError>>,
+) {
+    let setup = set_up(&config, status.clone()).await;
+    let (js, stream, bucket) = match setup {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = started.send(Err(e));
+            return;
+        }
+    };
+    let mut watch = match bucket.watch_with_history(">").await {
+        Ok(w) => Some(w),
+        Err(e) => {
+            let _ = started.send(Err(StoreError::Setup {
+                what: format!("watch the bucket {}", config.latest_bucket),
+                reason: e.to_string(),
+            }));
+            return;
+        }
+    };
+    status.lock().unwrap_or_else(|e| e.into_inner()).connected = true;
+    let _ = started.send(Ok(()));
+    let mut p = Pipeline {
+        js,
+        stream,
+        config,
+        budget,
+        status,
+        workers: Vec::new(),
+        nodes: HashMap::new(),
+        subjects: Vec::new(),
+        queue: VecDeque::new(),
+        acks: FuturesUnordered::new(),
+        marks: HashMap::new(),
+        parked: HashMap::new(),
+        lookups: FuturesUnordered::new(),
+        waiting_lookups: VecDeque::new(),
+        retry_at: None,
+        retry_wait: RETRY_FIRST,
+        latest_pending: HashMap::new(),
+        latest_sent: HashMap::new(),
+        latest_acks: FuturesUnordered::new(),
+        watched: Vec::new(),
+        stored: 0,
+        duplicates: 0,
+        retries: 0,
+    };
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut stop_by: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            msg = from_nodes.recv(), if stop_by.is_none() => match msg {
+                Some(ToStore::Batch { worker, records, arena }) => p.take(worker, records, &arena),
+                Some(ToStore::Latest(rows)) => p.take_latest(rows),
+                Some(ToStore::Control(Control::Register(id, tx, wake))) => p.register(id, tx, wake),
+                Some(ToStore::Control(Control::Stop(limit))) => stop_by = Some(Instant::now() + limit),
+                None => stop_by = Some(Instant::now()),
+            },
+            Some((record, result)) = p.acks.next(), if !p.acks.is_empty() => p.on_ack(record, result),
+            Some((key, mark)) = p.lookups.next(), if !p.lookups.is_empty() => p.on_lookup(key, mark),
+            Some(_) = p.latest_acks.next(), if !p.latest_acks.is_empty() => {}
+            entry = next_entry(&mut watch) => p.on_watched(entry),
+            _ = tick.tick() => {
+                p.put_latest().await;
+                let watched = std::mem::take(&mut p.watched);
+                if !watched.is_empty() {
+                    on_latest(watched);
+                }
+                p.report_status();
+            }
+        }
+        p.publish_queued().await;
+        p.confirm();
+        if let Some(by) = stop_by {
+            if p.is_idle() || Instant::now() >= by {
+                break;
+            }
+        }
+    }
+    p.report_status();
+}
+
+/// The next change the bucket watch sees; never resolves once the watch is gone.
+async fn next_entry(watch: &mut Option<kv::Watch>) -> Option<LatestRow> {
+    let Some(w) = watch.as_mut() else {
+        return std::future::pending().await;
+    };
+    match w.next().await {
+        Some(Ok(entry)) => serde_json::from_slice(&entry.value).ok(),
+        Some(Err(e)) => {
+            tracing::warn!("store: watching the latest reports failed: {e}");
+            None
+        }
+        None => {
+            *watch = None;
+            None
+        }
+    }
+}
+
+/// Connects, then creates or checks the stream and the bucket.
+async fn set_up(
+    config: &StoreConfig,
+    status: Arc<Mutex<StoreStatus>>,
+) -> Result<(Context, stream::Stream, kv::Store), StoreError> {
+    let client = connect_client(config, Some(status)).await?;
+    let js = ContextBuilder::new().timeout(ACK_TIMEOUT).build(client);
+    let stream = ensure_stream(&js, config).await?;
+    let bucket = ensure_bucket(&js, config).await?;
+    Ok((js, stream, bucket))
+}
+
+/// Connects to the configured servers; `status` (when given) follows the connection.
+pub(crate) async fn connect_client(
+    config: &StoreConfig,
+    status: Option<Arc<Mutex<StoreStatus>>>,
+) -> Result<async_nats::Client, StoreError> {
+    let failed = |reason: String| StoreError::Connect {
+        servers: config.servers.clone(),
+        reason,
+    };
+    let mut options = async_nats::ConnectOptions::new()
+        .name(format!("avpd {}", config.collector))
+        .connection_timeout(config.connect_timeout)
+        .max_reconnects(None)
+        .event_callback(move |event| {
+            let status = status.clone();
+            async move {
+                let connected = match event {
+                    async_nats::Event::Connected => true,
+                    async_nats::Event::Disconnected => false,
+                    other => {
+                        tracing::debug!("store: {other}");
+                        return;
+                    }
+                };
+                let Some(status) = status else { return };
+                if connected {
+                    tracing::info!("store: connected");
+                } else {
+                    tracing::warn!("store: disconnected; reports wait in the store buffer");
+                }
+                status.lock().unwrap_or_else(|e| e.into_inner()).connected = connected;
+            }
+        });
+    options = match &config.auth {
+        Auth::None => options,
+        Auth::UserPassword { user, password } => {
+            options.user_and_password(user.clone(), password.clone())
+        }
+        Auth::Token(t) => options.token(t.clone()),
+        Auth::Creds(path) => options
+            .credentials_file(path)
+            .await
+            .map_err(|e| failed(format!("credentials file {}: {e}", path.display())))?,
+    };
+    if let Some(tls) = &config.tls {
+        options = options.require_tls(true);
+        if let Some(ca) = &tls.ca {
+            options = options.add_root_certificates(ca.clone());
+        }
+        if let Some((cert, key)) = &tls.client {
+            options = options.add_client_certificate(cert.clone(), key.clone());
+        }
+    }
+    let servers: Vec<async_nats::ServerAddr> = config
+        .servers
+        .iter()
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e| failed(format!("{e}")))?;
+    let client = tokio::time::timeout(config.connect_timeout, options.connect(servers))
+        .await
+        .map_err(|_| failed(format!("no answer within {:?}", config.connect_timeout)))?
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(client)
+}
+
+/// The stream configuration avpd asks for.
+fn stream_config(config: &StoreConfig) -> stream::Config {
+    stream::Config {
+        name: config.stream.clone(),
+        subjects: vec![SUBJECTS.into()],
+        storage: StorageType::File,
+        retention: RetentionPolicy::Limits,
+        discard: DiscardPolicy::Old,
+        max_age: config.max_age,
+        max_bytes: i64::try_from(config.max_bytes).unwrap_or(i64::MAX),
+        num_replicas: config.replicas,
+        duplicate_window: config.duplicate_window,
+        allow_direct: true,
+        description: Some("avpd: every accepted report".into()),
+        ..Default::default()
+    }
+}
+
+/// Subjects of the stream of reports: `avp.reports.<node token>`.
+pub(crate) const SUBJECTS: &str = "avp.reports.>";
+
+/// The subject of a node's reports.
+pub(crate) fn report_subject(node: &str) -> String {
+    format!("avp.reports.{}", token(node))
+}
+
+async fn ensure_stream(js: &Context, config: &StoreConfig) -> Result<stream::Stream, StoreError> {
+    let wanted = stream_config(config);
+    match js.get_stream(&config.stream).await {
+        Ok(mut existing) => {
+            let found = existing
+                .info()
+                .await
+                .map_err(|e| StoreError::Setup {
+                    what: format!("read the stream {}", config.stream),
+                    reason: e.to_string(),
+                })?
+                .config
+                .clone();
+            check_compatible(&config.stream, &found, &wanted)?;
+            js.update_stream(&stream::Config {
+                // Keep what the operator added (more subjects, a description, placement).
+                subjects: found.subjects.clone(),
+                description: found.description.clone().or(wanted.description.clone()),
+                ..wanted
+            })
+            .await
+            .map_err(|e| StoreError::Setup {
+                what: format!("update the stream {}", config.stream),
+                reason: e.to_string(),
+            })?;
+            Ok(existing)
+        }
+        Err(_) => js
+            .create_stream(wanted)
+            .await
+            .map_err(|e| StoreError::Setup {
+                what: format!("create the stream {}", config.stream),
+                reason: e.to_string(),
+            }),
+    }
+}
+
+/// Fails, naming the setting, when an existing stream cannot hold avpd's reports the way avpd
+/// reads them.
+fn check_compatible(
+    name: &str,
+    found: &stream::Config,
+    wanted: &stream::Config,
+) -> Result<(), StoreError> {
+    let incompatible = |setting, needs: String, found: String| {
+        Err(StoreError::Incompatible {
+            name: format!("stream {name}"),
+            setting,
+            needs,
+            found,
+        })
+    };
+    if !found.subjects.iter().any(|s| s == SUBJECTS) {
+        return incompatible(
+            "subjects",
+            format!("[{SUBJECTS}]"),
+            format!("{:?}", found.subjects),
+        );
+    }
+    if found.storage != wanted.storage {
+        return incompatible("storage", "file".into(), format!("{:?}", found.storage));
+    }
+    if found.retention != wanted.retention {
+        return incompatible(
+            "retention",
+            "limits".into(),
+            format!("{:?}", found.retention),
+        );
+    }
+    if found.max_messages_per_subject > 0 {
+        return incompatible(
+            "max_msgs_per_subject",
+            "unlimited (-1)".into(),
+            found.max_messages_per_subject.to_string(),
+        );
+    }
+    if found.no_ack {
+        return incompatible("no_ack", "false".into(), "true".into());
+    }
+    Ok(())
+}
+
+async fn ensure_bucket(js: &Context, config: &StoreConfig) -> Result<kv::Store, StoreError> {
+    let wanted = kv::Config {
+        bucket: config.latest_bucket.clone(),
+        description: "avpd: the latest report of every node".into(),
+        history: 1,
+        max_age: config.max_age,
+        storage: StorageType::File,
+        num_replicas: config.replicas,
+        ..Default::default()
+    };
+    js.create_or_update_key_value(wanted)
+        .await
+        .map_err(|e| StoreError::Setup {
+            what: format!("create the bucket {}", config.latest_bucket),
+            reason: e.to_string(),
+        })
+}
+
+impl Pipeline {
+    fn register(&mut self, id: usize, tx: Sender<u64>, wake: Wake) {
+        if self.workers.len() <= id {
+            self.workers.resize_with(id + 1, || None);
+        }
+        self.workers[id] = Some(Confirms {
+            tx,
+            wake,
+            pending: VecDeque::new(),
+        });
+    }
+
+    /// Takes a worker's batch: every record gets its place in the worker's order, then goes to
+    /// the queue (or waits for its instance's mark).
+    fn take(&mut self, worker: usize, records: Vec<Record>, arena: &Bytes) {
+        for r in records {
+            let name = std::str::from_utf8(&arena[r.node.clone()]).unwrap_or("?");
+            let node = match self.nodes.get(name) {
+                Some(&i) => i,
+                None => {
+                    let i = u32::try_from(self.subjects.len()).unwrap_or(u32::MAX);
+                    self.subjects.push(Subject::from(report_subject(name)));
+                    self.nodes.insert(name.into(), i);
+                    i
+                }
+            };
+            let subject = self.subjects[node as usize].clone();
+            if let Some(c) = self.workers.get_mut(worker).and_then(Option::as_mut) {
+                c.pending.push_back((r.ticket, r.cost, false));
+            }
+            let queued = Queued {
+                worker,
+                ticket: r.ticket,
+                node,
+                subject,
+                identity: r.identity,
+                payload: arena.slice(r.payload),
+                attempts: 0,
+            };
+            self.admit(queued);
+        }
+    }
+
+    /// Sends `q` on its way: to the queue, or marked stored when it was stored before, or
+    /// parked while its instance's mark is looked up.
+    fn admit(&mut self, q: Queued) {
+        let Some((instance, seq)) = q.identity else {
+            self.queue.push_back(q);
+            return;
+        };
+        let key = (q.node, instance);
+        if let Some(parked) = self.parked.get_mut(&key) {
+            parked.push_back(q);
+            return;
+        }
+        match self.marks.get(&key).copied() {
+            Some(Mark::Upto(stored)) if seq <= stored => {
+                self.duplicates += 1;
+                self.done(q.worker, q.ticket);
+            }
+            Some(Mark::Upto(_)) => {
+                self.marks.insert(key, Mark::Upto(seq));
+                self.queue.push_back(q);
+            }
+            Some(Mark::Unknown) => self.queue.push_back(q),
+            None => {
+                self.parked.insert(key, VecDeque::from([q]));
+                self.waiting_lookups.push_back(key);
+                self.start_lookups();
+            }
+        }
+    }
+
+    fn start_lookups(&mut self) {
+        while self.lookups.len() < MAX_LOOKUPS {
+            let Some(key) = self.waiting_lookups.pop_front() else {
+                return;
+            };
+            let stream = self.stream.clone();
+            let subject = self.subjects[key.0 as usize].to_string();
+            self.lookups.push(Box::pin(async move {
+                let mark = match stream.direct_get_last_for_subject(subject).await {
+                    Ok(m) => mark_of(&m.payload, key.1),
+                    // No report of that node yet: nothing stored.
+                    Err(_) => Mark::Upto(0),
+                };
+                (key, mark)
+            }));
+        }
+    }
+
+    fn on_lookup(&mut self, key: InstanceKey, mark: Mark) {
+        self.marks.insert(key, mark);
+        for q in self.parked.remove(&key).unwrap_or_default() {
+            self.admit(q);
+        }
+        self.start_lookups();
+    }
+
+    /// Publishes from the queue while there is room in flight (and no retry is waiting).
+    async fn publish_queued(&mut self) {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        self.retry_at = None;
+        while self.acks.len() < MAX_IN_FLIGHT {
+            let Some(q) = self.queue.pop_front() else {
+                return;
+            };
+            let mut message = PublishMessage::build().payload(q.payload.clone());
+            if let Some((instance, seq)) = q.identity {
+                message = message.message_id(format!("{instance:016x}-{seq}"));
+            }
+            match self.js.send_publish(q.subject.clone(), message).await {
+                Ok(ack) => self.acks.push(Box::pin(async move { (q, ack.await) })),
+                Err(e) => {
+                    self.retry(q, &e);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, q: Queued, result: Result<PublishAck, PublishError>) {
+        match result {
+            Ok(ack) => {
+                if ack.duplicate {
+                    self.duplicates += 1;
+                } else {
+                    self.stored += 1;
+                }
+                self.retry_wait = RETRY_FIRST;
+                self.done(q.worker, q.ticket);
+            }
+            Err(e) => self.retry(q, &e),
+        }
+    }
+
+    /// Puts `q` back at the front of the queue, to be sent again after a pause.
+    fn retry(&mut self, mut q: Queued, e: &PublishError) {
+        self.retries += 1;
+        q.attempts += 1;
+        if q.attempts == 1 || q.attempts % 100 == 0 {
+            tracing::warn!(
+                "store: publishing to {} failed ({} attempts): {e}; retrying",
+                q.subject,
+                q.attempts
+            );
+        }
+        self.queue.push_front(q);
+        self.retry_at = Some(Instant::now() + self.retry_wait);
+        self.retry_wait = (self.retry_wait * 2).min(Duration::from_secs(1));
+    }
+
+    /// Marks a worker's ticket stored.
+    fn done(&mut self, worker: usize, ticket: u64) {
+        if let Some(c) = self.workers.get_mut(worker).and_then(Option::as_mut) {
+            // Recent tickets are at the back; a retried one may be older.
+            if let Some(slot) = c.pending.iter_mut().rev().find(|(t, _, _)| *t == ticket) {
+                slot.2 = true;
+            }
+        }
+    }
+
+    /// Confirms to each worker the tickets stored in its order, gives their bytes back to the
+    /// store buffer, and wakes the worker.
+    fn confirm(&mut self) {
+        let mut progress = false;
+        for c in self.workers.iter_mut().flatten() {
+            let mut last = None;
+            while let Some(&(ticket, cost, true)) = c.pending.front() {
+                c.pending.pop_front();
+                self.budget.give(cost);
+                last = Some(ticket);
+            }
+            if let Some(ticket) = last {
+                progress = true;
+                let _ = c.tx.send(ticket);
+                (c.wake)();
+            }
+        }
+        if progress {
+            self.report_status();
+        }
+    }
+
+    fn take_latest(&mut self, rows: Vec<LatestRow>) {
+        for row in rows {
+            match self.latest_pending.get(&row.node) {
+                Some(held) if held.ts > row.ts => {}
+                _ => {
+                    self.latest_pending.insert(row.node.clone(), row);
+                }
+            }
+        }
+    }
+
+    /// Puts in the bucket the latest report of each node that changed, at most once a second
+    /// per node.
+    async fn put_latest(&mut self) {
+        let now = Instant::now();
+        let due: Vec<String> = self
+            .latest_pending
+            .keys()
+            .filter(|n| {
+                self.latest_sent
+                    .get(*n)
+                    .is_none_or(|t| now.duration_since(*t) >= LATEST_EVERY)
+            })
+            .cloned()
+            .collect();
+        for node in due {
+            let Some(row) = self.latest_pending.remove(&node) else {
+                continue;
+            };
+            let Ok(value) = serde_json::to_vec(&row) else {
+                continue;
+            };
+            let subject = format!("$KV.{}.{}", self.config.latest_bucket, token(&node));
+            let message = PublishMessage::build().payload(value.into());
+            match self.js.send_publish(subject, message).await {
+                Ok(ack) => self
+                    .latest_acks
+                    .push(Box::pin(async move { ack.await.is_ok() })),
+                Err(e) => {
+                    tracing::debug!("store: putting the latest report of {node} failed: {e}");
+                    self.latest_pending.insert(node, row);
+                    continue;
+                }
+            }
+            self.latest_sent.insert(node, now);
+        }
+        // Forget nodes not heard from in a while, so that the map does not grow for ever.
+        self.latest_sent.retain(|_, t| {
+            now.duration_since(*t) < self.config.max_age.min(Duration::from_secs(3600))
+        });
+    }
+
+    fn on_watched(&mut self, row: Option<LatestRow>) {
+        if let Some(row) = row {
+            self.watched.push(row);
+        }
+    }
+
+    fn report_status(&self) {
+        let mut s = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        s.stored = self.stored;
+        s.duplicates = self.duplicates;
+        s.retries = self.retries;
+        s.buffered = self.budget.used();
+    }
+
+    /// True when nothing is held: every record stored and confirmed.
+    fn is_idle(&self) -> bool {
+        self.queue.is_empty()
+            && self.acks.is_empty()
+            && self.parked.is_empty()
+            && self.workers.iter().flatten().all(|c| c.pending.is_empty())
+    }
+}
+
+/// The mark of `instance` that a node's last stored report (its envelope) gives.
+fn mark_of(envelope: &[u8], instance: u64) -> Mark {
+    let Some(stored) = envelope::decode(envelope) else {
+        return Mark::Unknown;
+    };
+    match Codec::Binary.decode(stored.frame) {
+        Ok(Status::Complete((Decoded::Message(m), _))) => match (m.body, m.sequence) {
+            (Body::StatReport(r), Some(seq)) if r.instance == Some(instance) => Mark::Upto(seq),
+            _ => Mark::Unknown,
+        },
+        _ => Mark::Unknown,
+    }
+}

