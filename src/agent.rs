@@ -115,6 +115,7 @@ fn serve_terminals(
             cpu_percent: s.cpu_percent,
             mem_percent: s.mem_percent,
             timestamp_ms: s.timestamp_ms,
+            received_ms: s.timestamp_ms,
         }]);
     });
     Ok((Some(plane), feed))

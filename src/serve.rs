@@ -1,6 +1,7 @@
 //! `avpd serve`: command-line options, logging, signals, and running a [`Node`] until told to
 //! stop.
 
+use crate::store_args::ServeStoreArgs;
 use anyhow::Context as _;
 use avp_endpoint::Endpoint;
 use avpd_node::admin::AdminConfig;
@@ -62,11 +63,14 @@ pub struct ServeArgs {
     /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd=trace.
     #[arg(long)]
     pub log: Option<String>,
+    #[command(flatten)]
+    pub store: ServeStoreArgs,
 }
 
 impl ServeArgs {
     /// The node configuration these options describe.
-    pub fn config(self) -> Config {
+    pub fn config(self) -> anyhow::Result<Config> {
+        let store = self.store.settings()?;
         let defaults = Config::default();
         let admin_defaults = AdminConfig::default();
         let admin_listen = match (self.no_admin, self.admin.is_empty()) {
@@ -74,7 +78,7 @@ impl ServeArgs {
             (false, true) => admin_defaults.listen,
             (false, false) => self.admin,
         };
-        Config {
+        Ok(Config {
             listen: if self.listen.is_empty() {
                 defaults.listen
             } else {
@@ -96,7 +100,8 @@ impl ServeArgs {
             max_output: self.max_output,
             udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,
-        }
+            store,
+        })
     }
 }
 
@@ -104,7 +109,7 @@ impl ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     crate::logging::init(args.log.as_deref());
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
-    let node = Node::start(args.config())?;
+    let node = Node::start(args.config()?)?;
     if let Some(signal) = signals.forever().next() {
         tracing::info!("signal {signal} received: shutting down");
     }

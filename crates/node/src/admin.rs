@@ -79,6 +79,7 @@ impl AdminPlane {
             updates,
             Links {
                 fleet: None,
+                store: None,
                 status: None,
                 shutdown,
             },

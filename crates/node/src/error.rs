@@ -26,6 +26,8 @@ pub enum StartError {
     AdminScheme(Endpoint),
     /// A poll instance, a waker or a thread could not be created.
     Setup(io::Error),
+    /// The store could not be reached or set up.
+    Store(avpd_store::StoreError),
 }
 
 impl fmt::Display for StartError {
@@ -40,6 +42,7 @@ impl fmt::Display for StartError {
                 "{endpoint}: the management plane runs over TCP (tcp:// or json+tcp://)"
             ),
             StartError::Setup(e) => write!(f, "cannot start the node's threads: {e}"),
+            StartError::Store(e) => e.fmt(f),
         }
     }
 }
@@ -49,6 +52,7 @@ impl std::error::Error for StartError {
         match self {
             StartError::Resolve { source, .. } | StartError::Bind { source, .. } => Some(source),
             StartError::Setup(e) => Some(e),
+            StartError::Store(e) => e.source(),
             StartError::AdminScheme(_) => None,
         }
     }

@@ -7,12 +7,13 @@
 use avp_proto::Report;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Latest known state of one reporting node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeReport {
-    /// The node's NODE_ID, or its peer address when it sent none.
+    /// The node's NODE_ID, or its peer's IP address when it sent none (so that a reporter
+    /// that reconnects from another port stays one node).
     pub node: String,
     /// CPU usage, percent.
     pub cpu_percent: u8,
@@ -20,6 +21,8 @@ pub struct NodeReport {
     pub mem_percent: u8,
     /// When the sample was taken (or received, if it carried no TIMESTAMP), ms since the epoch.
     pub timestamp_ms: u64,
+    /// When a collector received it, ms since the epoch (to within a worker tick).
+    pub received_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +30,7 @@ struct Sample {
     cpu_percent: u8,
     mem_percent: u8,
     timestamp_ms: u64,
+    received_ms: u64,
 }
 
 impl Sample {
@@ -35,6 +39,7 @@ impl Sample {
             cpu_percent: report.cpu_percent,
             mem_percent: report.mem_percent,
             timestamp_ms: report.timestamp_ms.unwrap_or(received_ms),
+            received_ms,
         }
     }
 
@@ -44,15 +49,16 @@ impl Sample {
             cpu_percent: self.cpu_percent,
             mem_percent: self.mem_percent,
             timestamp_ms: self.timestamp_ms,
+            received_ms: self.received_ms,
         }
     }
 }
 
-/// One worker's reports since its last flush, keyed by NODE_ID or else by peer address.
+/// One worker's reports since its last flush, keyed by NODE_ID or else by peer IP address.
 #[derive(Debug)]
 pub struct FleetShard {
     named: FxHashMap<Box<str>, Sample>,
-    unnamed: FxHashMap<SocketAddr, Sample>,
+    unnamed: FxHashMap<IpAddr, Sample>,
     max_nodes: usize,
     dropped: u64,
 }
@@ -86,8 +92,8 @@ impl FleetShard {
                 None if full => None,
                 None => Some(self.named.entry(name.into()).or_insert(sample)),
             },
-            None if full && !self.unnamed.contains_key(&peer) => None,
-            None => Some(self.unnamed.entry(peer).or_insert(sample)),
+            None if full && !self.unnamed.contains_key(&peer.ip()) => None,
+            None => Some(self.unnamed.entry(peer.ip()).or_insert(sample)),
         };
         match slot {
             Some(slot) => *slot = sample,
@@ -114,7 +120,7 @@ impl FleetShard {
         let unnamed = self
             .unnamed
             .drain()
-            .map(|(peer, s)| s.into_report(peer.to_string()));
+            .map(|(ip, s)| s.into_report(ip.to_string()));
         named.chain(unnamed).collect()
     }
 }
@@ -168,14 +174,16 @@ impl LatestReport {
         was_clean
     }
 
-    /// Moves the latest unflushed report into `shard`.
-    pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr) {
+    /// Moves the latest unflushed report into `shard`, as received at `now_ms` (the cache
+    /// keeps no receive time of its own: it is flushed every worker tick).
+    pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr, now_ms: u64) {
         if self.state & UNFLUSHED != 0 {
             self.state &= !UNFLUSHED;
             let sample = Sample {
                 cpu_percent: self.cpu_percent,
                 mem_percent: self.mem_percent,
                 timestamp_ms: self.timestamp_ms,
+                received_ms: now_ms,
             };
             shard.insert(self.node.as_deref(), peer, sample);
         }
@@ -263,7 +271,7 @@ mod tests {
         assert_eq!(nodes.len(), 2);
         assert_eq!(
             (nodes[0].node.as_str(), nodes[0].cpu_percent),
-            ("10.0.0.1:5000", 3)
+            ("10.0.0.1", 3)
         );
         assert_eq!(
             (
@@ -299,6 +307,7 @@ mod tests {
             cpu_percent: cpu,
             mem_percent: 0,
             timestamp_ms: ts,
+            received_ms: ts,
         };
         view.apply([at(10, 1), at(5, 2)]);
         assert_eq!(view.iter().next().unwrap().cpu_percent, 1);
@@ -323,8 +332,8 @@ mod tests {
             1,
             "only the other node went to the shard"
         );
-        conn.flush(&mut shard, peer);
-        conn.flush(&mut shard, peer);
+        conn.flush(&mut shard, peer, 0);
+        conn.flush(&mut shard, peer, 0);
         let nodes = shard.drain();
         assert_eq!(
             (nodes.len(), nodes[0].node.as_str(), nodes[0].cpu_percent),

@@ -1,12 +1,15 @@
-//! What the data plane does with every accepted report: record it in the worker's fleet shard
-//! (through the connection's latest-report cache on TCP) when something consumes the fleet
-//! view, and acknowledge it.
+//! What the data plane does with every accepted report: hand it to the store (when the node
+//! stores reports, see [`crate::store`]), record it in the worker's fleet shard (through the
+//! connection's latest-report cache on TCP) when something consumes the fleet view, and say
+//! how to answer it.
 //!
 //! These are the [`ReportSink`]s the worker hands its sessions; they never see bytes, only the
 //! reports the sessions decoded.
 
 use crate::fleet::{FleetShard, LatestReport};
+use crate::store::{Refusing, StoreIntake};
 use avp_proto::server::{Acceptance, AcceptedReport, ReportSink};
+use avp_proto::Codec;
 use std::net::SocketAddr;
 
 /// The sink of one TCP connection.
@@ -21,17 +24,36 @@ pub struct ConnIntake<'a> {
     pub received_ms: u64,
     /// Set when the cache now holds a report to flush and held none before.
     pub became_dirty: bool,
+    /// The worker's store, when the node stores reports.
+    pub store: Option<&'a mut StoreIntake>,
+    /// The connection's wire form.
+    pub codec: Codec,
+    /// The connection's sticky refusal.
+    pub refusing: &'a mut Refusing,
 }
 
 impl ReportSink for ConnIntake<'_> {
     #[inline(always)]
     fn on_report(&mut self, r: &AcceptedReport<'_>) -> Acceptance {
-        if let Some(shard) = self.shard.as_deref_mut() {
+        let decision = match self.store.as_deref_mut() {
+            Some(store) => store.take(
+                r,
+                self.codec,
+                self.peer,
+                self.received_ms,
+                Some(self.refusing),
+            ),
+            None => Acceptance::Ack,
+        };
+        if let (Some(shard), false) = (
+            self.shard.as_deref_mut(),
+            matches!(decision, Acceptance::Refuse(_)),
+        ) {
             self.became_dirty |= self
                 .latest
                 .record(shard, self.peer, &r.report, self.received_ms);
         }
-        Acceptance::Ack
+        decision
     }
 }
 
@@ -43,14 +65,23 @@ pub struct DatagramIntake<'a> {
     pub peer: SocketAddr,
     /// Wall-clock time of the input, ms since the Unix epoch.
     pub received_ms: u64,
+    /// The worker's store, when the node stores reports.
+    pub store: Option<&'a mut StoreIntake>,
 }
 
 impl ReportSink for DatagramIntake<'_> {
     #[inline(always)]
     fn on_report(&mut self, r: &AcceptedReport<'_>) -> Acceptance {
-        if let Some(shard) = self.shard.as_deref_mut() {
+        let decision = match self.store.as_deref_mut() {
+            Some(store) => store.take(r, Codec::Binary, self.peer, self.received_ms, None),
+            None => Acceptance::Ack,
+        };
+        if let (Some(shard), false) = (
+            self.shard.as_deref_mut(),
+            matches!(decision, Acceptance::Refuse(_)),
+        ) {
             shard.record(self.peer, &r.report, self.received_ms);
         }
-        Acceptance::Ack
+        decision
     }
 }

@@ -3,8 +3,11 @@
 //!
 //! [`Node::start`] binds every listener (one socket per worker per endpoint, sharing the port
 //! through SO_REUSEPORT), starts one thread per worker ([`worker`]: TCP), one per UDP socket
-//! ([`udp`]), the management plane and the status reporter, and returns at once. [`Node::shutdown`] (or dropping the node) stops accepting,
-//! sends the answers already owed and joins every thread within about two seconds.
+//! ([`udp`]), the management plane and the status reporter, and returns at once; with a store
+//! configured it first connects to it ([`store`]), and fails to start when the store does not
+//! answer. [`Node::shutdown`] (or dropping the node) stops accepting, sends the answers
+//! already owed, hands what the store still holds to it, and joins every thread within a few
+//! seconds.
 
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -15,6 +18,7 @@ pub mod fleet;
 pub mod intake;
 pub mod net;
 pub mod stats;
+pub mod store;
 pub mod timers;
 pub mod udp;
 pub mod worker;
@@ -23,15 +27,18 @@ use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;
 use avp_endpoint::{Endpoint, Scheme};
 use avp_proto::server::{Role, ServerConfig};
+use avpd_store::{LatestRow, Store, StoreStatus};
 use crossbeam_channel::{bounded, Receiver};
 pub use error::StartError;
 use error::{bind_error, resolve};
-use stats::{Counters, StatusLine, WorkerSnapshot};
+use fleet::NodeReport;
+use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use store::StoreSettings;
 use udp::UdpWorker;
 use worker::{Limits, Links, TcpEntry, Worker};
 
@@ -58,6 +65,8 @@ pub struct Config {
     pub udp_buffer: usize,
     /// Time between two status log lines.
     pub status_interval: Duration,
+    /// Where accepted reports are stored, if anywhere.
+    pub store: Option<StoreSettings>,
 }
 
 impl Default for Config {
@@ -78,6 +87,7 @@ impl Default for Config {
             max_output: 1 << 20,
             udp_buffer: 4 << 20,
             status_interval: Duration::from_secs(10),
+            store: None,
         }
     }
 }
@@ -87,7 +97,11 @@ pub struct Node {
     data: Vec<Endpoint>,
     admin: Vec<Endpoint>,
     threads: Threads,
+    store: Option<Arc<Store>>,
 }
+
+/// How long a stopping node waits for the store to take what it still holds.
+pub const STORE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 impl Node {
     /// Binds every listener and starts the worker threads.
@@ -100,6 +114,20 @@ impl Node {
         let (status_tx, status_rx) = bounded::<WorkerSnapshot>(1024);
         let (fleet_tx, fleet_rx) = bounded(4096);
         let has_admin = !config.admin.listen.is_empty();
+        let store = match config.store {
+            Some(settings) => {
+                let fleet = has_admin.then(|| fleet_tx.clone());
+                let on_latest = Box::new(move |rows: Vec<LatestRow>| {
+                    if let Some(tx) = &fleet {
+                        // The view is refreshed by the next change; a full channel skips one.
+                        let _ = tx.try_send(rows.into_iter().map(node_report).collect());
+                    }
+                });
+                let store = Store::start(settings.config, on_latest).map_err(StartError::Store)?;
+                Some((Arc::new(store), settings.ack_after))
+            }
+            None => None,
+        };
 
         let mut tcp: Vec<Vec<TcpEntry>> = (0..workers).map(|_| Vec::new()).collect();
         let mut udp: Vec<std::net::UdpSocket> = Vec::new();
@@ -143,6 +171,7 @@ impl Node {
         for (id, tcp) in tcp.into_iter().enumerate() {
             let links = Links {
                 fleet: has_admin.then(|| fleet_tx.clone()),
+                store: store.clone(),
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
@@ -155,6 +184,7 @@ impl Node {
                 id,
                 socket,
                 has_admin.then(|| fleet_tx.clone()),
+                store.as_ref().map(|(s, ack)| (&**s, *ack)),
                 config.admin.max_nodes,
                 status_tx.clone(),
                 shutdown.clone(),
@@ -165,6 +195,7 @@ impl Node {
         let admin = if has_admin {
             let links = Links {
                 fleet: None,
+                store: None,
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
@@ -174,11 +205,16 @@ impl Node {
         };
         drop(status_tx);
         let interval = config.status_interval;
-        threads.spawn_plain("avpd-status", move || report_status(status_rx, interval))?;
+        let store = store.map(|(s, _)| s);
+        let status_store = store.clone();
+        threads.spawn_plain("avpd-status", move || {
+            report_status(status_rx, interval, status_store.as_deref())
+        })?;
         Ok(Node {
             data,
             admin,
             threads,
+            store,
         })
     }
 
@@ -192,10 +228,42 @@ impl Node {
         admin::first_addr(&self.admin, scheme)
     }
 
-    /// Stops accepting, sends the answers already owed, closes every connection and waits for
-    /// all threads.
+    /// What the store reports of itself now, when the node stores reports.
+    pub fn store_status(&self) -> Option<StoreStatus> {
+        self.store.as_ref().map(|s| s.status())
+    }
+
+    /// Stops accepting, sends the answers already owed, closes every connection, waits for
+    /// all threads, and gives the store [`STORE_DRAIN_LIMIT`] to take what it still holds.
     pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
         self.threads.stop();
+        if let Some(store) = self.store.take() {
+            match Arc::try_unwrap(store) {
+                Ok(store) => store.shutdown(STORE_DRAIN_LIMIT),
+                Err(_) => tracing::error!("the store is still in use after the workers stopped"),
+            }
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A row of the bucket of latest reports as the fleet view holds it.
+fn node_report(row: LatestRow) -> NodeReport {
+    NodeReport {
+        node: row.node,
+        cpu_percent: row.cpu,
+        mem_percent: row.mem,
+        timestamp_ms: row.ts,
+        received_ms: row.received_ms,
     }
 }
 
@@ -263,9 +331,10 @@ impl Drop for Threads {
 }
 
 /// Logs one status line every `interval` until every worker has gone, then a final one.
-fn report_status(snapshots: Receiver<WorkerSnapshot>, interval: Duration) {
+fn report_status(snapshots: Receiver<WorkerSnapshot>, interval: Duration, store: Option<&Store>) {
     let mut latest: Vec<Option<WorkerSnapshot>> = Vec::new();
     let mut previous = Counters::default();
+    let mut previous_store = StoreStatus::default();
     let mut previous_at = Instant::now();
     let mut next = previous_at + interval;
     let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant| {
@@ -275,12 +344,14 @@ fn report_status(snapshots: Receiver<WorkerSnapshot>, interval: Duration) {
             total.add(&s.counters);
             open += s.open;
         }
-        let status = StatusLine::new(
-            open,
-            total,
-            &previous,
-            now.duration_since(previous_at).as_secs_f64(),
-        );
+        let secs = now.duration_since(previous_at).as_secs_f64();
+        let store_line = store.map(|s| {
+            let now = s.status();
+            let line = StoreLine::new(now, &previous_store, secs);
+            previous_store = now;
+            line
+        });
+        let status = StatusLine::new(open, total, &previous, secs, store_line);
         tracing::info!("{status}");
         previous = total;
         previous_at = now;

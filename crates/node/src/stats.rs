@@ -6,6 +6,7 @@
 //! snapshot of every worker and logs rates from the difference.
 
 use avp_proto::server::Tally;
+use avpd_store::StoreStatus;
 use std::fmt;
 
 macro_rules! counters {
@@ -62,6 +63,8 @@ counters! {
     fleet_dropped,
     /// accept() failures other than WouldBlock (EMFILE and the like).
     accept_errors,
+    /// Reports answered 503 because the store buffer was full.
+    store_refused,
 }
 
 impl Counters {
@@ -100,12 +103,71 @@ pub struct StatusLine {
     pub delta: Counters,
     /// Counts since start.
     pub total: Counters,
+    /// The store's state, when the node stores reports.
+    pub store: Option<StoreLine>,
+}
+
+/// The store's part of a status line.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StoreLine {
+    /// The store's state now.
+    pub now: StoreStatus,
+    /// Reports stored per second over the interval.
+    pub stored_per_sec: f64,
+    /// Resends found already stored during the interval.
+    pub duplicates: u64,
+    /// Publishes retried during the interval.
+    pub retries: u64,
+}
+
+impl StoreLine {
+    /// The store's part from its state now, at the previous line, and the seconds between.
+    pub fn new(now: StoreStatus, previous: &StoreStatus, secs: f64) -> StoreLine {
+        let stored = now.stored.saturating_sub(previous.stored);
+        StoreLine {
+            now,
+            stored_per_sec: if secs > 0.0 {
+                stored as f64 / secs
+            } else {
+                0.0
+            },
+            duplicates: now.duplicates.saturating_sub(previous.duplicates),
+            retries: now.retries.saturating_sub(previous.retries),
+        }
+    }
+}
+
+impl fmt::Display for StoreLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.now;
+        write!(
+            f,
+            "store: {} stored={:.0}/s buffer={}/{} ({:.1}%) duplicates={} retries={}",
+            if s.connected {
+                "connected"
+            } else {
+                "unavailable"
+            },
+            self.stored_per_sec,
+            avp_units::format_size(s.buffered as u64),
+            avp_units::format_size(s.buffer_limit as u64),
+            100.0 * s.buffered as f64 / s.buffer_limit.max(1) as f64,
+            self.duplicates,
+            self.retries,
+        )
+    }
 }
 
 impl StatusLine {
     /// Builds the line from the totals now, the totals at the previous line, and the seconds
     /// between them.
-    pub fn new(open: usize, total: Counters, previous: &Counters, secs: f64) -> Self {
+    pub fn new(
+        open: usize,
+        total: Counters,
+        previous: &Counters,
+        secs: f64,
+        store: Option<StoreLine>,
+    ) -> Self {
         let delta = total.since(previous);
         let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         StatusLine {
@@ -114,6 +176,7 @@ impl StatusLine {
             out_per_sec: per_sec(delta.messages_out()),
             delta,
             total,
+            store,
         }
     }
 }
@@ -126,7 +189,7 @@ impl fmt::Display for StatusLine {
             "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
              invalid={} unsupported={} unsolicited={} framing={} io={} idle={} \
              frame_timeout={} ack_timeout={} udp_bad={} udp_send_dropped={} \
-             udp_oversize_dropped={} fleet_dropped={} accept={}",
+             udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={}",
             self.open,
             self.in_per_sec,
             self.out_per_sec,
@@ -145,8 +208,13 @@ impl fmt::Display for StatusLine {
             d.udp_send_dropped,
             d.tally.oversize_dropped,
             d.fleet_dropped,
-            d.accept_errors
-        )
+            d.accept_errors,
+            d.store_refused,
+        )?;
+        match &self.store {
+            Some(store) => write!(f, " | {store}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -170,7 +238,7 @@ mod tests {
             tally: tally(1100, 1100, 5),
             ..Counters::default()
         };
-        let line = StatusLine::new(3, total, &previous, 10.0);
+        let line = StatusLine::new(3, total, &previous, 10.0, None);
         assert_eq!((line.in_per_sec, line.out_per_sec), (100.5, 100.0));
         let text = line.to_string();
         assert!(

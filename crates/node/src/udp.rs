@@ -9,21 +9,32 @@
 //! [`ServerSession`], and sends the batch's answers with one `sendmmsg`. The socket's receive
 //! timeout ([`TICK`]) brings the thread back to flush its fleet records, report its counters
 //! and see a shutdown when no datagram comes.
+//!
+//! When the node stores reports, each batch's reports go to the store after the batch; with
+//! `--ack-after stored` their answers wait in a queue of held answers until the store confirms
+//! them, and the receive timeout shortens to [`HELD_POLL`] while any wait.
 
 use crate::fleet::{FleetShard, NodeReport};
 use crate::intake::DatagramIntake;
 use crate::stats::{Counters, WorkerSnapshot};
+use crate::store::{AckAfter, StoreIntake};
 use crate::timers::TICK;
 use crate::worker::unix_millis;
 use avp_proto::server::{DatagramAnswer, Role, ServerConfig, ServerSession};
 use avp_proto::Codec;
 use avp_udp::{Inbox, Outbox};
+use avpd_store::Store;
 use crossbeam_channel::{Sender, TrySendError};
+use std::collections::VecDeque;
 use std::io;
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The receive timeout while answers wait for the store: how late a confirmed answer may go
+/// out when no datagram arrives.
+pub const HELD_POLL: Duration = Duration::from_millis(1);
 
 /// One UDP socket and the thread state that serves it.
 pub struct UdpWorker {
@@ -38,15 +49,59 @@ pub struct UdpWorker {
     fleet_tx: Option<Sender<Vec<NodeReport>>>,
     status: Sender<WorkerSnapshot>,
     shutdown: Arc<AtomicBool>,
+    store: Option<StoreIntake>,
+    held: HeldAnswers,
+}
+
+/// Datagram answers waiting for the store to confirm their reports, oldest first.
+#[derive(Debug, Default)]
+struct HeldAnswers {
+    /// Answers back to back, from `start`.
+    bytes: Vec<u8>,
+    start: usize,
+    /// Each answer's ticket, destination and end in `bytes`.
+    answers: VecDeque<(u64, SocketAddr, usize)>,
+}
+
+impl HeldAnswers {
+    /// Holds the answer at `outbox`'s tail from `from` on, for `ticket`, to `to`.
+    fn hold(&mut self, ticket: u64, to: SocketAddr, outbox: &mut Outbox, from: usize) {
+        self.bytes.extend(outbox.buffer().drain(from..));
+        self.answers.push_back((ticket, to, self.bytes.len()));
+    }
+
+    /// Queues in `outbox` every answer whose ticket is at most `confirmed`.
+    fn release(&mut self, confirmed: u64, outbox: &mut Outbox) {
+        while let Some(&(ticket, to, end)) = self.answers.front() {
+            if ticket > confirmed {
+                break;
+            }
+            outbox
+                .buffer()
+                .extend_from_slice(&self.bytes[self.start..end]);
+            outbox.queue(Some(to));
+            self.start = end;
+            self.answers.pop_front();
+        }
+        if self.answers.is_empty() {
+            self.bytes.clear();
+            self.start = 0;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.answers.is_empty()
+    }
 }
 
 impl UdpWorker {
     /// A worker (status id `id`) for the bound `socket`; reports go to `fleet_tx` when there
-    /// is a management plane, counters to `status`.
+    /// is a management plane, to `store` when the node stores them, counters to `status`.
     pub fn new(
         id: usize,
         socket: UdpSocket,
         fleet_tx: Option<Sender<Vec<NodeReport>>>,
+        store: Option<(&Store, AckAfter)>,
         max_fleet_nodes: usize,
         status: Sender<WorkerSnapshot>,
         shutdown: Arc<AtomicBool>,
@@ -62,17 +117,30 @@ impl UdpWorker {
             inbox: Inbox::default(),
             outbox: Outbox::default(),
             counters: Counters::default(),
-            fleet: fleet_tx.is_some().then(|| FleetShard::new(max_fleet_nodes)),
+            fleet: (fleet_tx.is_some() || store.is_some())
+                .then(|| FleetShard::new(max_fleet_nodes)),
             fleet_tx,
             status,
             shutdown,
+            // The thread polls for confirmations (see HELD_POLL): nothing to wake.
+            store: store.map(|(s, ack)| StoreIntake::new(s.worker(id, Arc::new(|| {})), ack)),
+            held: HeldAnswers::default(),
         })
     }
 
     /// Serves the socket until shutdown is requested.
     pub fn run(mut self) {
         let mut next_tick = Instant::now() + TICK;
+        let mut polling = false;
         while !self.shutdown.load(Ordering::Acquire) {
+            let holding = !self.held.is_empty();
+            if polling != holding {
+                polling = holding;
+                let timeout = if polling { HELD_POLL } else { TICK };
+                if let Err(e) = self.socket.set_read_timeout(Some(timeout)) {
+                    tracing::warn!(worker = self.id, "cannot set the receive timeout: {e}");
+                }
+            }
             match self.inbox.recv_wait(&self.socket) {
                 Ok(_) => self.answer_batch(),
                 Err(e)
@@ -85,13 +153,29 @@ impl UdpWorker {
                 // ICMP errors from earlier sends surface here; the socket stays usable.
                 Err(e) => tracing::debug!(worker = self.id, "udp receive error: {e}"),
             }
+            self.exchange_with_store();
             let now = Instant::now();
             if now >= next_tick {
                 self.on_tick();
                 next_tick = now + TICK;
             }
         }
+        if let Some(store) = self.store.as_mut() {
+            store.link.flush();
+        }
         self.on_tick();
+    }
+
+    /// Hands the batch's reports to the store and sends the answers it confirmed since.
+    fn exchange_with_store(&mut self) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        store.link.flush();
+        if let Some(confirmed) = store.link.confirmed() {
+            self.held.release(confirmed, &mut self.outbox);
+            self.send_queued();
+        }
     }
 
     /// Answers the datagrams of the last receive and sends the answers.
@@ -109,15 +193,17 @@ impl UdpWorker {
                 shard: self.fleet.as_mut(),
                 peer: received.peer,
                 received_ms: now_ms,
+                store: self.store.as_mut(),
             };
             let tally = &mut counters.tally;
+            let start = outbox.buffer().len();
             match self
                 .session
                 .handle_datagram(now, bytes, outbox.buffer(), &mut intake, tally)
             {
-                // The UDP intake acknowledges at once: no answer is ever held here.
-                Ok(DatagramAnswer::Now | DatagramAnswer::Held(_)) => {
-                    outbox.queue(Some(received.peer))
+                Ok(DatagramAnswer::Now) => outbox.queue(Some(received.peer)),
+                Ok(DatagramAnswer::Held(ticket)) => {
+                    self.held.hold(ticket, received.peer, outbox, start)
                 }
                 Ok(DatagramAnswer::None) => {}
                 Err(e) => {
@@ -126,7 +212,16 @@ impl UdpWorker {
                 }
             }
         }
+        self.send_queued();
+    }
+
+    /// Sends the queued answers; those the socket cannot take now are dropped and counted.
+    fn send_queued(&mut self) {
+        let (counters, outbox) = (&mut self.counters, &mut self.outbox);
         let queued = outbox.queued();
+        if queued == 0 {
+            return;
+        }
         let sent = match outbox.send(&self.socket) {
             Ok(n) => n,
             Err(e) => {
@@ -139,10 +234,16 @@ impl UdpWorker {
 
     /// Hands the fleet records on and reports the counters.
     fn on_tick(&mut self) {
+        if let Some(store) = &mut self.store {
+            self.counters.store_refused += std::mem::take(&mut store.refused);
+        }
         if let Some(fleet) = self.fleet.as_mut() {
             self.counters.fleet_dropped += fleet.take_dropped();
             if !fleet.is_empty() {
                 let batch = fleet.drain();
+                if let Some(store) = &self.store {
+                    store.publish_latest(&batch);
+                }
                 if let Some(tx) = &self.fleet_tx {
                     match tx.try_send(batch) {
                         Ok(()) | Err(TrySendError::Disconnected(_)) => {}

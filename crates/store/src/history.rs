@@ -137,6 +137,57 @@ fn row_of(subject: &str, payload: &[u8]) -> Option<Row> {
     })
 }
 
+/// Per-node figures over the rows read: samples, first and last receive times, and the
+/// least, mean and most CPU and memory.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    nodes: std::collections::BTreeMap<String, NodeSummary>,
+}
+
+/// One node's figures in a [`Summary`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NodeSummary {
+    /// Reports read.
+    pub samples: u64,
+    /// Receive time of the first and the last, ms since the Unix epoch.
+    pub first_ms: u64,
+    /// See `first_ms`.
+    pub last_ms: u64,
+    /// CPU percent: least, mean, most.
+    pub cpu: (u8, f64, u8),
+    /// Memory percent: least, mean, most.
+    pub mem: (u8, f64, u8),
+}
+
+impl Summary {
+    /// Adds one row.
+    pub fn add(&mut self, row: &Row) {
+        let (cpu, mem) = (row.report.cpu_percent, row.report.mem_percent);
+        let at = row.received_ms;
+        let s = self.nodes.entry(row.node.clone()).or_insert(NodeSummary {
+            samples: 0,
+            first_ms: at,
+            last_ms: at,
+            cpu: (cpu, 0.0, cpu),
+            mem: (mem, 0.0, mem),
+        });
+        s.samples += 1;
+        s.first_ms = s.first_ms.min(at);
+        s.last_ms = s.last_ms.max(at);
+        let n = s.samples as f64;
+        for (acc, v) in [(&mut s.cpu, cpu), (&mut s.mem, mem)] {
+            acc.0 = acc.0.min(v);
+            acc.2 = acc.2.max(v);
+            acc.1 += (f64::from(v) - acc.1) / n;
+        }
+    }
+
+    /// Every node's figures, by node id.
+    pub fn nodes(&self) -> impl Iterator<Item = (&str, &NodeSummary)> {
+        self.nodes.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
 /// True when `text` matches `pattern`: `*` stands for any run of characters, `?` for one.
 pub fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -174,6 +225,34 @@ fn to_datetime(t: SystemTime) -> time::OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn summaries_keep_extremes_and_means_per_node() {
+        let row = |node: &str, at, cpu, mem| Row {
+            node: node.into(),
+            received_ms: at,
+            collector: "c".into(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+            sequence: None,
+            report: Report {
+                cpu_percent: cpu,
+                mem_percent: mem,
+                timestamp_ms: None,
+                node_id: None,
+                instance: None,
+            },
+        };
+        let mut s = Summary::default();
+        for r in [row("b", 5, 10, 40), row("a", 7, 1, 2), row("b", 3, 30, 20)] {
+            s.add(&r);
+        }
+        let nodes: Vec<_> = s.nodes().collect();
+        assert_eq!(nodes[0].0, "a");
+        let b = nodes[1].1;
+        assert_eq!((b.samples, b.first_ms, b.last_ms), (2, 3, 5));
+        assert_eq!(b.cpu, (10, 20.0, 30));
+        assert_eq!(b.mem, (20, 30.0, 40));
+    }
 
     #[test]
     fn globs() {

@@ -15,7 +15,8 @@
 //! INSTANCE, SEQUENCE). The store thread keeps, per node and instance, the highest SEQUENCE
 //! stored (learnt on first sight from the last stored report of that node) and stores a report
 //! whose SEQUENCE is not above it as already stored; the stream's duplicate window (the
-//! message id `INSTANCE-SEQUENCE`) covers a resend racing its first copy from another node.
+//! message id `SUBJECT:INSTANCE:SEQUENCE`) covers a resend racing its first copy from another
+//! node.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

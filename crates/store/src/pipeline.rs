@@ -561,7 +561,8 @@ impl Pipeline {
             };
             let mut message = PublishMessage::build().payload(q.payload.clone());
             if let Some((instance, seq)) = q.identity {
-                message = message.message_id(format!("{instance:016x}-{seq}"));
+                // Message ids are unique over the whole stream: the node's subject is part of it.
+                message = message.message_id(format!("{}:{instance:016x}:{seq}", q.subject));
             }
             match self.js.send_publish(q.subject.clone(), message).await {
                 Ok(ack) => self.acks.push(Box::pin(async move { (q, ack.await) })),

@@ -105,11 +105,6 @@ impl Store {
         }
     }
 
-    /// Hands the latest reports of this node's peers to the store, to put in the bucket.
-    pub fn publish_latest(&self, rows: Vec<LatestRow>) {
-        let _ = self.to_store.send(ToStore::Latest(rows));
-    }
-
     /// What the store thread reports of itself now.
     pub fn status(&self) -> StoreStatus {
         let mut s = *self.status.lock().unwrap_or_else(|e| e.into_inner());
@@ -206,6 +201,23 @@ impl WorkerStore {
             records,
             arena,
         });
+    }
+
+    /// Hands the latest reports of this worker's peers to the store, to put in the bucket of
+    /// latest reports (stamped with this node's collector id).
+    pub fn publish_latest(&self, rows: impl IntoIterator<Item = (String, u8, u8, u64, u64)>) {
+        let rows = rows
+            .into_iter()
+            .map(|(node, cpu, mem, ts, received_ms)| LatestRow {
+                node,
+                cpu,
+                mem,
+                ts,
+                received_ms,
+                collector: self.collector.to_string(),
+            })
+            .collect();
+        let _ = self.to_store.send(ToStore::Latest(rows));
     }
 
     /// The highest ticket the store confirmed since the last call, if any.

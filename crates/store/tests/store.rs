@@ -182,7 +182,8 @@ fn the_latest_reports_reach_every_node_that_shares_the_store() {
         received_ms: 1_700_000_000_010,
         collector: "a".into(),
     };
-    a.publish_latest(vec![row.clone()]);
+    let (link, _) = worker(&a);
+    link.publish_latest([(row.node.clone(), row.cpu, row.mem, row.ts, row.received_ms)]);
     let deadline = Instant::now() + WAIT;
     loop {
         let rows = seen

@@ -7,6 +7,8 @@
 //! - A byte size is a bare number of bytes or a number with a unit: `256MiB`, `64KiB`,
 //!   `2GiB`, `500MB` (`B`, `KiB`, `MiB`, `GiB`, `TiB`, and the decimal `KB`, `MB`, `GB`,
 //!   `TB`).
+//! - Text from the network shown to an operator goes through [`printable`], so that a node id
+//!   holding terminal escape codes cannot forge output.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -107,6 +109,45 @@ pub fn parse_size(text: &str) -> Result<u64, ParseError> {
     Ok(bytes as u64)
 }
 
+/// `text` with every control character (C0, DEL, C1: terminal escapes among them) written as
+/// a Rust-style escape (`\u{1b}`); borrowed when there is none.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
+/// Writes a byte size in the syntax [`parse_size`] reads, in the largest binary unit that
+/// leaves at least 1, with one decimal when it is not whole: `512B`, `64KiB`, `12.5MiB`.
+pub fn format_size(bytes: u64) -> String {
+    let units = [
+        ("TiB", 1u64 << 40),
+        ("GiB", 1 << 30),
+        ("MiB", 1 << 20),
+        ("KiB", 1 << 10),
+    ];
+    for (unit, scale) in units {
+        if bytes >= scale {
+            let tenths = (bytes as u128 * 10 + scale as u128 / 2) / scale as u128;
+            return if tenths % 10 == 0 {
+                format!("{}{unit}", tenths / 10)
+            } else {
+                format!("{}.{}{unit}", tenths / 10, tenths % 10)
+            };
+        }
+    }
+    format!("{bytes}B")
+}
+
 /// Writes a duration in the syntax [`parse_duration`] reads, shortest first: `250ms`, `90s`,
 /// `1h30m`.
 pub fn format_duration(d: Duration) -> String {
@@ -200,5 +241,24 @@ mod tests {
             );
         }
         assert_eq!(format_duration(Duration::from_secs(5_400)), "1h30m");
+    }
+
+    #[test]
+    fn sizes_are_written_in_the_largest_unit() {
+        assert_eq!(format_size(512), "512B");
+        assert_eq!(format_size(64 << 10), "64KiB");
+        assert_eq!(format_size(256 << 20), "256MiB");
+        assert_eq!(format_size((12 << 20) + (1 << 19)), "12.5MiB");
+        assert_eq!(parse_size(&format_size(3 << 30)), Ok(3 << 30));
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_display() {
+        assert!(matches!(
+            printable("ws-17"),
+            std::borrow::Cow::Borrowed("ws-17")
+        ));
+        assert_eq!(printable("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\n");
+        assert_eq!(printable("caf\u{e9}"), "caf\u{e9}");
     }
 }

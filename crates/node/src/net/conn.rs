@@ -11,6 +11,7 @@ use super::buffer::{BufferPool, InputBuffer, OutputBuffer};
 use super::peer::PeerAddr;
 use crate::fleet::{FleetShard, LatestReport};
 use crate::intake::ConnIntake;
+use crate::store::{Refusing, StoreIntake};
 use crate::timers::TimerSlot;
 use avp_proto::server::{self, ServerSession, Tally};
 use avp_proto::{EncodeError, Report};
@@ -35,6 +36,8 @@ pub struct Context<'a> {
     pub now_ms: u64,
     /// Unsent output at which reading pauses.
     pub max_output: usize,
+    /// The worker's store, when the node stores reports.
+    pub store: Option<&'a mut StoreIntake>,
 }
 
 /// Why a connection is being closed.
@@ -74,6 +77,7 @@ pub struct Connection {
     input: Option<Box<InputBuffer>>,
     output: Option<Box<OutputBuffer>>,
     latest: LatestReport,
+    refusing: Refusing,
 }
 
 /// WRITABLE interest is registered.
@@ -84,6 +88,8 @@ const READ_PAUSED: u8 = 2;
 const INPUT_CLOSED: u8 = 4;
 /// A readiness event reported the peer's FIN.
 const PEER_SENT_FIN: u8 = 8;
+/// The worker lists the connection as holding answers for the store.
+const HELD_LISTED: u8 = 16;
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
@@ -98,6 +104,7 @@ impl Connection {
             input: None,
             output: None,
             latest: LatestReport::default(),
+            refusing: None,
         }
     }
 
@@ -158,7 +165,8 @@ impl Connection {
         loop {
             dirty |= self.read_and_process(ctx)?;
             let drained = self.write_output(ctx)?;
-            if drained && self.has(READ_PAUSED) {
+            // Answers held for the store count against the bound until they are released.
+            if drained && self.has(READ_PAUSED) && self.session.held_len() < ctx.max_output {
                 self.set(READ_PAUSED, false);
                 dirty |= self.process(ctx);
                 continue;
@@ -203,9 +211,45 @@ impl Connection {
         Ok(true)
     }
 
-    /// Moves the latest report received on this connection into the worker's fleet shard.
-    pub fn flush_report(&mut self, shard: &mut FleetShard) {
-        self.latest.flush(shard, self.peer.get());
+    /// Moves the answers held for the store into the output once their tickets (up to
+    /// `confirmed`) are stored; the caller then calls [`Connection::drive`]. Returns true when
+    /// nothing is held any more.
+    pub fn release_stored(&mut self, confirmed: u64, ctx: &mut Context<'_>) -> bool {
+        if self.session.held_len() == 0 {
+            return true;
+        }
+        let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
+        let done = self.session.release(confirmed, &mut output.data);
+        if output.data.is_empty() {
+            ctx.pool.give_output(self.output.take().expect("just used"));
+        }
+        done
+    }
+
+    /// Moves the latest report received on this connection into the worker's fleet shard, as
+    /// received at `now_ms`.
+    pub fn flush_report(&mut self, shard: &mut FleetShard, now_ms: u64) {
+        self.latest.flush(shard, self.peer.get(), now_ms);
+    }
+
+    /// True when answers are held for the store and the worker has not listed the connection
+    /// as holding some yet; lists it (the worker keeps the list).
+    pub fn newly_holding(&mut self) -> bool {
+        if self.session.held_len() == 0 || self.has(HELD_LISTED) {
+            return false;
+        }
+        self.set(HELD_LISTED, true);
+        true
+    }
+
+    /// True when the worker lists the connection as holding answers for the store.
+    pub fn is_listed_holding(&self) -> bool {
+        self.has(HELD_LISTED)
+    }
+
+    /// Takes the connection off the worker's list of connections holding answers.
+    pub fn unlist_holding(&mut self) {
+        self.set(HELD_LISTED, false);
     }
 
     /// Returns both buffers to the pool (the connection is being dropped).
@@ -268,6 +312,9 @@ impl Connection {
             peer: self.peer.get(),
             received_ms: ctx.now_ms,
             became_dirty: false,
+            store: ctx.store.as_deref_mut(),
+            codec: self.session.config().codec,
+            refusing: &mut self.refusing,
         };
         let out = &mut output.data;
         let result =
@@ -277,7 +324,7 @@ impl Connection {
         match result {
             Ok(used) => {
                 input.consume(used);
-                if out.len() >= limit {
+                if out.len() + self.session.held_len() >= limit {
                     flags |= READ_PAUSED;
                 }
             }

@@ -5,8 +5,10 @@
 //! until WouldBlock (mio's "Draining readiness"). Each responsibility has its own module:
 //! [`accept`] admits connections, [`push`] sends the fleet view to terminals (the management
 //! plane's worker only); this one runs the loop, drives connections,
-//! fires their deadlines from the timer wheel ([`crate::timers`]), and on each tick flushes the
-//! fleet records of the connections that received reports and reports its counters.
+//! fires their deadlines from the timer wheel ([`crate::timers`]), hands each round's reports to
+//! the store and sends the answers it held for them once they are stored ([`crate::store`]),
+//! and on each tick flushes the fleet records of the connections that received reports and
+//! reports its counters.
 
 mod accept;
 mod push;
@@ -17,8 +19,10 @@ use crate::fleet::{FleetShard, NodeReport};
 use crate::net::buffer::BufferPool;
 use crate::net::conn::{CloseReason, Connection, Context};
 use crate::stats::{Counters, WorkerSnapshot};
+use crate::store::{AckAfter, StoreIntake};
 use crate::timers::{Timers, TICK};
 use avp_proto::server::{self, ServerConfig};
+use avpd_store::Store;
 use crossbeam_channel::{Sender, TrySendError};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -61,6 +65,8 @@ pub struct Limits {
 pub struct Links {
     /// Where the fleet shard goes each tick (data plane), if there is a management plane.
     pub fleet: Option<Sender<Vec<NodeReport>>>,
+    /// The node's store and when acknowledgements go out, if the node stores reports.
+    pub store: Option<(Arc<Store>, AckAfter)>,
     /// Where counter snapshots go each tick.
     pub status: Option<Sender<WorkerSnapshot>>,
     /// Set to ask every worker to stop.
@@ -78,6 +84,10 @@ pub struct Worker {
     closed_this_round: Vec<usize>,
     /// Connections whose latest-report cache holds a report to flush.
     dirty: Vec<usize>,
+    /// The worker's link to the store, when the node stores reports.
+    store: Option<StoreIntake>,
+    /// Connections holding answers until the store confirms their reports.
+    holding: Vec<usize>,
     timers: Timers,
     pool: BufferPool,
     counters: Counters,
@@ -101,6 +111,7 @@ macro_rules! context {
             now: $now,
             now_ms: $now_ms,
             max_output: $worker.limits.max_output,
+            store: $worker.store.as_mut(),
         }
     };
 }
@@ -117,6 +128,18 @@ impl Worker {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let now = Instant::now();
+        let store = links.store.as_ref().map(|(store, ack_after)| {
+            let waker = waker.clone();
+            let wake = Arc::new(move || {
+                if let Err(e) = waker.wake() {
+                    tracing::warn!("cannot wake a worker for its stored reports: {e}");
+                }
+            });
+            StoreIntake::new(store.worker(id, wake), *ack_after)
+        });
+        // Nothing consumes the fleet view without a management plane or a store: then reports
+        // are not recorded at all.
+        let fleet_consumed = links.fleet.is_some() || pusher.is_some() || store.is_some();
         let mut worker = Worker {
             id,
             poll,
@@ -126,11 +149,12 @@ impl Worker {
             conns: Slab::with_capacity(limits.max_connections),
             closed_this_round: Vec::new(),
             dirty: Vec::new(),
+            store,
+            holding: Vec::new(),
             timers: Timers::new(now),
             pool: BufferPool::new(1024),
             counters: Counters::default(),
-            fleet: (links.fleet.is_some() || pusher.is_some())
-                .then(|| FleetShard::new(limits.max_fleet_nodes)),
+            fleet: fleet_consumed.then(|| FleetShard::new(limits.max_fleet_nodes)),
             push: pusher.map(|p| PushPlane::new(p, limits.max_fleet_nodes)),
             limits,
             links,
@@ -187,6 +211,7 @@ impl Worker {
                 }
             }
             self.free_closed_slots();
+            self.exchange_with_store(now, now_ms);
             if self.accept.resume_due(now) {
                 for i in 0..self.tcp.len() {
                     self.on_accept(i, now);
@@ -211,6 +236,9 @@ impl Worker {
             }
         }
         self.close_all();
+        if let Some(store) = self.store.as_mut() {
+            store.link.flush();
+        }
         self.on_tick();
     }
 
@@ -228,6 +256,9 @@ impl Worker {
             Ok(dirty) => {
                 if dirty {
                     self.dirty.push(key);
+                }
+                if conn.newly_holding() {
+                    self.holding.push(key);
                 }
                 let at = conn.session().poll_timeout();
                 self.timers.arm(key, &mut conn.timer, at);
@@ -299,7 +330,10 @@ impl Worker {
             tracing::debug!("deregister failed: {e}");
         }
         if let Some(fleet) = self.fleet.as_mut() {
-            conn.flush_report(fleet);
+            conn.flush_report(fleet, unix_millis());
+        }
+        if conn.is_listed_holding() {
+            self.holding.retain(|&k| k != key);
         }
         conn.release(&mut self.pool);
         self.counters.closed += 1;
@@ -317,9 +351,10 @@ impl Worker {
     /// tick, hands the shard on, and reports the counters.
     fn on_tick(&mut self) {
         if let Some(fleet) = self.fleet.as_mut() {
+            let now_ms = unix_millis();
             for key in self.dirty.drain(..) {
                 if let Some(Some(conn)) = self.conns.get_mut(key) {
-                    conn.flush_report(fleet);
+                    conn.flush_report(fleet, now_ms);
                 }
             }
             self.counters.fleet_dropped += fleet.take_dropped();
@@ -330,6 +365,9 @@ impl Worker {
             .filter(|f| !f.is_empty())
             .map(FleetShard::drain)
         {
+            if let Some(store) = &self.store {
+                store.publish_latest(&batch);
+            }
             if let Some(push) = self.push.as_mut() {
                 push.apply(batch);
             } else if let Some(tx) = &self.links.fleet {
@@ -341,6 +379,9 @@ impl Worker {
                 }
             }
         }
+        if let Some(store) = &mut self.store {
+            self.counters.store_refused += std::mem::take(&mut store.refused);
+        }
         if let Some(tx) = &self.links.status {
             let snapshot = WorkerSnapshot {
                 worker: self.id,
@@ -350,6 +391,46 @@ impl Worker {
             // A full status channel only delays a log line; the next tick sends fresher figures.
             let _ = tx.try_send(snapshot);
         }
+    }
+
+    /// Hands the round's reports to the store, and sends the answers held for the reports it
+    /// has confirmed since.
+    fn exchange_with_store(&mut self, now: Instant, now_ms: u64) {
+        let Some(store) = self.store.as_mut() else {
+            return;
+        };
+        store.link.flush();
+        let Some(confirmed) = store.link.confirmed() else {
+            return;
+        };
+        let mut ctx = context!(self, now, now_ms);
+        let mut failed = Vec::new();
+        let (conns, timers, dirty) = (&mut self.conns, &mut self.timers, &mut self.dirty);
+        let registry = self.poll.registry();
+        self.holding.retain(|&key| {
+            let Some(Some(conn)) = conns.get_mut(key) else {
+                return false;
+            };
+            if conn.release_stored(confirmed, &mut ctx) {
+                conn.unlist_holding();
+            }
+            // Sending the released answers may unpause reading, which may hold more.
+            match conn.drive(registry, Token(FIRST_CONNECTION + key), &mut ctx) {
+                Ok(became_dirty) => {
+                    if became_dirty {
+                        dirty.push(key);
+                    }
+                    let at = conn.session().poll_timeout();
+                    timers.arm(key, &mut conn.timer, at);
+                }
+                Err(reason) => failed.push((key, reason)),
+            }
+            conn.is_listed_holding() || conn.newly_holding()
+        });
+        for (key, reason) in failed {
+            self.close(key, reason);
+        }
+        self.free_closed_slots();
     }
 
     fn begin_drain(&mut self, now: Instant, now_ms: u64) {
@@ -380,8 +461,14 @@ impl Worker {
             prepare(conn, &mut ctx);
             let token = Token(FIRST_CONNECTION + key);
             match conn.drive(self.poll.registry(), token, &mut ctx) {
-                Ok(true) => self.dirty.push(key),
-                Ok(false) => {}
+                Ok(dirty) => {
+                    if dirty {
+                        self.dirty.push(key);
+                    }
+                    if conn.newly_holding() {
+                        self.holding.push(key);
+                    }
+                }
                 Err(reason) => failed.push((key, reason)),
             }
         }
