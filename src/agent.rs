@@ -80,7 +80,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         count: args.count,
     };
     let (plane, on_sample) = serve_terminals(&args.listen, args.interval)?;
-    let mut sampler = HostSampler::new();
+    let mut sampler = HostSampler::new()?;
     let t = avpd_agent::run::run(config, link, &mut sampler, on_sample, &stop);
     if let Some(plane) = plane {
         plane.shutdown();

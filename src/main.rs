@@ -23,6 +23,10 @@ use clap::{Parser, Subcommand};
     about = "AVP resource-usage collector node and tools"
 )]
 struct Cli {
+    /// Log line format on stderr: text (coloured only on a terminal, never with NO_COLOR) or
+    /// json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -40,7 +44,9 @@ enum Command {
 }
 
 fn main() -> Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    logging::set_format(cli.log_format);
+    match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Agent(args) => agent::run(args),
         Command::Term(args) => term::run(args),

@@ -2,8 +2,7 @@
 
 use crate::codec_arg::CodecArg;
 use avp_endpoint::Endpoint;
-use avp_proto::MAX_PAUSE_SECS;
-use avpd_term::command::Command;
+use avpd_term::command::{parse_pause, Command};
 use avpd_term::links::LinkSet;
 use avpd_term::{oneshot, plain, screen};
 use clap::{Args, Subcommand};
@@ -21,7 +20,7 @@ pub struct TermArgs {
     #[arg(long, value_enum)]
     pub codec: Option<CodecArg>,
     /// One line per report on stdout instead of the full screen (automatic when stdout is
-    /// not a terminal). Commands are then read from stdin: `pause SECONDS`, `resume`.
+    /// not a terminal). Commands are then read from stdin: `pause DURATION`, `resume`.
     #[arg(long)]
     pub plain: bool,
     /// One-shot commands: how long to wait for the connection and the answer.
@@ -35,10 +34,10 @@ pub struct TermArgs {
 /// One-shot commands of `avpd term`.
 #[derive(Debug, Clone, Copy, Subcommand)]
 pub enum TermCommand {
-    /// Ask the peer to stop pushing reports for SECONDS.
+    /// Ask the peer to stop pushing reports for DURATION.
     Pause {
-        /// Pause length in seconds.
-        #[arg(value_parser = clap::value_parser!(u64).range(1..=MAX_PAUSE_SECS))]
+        /// Pause length in whole seconds, up to 7d: 200, 90s, 5m, 1h30m.
+        #[arg(value_name = "DURATION", value_parser = parse_pause)]
         seconds: u64,
     },
     /// Ask the peer to push reports again.

@@ -134,4 +134,23 @@ fn one_shot_without_a_peer_fails_at_the_timeout() {
 fn a_pause_out_of_range_is_refused_before_connecting() {
     let mut term = avpd(&["term", "--connect", "tcp://127.0.0.1:9", "pause", "0"]);
     assert_ne!(term.wait_exit(), 0);
+    term.stderr
+        .wait_contains("a pause lasts whole seconds, 1s to 7d");
+}
+
+#[test]
+fn a_one_shot_pause_takes_a_duration() {
+    let (l, addr) = listener();
+    let url = format!("tcp://{addr}");
+    let mut term = avpd(&["term", "--connect", &url, "pause", "1h30m"]);
+    let mut peer = accept(&l, Codec::Binary);
+    let msg = peer.expect();
+    assert_eq!(
+        msg.body,
+        Body::Pause {
+            duration_secs: 5_400
+        }
+    );
+    peer.send_msg(&Message::command_response(msg.sequence, 200, "paused"));
+    assert_eq!(term.wait_exit(), 0);
 }

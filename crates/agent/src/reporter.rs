@@ -124,7 +124,7 @@ impl Reporter {
             if let Some(old) = self.queue.push(Pending { seq, sample }) {
                 let dropped = self.queue.dropped();
                 // The first drop and every hundredth: a long outage must not flood the log.
-                if dropped == 1 || dropped % 100 == 0 {
+                if dropped == 1 || dropped.is_multiple_of(100) {
                     warn!(
                         "buffer full: dropped unacknowledged report seq={} ({dropped} dropped so far)",
                         old.seq

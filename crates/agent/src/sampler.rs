@@ -3,6 +3,7 @@
 //! Shared by `avpd agent` and the node, which reports its own host. This module only reads the
 //! host; it knows nothing of the protocol or of time beyond stamping each sample.
 
+use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
@@ -32,15 +33,35 @@ pub struct HostSampler {
     system: System,
 }
 
+/// The host's CPU and memory figures cannot be read on this system.
+#[derive(Debug)]
+pub struct SamplerError(sysinfo::Error);
+
+impl fmt::Display for SamplerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot read this host's CPU and memory usage: {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for SamplerError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 impl HostSampler {
     /// A sampler whose first [`sample`](Self::sample) covers the time since this call.
-    pub fn new() -> Self {
-        let kind = RefreshKind::new()
-            .with_cpu(CpuRefreshKind::new().with_cpu_usage())
-            .with_memory(MemoryRefreshKind::new().with_ram());
-        HostSampler {
-            system: System::new_with_specifics(kind),
-        }
+    pub fn new() -> Result<Self, SamplerError> {
+        let kind = RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing().with_usage())
+            .with_memory(MemoryRefreshKind::nothing().with_ram());
+        Ok(HostSampler {
+            system: System::new_with_specifics(kind).map_err(SamplerError)?,
+        })
     }
 
     /// Reads the host now.
@@ -51,7 +72,7 @@ impl HostSampler {
     pub fn read(&mut self) -> HostSample {
         self.system.refresh_cpu_usage();
         self.system
-            .refresh_memory_specifics(MemoryRefreshKind::new().with_ram());
+            .refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         let total = self.system.total_memory();
         let mem = if total == 0 {
             0.0
@@ -69,12 +90,6 @@ impl HostSampler {
 impl Sampler for HostSampler {
     fn sample(&mut self) -> HostSample {
         self.read()
-    }
-}
-
-impl Default for HostSampler {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -122,7 +137,7 @@ mod tests {
 
     #[test]
     fn samples_are_in_range_and_stamped_now() {
-        let mut s = HostSampler::new();
+        let mut s = HostSampler::new().expect("this test host has CPU and memory figures");
         let before = unix_millis(SystemTime::now());
         let a = s.read();
         let after = unix_millis(SystemTime::now());

@@ -59,7 +59,7 @@ impl RequestWriter {
     /// `seq` at a multiple of [`SAMPLE_EVERY`] takes a new sample first. The caller sends runs
     /// that do not cross such a multiple ([`run_length`]).
     pub fn report(&mut self, seq: u32, epoch_ms: u64) -> Report<'_> {
-        if seq % SAMPLE_EVERY == 0 {
+        if seq.is_multiple_of(SAMPLE_EVERY) {
             self.wander();
         }
         let full = self.fields == ReportFields::Full;

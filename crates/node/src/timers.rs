@@ -148,7 +148,7 @@ impl Timers {
     fn tick_of(&self, at: Instant, round_up: bool) -> u32 {
         let d = at.saturating_duration_since(self.origin);
         let ticks = d.as_nanos() / TICK.as_nanos();
-        let exact = d.as_nanos() % TICK.as_nanos() == 0;
+        let exact = d.as_nanos().is_multiple_of(TICK.as_nanos());
         let ticks = if round_up && !exact { ticks + 1 } else { ticks };
         u32::try_from(ticks).unwrap_or(u32::MAX)
     }

@@ -4,7 +4,8 @@
 //! Run with `cargo bench --bench codec`; figures go to docs/CAPACITY.md with the machine.
 
 use avp_proto::{Body, Codec, Decoded, Message, Report, Status};
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
 use std::time::Duration;
 
 /// The report the load tools send: CPU 30, MEM 53, SEQUENCE in 4 bytes (15 bytes).

@@ -593,7 +593,7 @@ impl Pipeline {
     fn retry(&mut self, mut q: Queued, e: &PublishError) {
         self.retries += 1;
         q.attempts += 1;
-        if q.attempts == 1 || q.attempts % 100 == 0 {
+        if q.attempts == 1 || q.attempts.is_multiple_of(100) {
             tracing::warn!(
                 "store: publishing to {} failed ({} attempts): {e}; retrying",
                 q.subject,

@@ -1,4 +1,4 @@
-//! `avpd term ... pause SECONDS` and `... resume`: send one command on every link, print each
+//! `avpd term ... pause DURATION` and `... resume`: send one command on every link, print each
 //! answer as `URL: CODE INFO`, and succeed only when every answer is 200.
 
 use super::command::Command;

@@ -2,7 +2,7 @@
 //!
 //! Lines on stdout: `node=NAME cpu=C mem=M ts=MS link=URL` per report (`ts=-` when the report
 //! had no TIMESTAMP) and `response link=URL code=CODE info=TEXT` per command answer. Commands
-//! are read from stdin, one per line (`pause SECONDS`, `resume`), and sent on every link. Link
+//! are read from stdin, one per line (`pause DURATION`, `resume`), and sent on every link. Link
 //! changes go to the log on stderr.
 
 use super::command::parse_line;

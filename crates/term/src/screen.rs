@@ -3,7 +3,7 @@
 //! [`Screen`] is the state and its drawing, free of IO so it can be tested with ratatui's
 //! `TestBackend`; [`run`] is the loop that feeds it updates and keys.
 
-use super::command::{parse_pause_secs, Command};
+use super::command::{parse_pause, Command};
 use super::links::{LinkSet, Update, UpdateKind};
 use super::table::{FleetTable, SortKey};
 use avp_endpoint::Endpoint;
@@ -100,14 +100,14 @@ impl Screen {
     pub fn handle_key(&mut self, key: KeyEvent, now: Instant) -> Action {
         if let Some(typed) = self.prompt.as_mut() {
             match key.code {
-                KeyCode::Char(c) if c.is_ascii_digit() && typed.len() < 7 => typed.push(c),
+                KeyCode::Char(c) if is_duration_char(c) && typed.len() < 12 => typed.push(c),
                 KeyCode::Backspace => {
                     typed.pop();
                 }
                 KeyCode::Esc => self.prompt = None,
                 KeyCode::Enter => {
                     let typed = self.prompt.take().unwrap_or_default();
-                    match parse_pause_secs(&typed) {
+                    match parse_pause(&typed) {
                         Ok(secs) => {
                             self.paused_until = Some(now + Duration::from_secs(secs));
                             self.message.clear();
@@ -171,7 +171,7 @@ impl Screen {
         );
         let footer_text = match &self.prompt {
             Some(typed) => {
-                format!("Pause for how many seconds? {typed}_   (Enter sends, Esc cancels)")
+                format!("Pause for how long (90, 90s, 5m, 1h30m)? {typed}_   (Enter sends, Esc cancels)")
             }
             None if !self.message.is_empty() => self.message.clone(),
             None => "c sort by cpu · m by memory · n by name · p pause · r resume · q quit".into(),
@@ -259,6 +259,11 @@ fn bar(percent: u8) -> String {
     "█".repeat(filled) + &"░".repeat(BAR_WIDTH - filled)
 }
 
+/// True for the characters a duration is written with (`90`, `1h30m`, `1.5m`).
+fn is_duration_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '.' | 'u' | 's' | 'm' | 'h' | 'd')
+}
+
 /// A short age: `0.4s`, `12s`, `5m`, `3h`.
 fn format_age(d: Duration) -> String {
     let s = d.as_secs();
@@ -328,6 +333,26 @@ mod tests {
     }
 
     #[test]
+    fn the_pause_prompt_takes_a_duration() {
+        let eps: Vec<Endpoint> = vec!["tcp://127.0.0.1:7701".parse().unwrap()];
+        let now = Instant::now();
+        let mut s = Screen::new(&eps);
+        s.handle_key(key(KeyCode::Char('p')), now);
+        for c in "1h30mq".chars() {
+            s.handle_key(key(KeyCode::Char(c)), now);
+        }
+        assert_eq!(
+            s.handle_key(key(KeyCode::Enter), now),
+            Action::Send(Command::Pause(5_400)),
+            "q is not part of a duration and is ignored"
+        );
+        s.handle_key(key(KeyCode::Char('p')), now);
+        s.handle_key(key(KeyCode::Char('0')), now);
+        assert_eq!(s.handle_key(key(KeyCode::Enter), now), Action::None);
+        assert!(screen_text(&s, now).contains("whole seconds, 1s to 7d"));
+    }
+
+    #[test]
     fn shows_nodes_links_and_the_pause_prompt() {
         let eps: Vec<Endpoint> = vec![
             "tcp://127.0.0.1:7701".parse().unwrap(),
@@ -384,7 +409,7 @@ mod tests {
         assert_eq!(s.handle_key(key(KeyCode::Char('p')), now), Action::None);
         s.handle_key(key(KeyCode::Char('4')), now);
         s.handle_key(key(KeyCode::Char('2')), now);
-        assert!(screen_text(&s, now).contains("Pause for how many seconds? 42_"));
+        assert!(screen_text(&s, now).contains("Pause for how long (90, 90s, 5m, 1h30m)? 42_"));
         assert_eq!(
             s.handle_key(key(KeyCode::Enter), now),
             Action::Send(Command::Pause(42))
@@ -432,7 +457,7 @@ mod tests {
         let mut s = Screen::new(&[]);
         s.handle_key(key(KeyCode::Char('p')), now);
         assert_eq!(s.handle_key(key(KeyCode::Enter), now), Action::None);
-        assert!(s.message.contains("1 to"));
+        assert!(s.message.contains("expected a duration"), "{}", s.message);
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn format_duration(d: Duration) -> String {
     }
     if d.subsec_nanos() != 0 && d < Duration::from_secs(1) {
         let us = d.as_micros();
-        return if us % 1000 == 0 {
+        return if us.is_multiple_of(1000) {
             format!("{}ms", us / 1000)
         } else {
             format!("{us}us")
