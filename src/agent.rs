@@ -4,26 +4,38 @@ use crate::codec_arg::CodecArg;
 use anyhow::{bail, Context};
 use avp_endpoint::Endpoint;
 use avpd_agent::reporter::ReporterConfig;
-use avpd_agent::run::SampleFeed;
+use avpd_agent::run::{SampleFeed, Spooled};
 use avpd_agent::sampler::{host_name, HostSample, HostSampler};
-use avpd_client::PeerLink;
+use avpd_agent::spool::Spool;
+use avpd_client::{Link, PeerLink};
 use avpd_node::admin::{AdminConfig, AdminPlane};
 use avpd_node::fleet::NodeReport;
 use clap::Args;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
 
-/// How long the agent waits for an answer before it takes the link down and connects again.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Command-line options of `avpd agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// Collector to report to: tcp://HOST:PORT, or json+tcp://HOST:PORT for the text form.
+    /// Repeatable: on a connection failure or an answer timeout the agent moves to the next
+    /// one, and back to the first as soon as it answers again.
     #[arg(long, default_value = "tcp://127.0.0.1:7700")]
-    pub collector: Endpoint,
+    pub collector: Vec<Endpoint>,
+    /// While reporting to another collector than the first, try the first this often.
+    #[arg(long, default_value = "30s", value_parser = avp_units::parse_duration)]
+    pub failback_after: Duration,
+    /// How long an answer may take before the agent gives up on the connection (and moves
+    /// to the next collector).
+    #[arg(long, default_value = "30s", value_parser = avp_units::parse_duration)]
+    pub answer_timeout: Duration,
+    /// Keep unacknowledged reports and the agent's instance in this file, so that they
+    /// survive a restart. Each report is synced to it before it is sent.
+    #[arg(long, value_name = "PATH")]
+    pub spool: Option<PathBuf>,
     /// Time between samples, e.g. 1s, 500ms.
     #[arg(long, default_value = "1s", value_parser = avp_units::parse_duration)]
     pub interval: Duration,
@@ -59,29 +71,60 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     if args.buffer == 0 {
         bail!("--buffer must be at least 1");
     }
-    let link = PeerLink::new(
-        args.collector.clone(),
-        args.codec.map(Into::into),
-        ANSWER_TIMEOUT,
-    )?;
+    if args
+        .collector
+        .iter()
+        .any(|c| c.scheme != args.collector[0].scheme)
+    {
+        bail!("every --collector must use the same scheme (they share one wire form)");
+    }
+    let collectors = args
+        .collector
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let link = Link::failover(args.collector, args.failback_after)?;
+    let link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
+    let (instance, first_seq, spooled) = match &args.spool {
+        Some(path) => {
+            let (spool, restored) = Spool::open(path, fastrand::u64(..))?;
+            info!(
+                "spool {}: instance {:016x}, {} unacknowledged reports from the last run",
+                path.display(),
+                restored.instance,
+                restored.pending.len()
+            );
+            let spooled = Spooled {
+                spool,
+                pending: restored.pending,
+            };
+            (restored.instance, restored.next_seq, Some(spooled))
+        }
+        None => (fastrand::u64(..), 1, None),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handler")?;
     }
     info!(
-        "agent started: node={node_id} collector={} interval={:?} buffer={}",
-        args.collector, args.interval, args.buffer
+        "agent started: node={node_id} instance={instance:016x} collector={collectors} \
+         interval={:?} buffer={}",
+        args.interval, args.buffer
     );
     let config = ReporterConfig {
         node_id,
         interval: args.interval,
         buffer: args.buffer,
         count: args.count,
+        instance,
+        first_seq,
+        journal: spooled.is_some(),
     };
     let (plane, on_sample) = serve_terminals(&args.listen, args.interval)?;
     let mut sampler = HostSampler::new()?;
-    let t = avpd_agent::run::run(config, link, &mut sampler, on_sample, &stop);
+    let t = avpd_agent::run::run(config, link, &mut sampler, on_sample, spooled, &stop);
     if let Some(plane) = plane {
         plane.shutdown();
     }

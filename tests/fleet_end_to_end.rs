@@ -3,21 +3,13 @@
 
 mod client_support;
 
-use client_support::{avpd, field, Program, WAIT};
+use client_support::{avpd, field, port, serve, NodeProc, Program, WAIT};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// A running node and the URLs it bound.
-struct NodeProc {
-    proc: Program,
-    data: String,
-    admin: String,
-}
-
-/// Starts `avpd serve` on the given ports (0: any) and reads the bound URLs from its log.
-fn start_node(data_port: u16, admin_port: u16) -> NodeProc {
-    let mut proc = avpd(&[
-        "serve",
+/// Starts `avpd serve` on the given ports (0: any).
+fn start_node(data_port: u16, admin_port: u16) -> Node {
+    let node = serve(&[
         "--listen",
         &format!("tcp://127.0.0.1:{data_port}"),
         "--admin",
@@ -27,28 +19,18 @@ fn start_node(data_port: u16, admin_port: u16) -> NodeProc {
         "--workers",
         "1",
     ]);
-    let (mut data, mut admin) = (None, None);
-    while data.is_none() || admin.is_none() {
-        let (url, kind) = proc.stderr.wait_for("listening on", |l| {
-            let rest = &l[l.find("listening on ")? + "listening on ".len()..];
-            let (url, kind) = rest.split_once(' ')?;
-            Some((url.to_string(), kind.to_string()))
-        });
-        match kind.as_str() {
-            "(data)" => data = Some(url),
-            "(admin)" => admin = Some(url),
-            _ => {}
-        }
-    }
-    NodeProc {
-        proc,
-        data: data.unwrap(),
-        admin: admin.unwrap(),
+    Node {
+        admin: node.admin.clone().expect("a management plane"),
+        data: node.data.clone(),
+        proc: node,
     }
 }
 
-fn port(url: &str) -> u16 {
-    url.rsplit(':').next().unwrap().parse().unwrap()
+/// A node with its management plane.
+struct Node {
+    proc: NodeProc,
+    data: String,
+    admin: String,
 }
 
 fn start_agent(collector: &str, name: &str, interval: &str, count: Option<&str>) -> Program {
@@ -158,8 +140,7 @@ fn a_node_restart_loses_nothing_and_everyone_reconnects() {
         agent.stderr.wait_contains("acked seq=10");
     }
     let mut node = node;
-    node.proc.child.kill().unwrap();
-    node.proc.child.wait().unwrap();
+    node.proc.proc.kill();
     for agent in &mut agents {
         agent.stderr.wait_contains("down:");
     }

@@ -8,3 +8,45 @@ pub use avp_testkit::*;
 pub fn avpd(args: &[&str]) -> Program {
     Program::start(env!("CARGO_BIN_EXE_avpd"), args)
 }
+
+/// A running `avpd serve` and the URLs it bound.
+pub struct NodeProc {
+    /// The process.
+    pub proc: Program,
+    /// Its first data-plane URL.
+    pub data: String,
+    /// Its first management-plane URL, when it has one.
+    pub admin: Option<String>,
+}
+
+/// Starts `avpd serve ARGS` and reads the bound URLs from its log: waits for the data plane,
+/// and for the management plane unless `--no-admin` is among `args`.
+pub fn serve(args: &[&str]) -> NodeProc {
+    let mut all = vec!["serve"];
+    all.extend_from_slice(args);
+    let mut proc = avpd(&all);
+    let want_admin = !args.contains(&"--no-admin");
+    let (mut data, mut admin) = (None, None);
+    while data.is_none() || (want_admin && admin.is_none()) {
+        let (url, kind) = proc.stderr.wait_for("listening on", |l| {
+            let rest = &l[l.find("listening on ")? + "listening on ".len()..];
+            let (url, kind) = rest.split_once(' ')?;
+            Some((url.to_string(), kind.to_string()))
+        });
+        match kind.as_str() {
+            "(data)" if data.is_none() => data = Some(url),
+            "(admin)" if admin.is_none() => admin = Some(url),
+            _ => {}
+        }
+    }
+    NodeProc {
+        proc,
+        data: data.unwrap(),
+        admin,
+    }
+}
+
+/// The port of a `scheme://host:port` URL.
+pub fn port(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}

@@ -11,6 +11,8 @@ use std::collections::VecDeque;
 /// One report waiting for its acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pending {
+    /// The agent instance that took it: with NODE_ID and SEQUENCE, the report's identity.
+    pub instance: u64,
     /// The SEQUENCE it is sent with.
     pub seq: u32,
     /// What it reports.
@@ -60,14 +62,12 @@ impl ResendQueue {
         dropped
     }
 
-    /// Removes the report with sequence `seq`; returns true when it was queued (false for a
-    /// duplicate or unknown acknowledgement).
-    pub fn ack(&mut self, seq: u32) -> bool {
+    /// Removes the report with sequence `seq` and returns it (`None` for a duplicate or
+    /// unknown acknowledgement).
+    pub fn ack(&mut self, seq: u32) -> Option<Pending> {
         // Acks come in order, so this is almost always the front.
-        match self.items.iter().position(|e| e.pending.seq == seq) {
-            Some(i) => self.items.remove(i).is_some(),
-            None => false,
-        }
+        let i = self.items.iter().position(|e| e.pending.seq == seq)?;
+        self.items.remove(i).map(|e| e.pending)
     }
 
     /// Marks the report with sequence `seq` as waiting to be sent again (it was refused, or
@@ -97,6 +97,11 @@ impl ResendQueue {
             .collect()
     }
 
+    /// Every queued report, oldest first.
+    pub fn all(&self) -> Vec<Pending> {
+        self.items.iter().map(|e| e.pending).collect()
+    }
+
     /// Number of queued reports.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -119,6 +124,7 @@ mod tests {
 
     fn p(seq: u32) -> Pending {
         Pending {
+            instance: 1,
             seq,
             sample: HostSample {
                 cpu_percent: 1,
@@ -138,10 +144,10 @@ mod tests {
         for s in 1..=5 {
             assert_eq!(q.push(p(s)), None);
         }
-        assert!(q.ack(1));
-        assert!(q.ack(4));
-        assert!(!q.ack(4), "a duplicate ack counts once");
-        assert!(!q.ack(99));
+        assert_eq!(q.ack(1), Some(p(1)));
+        assert_eq!(q.ack(4), Some(p(4)));
+        assert_eq!(q.ack(4), None, "a duplicate ack counts once");
+        assert_eq!(q.ack(99), None);
         assert_eq!(seqs(&q.take_waiting()), [2, 3, 5]);
     }
 

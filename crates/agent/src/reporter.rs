@@ -6,6 +6,11 @@
 //! [`Reporter::wake_at`] says when to call again. PAUSE and RESUME are the session's state
 //! ([`avp_proto::PeerSession::paused_until`]): while a pause is in force nothing is sampled.
 //! Tests drive it on a fake clock.
+//!
+//! Every report carries the agent's INSTANCE and a SEQUENCE that only grows within it, so the
+//! collector stores a resent report once. With a spool, [`Reporter::take_journal`] says what
+//! to write to it: the reports taken (to sync before they are sent) and those that left the
+//! buffer.
 
 use crate::queue::{Pending, ResendQueue};
 use crate::sampler::{HostSample, Sampler};
@@ -27,6 +32,24 @@ pub struct ReporterConfig {
     pub buffer: usize,
     /// Stop after this many samples, once all are acknowledged.
     pub count: Option<u64>,
+    /// The agent's instance (random at first start, kept in the spool).
+    pub instance: u64,
+    /// The SEQUENCE of the first report taken (1 on a fresh instance).
+    pub first_seq: u32,
+    /// Keep a journal of the buffer's changes for a spool.
+    pub journal: bool,
+}
+
+/// How long reports the collector refused (503) wait before they are sent again.
+pub const RETRY_REFUSED_AFTER: Duration = Duration::from_secs(1);
+
+/// What changed in the buffer since the last [`Reporter::take_journal`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Journal {
+    /// Reports taken, in order.
+    pub sampled: Vec<Pending>,
+    /// (INSTANCE, SEQUENCE) of the reports that left the buffer: acknowledged or dropped.
+    pub removed: Vec<(u64, u32)>,
 }
 
 /// Totals over the agent's life, logged when it stops.
@@ -66,6 +89,11 @@ pub struct Reporter {
     next_sample: Instant,
     /// True while a pause was in force at the last [`Reporter::due`] (its start is logged once).
     was_paused: bool,
+    instance: u64,
+    next_seq: u32,
+    /// Set when the collector refused a report: nothing is sent before then.
+    resend_after: Option<Instant>,
+    journal: Option<Journal>,
 }
 
 impl Reporter {
@@ -73,11 +101,37 @@ impl Reporter {
     pub fn new(config: ReporterConfig, now: Instant) -> Self {
         Reporter {
             queue: ResendQueue::new(config.buffer),
+            instance: config.instance,
+            next_seq: config.first_seq.max(1),
+            journal: config.journal.then(Journal::default),
             config,
             totals: Totals::default(),
             next_sample: now,
             was_paused: false,
+            resend_after: None,
         }
+    }
+
+    /// Puts back the reports a spool kept from an earlier run, oldest first; they are sent
+    /// once connected (beyond the buffer's capacity the oldest are dropped).
+    pub fn restore(&mut self, pending: Vec<Pending>) {
+        for p in pending {
+            self.push(p);
+        }
+    }
+
+    /// The changes to write to the spool since the last call (empty without a journal).
+    pub fn take_journal(&mut self) -> Journal {
+        self.journal
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// The instance and SEQUENCE of the next report, and the reports in the buffer: what a
+    /// rewritten spool holds.
+    pub fn spool_state(&self) -> ((u64, u32), Vec<Pending>) {
+        ((self.instance, self.next_seq), self.queue.all())
     }
 
     /// The NODE_ID the reports carry.
@@ -92,7 +146,7 @@ impl Reporter {
             mem_percent: p.sample.mem_percent,
             timestamp_ms: Some(p.sample.timestamp_ms),
             node_id: Some(Cow::Borrowed(&self.config.node_id)),
-            instance: None,
+            instance: Some(p.instance),
         })
     }
 
@@ -115,24 +169,20 @@ impl Reporter {
         if !paused && self.below_count() && now >= self.next_sample {
             let sample = sampler.sample();
             self.totals.sampled += 1;
-            // SEQUENCE is sent in 4 bytes: stay within u32, never 0.
-            let seq = ((self.totals.sampled - 1) % u64::from(u32::MAX) + 1) as u32;
+            let seq = self.take_seq();
             debug!(
                 "report seq={seq} cpu={} mem={} ts={}",
                 sample.cpu_percent, sample.mem_percent, sample.timestamp_ms
             );
-            if let Some(old) = self.queue.push(Pending { seq, sample }) {
-                let dropped = self.queue.dropped();
-                // The first drop and every hundredth: a long outage must not flood the log.
-                if dropped == 1 || dropped.is_multiple_of(100) {
-                    warn!(
-                        "buffer full: dropped unacknowledged report seq={} ({dropped} dropped so far)",
-                        old.seq
-                    );
-                } else {
-                    debug!("buffer full: dropped unacknowledged report seq={}", old.seq);
-                }
+            let pending = Pending {
+                instance: self.instance,
+                seq,
+                sample,
+            };
+            if let Some(j) = self.journal.as_mut() {
+                j.sampled.push(pending);
             }
+            self.push(pending);
             self.next_sample += self.config.interval;
             if self.next_sample < now {
                 // Fell behind (suspended, or a slow reconnect): do not burst to catch up.
@@ -140,9 +190,11 @@ impl Reporter {
             }
             taken = Some((seq, sample));
         }
-        if !connected {
+        let refused_wait = self.resend_after.is_some_and(|t| now < t);
+        if !connected || refused_wait {
             return (taken.map(|t| t.1), Vec::new());
         }
+        self.resend_after = None;
         let latest = taken.map(|t| t.0);
         let out = self
             .queue
@@ -157,6 +209,42 @@ impl Reporter {
         (taken.map(|t| t.1), out)
     }
 
+    /// The SEQUENCE of the next report: sent in 4 bytes, never 0, and growing within an
+    /// instance; past the last one the agent goes on as the next instance.
+    fn take_seq(&mut self) -> u32 {
+        if self.next_seq == u32::MAX {
+            self.instance = self.instance.wrapping_add(1);
+            self.next_seq = 1;
+            info!(
+                "SEQUENCE wrapped: reporting as instance {:016x}",
+                self.instance
+            );
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
+    }
+
+    /// Adds `p` to the buffer, dropping (and logging) the oldest report when it is full.
+    fn push(&mut self, p: Pending) {
+        let Some(old) = self.queue.push(p) else {
+            return;
+        };
+        if let Some(j) = self.journal.as_mut() {
+            j.removed.push((old.instance, old.seq));
+        }
+        let dropped = self.queue.dropped();
+        // The first drop and every hundredth: a long outage must not flood the log.
+        if dropped == 1 || dropped.is_multiple_of(100) {
+            warn!(
+                "buffer full: dropped unacknowledged report seq={} ({dropped} dropped so far)",
+                old.seq
+            );
+        } else {
+            debug!("buffer full: dropped unacknowledged report seq={}", old.seq);
+        }
+    }
+
     /// Puts `p` back among the waiting reports: it could not be written.
     pub fn not_sent(&mut self, p: &Pending) {
         self.queue.mark_waiting(p.seq);
@@ -165,13 +253,15 @@ impl Reporter {
     /// When [`Reporter::due`] has something to do next: the next sample, or the end of the
     /// pause in force (until `paused_until`); `None` when the count is reached.
     pub fn wake_at(&self, paused_until: Option<Instant>) -> Option<Instant> {
+        let resend = self.resend_after.filter(|_| !self.queue.is_empty());
         if !self.below_count() {
-            return None;
+            return resend;
         }
-        Some(match paused_until {
+        let sample = match paused_until {
             Some(t) => t.max(self.next_sample),
             None => self.next_sample,
-        })
+        };
+        Some(resend.map_or(sample, |r| r.min(sample)))
     }
 
     /// True once `count` reports are sampled and none is left to acknowledge.
@@ -221,17 +311,23 @@ impl Reporter {
                 for i in 0..sent.count {
                     let seq = sent.first_seq.wrapping_add(i);
                     match verdict {
-                        Verdict::Ok if self.queue.ack(seq) => {
-                            self.totals.acked += 1;
-                            debug!("acked seq={seq}");
-                        }
-                        Verdict::Ok => {
-                            self.totals.unsolicited += 1;
-                            debug!("acknowledgement {seq} matches no outstanding report");
-                        }
+                        Verdict::Ok => match self.queue.ack(seq) {
+                            Some(p) => {
+                                self.totals.acked += 1;
+                                if let Some(j) = self.journal.as_mut() {
+                                    j.removed.push((p.instance, p.seq));
+                                }
+                                debug!("acked seq={seq}");
+                            }
+                            None => {
+                                self.totals.unsolicited += 1;
+                                debug!("acknowledgement {seq} matches no outstanding report");
+                            }
+                        },
                         Verdict::Status5xx => {
                             self.totals.refused += 1;
                             self.queue.mark_waiting(seq);
+                            self.resend_after = Some(now + RETRY_REFUSED_AFTER);
                             debug!(
                                 "report seq={seq} refused for now: {}",
                                 response

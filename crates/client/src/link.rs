@@ -8,6 +8,11 @@
 //!
 //! The socket is blocking with timeouts: a client has one or a few links, so a thread per link
 //! is cheap and keeps the code straight.
+//!
+//! A link may have several endpoints ([`Link::failover`]): when a connection fails or is lost,
+//! it connects to the next one at once, and backs off only once every endpoint failed in turn.
+//! While connected to any but the first, it tries the first every `failback_every` and moves
+//! back to it as soon as it answers.
 
 use crate::backoff::Backoff;
 use avp_endpoint::{Endpoint, Scheme};
@@ -25,6 +30,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const STABLE_AFTER: Duration = Duration::from_secs(1);
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long a try of the first endpoint, while connected to another, may take.
+const FAILBACK_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Whether a link is usable now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,9 +100,20 @@ impl fmt::Display for UnsupportedScheme {
 
 impl std::error::Error for UnsupportedScheme {}
 
-/// A reconnecting connection to one endpoint. See the module documentation.
+/// A reconnecting connection to one endpoint, or to the first of several that answers. See the
+/// module documentation.
 pub struct Link {
-    endpoint: Endpoint,
+    /// INVARIANT: not empty; all TCP.
+    endpoints: Vec<Endpoint>,
+    /// The endpoint connected to, or tried next.
+    current: usize,
+    /// Endpoints that failed in turn since the last connection.
+    failed_in_turn: usize,
+    failback_every: Duration,
+    /// When to try the first endpoint again (connected to another).
+    failback_at: Option<Instant>,
+    /// A connection made by a failback, reported by the next `poll`.
+    pending_up: bool,
     stream: Option<TcpStream>,
     connected_at: Instant,
     /// Received bytes not yet consumed. INVARIANT: empty while `stream` is `None`.
@@ -110,12 +128,27 @@ impl Link {
     /// A link to `endpoint`. The first connection attempt is made by the first
     /// [`poll`](Self::poll).
     pub fn new(endpoint: Endpoint) -> Result<Link, UnsupportedScheme> {
-        if endpoint.scheme == Scheme::Udp {
-            return Err(UnsupportedScheme(endpoint));
+        Link::failover(vec![endpoint], Duration::MAX)
+    }
+
+    /// A link to the first of `endpoints` that answers, preferring the earlier ones: see the
+    /// module documentation. `endpoints` must not be empty.
+    pub fn failover(
+        endpoints: Vec<Endpoint>,
+        failback_every: Duration,
+    ) -> Result<Link, UnsupportedScheme> {
+        assert!(!endpoints.is_empty(), "a link needs an endpoint");
+        if let Some(udp) = endpoints.iter().find(|e| e.scheme == Scheme::Udp) {
+            return Err(UnsupportedScheme(udp.clone()));
         }
         let now = Instant::now();
         Ok(Link {
-            endpoint,
+            endpoints,
+            current: 0,
+            failed_in_turn: 0,
+            failback_every,
+            failback_at: None,
+            pending_up: false,
             stream: None,
             connected_at: now,
             received: Vec::new(),
@@ -125,9 +158,9 @@ impl Link {
         })
     }
 
-    /// The endpoint this link connects to.
+    /// The endpoint this link is connected to, or connects to next.
     pub fn endpoint(&self) -> &Endpoint {
-        &self.endpoint
+        &self.endpoints[self.current]
     }
 
     /// Connected, or when the next attempt is due.
@@ -183,8 +216,16 @@ impl Link {
         if let Some(down) = self.pending_down.take() {
             return down;
         }
+        if std::mem::take(&mut self.pending_up) {
+            return LinkIo::Up;
+        }
         loop {
             let now = Instant::now();
+            if self.failback_at.is_some_and(|t| now >= t) {
+                if let Some(down) = self.try_failback() {
+                    return down;
+                }
+            }
             let Some(stream) = self.stream.as_mut() else {
                 if now < self.retry_at {
                     if deadline <= now {
@@ -200,7 +241,10 @@ impl Link {
             if deadline <= now {
                 return LinkIo::Idle;
             }
-            let wait = (deadline - now).max(Duration::from_millis(1));
+            let until = self.failback_at.map_or(deadline, |t| t.min(deadline));
+            let wait = until
+                .saturating_duration_since(now)
+                .max(Duration::from_millis(1));
             if let Err(e) = stream.set_read_timeout(Some(wait)) {
                 return self.disconnect(format!("socket error: {e}"));
             }
@@ -219,52 +263,108 @@ impl Link {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    return LinkIo::Idle
+                    if Instant::now() >= deadline {
+                        return LinkIo::Idle;
+                    }
                 }
                 Err(e) => return self.disconnect(format!("read failed: {e}")),
             }
         }
     }
 
-    /// One connection attempt to each address the endpoint resolves to, in turn.
+    /// One connection attempt to the current endpoint.
     fn connect(&mut self) -> LinkIo {
-        let addrs = match self.endpoint.resolve() {
-            Ok(a) => a,
-            Err(e) => return self.disconnect(format!("cannot resolve: {e}")),
-        };
-        let mut last_error = None;
-        for addr in addrs {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
-                Ok(stream) => {
-                    // Small messages, answered at once: do not wait for Nagle.
-                    if let Err(e) = stream
-                        .set_nodelay(true)
-                        .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
-                    {
-                        last_error = Some(e);
-                        continue;
-                    }
-                    self.stream = Some(stream);
-                    self.connected_at = Instant::now();
-                    return LinkIo::Up;
-                }
-                Err(e) => last_error = Some(e),
+        let endpoint = &self.endpoints[self.current];
+        match dial(endpoint, CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                self.connected(stream);
+                LinkIo::Up
+            }
+            Err(reason) => {
+                let reason = match self.endpoints.len() {
+                    1 => reason,
+                    _ => format!("{endpoint}: {reason}"),
+                };
+                self.disconnect(reason)
             }
         }
-        let reason = last_error.map_or_else(|| "no address".to_string(), |e| e.to_string());
-        self.disconnect(format!("connect failed: {reason}"))
     }
 
-    /// Closes the connection (if any) and schedules the next attempt.
+    fn connected(&mut self, stream: TcpStream) {
+        self.stream = Some(stream);
+        self.connected_at = Instant::now();
+        self.failed_in_turn = 0;
+        self.failback_at = (self.current != 0)
+            .then(|| self.connected_at.checked_add(self.failback_every))
+            .flatten();
+    }
+
+    /// Tries the first endpoint while connected to another; moves to it when it answers, and
+    /// returns the [`LinkIo::Down`] of the connection left (the next poll reports the new one).
+    fn try_failback(&mut self) -> Option<LinkIo> {
+        match dial(&self.endpoints[0], FAILBACK_CONNECT_TIMEOUT) {
+            Ok(stream) => {
+                let left = self.endpoints[self.current].clone();
+                self.received.clear();
+                self.current = 0;
+                self.connected(stream);
+                self.pending_up = true;
+                Some(LinkIo::Down {
+                    reason: format!("{} answers again: leaving {left}", self.endpoints[0]),
+                    retry_in: Duration::ZERO,
+                })
+            }
+            Err(_) => {
+                self.failback_at = Instant::now().checked_add(self.failback_every);
+                None
+            }
+        }
+    }
+
+    /// Closes the connection (if any) and schedules the next attempt: at once on the next
+    /// endpoint, after a backoff once every endpoint failed in turn.
     fn disconnect(&mut self, reason: String) -> LinkIo {
         if self.stream.take().is_some() && self.connected_at.elapsed() >= STABLE_AFTER {
             self.backoff.reset();
         }
         self.received.clear();
-        let retry_in = self.backoff.next_delay();
+        self.failback_at = None;
+        self.current = (self.current + 1) % self.endpoints.len();
+        self.failed_in_turn += 1;
+        let retry_in = if self.failed_in_turn < self.endpoints.len() {
+            Duration::ZERO
+        } else {
+            self.failed_in_turn = 0;
+            self.backoff.next_delay()
+        };
         self.retry_at = Instant::now() + retry_in;
         LinkIo::Down { reason, retry_in }
     }
+}
+
+/// Connects to `endpoint`: one attempt per address it resolves to, each within `timeout`.
+fn dial(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, String> {
+    let addrs = endpoint
+        .resolve()
+        .map_err(|e| format!("cannot resolve: {e}"))?;
+    let mut last_error = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(stream) => {
+                // Small messages, answered at once: do not wait for Nagle.
+                match stream
+                    .set_nodelay(true)
+                    .and_then(|()| stream.set_write_timeout(Some(WRITE_TIMEOUT)))
+                {
+                    Ok(()) => return Ok(stream),
+                    Err(e) => last_error = Some(e),
+                }
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let reason = last_error.map_or_else(|| "no address".to_string(), |e| e.to_string());
+    Err(format!("connect failed: {reason}"))
 }
 
 #[cfg(test)]
@@ -345,5 +445,62 @@ mod tests {
         };
         assert!(first <= Duration::from_millis(100));
         assert!(second >= Duration::from_millis(100) && second <= Duration::from_millis(200));
+    }
+
+    #[test]
+    fn fails_over_at_once_and_comes_back_to_the_first_when_it_answers() {
+        let first = TcpListener::bind("127.0.0.1:0").unwrap();
+        let second = TcpListener::bind("127.0.0.1:0").unwrap();
+        let first_addr = first.local_addr().unwrap();
+        let endpoints = [first_addr, second.local_addr().unwrap()]
+            .map(|a| Endpoint::new(Scheme::Tcp, a))
+            .to_vec();
+        // Every poll that is connected to the second tries the first.
+        let mut link = Link::failover(endpoints.clone(), Duration::ZERO).unwrap();
+        drop(first);
+        // The first refuses: the second is tried at once, without a backoff.
+        assert!(matches!(
+            link.poll(deadline()),
+            LinkIo::Down {
+                retry_in: Duration::ZERO,
+                ..
+            }
+        ));
+        assert_eq!(link.poll(deadline()), LinkIo::Up);
+        assert_eq!(link.endpoint(), &endpoints[1]);
+        let (_on_second, _) = second.accept().unwrap();
+        // The first is back (same port): the link leaves the second for it.
+        let first = TcpListener::bind(first_addr).unwrap();
+        assert!(
+            matches!(link.poll(deadline()), LinkIo::Down { ref reason, .. } if reason.contains("answers again"))
+        );
+        assert_eq!(link.poll(deadline()), LinkIo::Up);
+        assert_eq!(link.endpoint(), &endpoints[0]);
+        let (mut on_first, _) = first.accept().unwrap();
+        link.write(b"hi").unwrap();
+        let mut got = [0u8; 2];
+        on_first.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hi");
+    }
+
+    #[test]
+    fn backs_off_only_once_every_endpoint_failed() {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let b = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoints = [a.local_addr().unwrap(), b.local_addr().unwrap()]
+            .map(|addr| Endpoint::new(Scheme::Tcp, addr))
+            .to_vec();
+        drop((a, b));
+        let mut link = Link::failover(endpoints, Duration::from_secs(60)).unwrap();
+        let delays: Vec<Duration> = (0..4)
+            .map(|_| match link.poll(deadline()) {
+                LinkIo::Down { retry_in, .. } => retry_in,
+                other => panic!("expected down, got {other:?}"),
+            })
+            .collect();
+        assert_eq!(delays[0], Duration::ZERO);
+        assert!(delays[1] > Duration::ZERO, "{delays:?}");
+        assert_eq!(delays[2], Duration::ZERO);
+        assert!(delays[3] > delays[1], "{delays:?}");
     }
 }

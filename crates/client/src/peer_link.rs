@@ -67,15 +67,22 @@ impl<T: Copy + PartialEq> PeerLink<T> {
         codec: Option<Codec>,
         answer_timeout: Duration,
     ) -> Result<Self, UnsupportedScheme> {
-        let codec = codec.unwrap_or(endpoint.scheme.codec());
-        Ok(PeerLink {
-            link: Link::new(endpoint)?,
-            session: PeerSession::new(codec, Transport::Stream, answer_timeout),
-            out: Vec::new(),
-        })
+        Ok(PeerLink::over(Link::new(endpoint)?, codec, answer_timeout))
     }
 
-    /// The endpoint this link connects to.
+    /// The session over `link` (one with several endpoints, say) speaking `codec` (default:
+    /// the scheme of the link's first endpoint), giving up on an answer after
+    /// `answer_timeout`.
+    pub fn over(link: Link, codec: Option<Codec>, answer_timeout: Duration) -> Self {
+        let codec = codec.unwrap_or(link.endpoint().scheme.codec());
+        PeerLink {
+            link,
+            session: PeerSession::new(codec, Transport::Stream, answer_timeout),
+            out: Vec::new(),
+        }
+    }
+
+    /// The endpoint this link is connected to, or connects to next.
     pub fn endpoint(&self) -> &Endpoint {
         self.link.endpoint()
     }

@@ -63,8 +63,7 @@ pub fn read(
             what: what.to_string(),
             reason: e.to_string(),
         };
-        let stream = js
-            .get_stream(&config.stream)
+        let stream = retried(|| js.get_stream(&config.stream))
             .await
             .map_err(|e| setup(&format!("open the stream {}", config.stream), &e))?;
         let filter = match &query.node {
@@ -77,16 +76,15 @@ pub fn read(
             },
             None => DeliverPolicy::All,
         };
-        let mut consumer = stream
-            .create_consumer(OrderedConfig {
-                filter_subject: filter,
-                deliver_policy,
-                ..Default::default()
-            })
+        let ordered = OrderedConfig {
+            filter_subject: filter,
+            deliver_policy,
+            ..Default::default()
+        };
+        let consumer = retried(|| stream.create_consumer(ordered.clone()))
             .await
             .map_err(|e| setup("read the stream", &e))?;
-        let info = consumer
-            .info()
+        let info = retried(|| consumer.get_info())
             .await
             .map_err(|e| setup("read the stream", &e))?;
         let mut skipped = 0;
@@ -115,6 +113,25 @@ pub fn read(
         }
         Ok(skipped)
     })
+}
+
+/// Runs `attempt` until it succeeds, up to five times with a growing pause between: a cluster
+/// that just lost a server answers nothing until it has elected new leaders.
+async fn retried<T, E, F>(mut attempt: impl FnMut() -> F) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    let mut wait = Duration::from_millis(250);
+    for _ in 1..5 {
+        match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(_) => {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+    }
+    attempt().await
 }
 
 /// A stored message as a row; `None` when it is not a report this version reads.

@@ -11,13 +11,15 @@ use async_nats::jetstream::context::{Context, ContextBuilder, PublishError};
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
-use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
+use async_nats::jetstream::stream::{
+    self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
+};
 use async_nats::Subject;
 use avp_proto::{Body, Codec, Decoded, Status};
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
@@ -83,15 +85,33 @@ struct Queued {
     identity: Option<(u64, u64)>,
     payload: Bytes,
     attempts: u32,
+    /// Its place in the order records were taken, so that retries keep it.
+    order: u64,
 }
 
-/// What the store knows of a node's instance: the highest SEQUENCE stored, when known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the store knows of a node's instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Mark {
-    /// Stored up to this SEQUENCE.
-    Upto(u64),
+    /// Every report of the instance up to `upto` is stored, but for those in `in_flight`:
+    /// taken, and not confirmed by the stream yet.
+    Known {
+        /// The highest SEQUENCE taken (or found stored).
+        upto: u64,
+        /// SEQUENCEs taken and not confirmed yet.
+        in_flight: BTreeSet<u64>,
+    },
     /// The node's last stored report is not of this instance: nothing to go by.
     Unknown,
+}
+
+impl Mark {
+    /// Stored up to `seq` (as a lookup found).
+    fn upto(seq: u64) -> Mark {
+        Mark::Known {
+            upto: seq,
+            in_flight: BTreeSet::new(),
+        }
+    }
 }
 
 type AckFuture = Pin<Box<dyn Future<Output = (Queued, Result<PublishAck, PublishError>)> + Send>>;
@@ -120,6 +140,10 @@ struct Pipeline {
     nodes: HashMap<Box<str>, u32>,
     subjects: Vec<Subject>,
     queue: VecDeque<Queued>,
+    /// Records whose publish failed, newest first (the next to send is at the end).
+    retrying: Vec<Queued>,
+    /// Records taken so far.
+    taken: u64,
     acks: FuturesUnordered<AckFuture>,
     marks: HashMap<InstanceKey, Mark>,
     /// Records of an instance whose mark is being looked up, in order.
@@ -181,6 +205,8 @@ pub(crate) async fn run(
         marks: HashMap::new(),
         parked: HashMap::new(),
         lookups: FuturesUnordered::new(),
+        retrying: Vec::new(),
+        taken: 0,
         waiting_lookups: VecDeque::new(),
         retry_at: None,
         retry_wait: RETRY_FIRST,
@@ -480,6 +506,7 @@ impl Pipeline {
             if let Some(c) = self.workers.get_mut(worker).and_then(Option::as_mut) {
                 c.pending.push_back((r.ticket, r.cost, false));
             }
+            self.taken += 1;
             let queued = Queued {
                 worker,
                 ticket: r.ticket,
@@ -488,6 +515,7 @@ impl Pipeline {
                 identity: r.identity,
                 payload: arena.slice(r.payload),
                 attempts: 0,
+                order: self.taken,
             };
             self.admit(queued);
         }
@@ -505,13 +533,18 @@ impl Pipeline {
             parked.push_back(q);
             return;
         }
-        match self.marks.get(&key).copied() {
-            Some(Mark::Upto(stored)) if seq <= stored => {
+        match self.marks.get_mut(&key) {
+            // A resend of a report already stored.
+            Some(Mark::Known { upto, in_flight }) if seq <= *upto && !in_flight.contains(&seq) => {
                 self.duplicates += 1;
                 self.done(q.worker, q.ticket);
             }
-            Some(Mark::Upto(_)) => {
-                self.marks.insert(key, Mark::Upto(seq));
+            // A resend of a report still on its way: published again, so that its ack waits
+            // for a stored copy; the stream's duplicate window keeps one of the two.
+            Some(Mark::Known { upto, .. }) if seq <= *upto => self.queue.push_back(q),
+            Some(Mark::Known { upto, in_flight }) => {
+                *upto = seq;
+                in_flight.insert(seq);
                 self.queue.push_back(q);
             }
             Some(Mark::Unknown) => self.queue.push_back(q),
@@ -531,10 +564,19 @@ impl Pipeline {
             let stream = self.stream.clone();
             let subject = self.subjects[key.0 as usize].to_string();
             self.lookups.push(Box::pin(async move {
-                let mark = match stream.direct_get_last_for_subject(subject).await {
-                    Ok(m) => mark_of(&m.payload, key.1),
-                    // No report of that node yet: nothing stored.
-                    Err(_) => Mark::Upto(0),
+                let mut wait = RETRY_FIRST;
+                let mark = loop {
+                    match stream.direct_get_last_for_subject(subject.clone()).await {
+                        Ok(m) => break mark_of(&m.payload, key.1),
+                        // No report of that node yet: nothing stored.
+                        Err(e) if e.kind() == DirectGetErrorKind::NotFound => break Mark::upto(0),
+                        // The records wait (parked) until the stream answers.
+                        Err(e) => {
+                            tracing::debug!("store: looking up {subject} failed: {e}; retrying");
+                            tokio::time::sleep(wait).await;
+                            wait = (wait * 2).min(Duration::from_secs(1));
+                        }
+                    }
                 };
                 (key, mark)
             }));
@@ -556,7 +598,7 @@ impl Pipeline {
         }
         self.retry_at = None;
         while self.acks.len() < MAX_IN_FLIGHT {
-            let Some(q) = self.queue.pop_front() else {
+            let Some(q) = self.retrying.pop().or_else(|| self.queue.pop_front()) else {
                 return;
             };
             let mut message = PublishMessage::build().payload(q.payload.clone());
@@ -582,6 +624,13 @@ impl Pipeline {
                 } else {
                     self.stored += 1;
                 }
+                if let Some((instance, seq)) = q.identity {
+                    if let Some(Mark::Known { in_flight, .. }) =
+                        self.marks.get_mut(&(q.node, instance))
+                    {
+                        in_flight.remove(&seq);
+                    }
+                }
                 self.retry_wait = RETRY_FIRST;
                 self.done(q.worker, q.ticket);
             }
@@ -600,7 +649,9 @@ impl Pipeline {
                 q.attempts
             );
         }
-        self.queue.push_front(q);
+        // Failed publishes come back in any order: retried oldest first.
+        let at = self.retrying.partition_point(|r| r.order > q.order);
+        self.retrying.insert(at, q);
         self.retry_at = Some(Instant::now() + self.retry_wait);
         self.retry_wait = (self.retry_wait * 2).min(Duration::from_secs(1));
     }
@@ -706,6 +757,7 @@ impl Pipeline {
     /// True when nothing is held: every record stored and confirmed.
     fn is_idle(&self) -> bool {
         self.queue.is_empty()
+            && self.retrying.is_empty()
             && self.acks.is_empty()
             && self.parked.is_empty()
             && self.workers.iter().flatten().all(|c| c.pending.is_empty())
@@ -719,7 +771,7 @@ fn mark_of(envelope: &[u8], instance: u64) -> Mark {
     };
     match Codec::Binary.decode(stored.frame) {
         Ok(Status::Complete((Decoded::Message(m), _))) => match (m.body, m.sequence) {
-            (Body::StatReport(r), Some(seq)) if r.instance == Some(instance) => Mark::Upto(seq),
+            (Body::StatReport(r), Some(seq)) if r.instance == Some(instance) => Mark::upto(seq),
             _ => Mark::Unknown,
         },
         _ => Mark::Unknown,

@@ -120,6 +120,12 @@ impl Program {
         assert!(ok, "kill -TERM failed");
     }
 
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits (up to [`WAIT`]) for the process to exit and returns its exit code.
     pub fn wait_exit(&mut self) -> i32 {
         let deadline = Instant::now() + WAIT;

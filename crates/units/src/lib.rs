@@ -138,7 +138,7 @@ pub fn format_size(bytes: u64) -> String {
     for (unit, scale) in units {
         if bytes >= scale {
             let tenths = (bytes as u128 * 10 + scale as u128 / 2) / scale as u128;
-            return if tenths % 10 == 0 {
+            return if tenths.is_multiple_of(10) {
                 format!("{}{unit}", tenths / 10)
             } else {
                 format!("{}.{}{unit}", tenths / 10, tenths % 10)

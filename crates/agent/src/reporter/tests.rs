@@ -20,16 +20,20 @@ impl Sampler for Script {
 
 const INTERVAL: Duration = Duration::from_secs(1);
 
+fn config(buffer: usize, count: Option<u64>) -> ReporterConfig {
+    ReporterConfig {
+        node_id: "ws-17".into(),
+        interval: INTERVAL,
+        buffer,
+        count,
+        instance: 0xabc,
+        first_seq: 1,
+        journal: false,
+    }
+}
+
 fn reporter(buffer: usize, count: Option<u64>, t0: Instant) -> Reporter {
-    Reporter::new(
-        ReporterConfig {
-            node_id: "ws-17".into(),
-            interval: INTERVAL,
-            buffer,
-            count,
-        },
-        t0,
-    )
+    Reporter::new(config(buffer, count), t0)
 }
 
 fn seqs(out: &[Outgoing]) -> Vec<u32> {
@@ -238,8 +242,79 @@ fn a_refused_report_is_sent_again_with_the_next_one() {
         &Message::command_response(Some(1), 503, "store full"),
     );
     assert_eq!(r.totals().refused, 1);
-    let (_, out) = r.due(t0 + INTERVAL, None, true, &mut s);
+    // Not at once: the collector said it cannot take reports now.
+    let soon = t0 + RETRY_REFUSED_AFTER / 2;
+    assert!(r.due(soon, None, true, &mut s).1.is_empty());
+    assert_eq!(r.wake_at(None), Some(t0 + RETRY_REFUSED_AFTER));
+    let (_, out) = r.due(t0 + RETRY_REFUSED_AFTER.max(INTERVAL), None, true, &mut s);
     assert_eq!(seqs(&out), [1, 2]);
+}
+
+#[test]
+fn reports_carry_the_instance_and_sequences_go_on_from_the_first() {
+    let t0 = Instant::now();
+    let mut r = Reporter::new(
+        ReporterConfig {
+            first_seq: u32::MAX - 1,
+            ..config(10, None)
+        },
+        t0,
+    );
+    let mut s = Script(0);
+    let mut ids = Vec::new();
+    for i in 0..3u32 {
+        for o in r.due(t0 + INTERVAL * i, None, true, &mut s).1 {
+            let Request::Report(report) = r.request(&o.pending) else {
+                panic!("a report")
+            };
+            ids.push((report.instance, o.pending.seq));
+        }
+    }
+    // Past the last SEQUENCE the agent reports as the next instance, from 1.
+    assert_eq!(
+        ids,
+        [
+            (Some(0xabc), u32::MAX - 1),
+            (Some(0xabd), 1),
+            (Some(0xabd), 2)
+        ]
+    );
+}
+
+#[test]
+fn the_journal_lists_reports_taken_and_gone_and_restored_ones_are_sent_first() {
+    let t0 = Instant::now();
+    let mut r = Reporter::new(
+        ReporterConfig {
+            journal: true,
+            first_seq: 8,
+            ..config(2, None)
+        },
+        t0,
+    );
+    let restored = |seq| Pending {
+        instance: 0xabc,
+        seq,
+        sample: HostSample {
+            cpu_percent: 9,
+            mem_percent: 9,
+            timestamp_ms: 9,
+        },
+    };
+    r.restore(vec![restored(6), restored(7)]);
+    let mut wire = Wire::new();
+    let mut s = Script(0);
+    let (_, out) = r.due(t0, None, true, &mut s);
+    // The buffer holds two: restoring two and taking one drops the oldest.
+    assert_eq!(seqs(&out), [7, 8]);
+    wire.send(&r, t0, &out);
+    wire.receive(&mut r, t0, &Message::ack(Some(7)));
+    let j = r.take_journal();
+    assert_eq!(j.sampled.iter().map(|p| p.seq).collect::<Vec<_>>(), [8]);
+    assert_eq!(j.removed, [(0xabc, 6), (0xabc, 7)]);
+    assert_eq!(r.take_journal(), Journal::default());
+    let (next, pending) = r.spool_state();
+    assert_eq!((next, pending.len(), pending[0].seq), ((0xabc, 9), 1, 8));
 }
 
 #[test]

