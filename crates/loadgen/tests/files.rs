@@ -18,7 +18,7 @@ fn json_report_has_its_schema() {
     let mut cfg = config(addr);
     cfg.requests = Some(500);
     cfg.pipeline = 2;
-    let report = RunReport::new(&cfg, &run(&cfg).unwrap());
+    let report = RunReport::new(&cfg, &run(&cfg, &mut ()).unwrap());
     let text = serde_json::to_string_pretty(&report).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
 

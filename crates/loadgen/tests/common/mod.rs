@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 
 use avp_endpoint::{Endpoint, Scheme};
-use avp_loadgen::mix::Mix;
 use avp_loadgen::run::RunConfig;
 use avp_proto::{Body, Codec, Decoded, Message, Status};
 use std::io::{Read, Write};
@@ -66,21 +65,13 @@ fn serve(mut s: TcpStream, handler: &Handler, counter: &std::sync::atomic::Atomi
     }
 }
 
-/// A quiet run configuration against `addr` over TCP with small defaults.
+/// A run configuration against `addr` over TCP with small defaults: one connection, one
+/// request outstanding, a generous timeout.
 pub fn config(addr: SocketAddr) -> RunConfig {
     RunConfig {
-        target: Endpoint::new(Scheme::Tcp, addr),
-        threads: 1,
         connections: 1,
-        connect_rate: None,
-        pipeline: 1,
-        rate: None,
-        mix: Mix::default(),
-        report_fields: Default::default(),
         timeout: Duration::from_secs(30),
         duration: Duration::from_secs(1),
-        requests: None,
-        warmup: Duration::ZERO,
-        progress: false,
+        ..RunConfig::new(Endpoint::new(Scheme::Tcp, addr))
     }
 }
