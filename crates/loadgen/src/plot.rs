@@ -266,7 +266,8 @@ fn extent(values: impl Iterator<Item = f64>, scale: Scale) -> (f64, f64) {
         });
     match scale {
         _ if lo > hi => (if scale == Scale::Log { 1e-3 } else { 0.0 }, 1.0),
-        Scale::Log => (lo / 1.6, hi * 1.6),
+        // Down to a power of ten at least, so that the axis has a labelled tick.
+        Scale::Log => ((lo / 1.6).min(10f64.powf(lo.log10().floor())), hi * 1.6),
         Scale::Linear => (lo.min(0.0), if hi > 0.0 { hi * 1.1 } else { 1.0 }),
     }
 }

@@ -1,4 +1,5 @@
-//! Small blocking test servers speaking avpd's binary codec, one thread per connection.
+//! Small blocking test servers speaking avpd's binary codec, one thread per connection, and a
+//! run configuration against them.
 #![allow(dead_code)]
 
 use avp_endpoint::{Endpoint, Scheme};
@@ -22,18 +23,32 @@ pub fn correct_answer(msg: &Message<'_>) -> Message<'static> {
 
 /// Starts a TCP server on an ephemeral loopback port; returns its address.
 pub fn spawn_server(handler: Arc<Handler>) -> SocketAddr {
+    spawn_server_with_peers(handler).0
+}
+
+/// The addresses the connections to a test server came from, in order.
+pub type Peers = Arc<std::sync::Mutex<Vec<SocketAddr>>>;
+
+/// Starts a TCP server on an ephemeral loopback port; returns its address and the addresses
+/// its connections come from.
+pub fn spawn_server_with_peers(handler: Arc<Handler>) -> (SocketAddr, Peers) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let peers: Peers = Arc::default();
+    let seen = peers.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            if let Ok(a) = stream.peer_addr() {
+                seen.lock().unwrap().push(a);
+            }
             let handler = handler.clone();
             let counter = counter.clone();
             std::thread::spawn(move || serve(stream, &*handler, &counter));
         }
     });
-    addr
+    (addr, peers)
 }
 
 fn serve(mut s: TcpStream, handler: &Handler, counter: &std::sync::atomic::AtomicU64) {
