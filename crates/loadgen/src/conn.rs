@@ -183,13 +183,13 @@ impl Conn {
                 self.sock = sock;
                 self.on_open(registry, token, ctx, now);
             }
-            Err(e) => self.connect_failed(ctx, now, e.kind()),
+            Err(e) => self.connect_failed(ctx, now, &e),
         }
     }
 
-    fn connect_failed(&mut self, ctx: &mut Ctx, now: u64, why: io::ErrorKind) {
+    fn connect_failed(&mut self, ctx: &mut Ctx, now: u64, why: &io::Error) {
         count(ctx, now, |e, n| e.connect_failures += n);
-        ctx.stats.connect_error = Some(why);
+        ctx.stats.connect_error = Some(why.to_string());
         self.sock = Sock::Closed;
         self.state = State::Waiting(now + RECONNECT_DELAY_NS);
     }
@@ -230,7 +230,7 @@ impl Conn {
         };
         match s.take_error() {
             Ok(None) => {}
-            Ok(Some(e)) | Err(e) => return self.connect_failed(ctx, now, e.kind()),
+            Ok(Some(e)) | Err(e) => return self.connect_failed(ctx, now, &e),
         }
         match s.peer_addr() {
             Ok(_) => {
@@ -242,11 +242,11 @@ impl Conn {
                         self.want_write = false;
                         self.on_open(registry, token, ctx, now);
                     }
-                    Err(e) => self.connect_failed(ctx, now, e.kind()),
+                    Err(e) => self.connect_failed(ctx, now, &e),
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-            Err(e) => self.connect_failed(ctx, now, e.kind()),
+            Err(e) => self.connect_failed(ctx, now, &e),
         }
     }
 

@@ -98,6 +98,7 @@ pub fn merge(inputs: &[(String, RunReport)]) -> Result<RunReport, String> {
         stopped_early: reports.iter().any(|r| r.stopped_early),
         from_target,
         no_answer: (ok == 0 && !no_answer.is_empty()).then(|| no_answer.join("; ")),
+        connect_error: reports.iter().find_map(|r| r.connect_error.clone()),
         capacity_agents: fleet::agents_at(throughput, interval),
         on_time: fleet::on_time_share(&corrected, interval),
         histograms: Some(Histograms {

@@ -300,6 +300,10 @@ pub struct RunReport {
     /// Why nothing was answered, when nothing was.
     #[serde(default)]
     pub no_answer: Option<String>,
+    /// What the last failed connection attempt failed with (`connection refused`, `too many
+    /// open files`), if one failed.
+    #[serde(default)]
+    pub connect_error: Option<String>,
     /// The throughput in agents: how many agents reporting every `params.interval_s` send
     /// that many correct answers' worth of reports.
     #[serde(default)]
@@ -372,6 +376,7 @@ impl RunReport {
             stopped_early: out.stopped,
             from_target: s.from_target,
             no_answer: no_answer(s, cfg),
+            connect_error: s.connect_error.clone(),
             capacity_agents: fleet::agents_at(throughput, cfg.interval),
             on_time: fleet::on_time_share(&s.corrected, cfg.interval),
             histograms: Some(Histograms {
@@ -441,7 +446,7 @@ fn no_answer(s: &Stats, cfg: &RunConfig) -> Option<String> {
         return None;
     }
     let e = &s.errors;
-    let connects = match (e.connect_failures, s.connect_error) {
+    let connects = match (e.connect_failures, &s.connect_error) {
         (0, _) => String::new(),
         (n, Some(why)) => format!("{} connection attempts failed ({why})", group(n as f64)),
         (n, None) => format!("{} connection attempts failed", group(n as f64)),

@@ -155,7 +155,7 @@ pub struct Stats {
     /// What the target sent of its own accord.
     pub from_target: FromTarget,
     /// What the last failed connection attempt failed with.
-    pub connect_error: Option<std::io::ErrorKind>,
+    pub connect_error: Option<String>,
     /// Clock time at which sending ended: the planned end, or earlier when the run was stopped.
     pub send_end: u64,
     /// Latency from the scheduled send time (equal to the actual send time in closed loop).
@@ -248,7 +248,9 @@ impl Stats {
         };
         self.errors.add(&o.errors);
         self.from_target.add(&o.from_target);
-        self.connect_error = self.connect_error.or(o.connect_error);
+        if self.connect_error.is_none() {
+            self.connect_error.clone_from(&o.connect_error);
+        }
         self.send_end = self.send_end.max(o.send_end);
         self.corrected
             .add(&o.corrected)

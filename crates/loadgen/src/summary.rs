@@ -27,15 +27,11 @@ pub fn sentence(r: &RunReport) -> String {
         (Some(n), _) => format!(
             "{} simulated agents each reported every {every}: {who} answered {} reports per second, \
              {:.3}% before the agent's next report was due, with a corrected p99 of {p99}; \
-             that fleet {} at this latency.",
+             {}.",
             group(n as f64),
             group(r.throughput),
             r.on_time.unwrap_or(0.0) * 100.0,
-            if r.ok >= r.sent && r.errors.failed_requests() == 0 {
-                "fits"
-            } else {
-                "does not fit (see the errors)"
-            }
+            fleet_verdict(r)
         ),
         (None, Some(rate)) => format!(
             "At an offered {} messages per second over {} connections, {who} answered {} per \
@@ -76,4 +72,22 @@ pub fn next_command(r: &RunReport) -> Option<String> {
          avp-loadgen {target} --agents {} --interval 1s --connect-rate 2000 --warmup 5s --duration 30s --html fleet.html",
         agents as u64
     ))
+}
+
+/// Whether the whole fleet got through, and if not what stopped it.
+fn fleet_verdict(r: &RunReport) -> String {
+    let e = &r.errors;
+    if e.connect_failures > 0 {
+        format!(
+            "not every agent got in: {} connection attempts failed{}",
+            group(e.connect_failures as f64),
+            r.connect_error
+                .as_ref()
+                .map_or(String::new(), |why| format!(" ({why})"))
+        )
+    } else if e.failed_requests() > 0 || e.disconnects > 0 || r.ok < r.sent {
+        "that fleet does not fit: see the errors".into()
+    } else {
+        "that fleet fits at this latency".into()
+    }
 }

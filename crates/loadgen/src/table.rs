@@ -101,7 +101,11 @@ impl RunReport {
         let _ = writeln!(t, "  errors        {:>14}", group(self.errors_total as f64));
         for (name, n) in self.errors.rows() {
             if n > 0 {
-                let _ = writeln!(t, "    {name:<16}{:>10}", group(n as f64));
+                let why = match (name, &self.connect_error) {
+                    ("connect_failures", Some(why)) => format!(" (last: {why})"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(t, "    {name:<16}{:>10}{why}", group(n as f64));
             }
         }
         let f = &self.from_target;

@@ -93,7 +93,7 @@ fn a_run_with_no_answer_says_why() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("NO ANSWERS"), "{stdout}");
-    assert!(stdout.contains("connection refused"), "{stdout}");
+    assert!(stdout.contains("Connection refused"), "{stdout}");
     let corrected = stdout
         .lines()
         .find(|l| l.trim_start().starts_with("corrected"))
