@@ -4,78 +4,8 @@
 mod client_support;
 
 use avp_proto::{Body, Codec, Message};
-use client_support::{pushed_report, unix_millis, Peer, WAIT};
+use client_support::{pushed_report, unix_millis, Peer, Tmux};
 use std::net::TcpListener;
-use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// A tmux session (on its own server socket) that is killed when dropped.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let socket = format!("avpd-test-{}", std::process::id());
-        let ok = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "new-session",
-                "-d",
-                "-x",
-                "130",
-                "-y",
-                "30",
-                command,
-            ])
-            .status()
-            .expect("tmux must be installed (apt-get install -y tmux)")
-            .success();
-        assert!(ok, "tmux new-session failed");
-        Tmux { socket }
-    }
-
-    fn screen(&self) -> String {
-        let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p"])
-            .output()
-            .expect("tmux capture-pane");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let mut args = vec!["-L", &self.socket, "send-keys"];
-        args.extend_from_slice(keys);
-        assert!(Command::new("tmux").args(args).status().unwrap().success());
-    }
-
-    /// Waits until the screen satisfies `ok`; returns it.
-    fn wait_screen(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let screen = self.screen();
-            if ok(&screen) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "screen never showed {what}:\n{screen}"
-            );
-            // The screen has no event to wait on: look again shortly.
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .stderr(std::process::Stdio::null())
-            .status();
-    }
-}
 
 #[test]
 fn the_table_shows_the_nodes_and_the_keys_work() {

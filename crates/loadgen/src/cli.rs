@@ -1,9 +1,11 @@
 //! Command-line interface: flags, their defaults and their parsing.
 
 use avp_endpoint::Endpoint;
+use avp_loadgen::fleet;
 use avp_loadgen::mix::Mix;
-use avp_loadgen::request::ReportFields;
+use avp_loadgen::request::{NodeNames, ReportFields};
 use avp_loadgen::run::RunConfig;
+use avp_loadgen::source::SourceAddrs;
 use avp_loadgen::sweep::{Slo, SweepConfig};
 use avp_units::parse_duration;
 use clap::{Args, Parser, Subcommand};
@@ -25,12 +27,31 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Show two JSON reports (written by --json) side by side with the ratio B/A.
+    /// Show run reports (written by --json or merge) side by side, each with its ratio to the
+    /// first, and the parameters that differ.
     Compare {
-        /// Baseline report.
-        a: PathBuf,
-        /// Report compared with it.
-        b: PathBuf,
+        /// The reports; the first is the baseline.
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Write a page overlaying the runs.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Combine run reports made at the same time from several load hosts into one: counts
+    /// summed, percentiles from the merged histograms, rates summed over the shared window.
+    Merge {
+        /// The reports (written by --json).
+        #[arg(required = true, num_args = 2..)]
+        reports: Vec<PathBuf>,
+        /// Write the merged report as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Write the merged report as a page.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Plot the merged report (.svg or .png, repeatable).
+        #[arg(long, value_name = "FILE")]
+        plot: Vec<PathBuf>,
     },
 }
 
@@ -53,6 +74,25 @@ pub struct LoadArgs {
     /// Connections (UDP: sockets), spread over the threads.
     #[arg(long, default_value_t = 10, value_name = "C")]
     pub connections: usize,
+    /// Simulate a fleet of N agents: one connection each, one full report every --interval,
+    /// spread evenly over it. With --sweep, the first step's agents.
+    #[arg(long, value_name = "N", conflicts_with_all = ["connections", "rate", "mix", "report_fields", "node_ids", "sweep_start"])]
+    pub agents: Option<usize>,
+    /// An agent's reporting interval (e.g. 1s, 250ms): the pace of --agents, and for any run
+    /// the interval its capacity in agents is stated at.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// NODE_IDs are <PREFIX>-<connection number>.
+    #[arg(long, default_value = "loadgen", value_name = "PREFIX")]
+    pub node_prefix: String,
+    /// Cycle the reports' NODE_ID through K names (a new one at each new sample) instead of one
+    /// per connection.
+    #[arg(long, value_name = "K")]
+    pub node_ids: Option<usize>,
+    /// Open the connections from these local addresses, round-robin: a range
+    /// (127.0.0.2-127.0.0.9) or a comma-separated list.
+    #[arg(long, value_name = "ADDRS")]
+    pub source_addrs: Option<SourceAddrs>,
     /// New connections per second (default: all at once).
     #[arg(long, value_name = "PER_SEC")]
     pub connect_rate: Option<f64>,
@@ -67,7 +107,7 @@ pub struct LoadArgs {
     #[arg(long, default_value = "report=1")]
     pub mix: Mix,
     /// Attributes of each report: full (CPU, MEM, SEQUENCE, TIMESTAMP, NODE_ID) or minimal
-    /// (CPU, MEM, SEQUENCE: limit_client.c's 15 bytes, for calibration).
+    /// (CPU, MEM, SEQUENCE: the 15-byte report the C yardstick client sends).
     #[arg(long, value_enum, default_value_t = ReportFieldsArg::Full)]
     pub report_fields: ReportFieldsArg,
     /// How long to wait for an answer (e.g. 5s, 250ms).
@@ -88,8 +128,14 @@ pub struct LoadArgs {
     /// Write the corrected latency distribution in HdrHistogram's .hgrm text format.
     #[arg(long, value_name = "FILE", conflicts_with = "sweep")]
     pub hgrm: Option<PathBuf>,
-    /// Plot (.svg or .png): the latency percentile spectrum, or with --sweep throughput
-    /// against latency (repeatable, e.g. once for each format).
+    /// Write the time series as an HdrHistogram interval log (HistogramLogProcessor reads it).
+    #[arg(long, value_name = "FILE", conflicts_with = "sweep")]
+    pub hlog: Option<PathBuf>,
+    /// Write a self-contained page with the parameters, the summary and the plots.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Plot (.svg or .png): the latency percentile spectrum and the time series, or with
+    /// --sweep throughput against latency (repeatable, e.g. once for each format).
     #[arg(long, value_name = "FILE")]
     pub plot: Vec<PathBuf>,
     /// Step the open-loop rate up geometrically until --slo or --error-budget breaks.
@@ -111,35 +157,48 @@ pub struct LoadArgs {
     /// Largest tolerated fraction of failed requests in a --sweep step (0.001 = 0.1%).
     #[arg(long, default_value_t = 0.001)]
     pub error_budget: f64,
-    /// No live progress on stderr.
+    /// No live view and no progress lines.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Plain progress lines on stderr even when stdout is a terminal (no live view).
+    #[arg(long, conflicts_with = "quiet")]
+    pub plain: bool,
 }
 
 impl LoadArgs {
     /// The run configuration against `target`.
     pub fn run_config(&self, target: Endpoint) -> RunConfig {
-        RunConfig {
-            target,
+        let mut cfg = RunConfig {
             threads: self.threads.max(1),
-            connections: self.connections.max(1),
-            connect_rate: self.connect_rate.filter(|r| *r > 0.0),
+            connections: self.connections,
+            connect_rate: self.connect_rate,
             pipeline: self.pipeline,
             rate: self.rate,
             mix: self.mix,
             report_fields: self.report_fields.into(),
+            node_names: NodeNames {
+                prefix: self.node_prefix.clone(),
+                cycle: self.node_ids,
+            },
+            source_addrs: self.source_addrs.clone().unwrap_or_default(),
+            interval: self.interval,
             timeout: self.timeout,
             duration: self.duration,
             requests: self.requests,
             warmup: self.warmup,
-            progress: !self.quiet,
+            ..RunConfig::new(target)
+        };
+        if let (Some(n), false) = (self.agents, self.sweep) {
+            fleet::configure(&mut cfg, n);
         }
+        cfg
     }
 
     /// The sweep configuration.
     pub fn sweep_config(&self) -> SweepConfig {
         SweepConfig {
             start_rate: self.sweep_start,
+            start_agents: self.agents,
             factor: self.sweep_factor,
             max_steps: self.sweep_steps,
             slo: self.slo.clone(),
@@ -209,5 +268,26 @@ mod tests {
         );
         let cli = Cli::try_parse_from(["avp-loadgen", "compare", "a.json", "b.json"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Compare { .. })));
+        assert!(Cli::try_parse_from(["avp-loadgen", "merge", "a.json"]).is_err());
+        let cli =
+            Cli::try_parse_from(["avp-loadgen", "merge", "a.json", "b.json", "c.json"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Merge { ref reports, .. }) if reports.len() == 3)
+        );
+        // A fleet sets its own connections and rate.
+        let cli =
+            Cli::try_parse_from(["avp-loadgen", "--agents", "500", "--interval", "250ms"]).unwrap();
+        let cfg = cli.load.run_config("tcp://127.0.0.1:1".parse().unwrap());
+        assert_eq!(
+            (cfg.connections, cfg.rate, cfg.agents),
+            (500, Some(2000.0), Some(500))
+        );
+        assert!(
+            Cli::try_parse_from(["avp-loadgen", "--agents", "5", "--connections", "9"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["avp-loadgen", "--interval", "1 s"]).is_err());
+        assert!(
+            Cli::try_parse_from(["avp-loadgen", "--source-addrs", "127.0.0.9-127.0.0.1"]).is_err()
+        );
     }
 }

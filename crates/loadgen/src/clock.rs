@@ -41,6 +41,17 @@ impl Clock {
         self.start + Duration::from_nanos(t)
     }
 
+    /// The clock time of `instant` (zero for instants before the clock's zero).
+    #[inline]
+    pub fn at(&self, instant: Instant) -> u64 {
+        nanos(instant.saturating_duration_since(self.start))
+    }
+
+    /// Milliseconds since the Unix epoch at the clock's zero.
+    pub fn start_epoch_ms(&self) -> u64 {
+        self.epoch_ms_at_start
+    }
+
     /// Milliseconds since the Unix epoch at clock time `t`.
     #[inline]
     pub fn epoch_ms(&self, t: u64) -> u64 {

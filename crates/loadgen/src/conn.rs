@@ -11,13 +11,14 @@
 use crate::mix::MixCursor;
 use crate::pacing::Pacing;
 use crate::request::{command, run_length, RequestWriter};
+use crate::stats::ErrorCounts;
 use crate::worker::Ctx;
 use avp_proto::peer::{PeerEvent, PeerSession, RequestKind, Sent, Transport, Verdict};
 use avp_proto::FramingError;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Delay before a failed or closed connection is opened again.
@@ -77,16 +78,19 @@ pub struct Conn {
     pacing: Pacing,
     mix: MixCursor,
     writer: RequestWriter,
+    source: Option<IpAddr>,
 }
 
 impl Conn {
-    /// A connection that will connect at clock time `connect_at`, speaking `ctx`'s codec.
+    /// A connection that will connect at clock time `connect_at` from `source` (any local
+    /// address when `None`), speaking `ctx`'s codec.
     pub fn new(
         connect_at: u64,
         ctx: &Ctx,
         pacing: Pacing,
         mix: MixCursor,
         writer: RequestWriter,
+        source: Option<IpAddr>,
     ) -> Self {
         Conn {
             sock: Sock::Closed,
@@ -100,6 +104,7 @@ impl Conn {
             pacing,
             mix,
             writer,
+            source,
         }
     }
 
@@ -132,7 +137,11 @@ impl Conn {
                 } else {
                     u64::MAX
                 };
-                timeout.min(due)
+                let pause_end = self
+                    .session
+                    .paused_until()
+                    .map_or(u64::MAX, |t| ctx.clock.at(t));
+                timeout.min(due).min(pause_end)
             }
         }
     }
@@ -156,11 +165,11 @@ impl Conn {
 
     fn connect(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx, now: u64) {
         let result = match ctx.scheme_is_udp {
-            false => TcpStream::connect(ctx.target).and_then(|mut s| {
+            false => tcp_connect(ctx.target, self.source).and_then(|mut s| {
                 registry.register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
                 Ok(Sock::Tcp(s))
             }),
-            true => udp_socket(ctx.target).and_then(|mut s| {
+            true => udp_socket(ctx.target, self.source).and_then(|mut s| {
                 registry.register(&mut s, token, Interest::READABLE)?;
                 Ok(Sock::Udp(s))
             }),
@@ -174,15 +183,13 @@ impl Conn {
                 self.sock = sock;
                 self.on_open(registry, token, ctx, now);
             }
-            Err(_) => self.connect_failed(ctx, now),
+            Err(e) => self.connect_failed(ctx, now, &e),
         }
     }
 
-    fn connect_failed(&mut self, ctx: &mut Ctx, now: u64) {
-        if now >= ctx.measure_start {
-            ctx.stats.errors.connect_failures += 1;
-        }
-        ctx.interval.errors += 1;
+    fn connect_failed(&mut self, ctx: &mut Ctx, now: u64, why: &io::Error) {
+        count(ctx, now, |e, n| e.connect_failures += n);
+        ctx.stats.connect_error = Some(why.to_string());
         self.sock = Sock::Closed;
         self.state = State::Waiting(now + RECONNECT_DELAY_NS);
     }
@@ -223,7 +230,7 @@ impl Conn {
         };
         match s.take_error() {
             Ok(None) => {}
-            Ok(Some(_)) | Err(_) => return self.connect_failed(ctx, now),
+            Ok(Some(e)) | Err(e) => return self.connect_failed(ctx, now, &e),
         }
         match s.peer_addr() {
             Ok(_) => {
@@ -235,11 +242,11 @@ impl Conn {
                         self.want_write = false;
                         self.on_open(registry, token, ctx, now);
                     }
-                    Err(_) => self.connect_failed(ctx, now),
+                    Err(e) => self.connect_failed(ctx, now, &e),
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
-            Err(_) => self.connect_failed(ctx, now),
+            Err(e) => self.connect_failed(ctx, now, &e),
         }
     }
 
@@ -329,7 +336,7 @@ impl Conn {
                         on_event(e, ctx, now, false)
                     });
                 if !ok {
-                    count(ctx, now, |e| e.framing += 1);
+                    count(ctx, now, |e, n| e.framing += n);
                 }
             }
             ctx.inbox = Some(inbox);
@@ -353,7 +360,7 @@ impl Conn {
         if self.pending.is_empty() {
             let used = feed(&mut self.session, data, &mut self.out);
             if let Err(e) = used {
-                count(ctx, now, |e| e.framing += 1);
+                count(ctx, now, |e, n| e.framing += n);
                 return Err(e);
             }
             self.pending.extend_from_slice(&data[used.unwrap_or(0)..]);
@@ -364,7 +371,7 @@ impl Conn {
             buf.drain(..*used.as_ref().unwrap_or(&0));
             self.pending = buf;
             if let Err(e) = used {
-                count(ctx, now, |e| e.framing += 1);
+                count(ctx, now, |e, n| e.framing += n);
                 return Err(e);
             }
         }
@@ -378,6 +385,9 @@ impl Conn {
     /// Sends every request that pacing allows at `now`, into the output buffer (TCP) or as
     /// datagrams (UDP).
     fn fill(&mut self, ctx: &mut Ctx, now: u64) {
+        if self.session.paused_until().is_some() {
+            return self.skip_paused(ctx, now);
+        }
         let epoch_ms = ctx.clock.epoch_ms(now);
         let at = ctx.clock.instant(now);
         let (mut written, mut sent_by_kind) = (0, [0; RequestKind::ALL.len()]);
@@ -449,9 +459,24 @@ impl Conn {
             let _ = ctx.outbox.send(s);
         }
         ctx.outstanding += written;
-        ctx.interval.sent += written;
+        ctx.interval.counts.sent += written;
         for (total, n) in ctx.stats.sent.iter_mut().zip(sent_by_kind) {
             *total += n;
+        }
+    }
+
+    /// Gives up, unsent, every slot due by `now` while the target has the connection paused,
+    /// as a paused agent skips its reports.
+    fn skip_paused(&mut self, ctx: &mut Ctx, now: u64) {
+        while let Some(due) = self.pacing.next_due() {
+            if due > now || due >= ctx.send_end {
+                return;
+            }
+            self.pacing.skip();
+            ctx.interval.counts.skipped_while_paused += 1;
+            if due >= ctx.measure_start {
+                ctx.stats.from_target.skipped_while_paused += 1;
+            }
         }
     }
 
@@ -520,7 +545,7 @@ impl Conn {
         }
         self.session.reset(&mut |e| on_event(e, ctx, now, false));
         if reason == CloseReason::Disconnect {
-            count(ctx, now, |e| e.disconnects += 1);
+            count(ctx, now, |e, n| e.disconnects += n);
         }
         self.session = new_session(ctx);
         self.pending = Vec::new();
@@ -540,17 +565,43 @@ fn new_session(ctx: &Ctx) -> PeerSession<Due> {
     PeerSession::new(ctx.codec, transport, Duration::from_nanos(ctx.timeout))
 }
 
-/// A UDP socket bound to an ephemeral port of the target's address family and connected to it.
-fn udp_socket(target: SocketAddr) -> io::Result<UdpSocket> {
-    let any: SocketAddr = if target.is_ipv4() {
-        ([0, 0, 0, 0], 0).into()
+/// A UDP socket bound to an ephemeral port of `source` (by default, any address of the
+/// target's family) and connected to the target.
+fn udp_socket(target: SocketAddr, source: Option<IpAddr>) -> io::Result<UdpSocket> {
+    let any: IpAddr = if target.is_ipv4() {
+        [0, 0, 0, 0].into()
     } else {
-        ([0u16; 8], 0).into()
+        [0u16; 8].into()
     };
-    let s = UdpSocket::bind(any)?;
+    let s = UdpSocket::bind(SocketAddr::new(source.unwrap_or(any), 0))?;
     s.connect(target)?;
     Ok(s)
 }
+
+/// A non-blocking TCP connect to `target` begun from an ephemeral port of `source` (chosen
+/// by the kernel when `None`).
+fn tcp_connect(target: SocketAddr, source: Option<IpAddr>) -> io::Result<TcpStream> {
+    let Some(ip) = source else {
+        return TcpStream::connect(target);
+    };
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::new(ip, 0).into())?;
+    match s.connect(&target.into()) {
+        Ok(()) => {}
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock || e.raw_os_error() == Some(EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(s.into()))
+}
+
+/// Linux's "operation now in progress": a non-blocking connect under way.
+const EINPROGRESS: i32 = 115;
 
 /// Turns one event of a connection's session at `now` into the run's figures; `abandoned`
 /// counts requests given up on as timeouts (the end of the drain) rather than as aborted.
@@ -560,15 +611,16 @@ fn on_event(event: PeerEvent<'_, Due>, ctx: &mut Ctx, now: u64, abandoned: bool)
         PeerEvent::TimedOut { sent } => give_up(sent, ctx, now, |e, n| e.timeouts += n),
         PeerEvent::Aborted { sent } if abandoned => give_up(sent, ctx, now, |e, n| e.timeouts += n),
         PeerEvent::Aborted { sent } => give_up(sent, ctx, now, |e, n| e.aborted += n),
-        PeerEvent::Unsolicited { late: true } => count(ctx, now, |e| e.late += 1),
-        // Anything else the target sends (an unasked answer, a push, a command, an invalid
-        // message) answers no request of the run.
-        PeerEvent::Unsolicited { late: false }
-        | PeerEvent::Pushed { .. }
-        | PeerEvent::Paused { .. }
-        | PeerEvent::Resumed { .. }
-        | PeerEvent::PauseEnded
-        | PeerEvent::Invalid(_) => count(ctx, now, |e| e.unsolicited += 1),
+        PeerEvent::Unsolicited { late: true } => count(ctx, now, |e, n| e.late += n),
+        // The session has answered these (and obeys the pause: see `Conn::fill`).
+        PeerEvent::Paused { .. } => from_target(ctx, now, |f| f.pauses += 1),
+        PeerEvent::Resumed { .. } => from_target(ctx, now, |f| f.resumes += 1),
+        PeerEvent::Pushed { .. } => from_target(ctx, now, |f| f.pushed += 1),
+        PeerEvent::PauseEnded => {}
+        // An unasked answer or an invalid message answers no request of the run.
+        PeerEvent::Unsolicited { late: false } | PeerEvent::Invalid(_) => {
+            count(ctx, now, |e, n| e.unsolicited += n)
+        }
     }
 }
 
@@ -578,9 +630,11 @@ fn complete(sent: Sent<Due>, verdict: Verdict, ctx: &mut Ctx, now: u64) {
     let n = u64::from(sent.count);
     let req = sent.tag;
     ctx.outstanding -= n;
-    ctx.interval.answered += n;
-    if verdict != Verdict::Ok {
-        ctx.interval.errors += n;
+    ctx.interval.counts.answered += n;
+    if verdict == Verdict::Ok {
+        ctx.interval.counts.ok += n;
+    } else {
+        ctx.interval.counts.errors.record(verdict, n);
     }
     if !req.measured {
         ctx.stats.warmup_answered += n;
@@ -604,26 +658,34 @@ fn complete(sent: Sent<Due>, verdict: Verdict, ctx: &mut Ctx, now: u64) {
     s.last_done = now;
 }
 
-/// Ends the requests `sent` without an answer, counting them with `bump` when measured.
-fn give_up(
-    sent: Sent<Due>,
-    ctx: &mut Ctx,
-    now: u64,
-    bump: impl FnOnce(&mut crate::stats::ErrorCounts, u64),
-) {
+/// Ends the requests `sent` without an answer, counting them with `bump`.
+fn give_up(sent: Sent<Due>, ctx: &mut Ctx, now: u64, bump: impl Fn(&mut ErrorCounts, u64)) {
     let n = u64::from(sent.count);
     ctx.outstanding -= n;
-    ctx.interval.errors += n;
+    counts(ctx, sent.tag.measured, n, bump);
     if sent.tag.measured {
-        bump(&mut ctx.stats.errors, n);
         ctx.stats.last_done = now;
     }
 }
 
-/// Counts an event that belongs to no request, when it happens inside the measurement window.
-fn count(ctx: &mut Ctx, now: u64, bump: impl FnOnce(&mut crate::stats::ErrorCounts)) {
-    ctx.interval.errors += 1;
+/// Counts one error that belongs to no request, in the run's figures when it happens inside
+/// the measurement window.
+fn count(ctx: &mut Ctx, now: u64, bump: impl Fn(&mut ErrorCounts, u64)) {
+    counts(ctx, now >= ctx.measure_start, 1, bump);
+}
+
+/// Counts `n` errors with `bump`: always in the current second's figures, and in the run's
+/// when `measured`.
+fn counts(ctx: &mut Ctx, measured: bool, n: u64, bump: impl Fn(&mut ErrorCounts, u64)) {
+    bump(&mut ctx.interval.counts.errors, n);
+    if measured {
+        bump(&mut ctx.stats.errors, n);
+    }
+}
+
+/// Counts something the target sent of its own accord, inside the measurement window.
+fn from_target(ctx: &mut Ctx, now: u64, bump: impl FnOnce(&mut crate::stats::FromTarget)) {
     if now >= ctx.measure_start {
-        bump(&mut ctx.stats.errors);
+        bump(&mut ctx.stats.from_target);
     }
 }

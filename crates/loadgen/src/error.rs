@@ -36,6 +36,13 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An output file cannot be what it was asked to be; the text says why.
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A plot could not be drawn.
     Plot {
         /// The plot file.
@@ -57,6 +64,7 @@ impl fmt::Display for Error {
             Error::Config(text) => f.write_str(text),
             Error::File { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Report { path, reason } => write!(f, "{}: {reason}", path.display()),
+            Error::Output { path, reason } => write!(f, "{}: {reason}", path.display()),
             Error::Plot { path, reason } => write!(f, "cannot draw {}: {reason}", path.display()),
             #[cfg(feature = "embedded")]
             Error::Node(e) => write!(f, "the embedded node did not start: {e}"),

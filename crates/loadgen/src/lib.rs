@@ -14,20 +14,34 @@
 #![forbid(unsafe_code)]
 
 pub mod busy;
+pub mod charts;
 pub mod clock;
 pub mod compare;
 pub mod conn;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 pub mod error;
+pub mod fleet;
 pub mod hgrm;
+pub mod hist;
+pub mod hlog;
+pub mod html;
+pub mod live;
+pub mod merge;
 pub mod mix;
+pub mod observe;
+pub mod output;
 pub mod pacing;
 pub mod plot;
+pub mod progress;
 pub mod report;
 pub mod request;
 pub mod run;
+pub mod source;
 pub mod stats;
+pub mod summary;
 pub mod sweep;
+pub mod table;
+pub mod timeline;
 pub mod timers;
 pub mod worker;

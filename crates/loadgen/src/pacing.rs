@@ -49,6 +49,17 @@ impl Schedule {
         self.begin + (self.slot as f64 * self.ns_per_slot) as u64
     }
 
+    /// The same share with the slots due before clock time `t` left out: a connection that
+    /// the ramp (`--connect-rate`) opens at `t` owes nothing from before it existed.
+    pub fn starting_at(mut self, t: u64) -> Self {
+        if t > self.begin {
+            let first = ((t - self.begin) as f64 / self.ns_per_slot).ceil() as u64;
+            let steps = first.saturating_sub(self.slot).div_ceil(self.stride);
+            self.slot += steps * self.stride;
+        }
+        self
+    }
+
     fn advance(&mut self) {
         self.slot += self.stride;
     }
@@ -80,6 +91,14 @@ impl Pacing {
         }
     }
 
+    /// Gives up the next open-loop slot unsent (the target paused the connection); nothing in
+    /// closed loop.
+    pub fn skip(&mut self) {
+        if let Pacing::Open(s) = self {
+            s.advance();
+        }
+    }
+
     /// Scheduled time of the next request in open loop; `None` in closed loop.
     pub fn next_due(&self) -> Option<u64> {
         match self {
@@ -108,6 +127,22 @@ mod tests {
         all.sort();
         let want: Vec<u64> = (0..12).map(|n| 10 * MS + n * MS).collect();
         assert_eq!(all, want);
+    }
+
+    #[test]
+    fn a_connection_opened_late_by_the_ramp_starts_at_its_first_slot_after_it() {
+        // Connection 1 of 4 at 1000/s owns slots 1, 5, 9, ... ms; opened at 6 ms, it starts at 9.
+        let s = Schedule::new(0, 1, 4, 1000.0).starting_at(6 * MS);
+        assert_eq!(s.due(), 9 * MS);
+        // Opened exactly on one of its slots, it keeps that slot.
+        assert_eq!(
+            Schedule::new(0, 1, 4, 1000.0).starting_at(5 * MS).due(),
+            5 * MS
+        );
+        assert_eq!(Schedule::new(0, 1, 4, 1000.0).starting_at(0).due(), MS);
+        let mut p = Pacing::Open(Schedule::new(0, 0, 1, 1000.0));
+        p.skip();
+        assert_eq!(p.next_due(), Some(MS));
     }
 
     #[test]

@@ -1,13 +1,16 @@
-//! The final report: built from a run's merged stats, printed as an aligned table, written as
-//! JSON (with a schema version), and read back by `compare`.
+//! The final report: built from a run's merged stats, written as JSON (with a schema version)
+//! and read back by `compare` and `merge`. [`crate::table`] prints it and [`crate::summary`]
+//! says in a sentence what it measured.
 
+use crate::fleet;
+use crate::hist::EncodedHistogram;
 use crate::run::{RunConfig, RunOutcome};
-use crate::stats::ErrorCounts;
+use crate::stats::{ErrorCounts, FromTarget, Stats};
+use crate::timeline::Second;
 use avp_proto::peer::RequestKind;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 /// Identifies the JSON document type.
 pub const SCHEMA: &str = "avp-loadgen/run";
@@ -52,6 +55,80 @@ pub struct Params {
     pub requests: Option<u64>,
     /// Warmup excluded from the results, seconds.
     pub warmup_s: f64,
+    /// Simulated agents, when the run was a fleet (`--agents`).
+    #[serde(default)]
+    pub agents: Option<usize>,
+    /// An agent's reporting interval, seconds: the fleet's pace, and the interval the
+    /// capacity in agents is stated at.
+    #[serde(default = "one_second")]
+    pub interval_s: f64,
+    /// The part of each NODE_ID before its number.
+    #[serde(default)]
+    pub node_prefix: String,
+    /// Distinct NODE_IDs cycled through (`--node-ids`), if not one per connection.
+    #[serde(default)]
+    pub node_ids: Option<usize>,
+    /// Local source addresses of the connections (`any`: the kernel's choice).
+    #[serde(default)]
+    pub source_addrs: String,
+    /// Worker threads of the node started in the loadgen's process (`--embedded`), if the
+    /// target was one.
+    #[serde(default)]
+    pub embedded_node_workers: Option<usize>,
+}
+
+fn one_second() -> f64 {
+    1.0
+}
+
+impl Params {
+    /// The parameters as `(name, value)` rows for people, in a fixed order.
+    pub fn rows(&self) -> Vec<(&'static str, String)> {
+        let ms = |v: f64| fmt_latency((v * 1e6) as u64);
+        let mut rows = vec![("target", self.target.clone())];
+        if let Some(n) = self.embedded_node_workers {
+            rows.push((
+                "embedded node",
+                format!("{n} worker(s), in the loadgen's process"),
+            ));
+        }
+        rows.push(("mode", self.mode.clone()));
+        if let Some(n) = self.agents {
+            rows.push(("agents", group(n as f64)));
+        }
+        rows.push(("interval", crate::table::fmt_secs(self.interval_s)));
+        if let Some(r) = self.rate {
+            rows.push(("rate", format!("{} msg/s", group(r))));
+        }
+        rows.push(("connections", group(self.connections as f64)));
+        rows.push(("threads", self.threads.to_string()));
+        rows.push((
+            "connect rate",
+            self.connect_rate
+                .map_or("all at once".into(), |r| format!("{}/s", group(r))),
+        ));
+        rows.push(("pipeline", self.pipeline.to_string()));
+        rows.push(("mix", self.mix.clone()));
+        rows.push(("report fields", self.report_fields.clone()));
+        rows.push((
+            "node ids",
+            match self.node_ids {
+                Some(k) => format!("{k} cycled, {}-0 ...", self.node_prefix),
+                None => format!("{}-<connection>", self.node_prefix),
+            },
+        ));
+        if !self.source_addrs.is_empty() {
+            rows.push(("source addresses", self.source_addrs.clone()));
+        }
+        rows.push(("timeout", ms(self.timeout_ms)));
+        match (self.duration_s, self.requests) {
+            (_, Some(n)) => rows.push(("requests", group(n as f64))),
+            (Some(d), None) => rows.push(("duration", crate::table::fmt_secs(d))),
+            (None, None) => {}
+        }
+        rows.push(("warmup", crate::table::fmt_secs(self.warmup_s)));
+        rows
+    }
 }
 
 /// A latency distribution summary, in microseconds.
@@ -127,6 +204,49 @@ pub struct Latency {
     pub uncorrected: LatencySummary,
 }
 
+/// The full latency distributions, nanoseconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Histograms {
+    /// From the scheduled send time.
+    pub corrected: EncodedHistogram,
+    /// From the actual send time.
+    pub uncorrected: EncodedHistogram,
+}
+
+/// How a merged report was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Merged {
+    /// True when the rates are summed over the window all inputs share (the report's
+    /// window); false when the inputs' windows do not overlap by a whole second, and each
+    /// input's rate is over its own window.
+    pub rates_over_overlap: bool,
+    /// The runs it was made of.
+    pub inputs: Vec<Input>,
+}
+
+/// One run a merged report was made of.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Input {
+    /// The file it was read from.
+    pub file: String,
+    /// Its parameters.
+    pub params: Params,
+    /// When its clock started, milliseconds since the Unix epoch.
+    pub start_unix_ms: u64,
+    /// Its measurement window, seconds.
+    pub window_s: f64,
+    /// Its measured requests sent.
+    pub sent: u64,
+    /// Its correct answers.
+    pub ok: u64,
+    /// Its correct answers per second over the window the inputs share.
+    pub throughput: f64,
+    /// Its corrected p99, microseconds.
+    pub p99_us: f64,
+    /// How busy its busiest load thread was.
+    pub loadgen_busy: Option<f64>,
+}
+
 /// Every figure of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunReport {
@@ -167,6 +287,40 @@ pub struct RunReport {
     /// window (see [`crate::busy`]); absent where the OS does not report it.
     #[serde(default)]
     pub loadgen_busy: Option<f64>,
+    /// When the run's clock started, milliseconds since the Unix epoch (the warmup begins
+    /// then; the measurement window `warmup_s` later).
+    #[serde(default)]
+    pub start_unix_ms: u64,
+    /// True when the run was stopped before its planned end (the window is up to the stop).
+    #[serde(default)]
+    pub stopped_early: bool,
+    /// PAUSE, RESUME and pushed reports the target sent.
+    #[serde(default)]
+    pub from_target: FromTarget,
+    /// Why nothing was answered, when nothing was.
+    #[serde(default)]
+    pub no_answer: Option<String>,
+    /// What the last failed connection attempt failed with (`connection refused`, `too many
+    /// open files`), if one failed.
+    #[serde(default)]
+    pub connect_error: Option<String>,
+    /// The throughput in agents: how many agents reporting every `params.interval_s` send
+    /// that many correct answers' worth of reports.
+    #[serde(default)]
+    pub capacity_agents: f64,
+    /// The share of answers that came within `params.interval_s` of their scheduled send,
+    /// before the agent's next report was due.
+    #[serde(default)]
+    pub on_time: Option<f64>,
+    /// The full latency distributions (absent from reports of older versions).
+    #[serde(default)]
+    pub histograms: Option<Histograms>,
+    /// One record per second of the run, warmup and drain included.
+    #[serde(default)]
+    pub timeline: Vec<Second>,
+    /// For a merged report (`avp-loadgen merge`), how it was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<Merged>,
 }
 
 impl RunReport {
@@ -174,6 +328,7 @@ impl RunReport {
     pub fn new(cfg: &RunConfig, out: &RunOutcome) -> Self {
         let s = &out.stats;
         let sent = s.sent_total();
+        let throughput = s.ok as f64 / out.window_secs;
         RunReport {
             schema: SCHEMA.into(),
             schema_version: SCHEMA_VERSION,
@@ -191,6 +346,12 @@ impl RunReport {
                 duration_s: cfg.requests.is_none().then_some(cfg.duration.as_secs_f64()),
                 requests: cfg.requests,
                 warmup_s: cfg.warmup.as_secs_f64(),
+                agents: cfg.agents,
+                interval_s: cfg.interval.as_secs_f64(),
+                node_prefix: cfg.node_names.prefix.clone(),
+                node_ids: cfg.node_names.cycle,
+                source_addrs: cfg.source_addrs.to_string(),
+                embedded_node_workers: None,
             },
             window_s: out.window_secs,
             sent,
@@ -201,7 +362,7 @@ impl RunReport {
             answered: s.answered,
             ok: s.ok,
             warmup_answered: s.warmup_answered,
-            throughput: s.ok as f64 / out.window_secs,
+            throughput,
             send_rate: sent as f64 / out.window_secs,
             errors: s.errors,
             errors_total: s.errors.total(),
@@ -211,7 +372,36 @@ impl RunReport {
             },
             peak_rss_kib: peak_rss_kib(),
             loadgen_busy: s.busiest_thread,
+            start_unix_ms: out.start_unix_ms,
+            stopped_early: out.stopped,
+            from_target: s.from_target,
+            no_answer: no_answer(s, cfg),
+            connect_error: s.connect_error.clone(),
+            capacity_agents: fleet::agents_at(throughput, cfg.interval),
+            on_time: fleet::on_time_share(&s.corrected, cfg.interval),
+            histograms: Some(Histograms {
+                corrected: EncodedHistogram::encode(&s.corrected),
+                uncorrected: EncodedHistogram::encode(&s.uncorrected),
+            }),
+            timeline: out.timeline.clone(),
+            merged: None,
         }
+    }
+
+    /// The corrected and uncorrected latency histograms; the error says why they cannot be
+    /// had (a report of an older version has none).
+    pub fn decode_histograms(&self) -> Result<(Histogram<u64>, Histogram<u64>), String> {
+        let h = self
+            .histograms
+            .as_ref()
+            .ok_or("the report carries no histograms (it was written by an older avp-loadgen)")?;
+        Ok((h.corrected.decode()?, h.uncorrected.decode()?))
+    }
+
+    /// The measurement window as milliseconds since the Unix epoch, `(start, end)`.
+    pub fn window_unix_ms(&self) -> (f64, f64) {
+        let start = self.start_unix_ms as f64 + self.params.warmup_s * 1e3;
+        (start, start + self.window_s * 1e3)
     }
 
     /// Reads a report written by `--json`, checking its schema and version; the error says
@@ -248,114 +438,46 @@ impl RunReport {
         }
         rows
     }
-
-    /// The aligned human-readable report.
-    pub fn table(&self) -> String {
-        let p = &self.params;
-        let mut t = String::new();
-        let mode = match p.rate {
-            Some(r) => format!(
-                "open loop at {} msg/s, at most {} outstanding per connection",
-                group(r),
-                p.pipeline
-            ),
-            None => format!("closed loop, {} outstanding per connection", p.pipeline),
-        };
-        let _ = writeln!(t, "avp-loadgen report  (schema {SCHEMA} v{SCHEMA_VERSION})");
-        let _ = writeln!(t, "  target        {}", p.target);
-        let _ = writeln!(t, "  load          {mode}");
-        let _ = writeln!(
-            t,
-            "  connections   {} over {} thread(s){}",
-            group(p.connections as f64),
-            p.threads,
-            p.connect_rate
-                .map_or(String::new(), |r| format!(", connected at {}/s", group(r)))
-        );
-        let _ = writeln!(t, "  mix           {} ({} reports)", p.mix, p.report_fields);
-        let _ = writeln!(
-            t,
-            "  window        {:.2} s measured, {:.2} s warmup excluded ({} answers), timeout {} ms",
-            self.window_s,
-            p.warmup_s,
-            group(self.warmup_answered as f64),
-            p.timeout_ms
-        );
-        let _ = writeln!(t);
-        let pct = |n: u64| 100.0 * n as f64 / self.sent.max(1) as f64;
-        let _ = writeln!(
-            t,
-            "  throughput    {:>14} msg/s (correct answers)",
-            group(self.throughput)
-        );
-        let _ = writeln!(
-            t,
-            "  sent          {:>14} ({} msg/s)",
-            group(self.sent as f64),
-            group(self.send_rate)
-        );
-        let _ = writeln!(
-            t,
-            "  answered      {:>14} ({:.3}% of sent)",
-            group(self.answered as f64),
-            pct(self.answered)
-        );
-        let _ = writeln!(
-            t,
-            "  ok            {:>14} ({:.3}% of sent)",
-            group(self.ok as f64),
-            pct(self.ok)
-        );
-        let _ = writeln!(t, "  errors        {:>14}", group(self.errors_total as f64));
-        for (name, n) in self.errors.rows() {
-            if n > 0 {
-                let _ = writeln!(t, "    {name:<16}{:>10}", group(n as f64));
-            }
-        }
-        let _ = writeln!(t);
-        let _ = write!(t, "  {:<12}", "latency");
-        for (label, _) in PERCENTILES {
-            let _ = write!(t, "{label:>11}");
-        }
-        let _ = writeln!(t, "{:>11}", "max");
-        for (name, l) in [
-            ("corrected", &self.latency.corrected),
-            ("uncorrected", &self.latency.uncorrected),
-        ] {
-            let _ = write!(t, "  {name:<12}");
-            for v in l.values() {
-                let _ = write!(t, "{:>11}", fmt_latency((v * 1e3) as u64));
-            }
-            let _ = writeln!(t);
-        }
-        let _ = writeln!(t);
-        if let Some(kib) = self.peak_rss_kib {
-            let _ = writeln!(t, "  loadgen peak RSS {:.1} MiB", kib as f64 / 1024.0);
-        }
-        if let Some(busy) = self.loadgen_busy {
-            let _ = writeln!(
-                t,
-                "  loadgen busiest thread on CPU {:.0} % of the window{}",
-                busy * 100.0,
-                if busy >= SATURATED {
-                    " (it hardly waited: the loadgen may have set the pace; try more --threads)"
-                } else {
-                    ""
-                }
-            );
-        }
-        if p.mode == "closed" {
-            let _ = writeln!(
-                t,
-                "  (closed loop: each request is sent when scheduled, so both rows agree)"
-            );
-        }
-        t
-    }
 }
 
-/// A load thread at least this busy may have set the pace rather than the target.
-const SATURATED: f64 = 0.95;
+/// Why a run got no answer at all, in words; `None` when something was answered.
+fn no_answer(s: &Stats, cfg: &RunConfig) -> Option<String> {
+    if s.answered > 0 {
+        return None;
+    }
+    let e = &s.errors;
+    let connects = match (e.connect_failures, &s.connect_error) {
+        (0, _) => String::new(),
+        (n, Some(why)) => format!("{} connection attempts failed ({why})", group(n as f64)),
+        (n, None) => format!("{} connection attempts failed", group(n as f64)),
+    };
+    let why = if s.sent_total() == 0 && !connects.is_empty() {
+        format!(
+            "no connection to {} could be opened: {connects}",
+            cfg.target
+        )
+    } else if s.sent_total() == 0 {
+        "nothing was sent in the measurement window".to_string()
+    } else if e.timeouts > 0 {
+        format!(
+            "{} requests timed out: no answer came within --timeout {}",
+            group(e.timeouts as f64),
+            fmt_latency(crate::clock::nanos(cfg.timeout))
+        )
+    } else if e.aborted > 0 || e.disconnects > 0 {
+        format!(
+            "the target closed the connections before answering ({} requests aborted)",
+            group(e.aborted as f64)
+        )
+    } else {
+        "the target answered none of the requests".to_string()
+    };
+    Some(if connects.is_empty() || s.sent_total() == 0 {
+        why
+    } else {
+        format!("{why}; {connects}")
+    })
+}
 
 /// This process's peak resident set size in KiB, where `/proc/self/status` exists.
 fn peak_rss_kib() -> Option<u64> {

@@ -5,6 +5,7 @@
 use avp_proto::peer::{Request, RequestKind};
 use avp_proto::Report;
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// PAUSE length sent in the mix, in seconds.
 pub const PAUSE_SECS: u64 = 1;
@@ -33,10 +34,36 @@ impl ReportFields {
     }
 }
 
+/// The NODE_IDs reports carry: `<prefix>-<i>`, where `i` is the connection's number in at
+/// least five digits (`loadgen-00042`, the names the C yardstick clients give, so that both
+/// send reports of the same size), or
+/// with `cycle: Some(K)` one of K names, a different one at each new sample, so that a plain
+/// load run shows the target K nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeNames {
+    /// The part before the number (`--node-prefix`).
+    pub prefix: String,
+    /// How many distinct NODE_IDs to cycle through (`--node-ids`), if not one per connection.
+    pub cycle: Option<usize>,
+}
+
+impl Default for NodeNames {
+    fn default() -> Self {
+        NodeNames {
+            prefix: "loadgen".into(),
+            cycle: None,
+        }
+    }
+}
+
 /// The simulated host of one connection: its node name and a plausible CPU/MEM random walk.
 #[derive(Debug, Clone)]
 pub struct RequestWriter {
     fields: ReportFields,
+    prefix: String,
+    /// `(K, stride, next)`: with `--node-ids K`, the next sample is named `next`, then
+    /// `next + stride` (the number of connections), modulo K.
+    cycle: Option<(usize, usize, usize)>,
     node_id: String,
     rng: u64,
     cpu: u8,
@@ -44,11 +71,16 @@ pub struct RequestWriter {
 }
 
 impl RequestWriter {
-    /// The host of connection number `index`, sending reports with `fields`.
-    pub fn new(fields: ReportFields, index: usize) -> Self {
+    /// The host of connection number `index` of `connections`, sending reports with `fields`
+    /// named by `names`.
+    pub fn new(fields: ReportFields, names: &NodeNames, index: usize, connections: usize) -> Self {
         RequestWriter {
             fields,
-            node_id: format!("loadgen-{index:05}"),
+            prefix: names.prefix.clone(),
+            cycle: names
+                .cycle
+                .map(|k| (k.max(1), connections.max(1), index % k.max(1))),
+            node_id: format!("{}-{index:05}", names.prefix),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             cpu: 20 + (index % 50) as u8,
             mem: 40 + (index % 30) as u8,
@@ -61,6 +93,11 @@ impl RequestWriter {
     pub fn report(&mut self, seq: u32, epoch_ms: u64) -> Report<'_> {
         if seq.is_multiple_of(SAMPLE_EVERY) {
             self.wander();
+            if let Some((k, stride, next)) = &mut self.cycle {
+                self.node_id.clear();
+                let _ = write!(self.node_id, "{}-{next:05}", self.prefix);
+                *next = (*next + *stride) % *k;
+            }
         }
         let full = self.fields == ReportFields::Full;
         Report {
@@ -128,7 +165,7 @@ mod tests {
     #[test]
     fn full_reports_carry_every_field_and_minimal_ones_match_the_c_client() {
         for (fields, len) in [(ReportFields::Full, 38), (ReportFields::Minimal, 15)] {
-            let mut w = RequestWriter::new(fields, 7);
+            let mut w = RequestWriter::new(fields, &NodeNames::default(), 7, 10);
             let mut s: PeerSession =
                 PeerSession::new(Codec::Binary, Transport::Stream, Duration::from_secs(1));
             let mut out = Vec::new();
@@ -152,7 +189,7 @@ mod tests {
 
     #[test]
     fn load_values_wander_within_bounds_once_per_sample() {
-        let mut w = RequestWriter::new(ReportFields::Full, 0);
+        let mut w = RequestWriter::new(ReportFields::Full, &NodeNames::default(), 0, 1);
         let mut seen = std::collections::HashSet::new();
         for seq in 0..64_000u32 {
             let r = w.report(seq, 0);
@@ -163,5 +200,34 @@ mod tests {
         assert_eq!(run_length(60, 100), 4);
         assert_eq!(run_length(64, 10), 10);
         assert_eq!(run_length(u32::MAX, 10), 1);
+    }
+
+    #[test]
+    fn node_ids_cycle_over_every_name_across_the_connections() {
+        let names = NodeNames {
+            prefix: "t".into(),
+            cycle: Some(5),
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        for conn in 0..2 {
+            let mut w = RequestWriter::new(ReportFields::Full, &names, conn, 2);
+            for sample in 0..3 {
+                let seq = sample * SAMPLE_EVERY;
+                let id = w.report(seq, 0).node_id.unwrap().into_owned();
+                // The rest of the sample keeps its name.
+                assert_eq!(w.report(seq + 1, 0).node_id.unwrap(), id.as_str());
+                seen.insert(id);
+            }
+        }
+        // Connection 0 names t-00000, t-00002, t-00004; connection 1 t-00001, t-00003, t-00000.
+        let want: std::collections::BTreeSet<String> =
+            (0..5).map(|i| format!("t-{i:05}")).collect();
+        assert_eq!(seen, want);
+        let plain = RequestWriter::new(ReportFields::Full, &NodeNames::default(), 3, 10)
+            .report(1, 0)
+            .node_id
+            .unwrap()
+            .into_owned();
+        assert_eq!(plain, "loadgen-00003");
     }
 }

@@ -1,20 +1,22 @@
-//! One load run: split the connections over worker threads, start them, print the live
-//! progress line every second, and merge what the workers measured.
+//! One load run: split the connections over worker threads, start them, hand each completed
+//! second of the time series to the caller as it comes, and merge what the workers measured.
 
 use crate::clock::{nanos, Clock, NANOS_PER_SEC};
 use crate::conn::Conn;
 use crate::error::Error;
 use crate::mix::Mix;
+use crate::observe::Observer;
 use crate::pacing::{Pacing, Schedule};
-use crate::report::{fmt_latency, group};
-use crate::request::{ReportFields, RequestWriter};
+use crate::request::{NodeNames, ReportFields, RequestWriter};
+use crate::source::SourceAddrs;
 use crate::stats::{new_histogram, Interval, Stats};
+use crate::timeline::{Second, Seconds};
 use crate::worker::{run_worker, Ctx, WorkerPlan, SCRATCH_LEN};
 use avp_endpoint::{Endpoint, Scheme};
-use std::collections::BTreeMap;
-use std::io::Write;
+use hdrhistogram::Histogram;
 use std::net::SocketAddr;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 /// Everything that defines a run.
@@ -36,6 +38,15 @@ pub struct RunConfig {
     pub mix: Mix,
     /// Attributes carried by each report.
     pub report_fields: ReportFields,
+    /// The NODE_IDs reports carry.
+    pub node_names: NodeNames,
+    /// Local addresses the connections are opened from.
+    pub source_addrs: SourceAddrs,
+    /// The number of simulated agents when the run is a fleet (see [`crate::fleet`]).
+    pub agents: Option<usize>,
+    /// An agent's reporting interval: the fleet's pace, and for any run the interval its
+    /// capacity in agents is stated at.
+    pub interval: Duration,
     /// How long to wait for an answer.
     pub timeout: Duration,
     /// How long to send after the warmup (ignored when `requests` is set).
@@ -44,8 +55,78 @@ pub struct RunConfig {
     pub requests: Option<u64>,
     /// Excluded from the results.
     pub warmup: Duration,
-    /// Print the live progress line on stderr.
-    pub progress: bool,
+    /// Ends the run early when set (sending stops; what is outstanding is still awaited).
+    pub stop: Stop,
+}
+
+impl RunConfig {
+    /// A closed-loop run against `target`: 10 connections, one request outstanding on each,
+    /// full reports, for ten seconds.
+    pub fn new(target: Endpoint) -> Self {
+        RunConfig {
+            target,
+            threads: 1,
+            connections: 10,
+            connect_rate: None,
+            pipeline: 1,
+            rate: None,
+            mix: Mix::default(),
+            report_fields: ReportFields::Full,
+            node_names: NodeNames::default(),
+            source_addrs: SourceAddrs::default(),
+            agents: None,
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(5),
+            duration: Duration::from_secs(10),
+            requests: None,
+            warmup: Duration::ZERO,
+            stop: Stop::default(),
+        }
+    }
+
+    /// Checks that the settings make a run; the error says which one does not.
+    pub fn check(&self) -> Result<(), Error> {
+        let bad = |text: &str| Err(Error::Config(text.into()));
+        if self.connections == 0 || self.agents == Some(0) {
+            return bad("a run needs at least one connection (or agent)");
+        }
+        if self.rate.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+            return bad("--rate must be a positive number of messages per second");
+        }
+        if self
+            .connect_rate
+            .is_some_and(|r| !(r.is_finite() && r > 0.0))
+        {
+            return bad("--connect-rate must be a positive number of connections per second");
+        }
+        if self.interval.is_zero() {
+            return bad("--interval must be longer than zero");
+        }
+        if self.node_names.cycle == Some(0) {
+            return bad("--node-ids must be at least 1");
+        }
+        if self.timeout.is_zero() {
+            return bad("--timeout must be longer than zero");
+        }
+        Ok(())
+    }
+}
+
+/// A shared flag that ends a run (or a sweep) early; clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// Asks every run using this flag to stop sending.
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`Stop::stop`] has been called.
+    #[inline]
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// What a run measured.
@@ -54,14 +135,22 @@ pub struct RunOutcome {
     /// All workers' figures merged.
     pub stats: Stats,
     /// Length of the measurement window in seconds (the send period for `--duration`, up to
-    /// the last answer for `--requests`).
+    /// the last answer for `--requests`, up to the stop when stopped early).
     pub window_secs: f64,
     /// The address the target resolved to.
     pub target_addr: SocketAddr,
+    /// Milliseconds since the Unix epoch when the run's clock started.
+    pub start_unix_ms: u64,
+    /// One record per second of the run.
+    pub timeline: Vec<Second>,
+    /// True when [`RunConfig::stop`] ended the run before its planned end.
+    pub stopped: bool,
 }
 
-/// Runs the load described by `cfg` to completion.
-pub fn run(cfg: &RunConfig) -> Result<RunOutcome, Error> {
+/// Runs the load described by `cfg` to completion, handing `observer` each second of the time
+/// series once every thread has reported it.
+pub fn run(cfg: &RunConfig, observer: &mut dyn Observer) -> Result<RunOutcome, Error> {
+    cfg.check()?;
     let target_addr = cfg
         .target
         .resolve_first()
@@ -88,7 +177,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, Error> {
         handles.push(handle);
     }
     drop(tx);
-    report_progress(rx, threads, measure_start, cfg.progress);
+    let timeline = collect_seconds(rx, threads, measure_start, observer);
     let mut stats = Stats::default();
     for h in handles {
         let worker = h
@@ -97,14 +186,18 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, Error> {
             .map_err(Error::Worker)?;
         stats.merge(&worker);
     }
+    let stopped = stats.send_end < send_end && cfg.stop.is_stopped();
     let window_ns = match cfg.requests {
-        Some(_) => stats.last_done.saturating_sub(measure_start),
-        None => send_end - measure_start,
+        Some(_) if !stopped => stats.last_done.saturating_sub(measure_start),
+        _ => stats.send_end.min(send_end).saturating_sub(measure_start),
     };
     Ok(RunOutcome {
         stats,
         window_secs: window_ns.max(1) as f64 / NANOS_PER_SEC as f64,
         target_addr,
+        start_unix_ms: clock.start_epoch_ms(),
+        timeline,
+        stopped,
     })
 }
 
@@ -137,6 +230,7 @@ fn plan_worker(
         open: 0,
         stats: Stats::default(),
         open_loop: cfg.rate.is_some(),
+        stop: cfg.stop.clone(),
         interval: Interval::new(1),
         warmup_latency: new_histogram(),
         queued: Vec::new(),
@@ -151,51 +245,34 @@ fn plan_worker(
                 .connect_rate
                 .map_or(0, |r| (i as f64 * NANOS_PER_SEC as f64 / r) as u64);
             let pacing = match cfg.rate {
-                Some(rate) => Pacing::Open(Schedule::new(0, i, cfg.connections, rate)),
+                Some(rate) => {
+                    Pacing::Open(Schedule::new(0, i, cfg.connections, rate).starting_at(connect_at))
+                }
                 None => Pacing::Closed,
             };
-            let writer = RequestWriter::new(cfg.report_fields, i);
-            Conn::new(connect_at, &ctx, pacing, cfg.mix.cursor(), writer)
+            let writer = RequestWriter::new(cfg.report_fields, &cfg.node_names, i, cfg.connections);
+            let source = cfg.source_addrs.pick(i);
+            Conn::new(connect_at, &ctx, pacing, cfg.mix.cursor(), writer, source)
         })
         .collect();
     WorkerPlan { ctx, conns }
 }
 
-/// Collects the workers' per-second intervals and prints one line per second once every
-/// worker has reported it; returns when all workers have finished.
-fn report_progress(rx: mpsc::Receiver<Interval>, threads: usize, measure_start: u64, print: bool) {
-    let mut pending: BTreeMap<u64, (usize, Interval)> = BTreeMap::new();
+/// Merges the workers' per-second intervals into the time series, handing each second to
+/// `observer` as it completes; returns when all workers have finished.
+fn collect_seconds(
+    rx: mpsc::Receiver<Interval>,
+    threads: usize,
+    measure_start: u64,
+    observer: &mut dyn Observer,
+) -> Vec<Second> {
+    let mut seconds = Seconds::new(threads, measure_start);
+    let mut timeline = Vec::new();
     for iv in rx {
-        let tick = iv.tick;
-        let entry = pending
-            .entry(tick)
-            .or_insert_with(|| (0, Interval::new(tick)));
-        entry.0 += 1;
-        entry.1.merge(&iv);
-        if entry.0 == threads {
-            if let Some((_, iv)) = pending.remove(&tick) {
-                if print {
-                    let warm = tick * NANOS_PER_SEC <= measure_start;
-                    eprintln!("{}", progress_line(&iv, warm));
-                }
-            }
-        }
+        seconds.push(iv, &mut |second, latency: Histogram<u64>| {
+            observer.on_second(&second, &latency);
+            timeline.push(second);
+        });
     }
-    let _ = std::io::stderr().flush();
-}
-
-/// The live progress line for one second.
-pub fn progress_line(iv: &Interval, warmup: bool) -> String {
-    let q = |p| fmt_latency(iv.latency.value_at_quantile(p));
-    format!(
-        "[{:>4}s] sent {:>10}/s  answered {:>10}/s  p50 {:>9}  p99 {:>9}  errors {:>6}  conns {:>6}{}",
-        iv.tick,
-        group(iv.sent as f64),
-        group(iv.answered as f64),
-        if iv.answered > 0 { q(0.5) } else { "-".into() },
-        if iv.answered > 0 { q(0.99) } else { "-".into() },
-        group(iv.errors as f64),
-        group(iv.open as f64),
-        if warmup { "  (warmup)" } else { "" },
-    )
+    timeline
 }

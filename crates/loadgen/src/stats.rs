@@ -112,6 +112,30 @@ impl ErrorCounts {
     }
 }
 
+/// What the target sent of its own accord: PAUSE and RESUME, which the loadgen obeys, and pushed
+/// reports, which its sessions acknowledge. None of these is an error.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FromTarget {
+    /// PAUSE commands received (answered 200 and obeyed).
+    pub pauses: u64,
+    /// RESUME commands received (answered 200).
+    pub resumes: u64,
+    /// Reports the target pushed (acknowledged).
+    pub pushed: u64,
+    /// Measured requests not sent because their connection was paused when they were due.
+    pub skipped_while_paused: u64,
+}
+
+impl FromTarget {
+    /// Adds another set of counts to this one.
+    pub fn add(&mut self, o: &FromTarget) {
+        self.pauses += o.pauses;
+        self.resumes += o.resumes;
+        self.pushed += o.pushed;
+        self.skipped_while_paused += o.skipped_while_paused;
+    }
+}
+
 /// Everything one worker measured inside the measurement window.
 #[derive(Debug, Clone)]
 pub struct Stats {
@@ -128,6 +152,12 @@ pub struct Stats {
     pub busiest_thread: Option<f64>,
     /// Errors by kind.
     pub errors: ErrorCounts,
+    /// What the target sent of its own accord.
+    pub from_target: FromTarget,
+    /// What the last failed connection attempt failed with.
+    pub connect_error: Option<String>,
+    /// Clock time at which sending ended: the planned end, or earlier when the run was stopped.
+    pub send_end: u64,
     /// Latency from the scheduled send time (equal to the actual send time in closed loop).
     pub corrected: Histogram<u64>,
     /// Latency from the actual send time.
@@ -147,6 +177,9 @@ impl Default for Stats {
             warmup_answered: 0,
             busiest_thread: None,
             errors: ErrorCounts::default(),
+            from_target: FromTarget::default(),
+            connect_error: None,
+            send_end: 0,
             corrected: new_histogram(),
             uncorrected: new_histogram(),
             last_done: 0,
@@ -214,6 +247,11 @@ impl Stats {
             (a, b) => a.or(b),
         };
         self.errors.add(&o.errors);
+        self.from_target.add(&o.from_target);
+        if self.connect_error.is_none() {
+            self.connect_error.clone_from(&o.connect_error);
+        }
+        self.send_end = self.send_end.max(o.send_end);
         self.corrected
             .add(&o.corrected)
             .expect("same histogram bounds");
@@ -224,20 +262,49 @@ impl Stats {
     }
 }
 
-/// One worker's figures for one second of the run, for the live progress line.
+/// The counts of one stretch of a run (a second of its time series): what was sent and
+/// answered, errors by kind, and the connections open at its end.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Requests sent (measured or not).
+    pub sent: u64,
+    /// Answers received.
+    pub answered: u64,
+    /// Answers received that passed every check.
+    pub ok: u64,
+    /// Errors counted, by kind.
+    pub errors: ErrorCounts,
+    /// Requests not sent because the target had paused their connection.
+    pub skipped_while_paused: u64,
+    /// Open connections at the end.
+    pub connections: u64,
+}
+
+impl Counts {
+    /// Adds counts of the same stretch of time (another worker's, another host's).
+    pub fn add(&mut self, o: &Counts) {
+        self.sent += o.sent;
+        self.answered += o.answered;
+        self.ok += o.ok;
+        self.errors.add(&o.errors);
+        self.skipped_while_paused += o.skipped_while_paused;
+        self.connections += o.connections;
+    }
+}
+
+/// One worker's figures for one second of the run (or, for its last, the part of a second up
+/// to the worker's end): the raw material of the run's time series.
 #[derive(Debug, Clone)]
 pub struct Interval {
     /// Which second since the start this covers (1 = the first).
     pub tick: u64,
-    /// Requests sent in this second (measured or not).
-    pub sent: u64,
-    /// Answers received in this second.
-    pub answered: u64,
-    /// Errors counted in this second.
-    pub errors: u64,
-    /// Open connections at the end of the second.
-    pub open: u64,
-    /// Corrected latencies of the answers received in this second (measured or warmup).
+    /// Clock time at its end: `tick` seconds, or earlier for a worker's last interval.
+    pub end: u64,
+    /// True for the worker's last interval, after which it sends no more.
+    pub last: bool,
+    /// What happened in it.
+    pub counts: Counts,
+    /// Corrected latencies of the answers received in it (measured or warmup).
     pub latency: Histogram<u64>,
 }
 
@@ -246,20 +313,17 @@ impl Interval {
     pub fn new(tick: u64) -> Self {
         Interval {
             tick,
-            sent: 0,
-            answered: 0,
-            errors: 0,
-            open: 0,
+            end: tick.saturating_mul(crate::clock::NANOS_PER_SEC),
+            last: false,
+            counts: Counts::default(),
             latency: new_histogram(),
         }
     }
 
     /// Adds another worker's interval for the same tick.
     pub fn merge(&mut self, o: &Interval) {
-        self.sent += o.sent;
-        self.answered += o.answered;
-        self.errors += o.errors;
-        self.open += o.open;
+        self.end = self.end.max(o.end);
+        self.counts.add(&o.counts);
         self.latency.add(&o.latency).expect("same histogram bounds");
     }
 }

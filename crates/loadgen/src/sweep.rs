@@ -1,9 +1,13 @@
-//! Capacity sweep: open-loop runs at geometrically rising rates until the latency SLO or the
-//! error budget breaks; the answer is the highest rate that met both.
+//! Capacity sweep: open-loop runs at geometrically rising rates (or fleets of geometrically
+//! more agents) until the latency SLO or the error budget breaks; the answer is the highest
+//! rate, and the most agents, that met both.
 
 use crate::error::Error;
+use crate::fleet;
+use crate::observe::Observer;
 use crate::report::{fmt_latency, group, RunReport};
 use crate::run::{run, RunConfig};
+use crate::table::fmt_secs;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::str::FromStr;
@@ -44,8 +48,11 @@ impl FromStr for Slo {
 /// How to step the rate and what counts as broken.
 #[derive(Debug, Clone)]
 pub struct SweepConfig {
-    /// Rate of the first step, messages per second.
+    /// Rate of the first step, messages per second (ignored when `start_agents` is set).
     pub start_rate: f64,
+    /// Agents of the first step, when the sweep steps a fleet (`--sweep --agents N`): each
+    /// step is a fleet of that many agents at the base configuration's interval.
+    pub start_agents: Option<usize>,
     /// Each step's rate is the previous one times this.
     pub factor: f64,
     /// Most steps.
@@ -56,11 +63,30 @@ pub struct SweepConfig {
     pub error_budget: f64,
 }
 
+/// What a sweep step is about to offer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepPlan {
+    /// Its number, 1 for the first.
+    pub number: usize,
+    /// The most steps the sweep may run.
+    pub of: usize,
+    /// Offered rate, messages per second.
+    pub rate: f64,
+    /// Simulated agents, in a fleet sweep.
+    pub agents: Option<usize>,
+}
+
 /// One step of a sweep.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {
+    /// Its number, 1 for the first.
+    #[serde(default)]
+    pub number: usize,
     /// Offered rate, messages per second.
     pub rate: f64,
+    /// Simulated agents, in a fleet sweep.
+    #[serde(default)]
+    pub agents: Option<usize>,
     /// What was broken, if anything.
     pub broken: Option<String>,
     /// The step's full report.
@@ -82,10 +108,22 @@ pub struct SweepReport {
     pub steps: Vec<Step>,
     /// The highest rate that met the SLO and the error budget.
     pub best_rate: Option<f64>,
+    /// An agent's reporting interval, seconds, at which `best_agents` is stated.
+    #[serde(default)]
+    pub interval_s: f64,
+    /// The most agents reporting every `interval_s` that met the SLO and the error budget:
+    /// the agents of the best step in a fleet sweep, the best rate times the interval
+    /// otherwise.
+    #[serde(default)]
+    pub best_agents: Option<f64>,
 }
 
-/// What a report breaks, if anything: an SLO (on corrected latency) or the error budget.
+/// What a report breaks, if anything: an SLO (on corrected latency) or the error budget; a
+/// step stopped early is never a pass.
 pub fn judge(report: &RunReport, slo: &[Slo], error_budget: f64) -> Option<String> {
+    if report.stopped_early {
+        return Some("stopped before its end".into());
+    }
     let failed = report.errors.failed_requests() as f64 / report.sent.max(1) as f64;
     if failed > error_budget || report.sent == 0 {
         return Some(format!(
@@ -107,43 +145,61 @@ pub fn judge(report: &RunReport, slo: &[Slo], error_budget: f64) -> Option<Strin
     })
 }
 
-/// Runs the sweep, calling `on_step` after each step.
+/// Runs the sweep, telling `observer` of each step and of each second of it.
 pub fn sweep(
     base: &RunConfig,
     cfg: &SweepConfig,
-    mut on_step: impl FnMut(&Step),
+    observer: &mut dyn Observer,
 ) -> Result<SweepReport, Error> {
     if cfg.factor <= 1.0 {
         return Err(Error::Config("--sweep-factor must be above 1".into()));
     }
-    let mut steps = Vec::new();
-    let mut rate = cfg.start_rate;
-    for _ in 0..cfg.max_steps {
-        let run_cfg = RunConfig {
-            rate: Some(rate),
-            ..base.clone()
+    if !(cfg.start_rate.is_finite() && cfg.start_rate > 0.0) {
+        return Err(Error::Config(
+            "--sweep-start must be a positive rate".into(),
+        ));
+    }
+    let mut steps: Vec<Step> = Vec::new();
+    for i in 0..cfg.max_steps {
+        if base.stop.is_stopped() {
+            break;
+        }
+        let mut run_cfg = base.clone();
+        let scale = cfg.factor.powi(i as i32);
+        match cfg.start_agents {
+            Some(a) => fleet::configure(&mut run_cfg, (a as f64 * scale).round() as usize),
+            None => run_cfg.rate = Some(cfg.start_rate * scale),
+        }
+        let plan = StepPlan {
+            number: i + 1,
+            of: cfg.max_steps,
+            rate: run_cfg.rate.unwrap_or(cfg.start_rate),
+            agents: run_cfg.agents,
         };
-        let outcome = run(&run_cfg)?;
+        observer.on_step_start(&plan);
+        let outcome = run(&run_cfg, observer)?;
         let report = RunReport::new(&run_cfg, &outcome);
         let broken = judge(&report, &cfg.slo, cfg.error_budget);
         let step = Step {
-            rate,
+            number: plan.number,
+            rate: plan.rate,
+            agents: plan.agents,
             broken,
             report,
         };
-        on_step(&step);
+        observer.on_step_end(&step);
         let stop = step.broken.is_some();
         steps.push(step);
         if stop {
             break;
         }
-        rate *= cfg.factor;
     }
-    let best_rate = steps
-        .iter()
-        .take_while(|s| s.broken.is_none())
-        .last()
-        .map(|s| s.rate);
+    let best = steps.iter().take_while(|s| s.broken.is_none()).last();
+    let best_rate = best.map(|s| s.rate);
+    let best_agents = best.map(|s| match s.agents {
+        Some(n) => n as f64,
+        None => fleet::agents_at(s.rate, base.interval),
+    });
     Ok(SweepReport {
         schema: SWEEP_SCHEMA.into(),
         schema_version: crate::report::SCHEMA_VERSION,
@@ -151,14 +207,16 @@ pub fn sweep(
         error_budget: cfg.error_budget,
         steps,
         best_rate,
+        interval_s: base.interval.as_secs_f64(),
+        best_agents,
     })
 }
 
 /// The header of the per-step table.
 pub fn table_header() -> String {
     format!(
-        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}  verdict",
-        "rate/s", "achieved/s", "p50", "p99", "p99.9", "errors", "loadgen"
+        "{:>5} {:>9} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}  verdict",
+        "step", "agents", "rate/s", "achieved/s", "p50", "p99", "p99.9", "errors", "loadgen"
     )
 }
 
@@ -172,7 +230,9 @@ pub fn table_row(step: &Step) -> String {
         .loadgen_busy
         .map_or_else(|| "n/a".to_string(), |b| format!("{:.0}%", b * 100.0));
     format!(
-        "{:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}  {}",
+        "{:>5} {:>9} {:>12} {:>12} {:>10} {:>10} {:>10} {:>10} {:>8}  {}",
+        step.number,
+        group(step.agents.map_or(r.capacity_agents, |n| n as f64)),
         group(step.rate),
         group(r.throughput),
         us(l.p50_us),
@@ -209,14 +269,21 @@ impl SweepReport {
             },
             self.error_budget * 100.0
         );
+        let agents = self.best_agents.map_or(String::new(), |a| {
+            format!(
+                " = {} agents reporting every {}",
+                group(a),
+                fmt_secs(self.interval_s)
+            )
+        });
         match (self.best_rate, self.steps.last()) {
             (Some(best), Some(last)) if last.broken.is_some() => {
-                let _ = write!(t, "highest rate meeting it: {} msg/s", group(best));
+                let _ = write!(t, "highest rate meeting it: {} msg/s{agents}", group(best));
             }
             (Some(best), _) => {
                 let _ = write!(
                     t,
-                    "met up to the last step, {} msg/s (not broken yet)",
+                    "met up to the last step, {} msg/s{agents} (not broken yet)",
                     group(best)
                 );
             }

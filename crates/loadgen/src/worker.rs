@@ -12,6 +12,7 @@
 use crate::busy::BusyMeter;
 use crate::clock::{Clock, NANOS_PER_SEC};
 use crate::conn::Conn;
+use crate::run::Stop;
 use crate::stats::{new_histogram, Interval, Stats};
 use crate::timers::Timers;
 use avp_proto::Codec;
@@ -57,6 +58,8 @@ pub struct Ctx {
     pub stats: Stats,
     /// True in open loop, false in closed loop.
     pub open_loop: bool,
+    /// Set when the run is to stop early: sending ends at the next timer pass.
+    pub stop: Stop,
     /// The current second's progress figures (its latency is filled in at the tick).
     pub interval: Interval,
     /// Corrected latencies of warmup answers (measured ones are in `stats`), so that the
@@ -89,8 +92,8 @@ pub struct WorkerPlan {
     pub conns: Vec<Conn>,
 }
 
-/// Runs one worker to completion, sending a progress [`Interval`] every second, and returns
-/// its measurement.
+/// Runs one worker to completion, sending a progress [`Interval`] every second and a last one
+/// when it ends, and returns its measurement.
 pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<Stats> {
     let WorkerPlan { mut ctx, mut conns } = plan;
     let mut poll = Poll::new()?;
@@ -115,23 +118,14 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
         let mut timer_work = false;
         if now >= next_tick {
             timer_work = true;
-            let tick = next_tick / NANOS_PER_SEC;
-            let mut done = std::mem::replace(&mut ctx.interval, Interval::new(tick + 1));
-            done.open = ctx.open;
-            ctx.stats.flush();
-            let mut total = ctx.stats.corrected.clone();
-            total
-                .add(&ctx.warmup_latency)
-                .expect("same histogram bounds");
-            done.latency = total.clone();
-            done.latency.subtract(&seen).expect("counts only grow");
-            seen = total;
-            // The runner may have stopped listening (it only needs the final stats).
-            let _ = progress.send(done);
+            let _ = progress.send(close_interval(&mut ctx, &mut seen, next_tick, false));
             next_tick += NANOS_PER_SEC;
         }
         if now >= next_service {
             timer_work = true;
+            if now < ctx.send_end && ctx.stop.is_stopped() {
+                ctx.send_end = now;
+            }
             let mut all_done = false;
             if first_pass || ctx.sending_over(now) {
                 first_pass = false;
@@ -196,9 +190,32 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
             next_service = 0;
         }
     }
+    let end = ctx.clock.now();
+    // The runner may have stopped listening (it only needs the final stats).
+    let _ = progress.send(close_interval(&mut ctx, &mut seen, end, true));
     if !ctx.open_loop {
         ctx.stats.finish_closed_loop();
     }
-    ctx.stats.busiest_thread = busy.close(ctx.clock.now());
+    ctx.stats.send_end = ctx.send_end.min(end);
+    ctx.stats.busiest_thread = busy.close(end);
     Ok(ctx.stats)
+}
+
+/// Ends the current interval at clock time `end` and starts the next; `seen` holds every
+/// latency recorded up to the previous interval's end, so that this one's are a difference.
+fn close_interval(ctx: &mut Ctx, seen: &mut Histogram<u64>, end: u64, last: bool) -> Interval {
+    let tick = ctx.interval.tick;
+    let mut done = std::mem::replace(&mut ctx.interval, Interval::new(tick + 1));
+    done.end = end;
+    done.last = last;
+    done.counts.connections = ctx.open;
+    ctx.stats.flush();
+    let mut total = ctx.stats.corrected.clone();
+    total
+        .add(&ctx.warmup_latency)
+        .expect("same histogram bounds");
+    done.latency = total.clone();
+    done.latency.subtract(&*seen).expect("counts only grow");
+    *seen = total;
+    done
 }

@@ -23,7 +23,7 @@ fn bad_answers_are_counted_by_kind() {
     let mut cfg = config(addr);
     cfg.requests = Some(1000);
     cfg.pipeline = 4;
-    let out = run(&cfg).unwrap();
+    let out = run(&cfg, &mut ()).unwrap();
     let s = &out.stats;
     assert_eq!(s.sent_total(), 1000);
     assert_eq!(s.answered, 1000);
@@ -48,7 +48,7 @@ fn unanswered_requests_time_out_and_extra_answers_are_unsolicited() {
     cfg.requests = Some(4);
     cfg.pipeline = 1;
     cfg.timeout = Duration::from_millis(300);
-    let out = run(&cfg).unwrap();
+    let out = run(&cfg, &mut ()).unwrap();
     let s = &out.stats;
     assert_eq!(s.sent_total(), 4);
     assert_eq!(s.answered, 3);

@@ -1,4 +1,5 @@
-//! The binary end to end: a run writing its files, then `compare` on two reports.
+//! The binary end to end: a run writing its files, `compare` on two reports, a run with no
+//! answer, output files checked first, and what the first run of a newcomer prints.
 
 mod common;
 
@@ -74,4 +75,85 @@ fn run_writes_its_files_and_compare_reads_them() {
         .unwrap();
     assert!(!out.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_run_with_no_answer_says_why() {
+    // A port nothing listens on: every connection is refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args(["--target", &format!("tcp://127.0.0.1:{port}")])
+        .args(["--duration", "1s", "-q"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("NO ANSWERS"), "{stdout}");
+    assert!(stdout.contains("Connection refused"), "{stdout}");
+    let corrected = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("corrected"))
+        .unwrap();
+    assert!(
+        !corrected.contains("us") && corrected.contains('-'),
+        "{corrected}"
+    );
+    assert!(stdout.contains("Nothing was answered"), "{stdout}");
+}
+
+#[test]
+fn output_files_are_checked_before_the_run() {
+    let dir = std::env::temp_dir().join(format!("avp-loadgen-out-{}", std::process::id()));
+    let bad: [(&str, std::path::PathBuf, &str); 3] = [
+        ("--plot", dir.join("x.gif"), ".svg or .png"),
+        ("--json", dir.join("no/such/dir/x.json"), "No such file"),
+        ("--html", std::env::temp_dir(), "is a directory"),
+    ];
+    for (flag, path, why) in bad {
+        let out = Command::new(BIN)
+            .args(["--embedded", "--duration", "1m", flag])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {stderr}");
+        assert!(stderr.contains(why), "{flag}: {stderr}");
+        // Refused before anything started: no node, no run.
+        assert!(!stderr.contains("embedded avpd node"), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn the_embedded_run_says_what_it_measured_and_what_to_run_next() {
+    let out = Command::new(BIN)
+        .args(["--embedded", "--requests", "2000", "-q"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let sentence = stdout
+        .lines()
+        .find(|l| l.starts_with("One avpd node worker in this process answered "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        sentence.contains("from 10 connections, 1 outstanding each"),
+        "{sentence}"
+    );
+    assert!(
+        sentence.contains("not yet a capacity at a latency objective"),
+        "{sentence}"
+    );
+    assert!(
+        stdout.contains("avp-loadgen --embedded --sweep --slo p99=5ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("avp-loadgen --embedded --agents "),
+        "{stdout}"
+    );
 }

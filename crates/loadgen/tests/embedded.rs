@@ -13,21 +13,15 @@ const COMMANDS_MIX: &str = "report=98,pause=1,resume=1";
 fn exact_run(scheme: Scheme, requests: u64, mix: &str) {
     let (node, target) = embedded::start(scheme, 1).expect("embedded node starts");
     let cfg = RunConfig {
-        target,
         threads: 2,
         connections: 8,
-        connect_rate: None,
         pipeline: 4,
-        rate: None,
         mix: mix.parse::<Mix>().unwrap(),
-        report_fields: Default::default(),
         timeout: Duration::from_secs(30),
-        duration: Duration::from_secs(1),
         requests: Some(requests),
-        warmup: Duration::ZERO,
-        progress: false,
+        ..RunConfig::new(target)
     };
-    let out = run(&cfg).expect("run completes");
+    let out = run(&cfg, &mut ()).expect("run completes");
     let report = RunReport::new(&cfg, &out);
     node.shutdown();
     assert_eq!(report.sent, requests, "{scheme:?}");
@@ -65,21 +59,15 @@ fn udp_exact_counts() {
 fn open_loop_sends_every_scheduled_slot() {
     let (node, target) = embedded::start(Scheme::Tcp, 1).expect("embedded node starts");
     let cfg = RunConfig {
-        target,
-        threads: 1,
         connections: 4,
-        connect_rate: None,
         pipeline: 8,
         rate: Some(2_000.0),
-        mix: Mix::default(),
-        report_fields: Default::default(),
         timeout: Duration::from_secs(30),
         duration: Duration::from_secs(1),
-        requests: None,
         warmup: Duration::from_millis(500),
-        progress: false,
+        ..RunConfig::new(target)
     };
-    let out = run(&cfg).expect("run completes");
+    let out = run(&cfg, &mut ()).expect("run completes");
     node.shutdown();
     // Slots every 0.5 ms: [0.5 s, 1.5 s) holds exactly 2,000 of them, all measured and sent;
     // the warmup [0, 0.5 s) holds 1,000, answered and counted apart.

@@ -1,8 +1,11 @@
-//! The files a run writes: the JSON report's schema and the `.hgrm` distribution parsed back.
+//! The files a run writes: the JSON report's schema (with its histograms and time series), the
+//! `.hgrm` distribution parsed back, and the interval log as HdrHistogram's own tool reads it
+//! (Debian's `libhdrhistogram-java` and a Java runtime; skipped without them).
 
 mod common;
 
 use avp_loadgen::hgrm::{parse_hgrm, write_hgrm};
+use avp_loadgen::hlog::write_hlog;
 use avp_loadgen::report::{RunReport, SCHEMA, SCHEMA_VERSION};
 use avp_loadgen::run::run;
 use avp_loadgen::stats::new_histogram;
@@ -18,7 +21,7 @@ fn json_report_has_its_schema() {
     let mut cfg = config(addr);
     cfg.requests = Some(500);
     cfg.pipeline = 2;
-    let report = RunReport::new(&cfg, &run(&cfg).unwrap());
+    let report = RunReport::new(&cfg, &run(&cfg, &mut ()).unwrap());
     let text = serde_json::to_string_pretty(&report).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
 
@@ -92,6 +95,33 @@ fn json_report_has_its_schema() {
         assert_eq!(l["count"], 500);
     }
 
+    // The full histograms and one record per second.
+    let (corrected, uncorrected) = report.decode_histograms().unwrap();
+    assert_eq!((corrected.len(), uncorrected.len()), (500, 500));
+    assert!(v["histograms"]["corrected"]
+        .as_str()
+        .unwrap()
+        .starts_with("HISTF"));
+    let timeline = v["timeline"].as_array().unwrap();
+    assert!(!timeline.is_empty());
+    for k in [
+        "t_s",
+        "span_s",
+        "sent",
+        "answered",
+        "ok",
+        "connections",
+        "histogram",
+    ] {
+        assert!(timeline[0].get(k).is_some(), "timeline.{k}");
+    }
+    assert!(timeline[0]["errors"]["timeouts"].is_u64());
+    let answered: u64 = timeline
+        .iter()
+        .map(|s| s["answered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(answered, 500, "every answer is in exactly one second");
+
     // Reading it back gives the same report; another schema or version is refused.
     assert_eq!(RunReport::from_json(&text).unwrap(), report);
     let newer = text.replace("\"schema_version\": 1", "\"schema_version\": 99");
@@ -137,4 +167,72 @@ fn hgrm_parses_back_to_the_histogram() {
             "{l:?}"
         );
     }
+}
+
+/// HdrHistogram's jar as Debian installs it.
+const HDR_JAR: &str = "/usr/share/java/hdrhistogram.jar";
+
+#[test]
+fn hlog_is_read_by_hdrhistograms_log_processor() {
+    let addr = spawn_server(Arc::new(|_, m: &avp_proto::Message<'_>| {
+        vec![correct_answer(m)]
+    }));
+    let mut cfg = config(addr);
+    cfg.duration = std::time::Duration::from_millis(2_500);
+    cfg.warmup = std::time::Duration::from_millis(1_000);
+    let report = RunReport::new(&cfg, &run(&cfg, &mut ()).unwrap());
+    let mut log = Vec::new();
+    write_hlog(&report, &mut log).unwrap();
+    let text = String::from_utf8(log).unwrap();
+    assert!(text.contains("#[BaseTime: "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("Tag=warmup,0.000,1.000,")),
+        "{text}"
+    );
+    let measured: u64 = report
+        .timeline
+        .iter()
+        .filter(|s| !s.warmup)
+        .map(|s| s.histogram.decode().unwrap().len())
+        .sum();
+    assert!(measured > 0);
+
+    let java_ok = std::process::Command::new("java")
+        .arg("-version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !java_ok || !std::path::Path::new(HDR_JAR).exists() {
+        eprintln!(
+            "SKIPPED hlog_is_read_by_hdrhistograms_log_processor: needs java and {HDR_JAR} \
+             (apt-get install -y default-jre-headless libhdrhistogram-java)"
+        );
+        return;
+    }
+    let path = std::env::temp_dir().join(format!("avp-loadgen-{}.hlog", std::process::id()));
+    std::fs::write(&path, &text).unwrap();
+    let out = std::process::Command::new("java")
+        .args([
+            "-cp",
+            HDR_JAR,
+            "org.HdrHistogram.HistogramLogProcessor",
+            "-i",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Its total over the untagged (measured) seconds is the sum of those seconds.
+    let total = stdout
+        .lines()
+        .find_map(|l| l.split("Total count    =").nth(1))
+        .and_then(|t| t.trim().trim_end_matches(']').trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no total in:\n{stdout}"));
+    assert_eq!(total, measured, "{stdout}");
 }

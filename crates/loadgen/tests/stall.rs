@@ -21,7 +21,7 @@ fn one_second_stall_is_a_one_second_corrected_tail() {
     cfg.rate = Some(500.0);
     cfg.pipeline = 1;
     cfg.duration = Duration::from_secs(3);
-    let out = run(&cfg).unwrap();
+    let out = run(&cfg, &mut ()).unwrap();
     let s = &out.stats;
     assert_eq!(s.ok, 1_500, "{:?}", s.errors);
     let ms = |v: u64| v as f64 / 1e6;

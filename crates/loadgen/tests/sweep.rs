@@ -28,13 +28,14 @@ fn sweep_stops_where_the_slow_server_saturates() {
     base.duration = Duration::from_secs(2);
     let cfg = SweepConfig {
         start_rate: 150.0,
+        start_agents: None,
         factor: 2.0,
         max_steps: 6,
         slo: vec!["p99=100ms".parse().unwrap()],
         error_budget: 0.001,
     };
-    let mut seen = Vec::new();
-    let result = sweep(&base, &cfg, |s| seen.push(s.rate)).unwrap();
+    let result = sweep(&base, &cfg, &mut ()).unwrap();
+    let seen: Vec<f64> = result.steps.iter().map(|s| s.rate).collect();
     // 150, 300 and 600/s are within capacity; at 1,200/s the queue grows by 200 messages a
     // second, so after 2 s the corrected p99 is far past 100 ms and the sweep stops there.
     assert_eq!(seen, vec![150.0, 300.0, 600.0, 1_200.0]);

@@ -1,5 +1,6 @@
 //! Test support shared by the integration tests of the avpd crates: a blocking protocol peer,
-//! frames built by hand, and a runner for the programs under test that collects their output.
+//! frames built by hand, a runner for the programs under test that collects their output, and
+//! tmux for the full-screen ones.
 //!
 //! Every wait has a deadline ([`WAIT`]); nothing sleeps to synchronise.
 #![forbid(unsafe_code)]
@@ -8,10 +9,12 @@ pub mod frames;
 pub mod nats;
 pub mod peer;
 pub mod process;
+pub mod tmux;
 
 pub use frames::{command_response, frame, pushed_report, report};
 pub use peer::{accept, listener, Peer};
 pub use process::{field, Lines, Program};
+pub use tmux::Tmux;
 
 use std::time::Duration;
 

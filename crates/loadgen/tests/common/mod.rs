@@ -1,8 +1,8 @@
-//! Small blocking test servers speaking avpd's binary codec, one thread per connection.
+//! Small blocking test servers speaking avpd's binary codec, one thread per connection, and a
+//! run configuration against them.
 #![allow(dead_code)]
 
 use avp_endpoint::{Endpoint, Scheme};
-use avp_loadgen::mix::Mix;
 use avp_loadgen::run::RunConfig;
 use avp_proto::{Body, Codec, Decoded, Message, Status};
 use std::io::{Read, Write};
@@ -23,18 +23,32 @@ pub fn correct_answer(msg: &Message<'_>) -> Message<'static> {
 
 /// Starts a TCP server on an ephemeral loopback port; returns its address.
 pub fn spawn_server(handler: Arc<Handler>) -> SocketAddr {
+    spawn_server_with_peers(handler).0
+}
+
+/// The addresses the connections to a test server came from, in order.
+pub type Peers = Arc<std::sync::Mutex<Vec<SocketAddr>>>;
+
+/// Starts a TCP server on an ephemeral loopback port; returns its address and the addresses
+/// its connections come from.
+pub fn spawn_server_with_peers(handler: Arc<Handler>) -> (SocketAddr, Peers) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("local addr");
     let counter = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let peers: Peers = Arc::default();
+    let seen = peers.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            if let Ok(a) = stream.peer_addr() {
+                seen.lock().unwrap().push(a);
+            }
             let handler = handler.clone();
             let counter = counter.clone();
             std::thread::spawn(move || serve(stream, &*handler, &counter));
         }
     });
-    addr
+    (addr, peers)
 }
 
 fn serve(mut s: TcpStream, handler: &Handler, counter: &std::sync::atomic::AtomicU64) {
@@ -66,21 +80,13 @@ fn serve(mut s: TcpStream, handler: &Handler, counter: &std::sync::atomic::Atomi
     }
 }
 
-/// A quiet run configuration against `addr` over TCP with small defaults.
+/// A run configuration against `addr` over TCP with small defaults: one connection, one
+/// request outstanding, a generous timeout.
 pub fn config(addr: SocketAddr) -> RunConfig {
     RunConfig {
-        target: Endpoint::new(Scheme::Tcp, addr),
-        threads: 1,
         connections: 1,
-        connect_rate: None,
-        pipeline: 1,
-        rate: None,
-        mix: Mix::default(),
-        report_fields: Default::default(),
         timeout: Duration::from_secs(30),
         duration: Duration::from_secs(1),
-        requests: None,
-        warmup: Duration::ZERO,
-        progress: false,
+        ..RunConfig::new(Endpoint::new(Scheme::Tcp, addr))
     }
 }
