@@ -152,7 +152,10 @@ fn pause_stops_sampling_and_resume_ends_it_early() {
     // PAUSE 1 s: answered 200 with our SEQUENCE; the agent stops, then samples again.
     peer.send_msg(&Message {
         sequence: Some(77),
-        body: Body::Pause { duration_secs: 1 },
+        body: Body::Pause {
+            target: None,
+            duration_secs: 1,
+        },
     });
     until_answered(&mut peer, 77);
     agent
@@ -165,7 +168,10 @@ fn pause_stops_sampling_and_resume_ends_it_early() {
     // PAUSE 60 s, then RESUME: reports come back long before the minute is over.
     peer.send_msg(&Message {
         sequence: Some(78),
-        body: Body::Pause { duration_secs: 60 },
+        body: Body::Pause {
+            target: None,
+            duration_secs: 60,
+        },
     });
     until_answered(&mut peer, 78);
     agent
@@ -173,7 +179,7 @@ fn pause_stops_sampling_and_resume_ends_it_early() {
         .wait_contains("paused: no sampling until the pause ends");
     peer.send_msg(&Message {
         sequence: Some(79),
-        body: Body::Resume,
+        body: Body::Resume { target: None },
     });
     until_answered(&mut peer, 79);
     agent.stderr.wait_contains("pause over, sampling again");

@@ -99,6 +99,7 @@ fn closed_loop(addr: SocketAddr, name: &str, depth: usize, stop: Arc<AtomicBool>
         let msg = Message {
             sequence: Some(seq),
             body: Body::StatReport(Report {
+                fleet: None,
                 cpu_percent: (seq % 101) as u8,
                 mem_percent: 10,
                 timestamp_ms: Some(1_700_000_000_000 + seq),

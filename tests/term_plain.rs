@@ -53,7 +53,13 @@ fn stdin_commands_are_sent_and_answers_printed() {
     let mut peer = accept(&l, Codec::Binary);
     term.type_line("pause 2");
     let msg = peer.expect();
-    assert_eq!(msg.body, Body::Pause { duration_secs: 2 });
+    assert_eq!(
+        msg.body,
+        Body::Pause {
+            target: None,
+            duration_secs: 2
+        }
+    );
     peer.send_msg(&Message::command_response(
         msg.sequence,
         200,
@@ -63,7 +69,7 @@ fn stdin_commands_are_sent_and_answers_printed() {
     assert!(line.contains("code=200 info=paused for 2 s"), "{line}");
     term.type_line("resume");
     let msg = peer.expect();
-    assert_eq!(msg.body, Body::Resume);
+    assert_eq!(msg.body, Body::Resume { target: None });
 }
 
 #[test]
@@ -148,6 +154,7 @@ fn a_one_shot_pause_takes_a_duration() {
     assert_eq!(
         msg.body,
         Body::Pause {
+            target: None,
             duration_secs: 5_400
         }
     );

@@ -52,7 +52,13 @@ fn the_table_shows_the_nodes_and_the_keys_work() {
 
     tmux.keys(&["p", "7", "Enter"]);
     let msg = peer.expect();
-    assert_eq!(msg.body, Body::Pause { duration_secs: 7 });
+    assert_eq!(
+        msg.body,
+        Body::Pause {
+            target: None,
+            duration_secs: 7
+        }
+    );
     peer.send_msg(&Message::command_response(
         msg.sequence,
         200,

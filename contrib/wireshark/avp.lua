@@ -17,10 +17,10 @@
 -- dissector under tshark on the protocol's fixtures.
 
 local MESSAGE_TYPES = {
-    [0] = { name = "PAUSE", json = "pause", allowed = { 3, 6 }, required = { 3 } },
-    [1] = { name = "RESUME", json = "resume", allowed = { 6 }, required = {} },
-    [2] = { name = "COMMAND_RESPONSE", json = "cmd-ack", allowed = { 4, 5, 6 }, required = { 4 } },
-    [3] = { name = "STAT_REPORT", json = "report", allowed = { 1, 2, 6, 7, 8, 9 }, required = { 1, 2 } },
+    [0] = { name = "PAUSE", json = "pause", allowed = { 3, 6, 10 }, required = { 3 } },
+    [1] = { name = "RESUME", json = "resume", allowed = { 6, 10 }, required = {} },
+    [2] = { name = "COMMAND_RESPONSE", json = "cmd-ack", allowed = { 4, 5, 6, 8 }, required = { 4 } },
+    [3] = { name = "STAT_REPORT", json = "report", allowed = { 1, 2, 6, 7, 8, 9, 11, 12, 13 }, required = { 1, 2 } },
     [4] = { name = "STAT_REPORT_ACK", json = "report-ack", allowed = { 6 }, required = {} },
 }
 
@@ -35,13 +35,19 @@ local ATTRIBUTES = {
     [7] = { name = "TIMESTAMP", field = "timestamp", kind = "uint", min = 0 },
     [8] = { name = "NODE_ID", field = "node_id", kind = "text", min_len = 1 },
     [9] = { name = "INSTANCE", field = "instance", kind = "uint", min = 0 },
+    [10] = { name = "TARGET", field = "target", kind = "text", min_len = 1 },
+    [11] = { name = "STATE", field = "state", kind = "uint", min = 0, max = 4 },
+    [12] = { name = "PAUSED_UNTIL", field = "paused_until", kind = "uint", min = 0 },
+    [13] = { name = "RECEIVED", field = "received", kind = "uint", min = 0 },
 }
 
 local RESULT_CODES = {
     [200] = "OK",
     [400] = "BAD_REQUEST",
+    [404] = "NOT_FOUND",
     [501] = "UNSUPPORTED_TYPE",
     [503] = "OVERLOADED",
+    [504] = "TIMED_OUT",
 }
 
 -- Wire constants (docs/PROTOCOL.md sections 1, 2 and 7).
@@ -364,6 +370,10 @@ local JSON_FIELDS = {
     { key = "code", attr = 4, number = true },
     { key = "node", attr = 8, number = false },
     { key = "info", attr = 5, number = false },
+    { key = "target", attr = 10, number = false },
+    { key = "state", attr = 11, number = true },
+    { key = "received", attr = 13, number = true },
+    { key = "paused_until", attr = 12, number = true },
     { key = "CPU Usage", attr = 1, number = true },
     { key = "Mem usage", attr = 2, number = true },
 }

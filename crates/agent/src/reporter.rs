@@ -142,6 +142,7 @@ impl Reporter {
     /// The request that carries `p`.
     pub fn request(&self, p: &Pending) -> Request<'_> {
         Request::Report(Report {
+            fleet: None,
             cpu_percent: p.sample.cpu_percent,
             mem_percent: p.sample.mem_percent,
             timestamp_ms: Some(p.sample.timestamp_ms),
@@ -348,7 +349,8 @@ impl Reporter {
                 self.next_sample = now;
             }
             PeerEvent::Resumed { was_paused: false } => debug!("resumed while not paused"),
-            PeerEvent::Unsolicited { .. } => {
+            // A node's result of a targeted command answers nothing an agent sends.
+            PeerEvent::Unsolicited { .. } | PeerEvent::NodeResult { .. } => {
                 self.totals.unsolicited += 1;
                 debug!("an answer that matches no outstanding report");
             }

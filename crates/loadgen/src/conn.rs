@@ -617,10 +617,11 @@ fn on_event(event: PeerEvent<'_, Due>, ctx: &mut Ctx, now: u64, abandoned: bool)
         PeerEvent::Resumed { .. } => from_target(ctx, now, |f| f.resumes += 1),
         PeerEvent::Pushed { .. } => from_target(ctx, now, |f| f.pushed += 1),
         PeerEvent::PauseEnded => {}
-        // An unasked answer or an invalid message answers no request of the run.
-        PeerEvent::Unsolicited { late: false } | PeerEvent::Invalid(_) => {
-            count(ctx, now, |e, n| e.unsolicited += n)
-        }
+        // An unasked answer or an invalid message answers no request of the run (nor does a
+        // node's result of a targeted command, which the loadgen never sends).
+        PeerEvent::Unsolicited { late: false }
+        | PeerEvent::Invalid(_)
+        | PeerEvent::NodeResult { .. } => count(ctx, now, |e, n| e.unsolicited += n),
     }
 }
 

@@ -101,6 +101,7 @@ impl RequestWriter {
         }
         let full = self.fields == ReportFields::Full;
         Report {
+            fleet: None,
             cpu_percent: self.cpu,
             mem_percent: self.mem,
             timestamp_ms: full.then_some(epoch_ms),
@@ -134,9 +135,10 @@ pub fn run_length(seq: u32, wanted: u32) -> u32 {
 pub fn command(kind: RequestKind) -> Option<Request<'static>> {
     match kind {
         RequestKind::Pause => Some(Request::Pause {
+            target: None,
             duration_secs: PAUSE_SECS,
         }),
-        RequestKind::Resume => Some(Request::Resume),
+        RequestKind::Resume => Some(Request::Resume { target: None }),
         RequestKind::Report => None,
     }
 }

@@ -94,6 +94,7 @@ fn agents_report_under_their_names_and_obey_pause_and_resume() {
     a.send_msg(&Message {
         sequence: Some(1000),
         body: Body::Pause {
+            target: None,
             duration_secs: 3600,
         },
     });
@@ -107,7 +108,7 @@ fn agents_report_under_their_names_and_obey_pause_and_resume() {
     }
     a.send_msg(&Message {
         sequence: Some(1001),
-        body: Body::Resume,
+        body: Body::Resume { target: None },
     });
     // Whatever the agent sent while paused would come before its answer to RESUME.
     let while_paused = ack_until_answered(&mut a, 1001);

@@ -251,6 +251,7 @@ mod tests {
 
     fn report(node: Option<&str>, cpu: u8) -> Report<'_> {
         Report {
+            fleet: None,
             cpu_percent: cpu,
             mem_percent: 50,
             timestamp_ms: None,

@@ -48,6 +48,7 @@ fn report(node: &str, instance: u64, seq: u64) -> Message<'static> {
     Message {
         sequence: Some(seq),
         body: Body::StatReport(Report {
+            fleet: None,
             cpu_percent: (seq % 101) as u8,
             mem_percent: 40,
             timestamp_ms: Some(1_700_000_000_000 + seq),

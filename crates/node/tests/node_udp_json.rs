@@ -112,6 +112,7 @@ fn json_errors_are_answered_and_the_connection_stays_usable() {
         let msg = Message {
             sequence: Some(8),
             body: Body::StatReport(Report {
+                fleet: None,
                 cpu_percent: 1,
                 mem_percent: 2,
                 timestamp_ms: None,

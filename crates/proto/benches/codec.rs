@@ -35,6 +35,7 @@ fn binary(c: &mut Criterion) {
     let full = Message {
         sequence: Some(7),
         body: Body::StatReport(Report {
+            fleet: None,
             cpu_percent: 30,
             mem_percent: 53,
             timestamp_ms: Some(1_700_000_000_000),

@@ -36,11 +36,20 @@ pub enum Attribute {
     /// The reporting agent's instance: a number it draws once and keeps, so that a report it
     /// sends again is known as the same report.
     Instance = 9,
+    /// The nodes a terminal's PAUSE or RESUME is for: a glob over NODE_IDs.
+    Target = 10,
+    /// The state of a node's row, in a report pushed to a terminal (see [`crate::NodeState`]).
+    State = 11,
+    /// Until when (ms since the Unix epoch) a node is paused, in a pushed report.
+    PausedUntil = 12,
+    /// When a collector last received the node's report (ms since the Unix epoch), in a
+    /// pushed report.
+    Received = 13,
 }
 
 impl Attribute {
     /// Every defined attribute, in numeric order.
-    pub const ALL: [Attribute; 9] = [
+    pub const ALL: [Attribute; 13] = [
         Attribute::CpuUsage,
         Attribute::MemUsage,
         Attribute::Duration,
@@ -50,6 +59,10 @@ impl Attribute {
         Attribute::Timestamp,
         Attribute::NodeId,
         Attribute::Instance,
+        Attribute::Target,
+        Attribute::State,
+        Attribute::PausedUntil,
+        Attribute::Received,
     ];
 
     /// Maps a wire byte to a known attribute; `None` for unknown attributes (to be skipped).
@@ -65,6 +78,10 @@ impl Attribute {
             7 => Attribute::Timestamp,
             8 => Attribute::NodeId,
             9 => Attribute::Instance,
+            10 => Attribute::Target,
+            11 => Attribute::State,
+            12 => Attribute::PausedUntil,
+            13 => Attribute::Received,
             _ => return None,
         })
     }
@@ -81,6 +98,10 @@ impl Attribute {
             Attribute::Timestamp => "TIMESTAMP",
             Attribute::NodeId => "NODE_ID",
             Attribute::Instance => "INSTANCE",
+            Attribute::Target => "TARGET",
+            Attribute::State => "STATE",
+            Attribute::PausedUntil => "PAUSED_UNTIL",
+            Attribute::Received => "RECEIVED",
         }
     }
 }
@@ -283,6 +304,6 @@ mod tests {
             assert_eq!(Attribute::from_u8(a as u8), Some(a));
         }
         assert_eq!(Attribute::from_u8(0), None);
-        assert_eq!(Attribute::from_u8(10), None);
+        assert_eq!(Attribute::from_u8(14), None);
     }
 }

@@ -71,6 +71,7 @@ pub(crate) fn report<'a>(
         timestamp_ms,
         node_id,
         instance,
+        fleet: None,
     }
 }
 
@@ -101,6 +102,7 @@ pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
             timestamp_ms: None,
             node_id: None,
             instance: None,
+            fleet: None,
         }) => {
             out.extend_from_slice(&report_frame(*cpu_percent, *mem_percent, seq)?);
             Some(MINIMAL_REPORT_LEN)
@@ -249,6 +251,7 @@ mod tests {
         let report = |cpu, mem, seq| Message {
             sequence: Some(seq),
             body: Body::StatReport(Report {
+                fleet: None,
                 cpu_percent: cpu,
                 mem_percent: mem,
                 timestamp_ms: None,
@@ -278,7 +281,7 @@ mod tests {
             report(30, 53, 1 << 32),
             Message {
                 sequence: Some(1),
-                body: Body::Resume,
+                body: Body::Resume { target: None },
             },
         ] {
             assert_eq!(encode(&msg, &mut out), None, "{msg:?}");

@@ -66,6 +66,11 @@ struct JsonIn<'a> {
     code: Option<u64>,
     #[serde(borrow)]
     info: Option<InfoIn<'a>>,
+    #[serde(borrow)]
+    target: Option<Cow<'a, str>>,
+    state: Option<u64>,
+    received: Option<u64>,
+    paused_until: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -158,6 +163,9 @@ fn fill_fields(json: JsonIn<'_>) -> Result<Fields<'_>, InvalidReason> {
         (Attribute::Instance, json.instance),
         (Attribute::Duration, json.duration),
         (Attribute::ResultCode, json.code),
+        (Attribute::State, json.state),
+        (Attribute::PausedUntil, json.paused_until),
+        (Attribute::Received, json.received),
     ];
     for (attr, value) in uints {
         if let Some(v) = value {
@@ -166,6 +174,9 @@ fn fill_fields(json: JsonIn<'_>) -> Result<Fields<'_>, InvalidReason> {
     }
     if let Some(node) = json.node {
         fields.set_text(Attribute::NodeId, node)?;
+    }
+    if let Some(target) = json.target {
+        fields.set_text(Attribute::Target, target)?;
     }
     match json.info {
         None => {}
@@ -226,6 +237,14 @@ struct JsonOut<'a> {
     ts: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     instance: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    received: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    paused_until: Option<u64>,
 }
 
 impl<'a> JsonOut<'a> {
@@ -239,12 +258,24 @@ impl<'a> JsonOut<'a> {
             node: None,
             ts: None,
             instance: None,
+            target: None,
+            state: None,
+            received: None,
+            paused_until: None,
         };
         match &msg.body {
-            Body::Pause { duration_secs } => out.duration = Some(*duration_secs),
-            Body::CommandResponse { code, info } => {
+            Body::Pause {
+                duration_secs,
+                target,
+            } => {
+                out.duration = Some(*duration_secs);
+                out.target = target.as_deref();
+            }
+            Body::Resume { target } => out.target = target.as_deref(),
+            Body::CommandResponse { code, info, node } => {
                 out.code = Some(*code);
                 out.info = info.as_deref().map(InfoOut::Text);
+                out.node = node.as_deref();
             }
             Body::StatReport(r) => {
                 out.info = Some(InfoOut::Usage(UsageOut {
@@ -254,8 +285,13 @@ impl<'a> JsonOut<'a> {
                 out.node = r.node_id.as_deref();
                 out.ts = r.timestamp_ms;
                 out.instance = r.instance;
+                if let Some(f) = &r.fleet {
+                    out.state = Some(f.state as u8);
+                    out.received = f.received_ms;
+                    out.paused_until = f.paused_until_ms;
+                }
             }
-            Body::Resume | Body::StatReportAck => {}
+            Body::StatReportAck => {}
         }
         out
     }
@@ -299,6 +335,7 @@ mod tests {
         assert_eq!(
             msg.body,
             Body::StatReport(Report {
+                fleet: None,
                 cpu_percent: 30,
                 mem_percent: 53,
                 timestamp_ms: None,
@@ -316,11 +353,17 @@ mod tests {
         let msg = parse_json(br#"{"type":"pause","duration":200,"seq":3}"#).unwrap();
         assert_eq!(
             (msg.body, msg.sequence),
-            (Body::Pause { duration_secs: 200 }, Some(3))
+            (
+                Body::Pause {
+                    target: None,
+                    duration_secs: 200
+                },
+                Some(3)
+            )
         );
         assert_eq!(
             parse_json(br#"{"type":"resume"}"#).unwrap().body,
-            Body::Resume
+            Body::Resume { target: None }
         );
         let mut out = Vec::new();
         encode_json(&Message::command_response(Some(3), 200, "paused"), &mut out).unwrap();
@@ -406,17 +449,21 @@ mod tests {
         let msgs = [
             Message {
                 sequence: Some(1),
-                body: Body::Pause { duration_secs: 9 },
+                body: Body::Pause {
+                    target: None,
+                    duration_secs: 9,
+                },
             },
             Message {
                 sequence: None,
-                body: Body::Resume,
+                body: Body::Resume { target: None },
             },
             Message::command_response(Some(2), 400, "bad \"quote\""),
             Message::ack(Some(5)),
             Message {
                 sequence: Some(6),
                 body: Body::StatReport(Report {
+                    fleet: None,
                     cpu_percent: 1,
                     mem_percent: 99,
                     timestamp_ms: Some(17),

@@ -31,7 +31,7 @@ pub use codec::{Codec, Decoded};
 pub use error::{DatagramError, EncodeError, FramingError, InvalidReason, MessageError};
 pub use frame::{decode_datagram, decode_frame, Frame, Status, HEADER_LEN, MAX_FRAME_LEN};
 pub use json::MAX_TEXT_FRAME_LEN;
-pub use message::{result_code, Body, Message, MessageType, Report};
+pub use message::{result_code, Body, FleetState, Message, MessageType, NodeState, Report};
 pub use peer::PeerSession;
 pub use rules::MAX_PAUSE_SECS;
 pub use server::ServerSession;

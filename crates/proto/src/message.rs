@@ -79,16 +79,87 @@ pub mod result_code {
     pub const BAD_REQUEST: u16 = 400;
     /// The message type is not supported.
     pub const UNSUPPORTED_TYPE: u16 = 501;
+    /// No such node: a command's target is not connected to any collector.
+    pub const NOT_FOUND: u16 = 404;
     /// The node is overloaded.
     pub const OVERLOADED: u16 = 503;
+    /// A relayed command got no answer in time.
+    pub const TIMED_OUT: u16 = 504;
+
+    /// Every code above with its name.
+    pub const NAMES: [(u16, &str); 6] = [
+        (OK, "OK"),
+        (BAD_REQUEST, "BAD_REQUEST"),
+        (NOT_FOUND, "NOT_FOUND"),
+        (UNSUPPORTED_TYPE, "UNSUPPORTED_TYPE"),
+        (OVERLOADED, "OVERLOADED"),
+        (TIMED_OUT, "TIMED_OUT"),
+    ];
 }
 
-/// Longest binary message this module encodes: a STAT_REPORT with every attribute (CPU and MEM
-/// in one byte, TIMESTAMP, INSTANCE and SEQUENCE in eight, a 255-byte NODE_ID). Encoders
-/// reserve it once.
+/// The state of a node's row in the fleet view, as a node pushes it to terminals (STATE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(u8)]
+pub enum NodeState {
+    /// Reporting on time.
+    #[default]
+    Ok = 0,
+    /// No report for longer than its stale time.
+    Stale = 1,
+    /// Paused by an operator (until PAUSED_UNTIL).
+    Paused = 2,
+    /// Its TIMESTAMP is far from the collector's clock.
+    ClockSkew = 3,
+    /// Gone from the view (silent past the node TTL): the terminal drops the row.
+    Removed = 4,
+}
+
+impl NodeState {
+    /// The largest STATE value.
+    pub const MAX: u8 = 4;
+
+    /// The state of a STATE value (0..=[`NodeState::MAX`]).
+    pub fn from_u8(v: u8) -> Option<NodeState> {
+        Some(match v {
+            0 => NodeState::Ok,
+            1 => NodeState::Stale,
+            2 => NodeState::Paused,
+            3 => NodeState::ClockSkew,
+            4 => NodeState::Removed,
+            _ => return None,
+        })
+    }
+
+    /// Its name, as terminals show it.
+    pub fn name(self) -> &'static str {
+        match self {
+            NodeState::Ok => "ok",
+            NodeState::Stale => "stale",
+            NodeState::Paused => "paused",
+            NodeState::ClockSkew => "clock skew",
+            NodeState::Removed => "removed",
+        }
+    }
+}
+
+/// What a node says of a fleet row when it pushes it to a terminal: STATE, RECEIVED and
+/// PAUSED_UNTIL. Reports from agents carry none of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FleetState {
+    /// The row's state.
+    pub state: NodeState,
+    /// When a collector last received the node's report, ms since the Unix epoch.
+    pub received_ms: Option<u64>,
+    /// Until when the node is paused, ms since the Unix epoch.
+    pub paused_until_ms: Option<u64>,
+}
+
+/// Longest binary message this module encodes: a STAT_REPORT with every attribute (CPU, MEM
+/// and STATE in one byte, TIMESTAMP, INSTANCE, RECEIVED, PAUSED_UNTIL and SEQUENCE in eight,
+/// a 255-byte NODE_ID). Encoders reserve it once.
 const MAX_ENCODED_LEN: usize = HEADER_LEN
-    + 2 * (AVP_HEADER_LEN + 1)
-    + 3 * (AVP_HEADER_LEN + MAX_UINT_LEN)
+    + 3 * (AVP_HEADER_LEN + 1)
+    + 5 * (AVP_HEADER_LEN + MAX_UINT_LEN)
     + (AVP_HEADER_LEN + MAX_VALUE_LEN);
 
 /// A resource usage sample.
@@ -105,6 +176,8 @@ pub struct Report<'a> {
     /// The reporting agent's instance, which makes (NODE_ID, INSTANCE, SEQUENCE) the report's
     /// identity.
     pub instance: Option<u64>,
+    /// The row's state, in a report a node pushes to a terminal.
+    pub fleet: Option<FleetState>,
 }
 
 impl Report<'_> {
@@ -116,6 +189,7 @@ impl Report<'_> {
             timestamp_ms: self.timestamp_ms,
             node_id: self.node_id.map(|n| Cow::Owned(n.into_owned())),
             instance: self.instance,
+            fleet: self.fleet,
         }
     }
 }
@@ -123,19 +197,29 @@ impl Report<'_> {
 /// What a message says, by type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body<'a> {
-    /// PAUSE: stop pushing for `duration_secs` seconds or until RESUME.
+    /// PAUSE: stop sampling (an agent) or pushing (to a terminal) for `duration_secs` seconds
+    /// or until RESUME.
     Pause {
         /// Pause length in seconds (1..=[`MAX_PAUSE_SECS`](crate::MAX_PAUSE_SECS)).
         duration_secs: u64,
+        /// From a terminal: the nodes to pause (a glob over NODE_IDs); without it the pushes
+        /// to that terminal pause.
+        target: Option<Cow<'a, str>>,
     },
     /// RESUME: end a pause.
-    Resume,
+    Resume {
+        /// From a terminal: the nodes to resume (a glob over NODE_IDs); without it the pushes
+        /// to that terminal resume.
+        target: Option<Cow<'a, str>>,
+    },
     /// COMMAND_RESPONSE: a result code and optional text.
     CommandResponse {
         /// The result code, see [`result_code`].
         code: u16,
         /// Human-readable result, at most 255 bytes.
         info: Option<Cow<'a, str>>,
+        /// Set in one node's result of a targeted command (not the command's answer).
+        node: Option<Cow<'a, str>>,
     },
     /// STAT_REPORT: one sample.
     StatReport(Report<'a>),
@@ -157,7 +241,7 @@ impl<'a> Message<'a> {
     pub fn msg_type(&self) -> MessageType {
         match self.body {
             Body::Pause { .. } => MessageType::Pause,
-            Body::Resume => MessageType::Resume,
+            Body::Resume { .. } => MessageType::Resume,
             Body::CommandResponse { .. } => MessageType::CommandResponse,
             Body::StatReport(_) => MessageType::StatReport,
             Body::StatReportAck => MessageType::StatReportAck,
@@ -175,6 +259,28 @@ impl<'a> Message<'a> {
             body: Body::CommandResponse {
                 code,
                 info: Some(info.into()),
+                node: None,
+            },
+        }
+    }
+
+    /// A PAUSE of `duration_secs`, for `target` when given.
+    pub fn pause(sequence: Option<u64>, duration_secs: u64, target: Option<&'a str>) -> Self {
+        Message {
+            sequence,
+            body: Body::Pause {
+                duration_secs,
+                target: target.map(Cow::Borrowed),
+            },
+        }
+    }
+
+    /// A RESUME, for `target` when given.
+    pub fn resume(sequence: Option<u64>, target: Option<&'a str>) -> Self {
+        Message {
+            sequence,
+            body: Body::Resume {
+                target: target.map(Cow::Borrowed),
             },
         }
     }
@@ -189,12 +295,22 @@ impl<'a> Message<'a> {
 
     /// Copies borrowed text so the message outlives its input buffer.
     pub fn into_owned(self) -> Message<'static> {
+        let owned = |t: Option<Cow<'_, str>>| t.map(|t| Cow::Owned(t.into_owned()));
         let body = match self.body {
-            Body::Pause { duration_secs } => Body::Pause { duration_secs },
-            Body::Resume => Body::Resume,
-            Body::CommandResponse { code, info } => Body::CommandResponse {
+            Body::Pause {
+                duration_secs,
+                target,
+            } => Body::Pause {
+                duration_secs,
+                target: owned(target),
+            },
+            Body::Resume { target } => Body::Resume {
+                target: owned(target),
+            },
+            Body::CommandResponse { code, info, node } => Body::CommandResponse {
                 code,
-                info: info.map(|i| Cow::Owned(i.into_owned())),
+                info: owned(info),
+                node: owned(node),
             },
             Body::StatReport(r) => Body::StatReport(r.into_owned()),
             Body::StatReportAck => Body::StatReportAck,
@@ -271,14 +387,28 @@ impl<'a> Message<'a> {
         let start = out.len();
         out.extend_from_slice(&[0; HEADER_LEN]);
         match &self.body {
-            Body::Pause { duration_secs } => {
-                avp::put_uint(out, Attribute::Duration, *duration_secs)
+            Body::Pause {
+                duration_secs,
+                target,
+            } => {
+                avp::put_uint(out, Attribute::Duration, *duration_secs);
+                if let Some(target) = target {
+                    avp::put_text(out, Attribute::Target, target);
+                }
             }
-            Body::Resume | Body::StatReportAck => {}
-            Body::CommandResponse { code, info } => {
+            Body::Resume { target } => {
+                if let Some(target) = target {
+                    avp::put_text(out, Attribute::Target, target);
+                }
+            }
+            Body::StatReportAck => {}
+            Body::CommandResponse { code, info, node } => {
                 avp::put_uint(out, Attribute::ResultCode, *code as u64);
                 if let Some(info) = info {
                     avp::put_text(out, Attribute::Info, info);
+                }
+                if let Some(node) = node {
+                    avp::put_text(out, Attribute::NodeId, node);
                 }
             }
             Body::StatReport(r) => {
@@ -292,6 +422,15 @@ impl<'a> Message<'a> {
                 }
                 if let Some(instance) = r.instance {
                     avp::put_uint(out, Attribute::Instance, instance);
+                }
+                if let Some(f) = &r.fleet {
+                    avp::put_uint(out, Attribute::State, f.state as u64);
+                    if let Some(t) = f.paused_until_ms {
+                        avp::put_uint(out, Attribute::PausedUntil, t);
+                    }
+                    if let Some(t) = f.received_ms {
+                        avp::put_uint(out, Attribute::Received, t);
+                    }
                 }
             }
         }
@@ -321,17 +460,25 @@ impl<'a> Message<'a> {
             _ => Ok(()),
         };
         match &self.body {
-            Body::Pause { duration_secs } => uint(Attribute::Duration, *duration_secs),
-            Body::CommandResponse { code, info } => {
+            Body::Pause {
+                duration_secs,
+                target,
+            } => {
+                uint(Attribute::Duration, *duration_secs)?;
+                text(Attribute::Target, target.as_deref())
+            }
+            Body::Resume { target } => text(Attribute::Target, target.as_deref()),
+            Body::CommandResponse { code, info, node } => {
                 uint(Attribute::ResultCode, u64::from(*code))?;
-                text(Attribute::Info, info.as_deref())
+                text(Attribute::Info, info.as_deref())?;
+                text(Attribute::NodeId, node.as_deref())
             }
             Body::StatReport(r) => {
                 uint(Attribute::CpuUsage, u64::from(r.cpu_percent))?;
                 uint(Attribute::MemUsage, u64::from(r.mem_percent))?;
                 text(Attribute::NodeId, r.node_id.as_deref())
             }
-            Body::Resume | Body::StatReportAck => Ok(()),
+            Body::StatReportAck => Ok(()),
         }
     }
 }
@@ -379,6 +526,10 @@ pub(crate) struct Fields<'a> {
     timestamp: u64,
     node_id: Option<Cow<'a, str>>,
     instance: u64,
+    target: Option<Cow<'a, str>>,
+    state: u8,
+    paused_until: u64,
+    received: u64,
 }
 
 impl<'a> Fields<'a> {
@@ -418,7 +569,12 @@ impl<'a> Fields<'a> {
             Attribute::Sequence => self.sequence = v,
             Attribute::Timestamp => self.timestamp = v,
             Attribute::Instance => self.instance = v,
-            Attribute::Info | Attribute::NodeId => unreachable!("text attributes return above"),
+            Attribute::State => self.state = v as u8,
+            Attribute::PausedUntil => self.paused_until = v,
+            Attribute::Received => self.received = v,
+            Attribute::Info | Attribute::NodeId | Attribute::Target => {
+                unreachable!("text attributes return above")
+            }
         }
         Ok(())
     }
@@ -443,6 +599,7 @@ impl<'a> Fields<'a> {
         match attr {
             Attribute::Info => self.info = Some(text),
             Attribute::NodeId => self.node_id = Some(text),
+            Attribute::Target => self.target = Some(text),
             _ => unreachable!("integer attributes return above"),
         }
         Ok(())
@@ -464,14 +621,34 @@ impl<'a> Fields<'a> {
             return Err(InvalidReason::Missing(missing, msg_type));
         }
         let sequence = self.sequence();
+        let fleet_attrs = [
+            Attribute::State,
+            Attribute::PausedUntil,
+            Attribute::Received,
+        ];
+        let fleet = fleet_attrs
+            .iter()
+            .any(|&a| self.has(a))
+            .then(|| FleetState {
+                // The rule bounds STATE to NodeState::MAX.
+                state: NodeState::from_u8(self.state).unwrap_or_default(),
+                paused_until_ms: self
+                    .has(Attribute::PausedUntil)
+                    .then_some(self.paused_until),
+                received_ms: self.has(Attribute::Received).then_some(self.received),
+            });
         let body = match msg_type {
             MessageType::Pause => Body::Pause {
                 duration_secs: self.duration,
+                target: self.target,
             },
-            MessageType::Resume => Body::Resume,
+            MessageType::Resume => Body::Resume {
+                target: self.target,
+            },
             MessageType::CommandResponse => Body::CommandResponse {
                 code: self.result_code,
                 info: self.info,
+                node: self.node_id,
             },
             MessageType::StatReport => Body::StatReport(Report {
                 cpu_percent: self.cpu,
@@ -479,6 +656,7 @@ impl<'a> Fields<'a> {
                 timestamp_ms: self.has(Attribute::Timestamp).then_some(self.timestamp),
                 instance: self.has(Attribute::Instance).then_some(self.instance),
                 node_id: self.node_id,
+                fleet,
             }),
             MessageType::StatReportAck => Body::StatReportAck,
         };
@@ -521,6 +699,7 @@ mod tests {
             Message {
                 sequence: None,
                 body: Body::StatReport(Report {
+                    fleet: None,
                     cpu_percent: 30,
                     mem_percent: 53,
                     timestamp_ms: None,
@@ -549,7 +728,13 @@ mod tests {
             body.push(5);
             let bytes = frame(0, &body);
             let msg = parse(&bytes).unwrap();
-            assert_eq!(msg.body, Body::Pause { duration_secs: 5 });
+            assert_eq!(
+                msg.body,
+                Body::Pause {
+                    target: None,
+                    duration_secs: 5
+                }
+            );
         }
     }
 
@@ -655,7 +840,10 @@ mod tests {
         assert_eq!(out, [0xAA], "nothing appended on error");
         let bad = Message {
             sequence: None,
-            body: Body::Pause { duration_secs: 0 },
+            body: Body::Pause {
+                target: None,
+                duration_secs: 0,
+            },
         };
         assert!(bad.encode(&mut out).is_err());
     }
@@ -665,17 +853,21 @@ mod tests {
         let msgs = [
             Message {
                 sequence: Some(1),
-                body: Body::Pause { duration_secs: 200 },
+                body: Body::Pause {
+                    target: None,
+                    duration_secs: 200,
+                },
             },
             Message {
                 sequence: None,
-                body: Body::Resume,
+                body: Body::Resume { target: None },
             },
             Message::command_response(Some(u64::MAX), 503, "overloaded"),
             Message::ack(None),
             Message {
                 sequence: Some(42),
                 body: Body::StatReport(Report {
+                    fleet: None,
                     cpu_percent: 100,
                     mem_percent: 0,
                     timestamp_ms: Some(1_700_000_000_000),

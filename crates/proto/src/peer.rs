@@ -92,9 +92,15 @@ pub enum Request<'a> {
     Pause {
         /// Pause length, 1..=[`MAX_PAUSE_SECS`](crate::MAX_PAUSE_SECS).
         duration_secs: u64,
+        /// The nodes to pause (a terminal's command, relayed by the node), as a glob over
+        /// NODE_IDs; `None` pauses what the other side sends to this peer.
+        target: Option<Cow<'a, str>>,
     },
     /// RESUME.
-    Resume,
+    Resume {
+        /// The nodes to resume, as for [`Request::Pause`].
+        target: Option<Cow<'a, str>>,
+    },
 }
 
 impl Request<'_> {
@@ -103,7 +109,7 @@ impl Request<'_> {
         match self {
             Request::Report(_) => RequestKind::Report,
             Request::Pause { .. } => RequestKind::Pause,
-            Request::Resume => RequestKind::Resume,
+            Request::Resume { .. } => RequestKind::Resume,
         }
     }
 
@@ -113,10 +119,16 @@ impl Request<'_> {
                 node_id: r.node_id.as_deref().map(Cow::Borrowed),
                 ..*r
             }),
-            Request::Pause { duration_secs } => Body::Pause {
+            Request::Pause {
+                duration_secs,
+                target,
+            } => Body::Pause {
                 duration_secs: *duration_secs,
+                target: target.as_deref().map(Cow::Borrowed),
             },
-            Request::Resume => Body::Resume,
+            Request::Resume { target } => Body::Resume {
+                target: target.as_deref().map(Cow::Borrowed),
+            },
         };
         Message {
             sequence: Some(u64::from(seq)),
@@ -249,6 +261,16 @@ pub enum PeerEvent<'a, T> {
     },
     /// The pause the other side asked for has run its course.
     PauseEnded,
+    /// One node's result of the targeted command outstanding (a COMMAND_RESPONSE with
+    /// NODE_ID); the command's own answer comes after every node's result.
+    NodeResult {
+        /// The node.
+        node: Cow<'a, str>,
+        /// Its result code (200, or what went wrong).
+        code: u16,
+        /// Its text.
+        info: Option<Cow<'a, str>>,
+    },
     /// The other side sent an invalid message; it has been answered with 400 or 501 unless
     /// it was itself an answer.
     Invalid(MessageError),
@@ -646,7 +668,7 @@ impl<T: Copy + PartialEq> PeerSession<T> {
                 self.answer(&Message::ack(sequence), out);
                 on_event(PeerEvent::Pushed { sequence, report });
             }
-            Body::Pause { duration_secs } => {
+            Body::Pause { duration_secs, .. } => {
                 let until = now + Duration::from_secs(duration_secs);
                 self.paused_until = Some(until);
                 let info = format!("paused for {duration_secs} s");
@@ -659,7 +681,7 @@ impl<T: Copy + PartialEq> PeerSession<T> {
                     until,
                 });
             }
-            Body::Resume => {
+            Body::Resume { .. } => {
                 let was_paused = self.paused_until.take().is_some();
                 let info = if was_paused { "resumed" } else { "not paused" };
                 self.answer(
@@ -680,6 +702,18 @@ impl<T: Copy + PartialEq> PeerSession<T> {
         sequence: Option<u64>,
         on_event: &mut impl FnMut(PeerEvent<'_, T>),
     ) {
+        if let Decoded::Message(Message {
+            body:
+                Body::CommandResponse {
+                    code,
+                    info,
+                    node: Some(node),
+                },
+            ..
+        }) = decoded
+        {
+            return on_event(PeerEvent::NodeResult { node, code, info });
+        }
         let sent = match self.transport {
             Transport::Stream => self.runs.front().map(|r| r.nth(0)),
             Transport::Datagram => sequence
@@ -697,7 +731,7 @@ impl<T: Copy + PartialEq> PeerSession<T> {
         let verdict = Verdict::of(sent.kind, sent.first_seq, &decoded);
         let response = match decoded {
             Decoded::Message(Message {
-                body: Body::CommandResponse { code, info },
+                body: Body::CommandResponse { code, info, .. },
                 ..
             }) => Some(Response { code, info }),
             _ => None,

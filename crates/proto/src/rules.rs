@@ -63,12 +63,16 @@ pub const fn value_rule(attr: Attribute) -> ValueRule {
             max: MAX_PAUSE_SECS,
         },
         ResultCode => ValueRule::Uint { min: 100, max: 999 },
-        Sequence | Timestamp | Instance => ValueRule::Uint {
+        Sequence | Timestamp | Instance | PausedUntil | Received => ValueRule::Uint {
             min: 0,
             max: u64::MAX,
         },
+        State => ValueRule::Uint {
+            min: 0,
+            max: crate::message::NodeState::MAX as u64,
+        },
         Info => ValueRule::Text { min_len: 0 },
-        NodeId => ValueRule::Text { min_len: 1 },
+        NodeId | Target => ValueRule::Text { min_len: 1 },
     }
 }
 
@@ -90,11 +94,24 @@ const fn set(attrs: &[Attribute]) -> AttrSet {
 pub(crate) const fn type_rule(msg_type: MessageType) -> (AttrSet, AttrSet) {
     use Attribute::*;
     match msg_type {
-        MessageType::Pause => (set(&[Duration, Sequence]), set(&[Duration])),
-        MessageType::Resume => (set(&[Sequence]), 0),
-        MessageType::CommandResponse => (set(&[ResultCode, Info, Sequence]), set(&[ResultCode])),
+        MessageType::Pause => (set(&[Duration, Sequence, Target]), set(&[Duration])),
+        MessageType::Resume => (set(&[Sequence, Target]), 0),
+        MessageType::CommandResponse => (
+            set(&[ResultCode, Info, Sequence, NodeId]),
+            set(&[ResultCode]),
+        ),
         MessageType::StatReport => (
-            set(&[CpuUsage, MemUsage, Sequence, Timestamp, NodeId, Instance]),
+            set(&[
+                CpuUsage,
+                MemUsage,
+                Sequence,
+                Timestamp,
+                NodeId,
+                Instance,
+                State,
+                PausedUntil,
+                Received,
+            ]),
             set(&[CpuUsage, MemUsage]),
         ),
         MessageType::StatReportAck => (set(&[Sequence]), 0),
@@ -116,7 +133,7 @@ mod tests {
             let rule = value_rule(a);
             assert_eq!(
                 rule.is_text(),
-                matches!(a, Attribute::Info | Attribute::NodeId)
+                matches!(a, Attribute::Info | Attribute::NodeId | Attribute::Target)
             );
         }
         assert!(value_rule(Attribute::CpuUsage).allows_uint(100));

@@ -639,7 +639,7 @@ impl ServerSession {
                     }
                 }
             }
-            Body::Pause { duration_secs } => {
+            Body::Pause { duration_secs, .. } => {
                 tally.commands += 1;
                 let push = self.push.get_or_insert_with(Box::default);
                 push.paused_until = now.checked_add(Duration::from_secs(duration_secs));
@@ -647,7 +647,7 @@ impl ServerSession {
                 let answer = Message::command_response(seq, result_code::OK, info);
                 self.write_answer(&answer, None, out, cap, tally);
             }
-            Body::Resume => {
+            Body::Resume { .. } => {
                 tally.commands += 1;
                 let was_paused = self
                     .push
@@ -700,6 +700,7 @@ impl ServerSession {
                     body: Body::CommandResponse {
                         code: *code,
                         info: None,
+                        node: None,
                     },
                 },
                 _ => answer.clone(),

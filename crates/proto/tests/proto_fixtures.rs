@@ -65,6 +65,7 @@ fn report(cpu: u8, mem: u8, sequence: Option<u64>) -> Message<'static> {
     Message {
         sequence,
         body: Body::StatReport(Report {
+            fleet: None,
             cpu_percent: cpu,
             mem_percent: mem,
             timestamp_ms: None,
@@ -78,6 +79,7 @@ fn pause(secs: u64, sequence: Option<u64>) -> Message<'static> {
     Message {
         sequence,
         body: Body::Pause {
+            target: None,
             duration_secs: secs,
         },
     }
@@ -142,7 +144,7 @@ fn resume() {
         RESUME,
         &Message {
             sequence: None,
-            body: Body::Resume,
+            body: Body::Resume { target: None },
         },
     );
 }
@@ -189,7 +191,7 @@ fn json_seed_bodies() {
         JSON_RESUME,
         &Message {
             sequence: None,
-            body: Body::Resume,
+            body: Body::Resume { target: None },
         },
     );
     check_canonical(
@@ -231,7 +233,7 @@ fn json_rules_stated_in_the_protocol_doc() {
     ));
     let resume = Message {
         sequence: None,
-        body: Body::Resume,
+        body: Body::Resume { target: None },
     };
     let lenient = text_frame(r#" { "seq" : null , "other" : [1], "type" : "resume" } "#);
     assert_eq!(decode(Codec::Json, &lenient), resume);

@@ -3,8 +3,8 @@
 
 use avp_proto::avp::{read_uint, uint_width, AvpIter};
 use avp_proto::{
-    decode_datagram, decode_frame, Attribute, Body, Codec, Decoded, InvalidReason, Message,
-    MessageType, Report, Status, MAX_PAUSE_SECS,
+    decode_datagram, decode_frame, Attribute, Body, Codec, Decoded, FleetState, InvalidReason,
+    Message, MessageType, NodeState, Report, Status, MAX_PAUSE_SECS,
 };
 use proptest::collection::vec;
 use proptest::option;
@@ -13,6 +13,9 @@ use proptest::sample::Index;
 use std::borrow::Cow;
 
 const CODECS: [Codec; 2] = [Codec::Binary, Codec::Json];
+
+/// The first attribute number after those the protocol defines (numbered from 1).
+const FIRST_UNKNOWN: u8 = Attribute::ALL.len() as u8 + 1;
 
 /// UTF-8 text of at most 255 bytes and at least `min_bytes` (0 or 1).
 fn text(min_bytes: usize) -> impl Strategy<Value = String> {
@@ -42,15 +45,40 @@ fn sequence() -> impl Strategy<Value = u64> {
     ]
 }
 
+/// A pushed row's state.
+fn fleet_state() -> impl Strategy<Value = FleetState> {
+    (
+        0..=NodeState::MAX,
+        option::of(any::<u64>()),
+        option::of(any::<u64>()),
+    )
+        .prop_map(|(state, received_ms, paused_until_ms)| FleetState {
+            state: NodeState::from_u8(state).unwrap(),
+            received_ms,
+            paused_until_ms,
+        })
+}
+
 /// Any message that satisfies every rule of the protocol.
 fn message() -> impl Strategy<Value = Message<'static>> {
     let body = prop_oneof![
-        prop_oneof![1..=MAX_PAUSE_SECS, Just(1), Just(MAX_PAUSE_SECS)]
-            .prop_map(|duration_secs| Body::Pause { duration_secs }),
-        Just(Body::Resume),
-        (100u16..=999, option::of(text(0))).prop_map(|(code, info)| Body::CommandResponse {
-            code,
-            info: info.map(Cow::Owned),
+        (
+            prop_oneof![1..=MAX_PAUSE_SECS, Just(1), Just(MAX_PAUSE_SECS)],
+            option::of(text(1))
+        )
+            .prop_map(|(duration_secs, target)| Body::Pause {
+                target: target.map(Cow::Owned),
+                duration_secs,
+            }),
+        option::of(text(1)).prop_map(|target| Body::Resume {
+            target: target.map(Cow::Owned)
+        }),
+        (100u16..=999, option::of(text(0)), option::of(text(1))).prop_map(|(code, info, node)| {
+            Body::CommandResponse {
+                node: node.map(Cow::Owned),
+                code,
+                info: info.map(Cow::Owned),
+            }
         }),
         (
             0u8..=100,
@@ -58,10 +86,12 @@ fn message() -> impl Strategy<Value = Message<'static>> {
             option::of(any::<u64>()),
             option::of(text(1)),
             option::of(any::<u64>()),
+            option::of(fleet_state()),
         )
             .prop_map(
-                |(cpu_percent, mem_percent, timestamp_ms, node_id, instance)| {
+                |(cpu_percent, mem_percent, timestamp_ms, node_id, instance, fleet)| {
                     Body::StatReport(Report {
+                        fleet,
                         cpu_percent,
                         mem_percent,
                         timestamp_ms,
@@ -405,7 +435,7 @@ proptest! {
     #[test]
     fn unknown_attributes_are_skipped(
         msg in message(),
-        unknown in vec((prop_oneof![Just(0u8), 10u8..=255], vec(any::<u8>(), 0..20), any::<Index>()), 1..6),
+        unknown in vec((prop_oneof![Just(0u8), FIRST_UNKNOWN..=255], vec(any::<u8>(), 0..20), any::<Index>()), 1..6),
     ) {
         let bytes = encode(Codec::Binary, &msg);
         let mut avps: Vec<Vec<u8>> = AvpIter::new(&bytes[3..])
@@ -474,16 +504,20 @@ fn byte_by_byte_stream() {
     let msgs = vec![
         Message {
             sequence: Some(1),
-            body: Body::Pause { duration_secs: 200 },
+            body: Body::Pause {
+                target: None,
+                duration_secs: 200,
+            },
         },
         Message {
             sequence: None,
-            body: Body::Resume,
+            body: Body::Resume { target: None },
         },
         Message::command_response(Some(2), 200, "paused for 200 s"),
         Message {
             sequence: Some(u64::MAX),
             body: Body::StatReport(Report {
+                fleet: None,
                 cpu_percent: 30,
                 mem_percent: 53,
                 timestamp_ms: Some(1_700_000_000_000),

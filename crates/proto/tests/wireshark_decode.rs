@@ -28,11 +28,11 @@ const JSON_PAUSE: &[u8] = include_bytes!("fixtures/json_pause.txt");
 const JSON_RESUME: &[u8] = include_bytes!("fixtures/json_resume.txt");
 const JSON_CMD_ACK: &[u8] = include_bytes!("fixtures/json_cmd_ack.txt");
 
-/// A STAT_REPORT with an unknown attribute (10, skipped) before CPU_USAGE 30, then a
+/// A STAT_REPORT with an unknown attribute (100, skipped) before CPU_USAGE 30, then a
 /// MEM_USAGE whose value length (9) runs past the end of the frame (so MEM_USAGE, required,
 /// is also missing).
 const OVERRUN: &[u8] = &[
-    0x00, 0x0C, 0x03, 0x0A, 0x01, 0xFF, 0x01, 0x01, 0x1E, 0x02, 0x09, 0x35,
+    0x00, 0x0C, 0x03, 0x64, 0x01, 0xFF, 0x01, 0x01, 0x1E, 0x02, 0x09, 0x35,
 ];
 
 /// A frame whose length field (1) is below the 3-byte header.

@@ -252,6 +252,7 @@ mod tests {
             peer: "127.0.0.1:1".parse().unwrap(),
             sequence: None,
             report: Report {
+                fleet: None,
                 cpu_percent: cpu,
                 mem_percent: mem,
                 timestamp_ms: None,

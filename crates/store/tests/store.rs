@@ -37,6 +37,7 @@ fn frame(seq: u64, instance: Option<u64>, cpu: u8) -> Vec<u8> {
     let msg = Message {
         sequence: Some(seq),
         body: Body::StatReport(Report {
+            fleet: None,
             cpu_percent: cpu,
             mem_percent: 50,
             timestamp_ms: Some(1_700_000_000_000 + seq),

@@ -157,8 +157,11 @@ fn run_link(
                 Err(TryRecvError::Disconnected) => return,
             };
             let request = match command {
-                Command::Pause(duration_secs) => Request::Pause { duration_secs },
-                Command::Resume => Request::Resume,
+                Command::Pause(duration_secs) => Request::Pause {
+                    target: None,
+                    duration_secs,
+                },
+                Command::Resume => Request::Resume { target: None },
             };
             if let Err(e) = link.send(Instant::now(), &request, command) {
                 let reason = e.to_string();

@@ -378,6 +378,7 @@ mod tests {
             now,
         );
         let report = Report {
+            fleet: None,
             cpu_percent: 50,
             mem_percent: 75,
             timestamp_ms: None,

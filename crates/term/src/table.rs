@@ -112,6 +112,7 @@ mod tests {
 
     fn report(node: Option<&str>, cpu: u8, mem: u8) -> Report<'static> {
         Report {
+            fleet: None,
             cpu_percent: cpu,
             mem_percent: mem,
             timestamp_ms: None,

@@ -8,6 +8,7 @@ pub fn report(seq: u64) -> Vec<u8> {
     let msg = Message {
         sequence: Some(seq),
         body: Body::StatReport(Report {
+            fleet: None,
             cpu_percent: (seq % 101) as u8,
             mem_percent: 53,
             timestamp_ms: None,
@@ -36,6 +37,7 @@ pub fn pushed_report(seq: u64, node: &str, cpu: u8, mem: u8, ts: u64) -> Message
     Message {
         sequence: Some(seq),
         body: Body::StatReport(Report {
+            fleet: None,
             cpu_percent: cpu,
             mem_percent: mem,
             timestamp_ms: Some(ts),
@@ -48,7 +50,7 @@ pub fn pushed_report(seq: u64, node: &str, cpu: u8, mem: u8, ts: u64) -> Message
 /// Asserts `msg` is a COMMAND_RESPONSE with `code` and `seq`, and returns its INFO.
 pub fn command_response(msg: &Message<'_>, code: u16, seq: Option<u64>) -> String {
     match &msg.body {
-        Body::CommandResponse { code: c, info } => {
+        Body::CommandResponse { code: c, info, .. } => {
             assert_eq!((*c, msg.sequence), (code, seq), "{msg:?}");
             info.as_deref().unwrap_or_default().to_string()
         }

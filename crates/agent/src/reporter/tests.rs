@@ -132,7 +132,10 @@ fn a_pause_stops_sampling_for_its_duration_and_resume_ends_it_early() {
         pause_at,
         &Message {
             sequence: Some(9),
-            body: Body::Pause { duration_secs: 2 },
+            body: Body::Pause {
+                target: None,
+                duration_secs: 2,
+            },
         },
     );
     let until = wire.session.paused_until().expect("paused");
@@ -161,7 +164,10 @@ fn a_pause_stops_sampling_for_its_duration_and_resume_ends_it_early() {
         at,
         &Message {
             sequence: None,
-            body: Body::Pause { duration_secs: 60 },
+            body: Body::Pause {
+                target: None,
+                duration_secs: 60,
+            },
         },
     );
     let resume_at = at + Duration::from_secs(3);
@@ -174,7 +180,7 @@ fn a_pause_stops_sampling_for_its_duration_and_resume_ends_it_early() {
         resume_at,
         &Message {
             sequence: None,
-            body: Body::Resume,
+            body: Body::Resume { target: None },
         },
     );
     assert_eq!(wire.session.paused_until(), None);

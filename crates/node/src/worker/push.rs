@@ -76,6 +76,7 @@ impl Worker {
 
 fn report_of(node: &NodeReport) -> Report<'_> {
     Report {
+        fleet: None,
         cpu_percent: node.cpu_percent,
         mem_percent: node.mem_percent,
         timestamp_ms: Some(node.timestamp_ms),

@@ -15,6 +15,7 @@ fn stream() -> PeerSession<u8> {
 
 fn report(cpu: u8) -> Report<'static> {
     Report {
+        fleet: None,
         cpu_percent: cpu,
         mem_percent: 50,
         timestamp_ms: Some(1_700_000_000_000),
@@ -71,6 +72,11 @@ fn owned(e: PeerEvent<'_, u8>) -> PeerEvent<'static, u8> {
         },
         PeerEvent::Resumed { was_paused } => PeerEvent::Resumed { was_paused },
         PeerEvent::PauseEnded => PeerEvent::PauseEnded,
+        PeerEvent::NodeResult { node, code, info } => PeerEvent::NodeResult {
+            node: Cow::Owned(node.into_owned()),
+            code,
+            info: info.map(|i| Cow::Owned(i.into_owned())),
+        },
         PeerEvent::Invalid(e) => PeerEvent::Invalid(e),
         PeerEvent::Unsolicited { late } => PeerEvent::Unsolicited { late },
         PeerEvent::TimedOut { sent } => PeerEvent::TimedOut { sent },
@@ -121,7 +127,15 @@ fn command_answers_carry_their_verdict_and_text() {
     let mut s = stream();
     let mut out = Vec::new();
     let pause = s
-        .send(t0, &Request::Pause { duration_secs: 9 }, 0, &mut out)
+        .send(
+            t0,
+            &Request::Pause {
+                target: None,
+                duration_secs: 9,
+            },
+            0,
+            &mut out,
+        )
         .unwrap();
     let report_seq = s
         .send(t0, &Request::Report(report(2)), 0, &mut out)
@@ -167,7 +181,10 @@ fn what_the_other_side_sends_is_answered() {
 
     let pause = encode(&Message {
         sequence: Some(2),
-        body: Body::Pause { duration_secs: 60 },
+        body: Body::Pause {
+            target: None,
+            duration_secs: 60,
+        },
     });
     let (events, out) = feed(&mut s, t0, &pause);
     assert_eq!(
@@ -207,7 +224,10 @@ fn a_pause_ends_by_itself_on_the_clock() {
         t0,
         &encode(&Message {
             sequence: None,
-            body: Body::Pause { duration_secs: 2 },
+            body: Body::Pause {
+                target: None,
+                duration_secs: 2,
+            },
         }),
     );
     assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(2)));
@@ -302,7 +322,10 @@ fn a_lost_connection_aborts_what_is_outstanding_and_keeps_the_pause() {
         t0,
         &encode(&Message {
             sequence: None,
-            body: Body::Pause { duration_secs: 9 },
+            body: Body::Pause {
+                target: None,
+                duration_secs: 9,
+            },
         }),
     );
     let mut events = Vec::new();
@@ -331,9 +354,18 @@ fn a_peer_and_a_server_talk_in_memory() {
         let mut to_server = Vec::new();
         peer.send_reports(t0, &report(10), 50, 1, &mut to_server)
             .unwrap();
-        peer.send(t0, &Request::Pause { duration_secs: 3 }, 2, &mut to_server)
+        peer.send(
+            t0,
+            &Request::Pause {
+                target: None,
+                duration_secs: 3,
+            },
+            2,
+            &mut to_server,
+        )
+        .unwrap();
+        peer.send(t0, &Request::Resume { target: None }, 3, &mut to_server)
             .unwrap();
-        peer.send(t0, &Request::Resume, 3, &mut to_server).unwrap();
         let mut sink = Count(0);
         let mut tally = Tally::default();
         let mut to_peer = Vec::new();

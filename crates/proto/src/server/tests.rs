@@ -64,6 +64,7 @@ fn agent_report(seq: u32, node: &str, cpu: u8, ts: u64, instance: Option<u64>) -
     encode(&Message {
         sequence: Some(u64::from(seq)),
         body: Body::StatReport(Report {
+            fleet: None,
             cpu_percent: cpu,
             mem_percent: 40,
             timestamp_ms: Some(ts),
@@ -107,7 +108,7 @@ fn feed(s: &mut ServerSession, now: Instant, input: &[u8], sink: &mut Recorder) 
 
 fn code_and_info(msg: &Message<'_>) -> (u16, String) {
     match &msg.body {
-        Body::CommandResponse { code, info } => (*code, info.as_deref().unwrap_or("").into()),
+        Body::CommandResponse { code, info, .. } => (*code, info.as_deref().unwrap_or("").into()),
         other => panic!("expected a command response, got {other:?}"),
     }
 }
@@ -253,7 +254,10 @@ fn held_answers_keep_request_order_until_released() {
     };
     let pause = encode(&Message {
         sequence: Some(9),
-        body: Body::Pause { duration_secs: 3 },
+        body: Body::Pause {
+            target: None,
+            duration_secs: 3,
+        },
     });
     let input = [
         &report_frame(1, 1, 1).unwrap()[..],
@@ -344,7 +348,10 @@ fn pause_gates_pushes_until_it_expires_or_resume() {
     assert_eq!(s.push_credit(t0), 65_536);
     let pause = encode(&Message {
         sequence: Some(5),
-        body: Body::Pause { duration_secs: 2 },
+        body: Body::Pause {
+            target: None,
+            duration_secs: 2,
+        },
     });
     let out = feed(&mut s, t0, &pause, &mut sink);
     assert_eq!(
@@ -366,7 +373,10 @@ fn pause_gates_pushes_until_it_expires_or_resume() {
         t0,
         &encode(&Message {
             sequence: None,
-            body: Body::Pause { duration_secs: 60 },
+            body: Body::Pause {
+                target: None,
+                duration_secs: 60,
+            },
         }),
         &mut sink,
     );
@@ -549,6 +559,7 @@ fn datagram_answers_are_never_larger_than_the_datagram() {
         [Message {
             sequence: Some(4),
             body: Body::CommandResponse {
+                node: None,
                 code: 400,
                 info: None
             }
