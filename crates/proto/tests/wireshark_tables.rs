@@ -343,8 +343,8 @@ fn result_codes_match_by_number_and_name() {
         .collect();
     let crate_codes: BTreeMap<u64, String> = result_code::NAMES
         .into_iter()
-    .map(|(code, name)| (u64::from(code), name.to_string()))
-    .collect();
+        .map(|(code, name)| (u64::from(code), name.to_string()))
+        .collect();
     assert_eq!(table, crate_codes);
 }
 

@@ -101,7 +101,12 @@ pub fn read(
             let pending = message.info().map(|i| i.pending).unwrap_or(0);
             match row_of(&message.subject, &message.payload) {
                 Some(row) if until_ms.is_some_and(|u| row.received_ms >= u) => break,
-                Some(row) if query.pattern.as_deref().is_none_or(|p| glob(p, &row.node)) => {
+                Some(row)
+                    if query
+                        .pattern
+                        .as_deref()
+                        .is_none_or(|p| avp_units::glob(p, &row.node)) =>
+                {
                     on_row(row)
                 }
                 Some(_) => {}
@@ -205,30 +210,6 @@ impl Summary {
     }
 }
 
-/// True when `text` matches `pattern`: `*` stands for any run of characters, `?` for one.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    // Iterative match with backtracking to the last `*` (linear in practice).
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -270,22 +251,5 @@ mod tests {
         assert_eq!((b.samples, b.first_ms, b.last_ms), (2, 3, 5));
         assert_eq!(b.cpu, (10, 20.0, 30));
         assert_eq!(b.mem, (20, 30.0, 40));
-    }
-
-    #[test]
-    fn globs() {
-        for (p, t, want) in [
-            ("lab-3-*", "lab-3-17", true),
-            ("lab-3-*", "lab-4-17", false),
-            ("*", "", true),
-            ("ws-?", "ws-7", true),
-            ("ws-?", "ws-17", false),
-            ("*-17", "lab-3-17", true),
-            ("a*b*c", "axxbyyc", true),
-            ("a*b*c", "axxbyy", false),
-            ("exact", "exact", true),
-        ] {
-            assert_eq!(glob(p, t), want, "{p} {t}");
-        }
     }
 }

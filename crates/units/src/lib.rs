@@ -9,6 +9,7 @@
 //!   `TB`).
 //! - Text from the network shown to an operator goes through [`printable`], so that a node id
 //!   holding terminal escape codes cannot forge output.
+//! - A set of nodes is a glob over their ids ([`glob`]): `*` any run of characters, `?` one.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -107,6 +108,30 @@ pub fn parse_size(text: &str) -> Result<u64, ParseError> {
         return Err(bad());
     }
     Ok(bytes as u64)
+}
+
+/// True when `text` matches `pattern`: `*` stands for any run of characters, `?` for one.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // Iterative match with backtracking to the last `*` (linear in practice).
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
 }
 
 /// `text` with every control character (C0, DEL, C1: terminal escapes among them) written as
@@ -260,5 +285,22 @@ mod tests {
         ));
         assert_eq!(printable("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\n");
         assert_eq!(printable("caf\u{e9}"), "caf\u{e9}");
+    }
+
+    #[test]
+    fn globs() {
+        for (p, t, want) in [
+            ("lab-3-*", "lab-3-17", true),
+            ("lab-3-*", "lab-4-17", false),
+            ("*", "", true),
+            ("ws-?", "ws-7", true),
+            ("ws-?", "ws-17", false),
+            ("*-17", "lab-3-17", true),
+            ("a*b*c", "axxbyyc", true),
+            ("a*b*c", "axxbyy", false),
+            ("exact", "exact", true),
+        ] {
+            assert_eq!(glob(p, t), want, "{p} {t}");
+        }
     }
 }
