@@ -17,6 +17,7 @@ mod error;
 pub mod fleet;
 pub mod intake;
 pub mod net;
+pub mod relay;
 pub mod stats;
 pub mod store;
 pub mod timers;
@@ -32,6 +33,7 @@ use crossbeam_channel::{bounded, Receiver};
 pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
+use relay::{AgentRegistry, Relayer};
 use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -40,7 +42,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use store::StoreSettings;
 use udp::UdpWorker;
-use worker::{Limits, Links, TcpEntry, Worker};
+use worker::{Limits, Links, RelaySide, TcpEntry, Worker};
 
 /// Settings of a node. [`Config::default`] gives the documented defaults.
 pub struct Config {
@@ -166,18 +168,24 @@ impl Node {
             max_output: config.max_output,
             max_connections: config.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
-            max_fleet_nodes: config.admin.max_nodes,
+            max_fleet_nodes: config.admin.fleet.max_nodes,
         };
+        let registry = AgentRegistry::default();
+        let mut relay_to = Vec::new();
         for (id, tcp) in tcp.into_iter().enumerate() {
+            let (relay_tx, relay_rx) = crossbeam_channel::unbounded();
             let links = Links {
                 fleet: has_admin.then(|| fleet_tx.clone()),
                 store: store.clone(),
+                relay: has_admin.then(|| RelaySide::new(relay_rx, registry.clone())),
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
             let (worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
+            relay_to.push((relay_tx, waker.clone()));
             threads.spawn(&format!("avpd-worker-{id}"), waker, move || worker.run())?;
         }
+        let relayer = Relayer::new(registry, relay_to);
         for (i, socket) in udp.into_iter().enumerate() {
             let id = workers + i;
             let worker = UdpWorker::new(
@@ -185,7 +193,7 @@ impl Node {
                 socket,
                 has_admin.then(|| fleet_tx.clone()),
                 store.as_ref().map(|(s, ack)| (&**s, *ack)),
-                config.admin.max_nodes,
+                config.admin.fleet.max_nodes,
                 status_tx.clone(),
                 shutdown.clone(),
             )?;
@@ -196,10 +204,11 @@ impl Node {
             let links = Links {
                 fleet: None,
                 store: None,
+                relay: None,
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
-            admin::spawn(config.admin, fleet_rx, links, &mut threads)?
+            admin::spawn(config.admin, fleet_rx, links, Some(relayer), &mut threads)?
         } else {
             Vec::new()
         };
