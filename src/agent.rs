@@ -159,6 +159,7 @@ fn serve_terminals(
             mem_percent: s.mem_percent,
             timestamp_ms: s.timestamp_ms,
             received_ms: s.timestamp_ms,
+            collector: None,
         }]);
     });
     Ok((Some(plane), feed))

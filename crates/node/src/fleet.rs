@@ -11,6 +11,7 @@ pub use view::{FleetRules, FleetView, RowView};
 use avp_proto::Report;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Latest known state of one reporting node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct NodeReport {
     pub timestamp_ms: u64,
     /// When a collector received it, ms since the epoch (to within a worker tick).
     pub received_ms: u64,
+    /// The collector that received it, when another node did (through a shared store).
+    pub collector: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +56,7 @@ impl Sample {
             mem_percent: self.mem_percent,
             timestamp_ms: self.timestamp_ms,
             received_ms: self.received_ms,
+            collector: None,
         }
     }
 }

@@ -27,17 +27,20 @@ pub mod worker;
 use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;
 use avp_endpoint::{Endpoint, Scheme};
+use avp_proto::result_code;
 use avp_proto::server::{Role, ServerConfig};
+use avpd_store::commands::OnCommand;
 use avpd_store::{LatestRow, Store, StoreStatus};
 use crossbeam_channel::{bounded, Receiver};
 pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
-use relay::{AgentRegistry, Relayer};
+use relay::{AgentRegistry, RelayRequest, Relayer};
 use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use store::StoreSettings;
@@ -116,16 +119,40 @@ impl Node {
         let (status_tx, status_rx) = bounded::<WorkerSnapshot>(1024);
         let (fleet_tx, fleet_rx) = bounded(4096);
         let has_admin = !config.admin.listen.is_empty();
+        // The store takes other nodes' commands for this node's agents before the workers
+        // that hold them exist: it finds them through this once they do.
+        let local_relayer: Arc<OnceLock<Relayer>> = Arc::default();
         let store = match config.store {
             Some(settings) => {
                 let fleet = has_admin.then(|| fleet_tx.clone());
-                let on_latest = Box::new(move |rows: Vec<LatestRow>| {
+                let mut rows = BucketRows {
+                    own: settings.config.collector.clone(),
+                    collectors: Default::default(),
+                };
+                let on_latest = Box::new(move |batch: Vec<LatestRow>| {
                     if let Some(tx) = &fleet {
                         // The view is refreshed by the next change; a full channel skips one.
-                        let _ = tx.try_send(rows.into_iter().map(node_report).collect());
+                        let batch = batch.into_iter().map(|r| rows.node_report(r)).collect();
+                        let _ = tx.try_send(batch);
                     }
                 });
-                let store = Store::start(settings.config, on_latest).map_err(StartError::Store)?;
+                let relayer = local_relayer.clone();
+                let on_command: OnCommand = Box::new(move |node, action, reply| {
+                    let request = RelayRequest {
+                        node: node.into(),
+                        key: 0,
+                        action,
+                        reply,
+                    };
+                    match relayer.get() {
+                        Some(r) => r.relay(request, None),
+                        None => {
+                            (request.reply)(result_code::OVERLOADED, "the node is starting".into())
+                        }
+                    }
+                });
+                let store = Store::start(settings.config, on_latest, Some(on_command))
+                    .map_err(StartError::Store)?;
                 Some((Arc::new(store), settings.ack_after))
             }
             None => None,
@@ -177,7 +204,8 @@ impl Node {
             let links = Links {
                 fleet: has_admin.then(|| fleet_tx.clone()),
                 store: store.clone(),
-                relay: has_admin.then(|| RelaySide::new(relay_rx, registry.clone())),
+                relay: (has_admin || store.is_some())
+                    .then(|| RelaySide::new(relay_rx, registry.clone())),
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
@@ -186,6 +214,11 @@ impl Node {
             threads.spawn(&format!("avpd-worker-{id}"), waker, move || worker.run())?;
         }
         let relayer = Relayer::new(registry, relay_to);
+        let _ = local_relayer.set(relayer.clone());
+        let relayer = match &store {
+            Some((s, _)) => relayer.with_remote(s.clone()),
+            None => relayer,
+        };
         for (i, socket) in udp.into_iter().enumerate() {
             let id = workers + i;
             let worker = UdpWorker::new(
@@ -265,14 +298,29 @@ impl Drop for Node {
     }
 }
 
-/// A row of the bucket of latest reports as the fleet view holds it.
-fn node_report(row: LatestRow) -> NodeReport {
-    NodeReport {
-        node: row.node,
-        cpu_percent: row.cpu,
-        mem_percent: row.mem,
-        timestamp_ms: row.ts,
-        received_ms: row.received_ms,
+/// Turns the bucket's rows into the fleet view's reports, naming the collector of the rows
+/// another node received (one shared name per collector).
+struct BucketRows {
+    own: String,
+    collectors: std::collections::HashMap<String, Arc<str>>,
+}
+
+impl BucketRows {
+    fn node_report(&mut self, row: LatestRow) -> NodeReport {
+        let collector = (row.collector != self.own).then(|| {
+            self.collectors
+                .entry(row.collector)
+                .or_insert_with_key(|c| c.as_str().into())
+                .clone()
+        });
+        NodeReport {
+            node: row.node,
+            cpu_percent: row.cpu,
+            mem_percent: row.mem,
+            timestamp_ms: row.ts,
+            received_ms: row.received_ms,
+            collector,
+        }
     }
 }
 

@@ -10,6 +10,7 @@
 
 use avp_proto::result_code;
 use avp_proto::server::{Action, FleetCommand};
+use avpd_store::Store;
 use crossbeam_channel::Sender;
 use mio::Waker;
 use rustc_hash::FxHashMap;
@@ -69,17 +70,31 @@ impl AgentRegistry {
     }
 }
 
-/// Carries commands to the data-plane workers that hold the agents' connections.
+/// Carries commands to the data-plane workers that hold the agents' connections, and through
+/// the store to other nodes.
 #[derive(Clone)]
 pub struct Relayer {
     registry: AgentRegistry,
     workers: Vec<(Sender<RelayRequest>, Arc<Waker>)>,
+    remote: Option<Arc<Store>>,
 }
 
 impl Relayer {
     /// A relayer over `registry` and the workers' request channels (by worker id).
     pub fn new(registry: AgentRegistry, workers: Vec<(Sender<RelayRequest>, Arc<Waker>)>) -> Self {
-        Relayer { registry, workers }
+        Relayer {
+            registry,
+            workers,
+            remote: None,
+        }
+    }
+
+    /// The same relayer, reaching the agents of other nodes through `store`.
+    pub fn with_remote(self, store: Arc<Store>) -> Self {
+        Relayer {
+            remote: Some(store),
+            ..self
+        }
     }
 
     /// True when `node` is connected to this node.
@@ -87,9 +102,23 @@ impl Relayer {
         self.registry.lookup(node).is_some()
     }
 
-    /// Hands `request` to the worker of its agent; replies 404 at once when the agent is not
-    /// connected here.
-    pub fn relay(&self, mut request: RelayRequest) {
+    /// Hands `request` to the worker of its agent; when the agent is not connected here but
+    /// `collector` (another node) holds it, relays it there through the store; replies 404
+    /// at once otherwise.
+    pub fn relay(&self, mut request: RelayRequest, collector: Option<&str>) {
+        if let (Some(store), Some(collector), false) =
+            (&self.remote, collector, self.is_connected(&request.node))
+        {
+            if collector != store.collector() {
+                let RelayRequest {
+                    node,
+                    action,
+                    reply,
+                    ..
+                } = request;
+                return store.relay(collector, &node, action, reply);
+            }
+        }
         let found = self.registry.lookup(&request.node);
         let target = found.and_then(|(w, key)| Some((self.workers.get(w)?, key)));
         match target {

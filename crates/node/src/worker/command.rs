@@ -59,26 +59,36 @@ impl CommandSide {
         self.pending.values().map(|p| p.deadline).min()
     }
 
-    /// Relays `command` to `targets`.
-    fn start(&mut self, command: TakenCommand, targets: Vec<Arc<str>>, now: Instant) {
-        for node in &targets {
+    /// Relays `command` to `targets`, each `(node, the collector that holds it when another
+    /// node does)`.
+    fn start(
+        &mut self,
+        command: TakenCommand,
+        targets: Vec<(Arc<str>, Option<Arc<str>>)>,
+        now: Instant,
+    ) {
+        for (node, collector) in &targets {
             let (tx, waker, id, node_key) = (
                 self.results_tx.clone(),
                 self.waker.clone(),
                 command.id,
                 node.clone(),
             );
-            self.relayer.relay(RelayRequest {
-                node: node.clone(),
-                key: 0,
-                action: command.action,
-                reply: Box::new(move |code, info| {
-                    if tx.send((id, node_key, code, info)).is_ok() {
-                        let _ = waker.wake();
-                    }
-                }),
-            });
+            self.relayer.relay(
+                RelayRequest {
+                    node: node.clone(),
+                    key: 0,
+                    action: command.action,
+                    reply: Box::new(move |code, info| {
+                        if tx.send((id, node_key, code, info)).is_ok() {
+                            let _ = waker.wake();
+                        }
+                    }),
+                },
+                collector.as_deref(),
+            );
         }
+        let targets = targets.into_iter().map(|(node, _)| node).collect();
         self.pending.insert(
             command.id,
             Pending {
@@ -102,13 +112,21 @@ impl Worker {
         };
         let mut done: Vec<(u64, Pending)> = Vec::new();
         for command in side.queue.drain() {
-            let targets = plane.view.matching(&command.target);
+            let targets: Vec<(Arc<str>, Option<Arc<str>>)> = plane
+                .view
+                .matching(&command.target)
+                .into_iter()
+                .map(|node| {
+                    let collector = plane.view.collector_of(&node);
+                    (node, collector)
+                })
+                .collect();
             if targets.is_empty() {
                 let pending = Pending {
                     token: command.token,
                     sequence: command.sequence,
                     action: command.action,
-                    targets,
+                    targets: Vec::new(),
                     results: FxHashMap::default(),
                     deadline: now,
                 };

@@ -13,6 +13,7 @@ fn report(node: &str, cpu: u8, received_ms: u64) -> NodeReport {
         mem_percent: 50,
         timestamp_ms: received_ms,
         received_ms,
+        collector: None,
     }
 }
 
