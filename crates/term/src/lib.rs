@@ -4,7 +4,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod command;
+pub mod history;
 pub mod links;
 pub mod oneshot;
 pub mod plain;
