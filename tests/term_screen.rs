@@ -251,3 +251,21 @@ fn the_full_screen_at_160x40_and_a_lost_link() {
         s.contains("1 nodes · 1 stale") && line_has(s, names[1], "stale")
     });
 }
+
+#[test]
+fn every_key_is_documented() {
+    let docs = include_str!("../docs/OPERATIONS.md");
+    let start = docs
+        .find("## Using the terminal")
+        .expect("the terminal's section");
+    let section = &docs[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    for (keys, what) in avpd_term::screen::KEYS {
+        for key in keys.split_whitespace() {
+            assert!(
+                section.contains(&format!("`{key}`")),
+                "{key} ({what}) is not documented"
+            );
+        }
+    }
+}
