@@ -2,7 +2,7 @@
 //! sorts, a node's detail with charts, the pause and resume prompts and their results, and
 //! the frozen view.
 //!
-//! [`View`] is the state and what each key does, [`draw`] draws it (both free of IO, tested
+//! `View` is the state and what each key does, `draw` draws it (both free of IO, tested
 //! with ratatui's `TestBackend`); [`run`] is the loop that feeds the view updates and keys
 //! and sends what it asks.
 
@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 /// Longest wait for a key before the screen is redrawn with fresh updates.
 const REDRAW: Duration = Duration::from_millis(250);
+/// Most updates taken in between two draws, so that a flood of rows cannot stop the screen.
+const UPDATES_PER_DRAW: usize = 200_000;
 
 /// Runs the full-screen terminal until the operator quits.
 pub fn run(links: &LinkSet) -> std::io::Result<()> {
@@ -30,7 +32,7 @@ pub fn run(links: &LinkSet) -> std::io::Result<()> {
         let mut view = View::new(links.endpoints(), Instant::now());
         loop {
             let now = Now::read();
-            for update in links.updates.try_iter() {
+            for update in links.updates.try_iter().take(UPDATES_PER_DRAW) {
                 view.apply(update, now);
             }
             terminal.draw(|f| draw::render(&mut view, f, now, &local))?;
