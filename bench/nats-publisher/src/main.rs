@@ -58,7 +58,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let client = async_nats::connect(&args.server)
         .await
         .with_context(|| format!("connecting to {}", args.server))?;
-    let js = jetstream::new(client);
+    // As in avpd's store: the bound in flight is ours, so no publish waits for a permit that
+    // only an acknowledgement polled by this same task would free.
+    let js = jetstream::context::ContextBuilder::new()
+        .max_ack_inflight(args.in_flight)
+        .backpressure_on_inflight(false)
+        .build(client);
     js.get_or_create_stream(stream::Config {
         name: args.stream.clone(),
         subjects: vec!["avp.reports.>".into()],
