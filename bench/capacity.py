@@ -47,6 +47,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 import idle_memory  # noqa: E402  (bench/ is not a package)
+import docblock  # noqa: E402
 import sidebyside  # noqa: E402
 
 # Paths relative to ROOT, the working directory of every command run (and shown) here.
@@ -55,8 +56,7 @@ LOADGEN = "target/release/avp-loadgen"
 YARD_DIR = os.path.relpath(sidebyside.BIN_DIR, ROOT)
 DOC = "docs/CAPACITY.md"
 IMG = "docs/img"
-BEGIN = "<!-- BEGIN GENERATED: bench/capacity -->"
-END = "<!-- END GENERATED: bench/capacity -->"
+BLOCK = "bench/capacity"
 HOST = sidebyside.HOST
 
 PARTS = ["tcp", "udp", "clients", "memory", "sweep", "latency", "conns"]
@@ -417,17 +417,6 @@ def header(a):
     ]
 
 
-def write_block(lines):
-    text = open(DOC).read() if os.path.exists(DOC) else ""
-    if BEGIN not in text or END not in text:
-        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + f"{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    block = "\n".join(lines).rstrip("\n")
-    with open(DOC, "w") as f:
-        f.write(f"{head}{BEGIN}\n{block}\n{END}{tail}")
-
-
 def build(no_build):
     if not no_build:
         log("building: cargo build --release --workspace")
@@ -473,7 +462,7 @@ def main():
             failed.append(name)
             text = [f"### Part {name}", "", f"Failed: `{' '.join(str(e).split())[:300]}`", ""]
         lines += text
-    write_block(lines)
+    docblock.write_block(os.path.join(ROOT, DOC), BLOCK, lines)
     log(f"wrote {DOC} and {IMG}/")
     print("\n".join(lines))
     return 1 if failed else 0

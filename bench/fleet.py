@@ -34,13 +34,13 @@ import time
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
+import docblock  # noqa: E402
 import sidebyside  # noqa: E402  (bench/ is not a package)
 
 AVPD = "target/release/avpd"
 LOADGEN = "target/release/avp-loadgen"
 DOC = "docs/CAPACITY.md"
-BEGIN = "<!-- BEGIN GENERATED: bench/fleet -->"
-END = "<!-- END GENERATED: bench/fleet -->"
+BLOCK = "bench/fleet"
 HOST = sidebyside.HOST
 LOAD_CPU = sidebyside.CLIENT_CPU
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -209,18 +209,6 @@ def part_agents(a):
             + ["", "```sh", commands, "```", ""])
 
 
-def write_block(lines):
-    path = os.path.join(ROOT, DOC)
-    text = open(path).read() if os.path.exists(path) else ""
-    block = "\n".join([BEGIN] + lines + [END])
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -244,7 +232,7 @@ def main():
             lines += part(a)
         except (RuntimeError, OSError, subprocess.SubprocessError, KeyError) as e:
             lines += [f"### {name}", "", f"Failed: {e}", ""]
-    write_block(lines)
+    docblock.write_block(os.path.join(ROOT, DOC), BLOCK, lines)
     print("\n".join(lines))
 
 

@@ -36,14 +36,14 @@ import tempfile
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
+import docblock  # noqa: E402
 import sidebyside  # noqa: E402  (bench/ is not a package)
 
 AVPD = "target/release/avpd"
 LOADGEN = "target/release/avp-loadgen"
 PUBLISHER = "target/release/avp-bench-nats"
 DOC = "docs/CAPACITY.md"
-BEGIN = "<!-- BEGIN GENERATED: bench/store -->"
-END = "<!-- END GENERATED: bench/store -->"
+BLOCK = "bench/store"
 HOST = sidebyside.HOST
 LOAD_CPU = sidebyside.CLIENT_CPU
 CONNS, DEPTH = 1000, 16
@@ -153,18 +153,6 @@ def commands(secs):
     ])
 
 
-def write_block(lines):
-    path = os.path.join(ROOT, DOC)
-    text = open(path).read() if os.path.exists(path) else ""
-    block = "\n".join([BEGIN] + lines + [END])
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -228,7 +216,7 @@ def main():
     lines += ["", f"Storing adds **{added:,.0f} µs** at p99 here.", "",
               "```sh", commands(a.secs), "python3 bench/store.py "
               f"--rounds {a.rounds} --secs {a.secs:g}   # all of the above", "```", ""]
-    write_block(lines)
+    docblock.write_block(os.path.join(ROOT, DOC), BLOCK, lines)
     print("\n".join(lines))
 
 
