@@ -101,6 +101,8 @@ impl ServeArgs {
             udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,
             store,
+            fleet_figures: None,
+            on_status: None,
         })
     }
 }

@@ -9,6 +9,7 @@
 use crate::error::{bind_error, resolve, StartError};
 use crate::fleet::NodeReport;
 use crate::net::listen::bind_tcp;
+use crate::observe::FleetTap;
 use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
 use crate::Threads;
 use avp_endpoint::{Endpoint, Scheme};
@@ -82,7 +83,9 @@ impl AdminPlane {
                 store: None,
                 status: None,
                 shutdown,
+                live: None,
             },
+            None,
             &mut threads,
         )?;
         Ok(AdminPlane { bound, threads })
@@ -99,12 +102,13 @@ impl AdminPlane {
     }
 }
 
-/// Binds the admin listeners and starts the management-plane worker on `threads`; returns the
-/// bound endpoints.
+/// Binds the admin listeners and starts the management-plane worker on `threads`, its view's
+/// figures recorded by `tap` when there is one; returns the bound endpoints.
 pub(super) fn spawn(
     config: AdminConfig,
     updates: Receiver<Vec<NodeReport>>,
     links: Links,
+    tap: Option<FleetTap>,
     threads: &mut Threads,
 ) -> Result<Vec<Endpoint>, StartError> {
     let mut tcp = Vec::new();
@@ -141,6 +145,7 @@ pub(super) fn spawn(
     let pusher = Pusher {
         updates,
         interval: config.report_interval,
+        tap,
     };
     let id = threads.len();
     let (worker, waker) = Worker::new(id, tcp, limits, links, Some(pusher))?;

@@ -3,6 +3,7 @@
 
 use super::Worker;
 use crate::fleet::{FleetView, NodeReport};
+use crate::observe::FleetTap;
 use avp_proto::Report;
 use crossbeam_channel::Receiver;
 use std::time::{Duration, Instant};
@@ -14,6 +15,8 @@ pub struct Pusher {
     pub updates: Receiver<Vec<NodeReport>>,
     /// Time between pushes.
     pub interval: Duration,
+    /// Where the view's figures go after each merge, when an exporter wants them.
+    pub tap: Option<FleetTap>,
 }
 
 /// The fleet view and the push schedule.
@@ -42,6 +45,12 @@ impl PushPlane {
         now >= self.next_push
     }
 
+    /// Pushes every `interval` from now on (at once if the next push was due later).
+    pub(super) fn set_interval(&mut self, interval: Duration) {
+        self.pusher.interval = interval;
+        self.next_push = self.next_push.min(Instant::now() + interval);
+    }
+
     /// Merges a batch of this worker's own reports.
     pub(super) fn apply(&mut self, batch: Vec<NodeReport>) {
         self.view.apply(batch);
@@ -58,6 +67,9 @@ impl Worker {
         let before = plane.view.dropped();
         plane.view.apply(plane.pusher.updates.try_iter().flatten());
         self.counters.fleet_dropped += plane.view.dropped() - before;
+        if let Some(tap) = &plane.pusher.tap {
+            tap.record(&plane.view, now_ms);
+        }
         let max_output = self.limits.max_output;
         let view = &plane.view;
         self.drive_each(now, now_ms, max_output, |conn, ctx| {
