@@ -50,7 +50,7 @@ pub fn run(args: TermArgs) -> anyhow::Result<()> {
     let links = LinkSet::spawn(&args.connect, args.codec.map(Into::into))?;
     match args.command {
         Some(command) => {
-            crate::logging::init(None);
+            crate::logging::init(None)?;
             let command = match command {
                 TermCommand::Pause { seconds } => Command::Pause(seconds),
                 TermCommand::Resume => Command::Resume,
@@ -58,7 +58,7 @@ pub fn run(args: TermArgs) -> anyhow::Result<()> {
             Ok(oneshot::run(&links, command, args.timeout)?)
         }
         None if args.plain || !std::io::stdout().is_terminal() => {
-            crate::logging::init(None);
+            crate::logging::init(None)?;
             Ok(plain::run(&links)?)
         }
         None => Ok(screen::run(&links)?),
