@@ -195,3 +195,53 @@ fn secrets_are_not_printed() {
         "{printed}"
     );
 }
+
+/// The rows (key, default, on SIGHUP) of the table under `heading` in docs/OPERATIONS.md.
+fn documented(heading: &str) -> Vec<(String, String, String)> {
+    let doc = include_str!("../../docs/OPERATIONS.md");
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?}"));
+    doc[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with("| `"))
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let key = cells[0].trim_start_matches("| ").trim_matches('`');
+            (key.to_string(), cells[1].to_string(), cells[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_configuration_reference_is_the_code() {
+    for (name, heading, live) in [
+        ("serve", "### `avpd serve` keys", &crate::serve::LIVE[..]),
+        ("agent", "### `avpd agent` keys", &crate::agent::LIVE[..]),
+    ] {
+        let command = avpd();
+        let sub = command.find_subcommand(name).unwrap();
+        let expected: Vec<(String, String, String)> =
+            effective(sub, &sub.clone().get_matches_from([name]))
+                .into_iter()
+                .map(|s| {
+                    let default = match (&s.value, s.default) {
+                        (Some(v), true) => format!("`{v}`"),
+                        _ => "-".into(),
+                    };
+                    let reload = if live.contains(&s.key.as_str()) {
+                        "live"
+                    } else {
+                        "restart"
+                    };
+                    (s.key, default, reload.to_string())
+                })
+                .collect();
+        assert_eq!(
+            documented(heading),
+            expected,
+            "docs/OPERATIONS.md, {heading}"
+        );
+    }
+}

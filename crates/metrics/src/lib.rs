@@ -20,6 +20,7 @@ pub mod http;
 
 use avpd_node::observe::{Observation, Observer};
 use http::{negotiate, parse_head, Format, HeadError, Request, Response};
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{prometheus_text, text};
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
@@ -158,19 +159,23 @@ struct Site {
     store: bool,
 }
 
+/// The registry of every family: the build's and those of `collector`.
+fn registry(collector: Box<dyn Collector>, version: &'static str) -> Registry {
+    let mut registry = Registry::with_prefix("avpd");
+    registry.register(
+        "build",
+        "The avpd version running",
+        Info::new(vec![("version", version)]),
+    );
+    registry.register_collector(collector);
+    registry
+}
+
 impl Site {
     fn new(config: MetricsConfig) -> Site {
-        let mut registry = Registry::with_prefix("avpd");
-        registry.register(
-            "build",
-            "The avpd version running",
-            Info::new(vec![("version", config.version)]),
-        );
-        registry.register_collector(Box::new(collect::NodeCollector::new(
-            config.observer.clone(),
-        )));
+        let collector = collect::NodeCollector::new(config.observer.clone());
         Site {
-            registry,
+            registry: registry(Box::new(collector), config.version),
             observer: config.observer,
             store: config.store,
         }
@@ -259,7 +264,10 @@ fn answer(mut stream: TcpStream, site: &Site) -> io::Result<()> {
 }
 
 #[cfg(test)]
-mod tests {
+mod tests;
+
+#[cfg(test)]
+mod readiness_tests {
     use super::*;
     use avpd_store::StoreStatus;
 
