@@ -66,11 +66,11 @@ pub fn run(args: TermArgs) -> anyhow::Result<()> {
     let links = LinkSet::spawn(&args.connect, args.codec.map(Into::into))?;
     match one_shot {
         Some(one_shot) => {
-            crate::logging::init(None);
+            crate::logging::init(None)?;
             Ok(one_shot.run(&links, args.timeout)?)
         }
         None if args.plain || !std::io::stdout().is_terminal() => {
-            crate::logging::init(None);
+            crate::logging::init(None)?;
             Ok(plain::run(&links)?)
         }
         None => Ok(screen::run(&links)?),

@@ -9,6 +9,7 @@
 use crate::error::{bind_error, resolve, StartError};
 use crate::fleet::{FleetRules, NodeReport};
 use crate::net::listen::bind_tcp;
+use crate::observe::FleetTap;
 use crate::relay::Relayer;
 use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
 use crate::Threads;
@@ -84,7 +85,9 @@ impl AdminPlane {
                 relay: None,
                 status: None,
                 shutdown,
+                live: None,
             },
+            None,
             None,
             &mut threads,
         )?;
@@ -103,12 +106,14 @@ impl AdminPlane {
 }
 
 /// Binds the admin listeners and starts the management-plane worker on `threads`, relaying
-/// terminals' fleet commands through `relayer` when given; returns the bound endpoints.
+/// terminals' fleet commands through `relayer` when given and its view's figures recorded by
+/// `tap` when there is one; returns the bound endpoints.
 pub(super) fn spawn(
     config: AdminConfig,
     updates: Receiver<Vec<NodeReport>>,
     links: Links,
     relayer: Option<Relayer>,
+    tap: Option<FleetTap>,
     threads: &mut Threads,
 ) -> Result<Vec<Endpoint>, StartError> {
     let mut tcp = Vec::new();
@@ -147,6 +152,7 @@ pub(super) fn spawn(
         interval: config.report_interval,
         rules: config.fleet,
         relayer,
+        tap,
     };
     let id = threads.len();
     let (worker, waker) = Worker::new(id, tcp, limits, links, Some(pusher))?;

@@ -16,9 +16,12 @@ pub mod admin;
 mod error;
 pub mod fleet;
 pub mod intake;
+pub mod live;
 pub mod net;
+pub mod observe;
 pub mod relay;
 pub mod stats;
+pub mod status;
 pub mod store;
 pub mod timers;
 pub mod udp;
@@ -31,12 +34,15 @@ use avp_proto::result_code;
 use avp_proto::server::{Role, ServerConfig};
 use avpd_store::commands::OnCommand;
 use avpd_store::{LatestRow, Store, StoreStatus};
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::bounded;
 pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
+use live::{Live, LiveWatch};
+use observe::{FleetFiguresConfig, Observer};
 use relay::{AgentRegistry, RelayRequest, Relayer};
-use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
+use stats::WorkerSnapshot;
+use status::{StatusHook, StatusReporter};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -72,6 +78,11 @@ pub struct Config {
     pub status_interval: Duration,
     /// Where accepted reports are stored, if anywhere.
     pub store: Option<StoreSettings>,
+    /// The fleet view's figures the [`Observer`] keeps, if any (they need a management
+    /// plane).
+    pub fleet_figures: Option<FleetFiguresConfig>,
+    /// Called with every status line after it is logged.
+    pub on_status: Option<StatusHook>,
 }
 
 impl Default for Config {
@@ -93,6 +104,8 @@ impl Default for Config {
             udp_buffer: 4 << 20,
             status_interval: Duration::from_secs(10),
             store: None,
+            fleet_figures: None,
+            on_status: None,
         }
     }
 }
@@ -103,6 +116,8 @@ pub struct Node {
     admin: Vec<Endpoint>,
     threads: Threads,
     store: Option<Arc<Store>>,
+    live: LiveWatch,
+    observer: Observer,
 }
 
 /// How long a stopping node waits for the store to take what it still holds.
@@ -122,6 +137,8 @@ impl Node {
         // The store takes other nodes' commands for this node's agents before the workers
         // that hold them exist: it finds them through this once they do.
         let local_relayer: Arc<OnceLock<Relayer>> = Arc::default();
+        let live = LiveWatch::new(Live::of(&config));
+        let observer = Observer::default();
         let store = match config.store {
             Some(settings) => {
                 let fleet = has_admin.then(|| fleet_tx.clone());
@@ -208,6 +225,7 @@ impl Node {
                     .then(|| RelaySide::new(relay_rx, registry.clone())),
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
+                live: Some(live.clone()),
             };
             let (worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
             relay_to.push((relay_tx, waker.clone()));
@@ -240,24 +258,60 @@ impl Node {
                 relay: None,
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
+                live: Some(live.clone()),
             };
-            admin::spawn(config.admin, fleet_rx, links, Some(relayer), &mut threads)?
+            let tap = config.fleet_figures.map(|f| observer.fleet_tap(f));
+            admin::spawn(
+                config.admin,
+                fleet_rx,
+                links,
+                Some(relayer),
+                tap,
+                &mut threads,
+            )?
         } else {
             Vec::new()
         };
         drop(status_tx);
         let interval = config.status_interval;
         let store = store.map(|(s, _)| s);
-        let status_store = store.clone();
-        threads.spawn_plain("avpd-status", move || {
-            report_status(status_rx, interval, status_store.as_deref())
-        })?;
+        let reporter = StatusReporter {
+            snapshots: status_rx,
+            live: live.clone(),
+            store: store.clone(),
+            observer: observer.clone(),
+            hook: config.on_status,
+        };
+        threads.spawn_plain("avpd-status", move || reporter.run(interval))?;
         Ok(Node {
             data,
             admin,
             threads,
             store,
+            live,
+            observer,
         })
+    }
+
+    /// Every data-plane endpoint, with the ports bound.
+    pub fn data_endpoints(&self) -> &[Endpoint] {
+        &self.data
+    }
+
+    /// Every management-plane endpoint, with the ports bound.
+    pub fn admin_endpoints(&self) -> &[Endpoint] {
+        &self.admin
+    }
+
+    /// Applies `live` to the running node: within a worker tick every thread takes its part
+    /// (see [`live`]); connections already open keep their timeouts.
+    pub fn reconfigure(&self, live: Live) {
+        self.live.publish(live);
+    }
+
+    /// The node's latest figures, for exporters.
+    pub fn observer(&self) -> Observer {
+        self.observer.clone()
     }
 
     /// The bound address of the first data-plane endpoint with `scheme`.
@@ -384,53 +438,6 @@ impl Threads {
 impl Drop for Threads {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Logs one status line every `interval` until every worker has gone, then a final one.
-fn report_status(snapshots: Receiver<WorkerSnapshot>, interval: Duration, store: Option<&Store>) {
-    let mut latest: Vec<Option<WorkerSnapshot>> = Vec::new();
-    let mut previous = Counters::default();
-    let mut previous_store = StoreStatus::default();
-    let mut previous_at = Instant::now();
-    let mut next = previous_at + interval;
-    let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant| {
-        let mut total = Counters::default();
-        let mut open = 0;
-        for s in latest.iter().flatten() {
-            total.add(&s.counters);
-            open += s.open;
-        }
-        let secs = now.duration_since(previous_at).as_secs_f64();
-        let store_line = store.map(|s| {
-            let now = s.status();
-            let line = StoreLine::new(now, &previous_store, secs);
-            previous_store = now;
-            line
-        });
-        let status = StatusLine::new(open, total, &previous, secs, store_line);
-        tracing::info!("{status}");
-        previous = total;
-        previous_at = now;
-    };
-    loop {
-        match snapshots.recv_deadline(next) {
-            Ok(s) => {
-                if latest.len() <= s.worker {
-                    latest.resize(s.worker + 1, None);
-                }
-                latest[s.worker] = Some(s);
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                let now = Instant::now();
-                line(&latest, now);
-                next = now + interval;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                line(&latest, Instant::now());
-                return;
-            }
-        }
     }
 }
 

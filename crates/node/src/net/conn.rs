@@ -29,6 +29,10 @@ pub struct Context<'a> {
     pub pool: &'a mut BufferPool,
     /// What the worker's sessions handled.
     pub tally: &'a mut Tally,
+    /// Bytes the worker read from its sockets, counted per read call.
+    pub bytes_in: &'a mut u64,
+    /// Bytes the worker wrote to its sockets, counted per write call.
+    pub bytes_out: &'a mut u64,
     /// Where valid reports are recorded, unless nothing consumes the fleet view.
     pub shard: Option<&'a mut FleetShard>,
     /// Time of the current loop iteration.
@@ -329,6 +333,7 @@ impl Connection {
             match self.stream.read(spare) {
                 Ok(0) => self.set(INPUT_CLOSED, true),
                 Ok(n) => {
+                    *ctx.bytes_in += n as u64;
                     input.commit(n);
                     dirty |= self.process(ctx, token);
                     // A short read emptied the socket's receive queue, and data or a FIN that
@@ -409,7 +414,10 @@ impl Connection {
         while output.written < output.data.len() {
             match self.stream.write(&output.data[output.written..]) {
                 Ok(0) => return Err(CloseReason::Io(io::ErrorKind::WriteZero.into())),
-                Ok(n) => output.written += n,
+                Ok(n) => {
+                    *ctx.bytes_out += n as u64;
+                    output.written += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(CloseReason::Io(e)),
