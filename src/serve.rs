@@ -2,30 +2,47 @@
 //! stop.
 
 use crate::store_args::ServeStoreArgs;
-use anyhow::Context as _;
-use avp_endpoint::Endpoint;
+use anyhow::{bail, Context as _};
+use avp_endpoint::{Endpoint, Scheme};
+use avp_tls::ServerTls;
 use avpd_node::admin::AdminConfig;
 use avpd_node::fleet::FleetRules;
 use avpd_node::{Config, Node};
 use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Command-line options of `avpd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Data-plane endpoint, repeatable: tcp://, udp:// or json+tcp://HOST:PORT.
+    /// Data-plane endpoint, repeatable: tcp://, udp://, json+tcp:// or tls://HOST:PORT.
     /// [default: tcp://127.0.0.1:7700, udp://127.0.0.1:7700, json+tcp://127.0.0.1:7703]
     #[arg(long = "listen", value_name = "URL")]
     pub listen: Vec<Endpoint>,
-    /// Management-plane endpoint for terminals, repeatable: tcp:// or json+tcp://.
-    /// [default: tcp://127.0.0.1:7701]
+    /// Management-plane endpoint for terminals, repeatable: tcp://, json+tcp:// or tls://.
+    /// Protected mode: an address other hosts can reach needs tls:// with --tls-client-ca,
+    /// or --admin-insecure. [default: tcp://127.0.0.1:7701]
     #[arg(long = "admin", value_name = "URL")]
     pub admin: Vec<Endpoint>,
     /// Run without a management plane.
     #[arg(long, conflicts_with = "admin")]
     pub no_admin: bool,
+    /// Protected mode off: allow --admin on an address other hosts can reach without TLS
+    /// client authentication (any terminal there can pause the fleet).
+    #[arg(long)]
+    pub admin_insecure: bool,
+    /// PEM certificate chain the tls:// endpoints (--listen and --admin) present.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM file of the CA(s) whose client certificates the tls:// endpoints accept: a peer
+    /// without one is refused during the handshake (and counted, tls_refused=).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Data-plane worker threads [default: available cores].
     #[arg(long)]
     pub workers: Option<usize>,
@@ -86,6 +103,7 @@ impl ServeArgs {
     /// The node configuration these options describe.
     pub fn config(self) -> anyhow::Result<Config> {
         let store = self.store.settings()?;
+        let tls = self.tls()?;
         let defaults = Config::default();
         let admin_defaults = AdminConfig::default();
         let admin_listen = match (self.no_admin, self.admin.is_empty()) {
@@ -93,12 +111,21 @@ impl ServeArgs {
             (false, true) => admin_defaults.listen,
             (false, false) => self.admin,
         };
+        let listen = if self.listen.is_empty() {
+            defaults.listen
+        } else {
+            self.listen
+        };
+        let any_tls = listen
+            .iter()
+            .chain(&admin_listen)
+            .any(|e| e.scheme == Scheme::Tls);
+        if tls.is_some() && !any_tls {
+            bail!("--tls-cert is given, but no --listen or --admin endpoint is tls://");
+        }
         Ok(Config {
-            listen: if self.listen.is_empty() {
-                defaults.listen
-            } else {
-                self.listen
-            },
+            listen,
+            tls: tls.clone(),
             admin: AdminConfig {
                 listen: admin_listen,
                 report_interval: self.report_interval,
@@ -111,6 +138,8 @@ impl ServeArgs {
                     max_nodes: self.max_nodes,
                     max_clock_skew: self.max_clock_skew,
                 },
+                tls,
+                insecure: self.admin_insecure,
                 ..admin_defaults
             },
             workers: self.workers.unwrap_or(defaults.workers),
@@ -123,6 +152,17 @@ impl ServeArgs {
             status_interval: self.status_interval,
             store,
         })
+    }
+}
+
+impl ServeArgs {
+    /// The TLS of the tls:// endpoints, when --tls-cert is given.
+    fn tls(&self) -> anyhow::Result<Option<ServerTls>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let tls = ServerTls::from_files(cert, key, self.tls_client_ca.as_deref())?;
+        Ok(Some(tls))
     }
 }
 

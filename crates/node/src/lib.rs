@@ -18,6 +18,7 @@ pub mod fleet;
 pub mod intake;
 pub mod net;
 pub mod relay;
+mod security;
 pub mod stats;
 pub mod store;
 pub mod timers;
@@ -49,8 +50,10 @@ use worker::{Limits, Links, RelaySide, TcpEntry, Worker};
 
 /// Settings of a node. [`Config::default`] gives the documented defaults.
 pub struct Config {
-    /// Data-plane endpoints (`tcp://`, `udp://`, `json+tcp://`).
+    /// Data-plane endpoints (`tcp://`, `udp://`, `json+tcp://`, `tls://`).
     pub listen: Vec<Endpoint>,
+    /// Certificate, key and client CA of the data plane's `tls://` endpoints.
+    pub tls: Option<avp_tls::ServerTls>,
     /// The management plane; `admin.listen` empty means none. When embedding a node (tests,
     /// `avp-loadgen --embedded`), use port 0 or no admin endpoint.
     pub admin: AdminConfig,
@@ -93,6 +96,7 @@ impl Default for Config {
             udp_buffer: 4 << 20,
             status_interval: Duration::from_secs(10),
             store: None,
+            tls: None,
         }
     }
 }
@@ -110,7 +114,15 @@ pub const STORE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 impl Node {
     /// Binds every listener and starts the worker threads.
+    ///
+    /// Fails before binding anything when a `tls://` endpoint has no certificate, or (protected
+    /// mode) when a management endpoint is reachable from other hosts without TLS client
+    /// authentication and [`AdminConfig::insecure`] is not set.
     pub fn start(config: Config) -> Result<Node, StartError> {
+        for endpoint in &config.listen {
+            security::endpoint_tls(endpoint, config.tls.as_ref())?;
+        }
+        security::check_protected(&config.admin)?;
         raise_fd_limit();
         let workers = config.workers.max(1);
         let epoch = Instant::now();
@@ -170,6 +182,7 @@ impl Node {
                 udp.extend(sockets);
                 local
             } else {
+                let tls = security::endpoint_tls(endpoint, config.tls.as_ref())?;
                 let listeners =
                     bind_tcp(addr, workers, config.backlog).map_err(bind_error(endpoint))?;
                 let local = listeners[0].local_addr()?;
@@ -182,6 +195,7 @@ impl Node {
                     tcp[w].push(TcpEntry {
                         listener,
                         session: session.clone(),
+                        tls: tls.clone(),
                     });
                 }
                 local

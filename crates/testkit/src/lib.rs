@@ -1,6 +1,6 @@
 //! Test support shared by the integration tests of the avpd crates: a blocking protocol peer,
 //! frames built by hand, a runner for the programs under test that collects their output, and
-//! tmux for the full-screen ones.
+//! tmux for the full-screen ones, and certificates for the TLS tests.
 //!
 //! Every wait has a deadline ([`WAIT`]); nothing sleeps to synchronise.
 #![forbid(unsafe_code)]
@@ -9,6 +9,7 @@ pub mod frames;
 pub mod nats;
 pub mod peer;
 pub mod process;
+pub mod tls;
 pub mod tmux;
 
 pub use frames::{command_response, frame, pushed_report, report};
