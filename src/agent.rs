@@ -20,7 +20,9 @@ use tracing::info;
 /// Command-line options of `avpd agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Collector to report to: tcp://HOST:PORT, or json+tcp://HOST:PORT for the text form.
+    /// Collector to report to: tcp://HOST:PORT, json+tcp://HOST:PORT for the text form, or
+    /// tls://HOST:PORT (with --ca, and --cert and --key when the collector asks for a client
+    /// certificate).
     /// Repeatable: on a connection failure or an answer timeout the agent moves to the next
     /// one, and back to the first as soon as it answers again.
     #[arg(long, default_value = "tcp://127.0.0.1:7700")]
@@ -56,6 +58,8 @@ pub struct AgentArgs {
     /// Exit after this many reports, once the collector has acknowledged them all.
     #[arg(long)]
     pub count: Option<u64>,
+    #[command(flatten)]
+    pub tls: avp_tls::ClientFiles,
 }
 
 /// Runs the agent until SIGINT/SIGTERM (or `--count`), then logs its totals.
@@ -84,7 +88,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let link = Link::failover(args.collector, args.failback_after)?;
+    let link = Link::with_tls(args.collector, args.failback_after, args.tls.config()?)?;
     let link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
     let (instance, first_seq, spooled) = match &args.spool {
         Some(path) => {

@@ -12,8 +12,9 @@ use std::time::Duration;
 /// Command-line options of `avpd term`.
 #[derive(Debug, Args)]
 pub struct TermArgs {
-    /// Management endpoint to watch (repeat for several nodes): tcp://HOST:PORT or
-    /// json+tcp://HOST:PORT.
+    /// Management endpoint to watch (repeat for several nodes): tcp://HOST:PORT,
+    /// json+tcp://HOST:PORT, or tls://HOST:PORT (with --ca, and --cert and --key when the
+    /// node asks for a client certificate).
     #[arg(long, default_value = "tcp://127.0.0.1:7701")]
     pub connect: Vec<Endpoint>,
     /// Force the wire form, whatever the URL scheme says.
@@ -26,6 +27,8 @@ pub struct TermArgs {
     /// One-shot commands: how long to wait for the connection and the answer.
     #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub tls: avp_tls::ClientFiles,
     /// Send one command, print the answers, exit 0 only if every answer is 200.
     #[command(subcommand)]
     pub command: Option<TermCommand>,
@@ -47,7 +50,11 @@ pub enum TermCommand {
 /// Runs the terminal until the operator quits (or, for a one-shot command, until it is
 /// answered).
 pub fn run(args: TermArgs) -> anyhow::Result<()> {
-    let links = LinkSet::spawn(&args.connect, args.codec.map(Into::into))?;
+    let links = LinkSet::spawn(
+        &args.connect,
+        args.codec.map(Into::into),
+        args.tls.config()?,
+    )?;
     match args.command {
         Some(command) => {
             crate::logging::init(None);
