@@ -43,6 +43,11 @@ pub struct ServeArgs {
     /// without one is refused during the handshake (and counted, tls_refused=).
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// PEM file of the CA(s) whose client certificates the tls:// --admin endpoints accept,
+    /// instead of --tls-client-ca: terminals' CA, so that an agent's certificate does not
+    /// open the management plane.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub admin_tls_client_ca: Option<PathBuf>,
     /// Data-plane worker threads [default: available cores].
     #[arg(long)]
     pub workers: Option<usize>,
@@ -103,7 +108,7 @@ impl ServeArgs {
     /// The node configuration these options describe.
     pub fn config(self) -> anyhow::Result<Config> {
         let store = self.store.settings()?;
-        let tls = self.tls()?;
+        let (tls, admin_tls) = self.tls()?;
         let defaults = Config::default();
         let admin_defaults = AdminConfig::default();
         let admin_listen = match (self.no_admin, self.admin.is_empty()) {
@@ -125,7 +130,7 @@ impl ServeArgs {
         }
         Ok(Config {
             listen,
-            tls: tls.clone(),
+            tls,
             admin: AdminConfig {
                 listen: admin_listen,
                 report_interval: self.report_interval,
@@ -138,7 +143,7 @@ impl ServeArgs {
                     max_nodes: self.max_nodes,
                     max_clock_skew: self.max_clock_skew,
                 },
-                tls,
+                tls: admin_tls,
                 insecure: self.admin_insecure,
                 ..admin_defaults
             },
@@ -156,13 +161,18 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
-    /// The TLS of the tls:// endpoints, when --tls-cert is given.
-    fn tls(&self) -> anyhow::Result<Option<ServerTls>> {
+    /// The TLS of the data plane's and of the management plane's tls:// endpoints, when
+    /// --tls-cert is given.
+    fn tls(&self) -> anyhow::Result<(Option<ServerTls>, Option<ServerTls>)> {
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        let tls = ServerTls::from_files(cert, key, self.tls_client_ca.as_deref())?;
-        Ok(Some(tls))
+        let data = ServerTls::from_files(cert, key, self.tls_client_ca.as_deref())?;
+        let admin = match &self.admin_tls_client_ca {
+            Some(ca) => ServerTls::from_files(cert, key, Some(ca))?,
+            None => data.clone(),
+        };
+        Ok((Some(data), Some(admin)))
     }
 }
 

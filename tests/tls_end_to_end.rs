@@ -4,14 +4,16 @@
 
 mod client_support;
 
+use avp_proto::{Body, Message};
 use avp_testkit::tls::{Identity, Pki};
-use client_support::{avpd, field, serve, NodeProc};
+use client_support::{avpd, field, report, serve, NodeProc};
+use std::net::SocketAddr;
+use std::path::Path;
 
-/// Starts `avpd serve` with tls:// on both planes, client certificates from `pki` required.
-fn tls_node(pki: &Pki) -> NodeProc {
-    let server = pki.server();
-    let ca = pki.ca();
-    serve(&[
+/// Starts `avpd serve` with tls:// on both planes, presenting `server`, client certificates
+/// from the CA in `client_ca` required, and `extra` flags.
+fn serve_tls(server: &Identity, client_ca: &Path, extra: &[&str]) -> NodeProc {
+    let mut args = vec![
         "--listen",
         "tls://127.0.0.1:0",
         "--admin",
@@ -21,14 +23,16 @@ fn tls_node(pki: &Pki) -> NodeProc {
         "--tls-key",
         server.key.to_str().unwrap(),
         "--tls-client-ca",
-        ca.to_str().unwrap(),
-        "--report-interval",
-        "100ms",
-        "--status-interval",
-        "200ms",
-        "--workers",
-        "1",
-    ])
+        client_ca.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    serve(&args)
+}
+
+/// [`serve_tls`] with `pki`'s server certificate and CA, quick pushes and status lines.
+fn tls_node(pki: &Pki) -> NodeProc {
+    let fast = ["--report-interval", "100ms", "--status-interval", "200ms"];
+    serve_tls(&pki.server(), &pki.ca(), &fast)
 }
 
 /// `--ca`, `--cert` and `--key` of a client of `pki` presenting `identity`.
@@ -43,6 +47,11 @@ fn client_flags(pki: &Pki, identity: &Identity) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// The loopback address of a `scheme://127.0.0.1:PORT` URL.
+fn local(url: &str) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], client_support::port(url)))
 }
 
 #[test]
@@ -84,9 +93,7 @@ fn an_agent_reports_over_tls_and_a_terminal_sees_it_over_tls() {
 fn refused_handshakes_are_counted_on_the_status_line_and_logged() {
     let pki = Pki::new("refusals");
     let mut node = tls_node(&pki);
-    let port = client_support::port(&node.data);
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    let err = pki.refused(addr, None);
+    let err = pki.refused(local(&node.data), None);
     assert!(err.to_string().contains("CertificateRequired"), "{err}");
     let line = node.proc.stderr.wait_contains("TLS handshake refused");
     assert!(line.contains("127.0.0.1"), "{line}");
@@ -133,4 +140,31 @@ fn protected_mode_lets_insecure_and_loopback_management_planes_start() {
         "tcp://127.0.0.1:0",
     ]);
     assert!(loopback.admin.is_some());
+}
+
+#[test]
+fn with_admin_tls_client_ca_an_agent_certificate_does_not_open_the_management_plane() {
+    let agents = Pki::new("agents");
+    let operators = Pki::new("operators");
+    let operators_ca = operators.ca();
+    let admin_ca = ["--admin-tls-client-ca", operators_ca.to_str().unwrap()];
+    let node = serve_tls(&agents.server(), &agents.ca(), &admin_ca);
+    let admin = local(node.admin.as_deref().unwrap());
+    let agent_cert = agents.client("agent");
+    let err = agents.refused(admin, Some(&agent_cert));
+    assert!(err.to_string().contains("UnknownCA"), "{err}");
+    // Clients trust the node's certificate through the agents' CA, which issued it.
+    let mut terminal = agents
+        .connect(admin, Some(&operators.client("operator")))
+        .expect("handshake");
+    terminal.send_msg(&Message::pause(Some(1), 60, None));
+    assert!(matches!(
+        terminal.expect().body,
+        Body::CommandResponse { code: 200, .. }
+    ));
+    let mut agent = agents
+        .connect(local(&node.data), Some(&agent_cert))
+        .expect("handshake");
+    agent.send(&report(1));
+    assert_eq!(agent.expect(), Message::ack(Some(1)));
 }

@@ -351,7 +351,11 @@ impl Worker {
             CloseReason::Io(e) if tls::failure(e).is_some_and(|f| f.handshake) => {
                 c.tls_refused += 1;
                 if let Some(unlogged) = self.tls_refusals.note(Instant::now()) {
-                    tracing::warn!(%peer, "closed: {reason} ({unlogged} more not logged)");
+                    let since = match unlogged {
+                        0 => String::new(),
+                        n => format!(" ({n} more refused since the last such line)"),
+                    };
+                    tracing::warn!(%peer, "closed: {e}{since}");
                 }
             }
             CloseReason::Io(_) => {
