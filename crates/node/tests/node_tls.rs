@@ -10,7 +10,8 @@ use avp_testkit::tls::{Identity, Pki};
 use avp_tls::ServerTls;
 use avpd_node::{Config, Node, StartError};
 use common::{config, report, Peer};
-use std::net::SocketAddr;
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
 /// The node's TLS: the server certificate `pki` issues, and, with `client_auth`, client
@@ -64,6 +65,24 @@ fn reports_over_tls_are_acked_in_order() {
     let mut plain = common::connect(&node, Scheme::Tcp);
     plain.send(&report(3));
     assert_eq!(plain.expect(), Message::ack(Some(3)));
+}
+
+#[test]
+fn a_peer_that_says_close_notify_and_half_closes_gets_every_answer_then_the_end() {
+    let pki = Pki::new("half-close");
+    let node = tls_node(server_tls(&pki, true));
+    let addr = node.local_addr(Scheme::Tls).unwrap();
+    let mut agent = pki.connect(addr, Some(&pki.client("a"))).unwrap();
+    let batch: Vec<u8> = (0..2000).flat_map(report).collect();
+    agent.send(&batch);
+    agent.stream.conn.send_close_notify();
+    agent.stream.flush().unwrap();
+    agent.stream.sock.shutdown(Shutdown::Write).unwrap();
+    for seq in 0..2000 {
+        assert_eq!(agent.expect(), Message::ack(Some(seq)));
+    }
+    // The node ends its side with close_notify: a clean end of stream.
+    assert_eq!(agent.recv(), None);
 }
 
 #[test]

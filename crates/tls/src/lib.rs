@@ -7,8 +7,9 @@
 //! from the operator's own CA) and may present its own certificate ([`ClientFiles`]).
 //!
 //! It also moves the bytes of a TLS connection over a non-blocking socket, for the mio event
-//! loops ([`stream`]); blocking clients use rustls's own `StreamOwned`. Every configuration uses rustls's ring provider
-//! with its safe defaults (TLS 1.3 and 1.2).
+//! loops ([`stream`]); blocking clients use rustls's own `StreamOwned`. Every configuration
+//! uses rustls's ring provider with its safe defaults (TLS 1.3 and 1.2), AES-128-GCM
+//! preferred.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -92,9 +93,24 @@ impl std::error::Error for TlsError {
     }
 }
 
-/// The crypto provider of every configuration built here.
+/// The crypto provider of every configuration built here: ring's, with the AES-128-GCM suites
+/// preferred to AES-256-GCM (ring's order otherwise). Both are safe here; AES-128 runs 10
+/// rounds a block instead of 14, and the data plane encrypts every answer.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::CipherSuite::{
+        TLS13_AES_128_GCM_SHA256, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    };
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            TLS13_AES_128_GCM_SHA256
+                | TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    Arc::new(provider)
 }
 
 /// Every certificate in the PEM file at `path` (at least one).
@@ -250,6 +266,19 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, TlsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aes_128_gcm_comes_first() {
+        let suites = &provider().cipher_suites;
+        assert_eq!(
+            suites[0].suite(),
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+        );
+        assert_eq!(
+            suites.len(),
+            rustls::crypto::ring::default_provider().cipher_suites.len()
+        );
+    }
 
     #[test]
     fn server_names_of_hosts() {

@@ -47,6 +47,20 @@ pub fn failure(e: &io::Error) -> Option<&TlsFailure> {
     e.get_ref()?.downcast_ref()
 }
 
+/// The socket as rustls reads it: notes whether a read returned less than was asked for.
+struct Probe<'a, S> {
+    sock: &'a mut S,
+    short: bool,
+}
+
+impl<S: Read> Read for Probe<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
 /// A non-blocking socket and the TLS connection over it (`rustls::ServerConnection` or
 /// `rustls::ClientConnection`).
 pub struct TlsStream<C, S> {
@@ -80,6 +94,8 @@ where
     /// close_notify (frames are length-delimited, so a truncation cannot pass for a frame).
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
+        // A read of the socket returned less than rustls asked for: the socket is drained.
+        let mut drained = false;
         loop {
             match self.tls.reader().read(&mut buf[filled..]) {
                 Ok(0) => return Ok(filled),
@@ -90,14 +106,27 @@ where
                     }
                     continue;
                 }
+                // Another read would only say WouldBlock: save the system call, as plain TCP
+                // does. Without plaintext, read on: only the socket's WouldBlock may say
+                // WouldBlock (a FIN that came earlier raises no new event).
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && drained && filled > 0 => {
+                    return Ok(filled)
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(filled),
                 Err(e) => return Err(e),
             }
-            match self.tls.read_tls(&mut self.sock) {
+            let mut probe = Probe {
+                sock: &mut self.sock,
+                short: false,
+            };
+            match self.tls.read_tls(&mut probe) {
                 // rustls notes the end of the stream; the reader reports it above.
                 Ok(0) => {}
-                Ok(_) => self.process()?,
+                Ok(_) => {
+                    drained = probe.short;
+                    self.process()?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => return Ok(filled),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
