@@ -24,7 +24,9 @@ use tracing::info;
 /// Command-line options of `avpd agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Collector to report to: tcp://HOST:PORT, or json+tcp://HOST:PORT for the text form.
+    /// Collector to report to: tcp://HOST:PORT, json+tcp://HOST:PORT for the text form, or
+    /// tls://HOST:PORT (with --ca, and --cert and --key when the collector asks for a client
+    /// certificate).
     /// Repeatable: on a connection failure or an answer timeout the agent moves to the next
     /// one, and back to the first as soon as it answers again.
     #[arg(long, default_value = "tcp://127.0.0.1:7700")]
@@ -64,6 +66,8 @@ pub struct AgentArgs {
     #[arg(long)]
     pub log: Option<String>,
     #[command(flatten)]
+    pub tls: avp_tls::ClientFiles,
+    #[command(flatten)]
     pub config: ConfigArgs,
 }
 
@@ -102,7 +106,7 @@ pub fn run(
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
-    let link = Link::failover(args.collector, args.failback_after)?;
+    let link = Link::with_tls(args.collector, args.failback_after, args.tls.config()?)?;
     let link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
     let (instance, first_seq, spooled) = match &args.spool {
         Some(path) => {

@@ -8,6 +8,7 @@ use crate::store_args::ServeStoreArgs;
 use crate::{notify, reload, Command, Invocation};
 use anyhow::{bail, Context as _};
 use avp_endpoint::{Endpoint, Scheme};
+use avp_tls::ServerTls;
 use avpd_metrics::{MetricsConfig, MetricsServer};
 use avpd_node::admin::AdminConfig;
 use avpd_node::fleet::FleetRules;
@@ -38,16 +39,37 @@ const STUCK_AFTER: Duration = Duration::from_secs(5);
 /// Command-line options of `avpd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Data-plane endpoint, repeatable: tcp://, udp:// or json+tcp://HOST:PORT.
+    /// Data-plane endpoint, repeatable: tcp://, udp://, json+tcp:// or tls://HOST:PORT.
     #[arg(long = "listen", value_name = "URL",
           default_values = ["tcp://127.0.0.1:7700", "udp://127.0.0.1:7700", "json+tcp://127.0.0.1:7703"])]
     pub listen: Vec<Endpoint>,
-    /// Management-plane endpoint for terminals, repeatable: tcp:// or json+tcp://.
+    /// Management-plane endpoint for terminals, repeatable: tcp://, json+tcp:// or tls://.
+    /// Protected mode: an address other hosts can reach needs tls:// with --tls-client-ca,
+    /// or --admin-insecure.
     #[arg(long = "admin", value_name = "URL", default_values = ["tcp://127.0.0.1:7701"])]
     pub admin: Vec<Endpoint>,
     /// Run without a management plane.
     #[arg(long, conflicts_with = "admin")]
     pub no_admin: bool,
+    /// Protected mode off: allow --admin on an address other hosts can reach without TLS
+    /// client authentication (any terminal there can pause the fleet).
+    #[arg(long)]
+    pub admin_insecure: bool,
+    /// PEM certificate chain the tls:// endpoints (--listen and --admin) present.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM file of the CA(s) whose client certificates the tls:// endpoints accept: a peer
+    /// without one is refused during the handshake (and counted, tls_refused=).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// PEM file of the CA(s) whose client certificates the tls:// --admin endpoints accept,
+    /// instead of --tls-client-ca: terminals' CA, so that an agent's certificate does not
+    /// open the management plane.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub admin_tls_client_ca: Option<PathBuf>,
     /// Data-plane worker threads [default: available cores].
     #[arg(long)]
     pub workers: Option<usize>,
@@ -132,6 +154,7 @@ impl ServeArgs {
     /// The node configuration these options describe.
     pub fn node_config(&self) -> anyhow::Result<Config> {
         let store = self.store.settings()?;
+        let (tls, admin_tls) = self.tls()?;
         let defaults = Config::default();
         let admin_defaults = AdminConfig::default();
         let admin_listen = match self.no_admin {
@@ -141,8 +164,17 @@ impl ServeArgs {
         let fleet_figures = self.metrics.is_some().then_some(FleetFiguresConfig {
             per_node: self.metrics_per_node,
         });
+        let any_tls = self
+            .listen
+            .iter()
+            .chain(&admin_listen)
+            .any(|e| e.scheme == Scheme::Tls);
+        if tls.is_some() && !any_tls {
+            bail!("--tls-cert is given, but no --listen or --admin endpoint is tls://");
+        }
         Ok(Config {
             listen: self.listen.clone(),
+            tls,
             admin: AdminConfig {
                 listen: admin_listen,
                 report_interval: self.report_interval,
@@ -155,6 +187,8 @@ impl ServeArgs {
                     max_nodes: self.max_nodes,
                     max_clock_skew: self.max_clock_skew,
                 },
+                tls: admin_tls,
+                insecure: self.admin_insecure,
                 ..admin_defaults
             },
             workers: self.workers.unwrap_or(defaults.workers),
@@ -169,6 +203,22 @@ impl ServeArgs {
             fleet_figures,
             on_status: None,
         })
+    }
+}
+
+impl ServeArgs {
+    /// The TLS of the data plane's and of the management plane's tls:// endpoints, when
+    /// --tls-cert is given.
+    fn tls(&self) -> anyhow::Result<(Option<ServerTls>, Option<ServerTls>)> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok((None, None));
+        };
+        let data = ServerTls::from_files(cert, key, self.tls_client_ca.as_deref())?;
+        let admin = match &self.admin_tls_client_ca {
+            Some(ca) => ServerTls::from_files(cert, key, Some(ca))?,
+            None => data.clone(),
+        };
+        Ok((Some(data), Some(admin)))
     }
 }
 

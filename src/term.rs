@@ -14,8 +14,9 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 #[command(after_help = one_shot_help())]
 pub struct TermArgs {
-    /// Management endpoint to watch (repeat for several nodes): tcp://HOST:PORT or
-    /// json+tcp://HOST:PORT.
+    /// Management endpoint to watch (repeat for several nodes): tcp://HOST:PORT,
+    /// json+tcp://HOST:PORT, or tls://HOST:PORT (with --ca, and --cert and --key when the
+    /// node asks for a client certificate).
     #[arg(long, default_value = "tcp://127.0.0.1:7701")]
     pub connect: Vec<Endpoint>,
     /// Force the wire form, whatever the URL scheme says.
@@ -28,6 +29,8 @@ pub struct TermArgs {
     /// One-shot commands: how long to wait for the connections and every answer.
     #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub timeout: Duration,
+    #[command(flatten)]
+    pub tls: avp_tls::ClientFiles,
     /// A one-shot command for scripts, after the options: `pause ws-17 200`,
     /// `pause --match 'lab-3-*' 10m`, `pause --all 60`, `resume ws-17`, `resume --match GLOB`,
     /// `resume --all`.
@@ -63,7 +66,11 @@ pub fn run(args: TermArgs) -> anyhow::Result<()> {
             Some(OneShot::new(command).unwrap_or_else(|e| usage_error(e)))
         }
     };
-    let links = LinkSet::spawn(&args.connect, args.codec.map(Into::into))?;
+    let links = LinkSet::spawn(
+        &args.connect,
+        args.codec.map(Into::into),
+        args.tls.config()?,
+    )?;
     match one_shot {
         Some(one_shot) => {
             crate::logging::init(None)?;

@@ -29,7 +29,15 @@ macro_rules! need_nats {
 /// Starts a node storing to `stores` on `data_port` (0: any), no management plane.
 fn store_node(stores: &[String], data_port: u16, extra: &[&str]) -> NodeProc {
     let listen = format!("tcp://127.0.0.1:{data_port}");
-    let mut args = vec!["--listen", &listen, "--no-admin", "--workers", "2"];
+    let mut args = vec![
+        "--listen",
+        &listen,
+        "--no-admin",
+        "--workers",
+        "2",
+        "--store-max-bytes",
+        "256MiB",
+    ];
     for s in stores {
         args.extend_from_slice(&["--store", s]);
     }
@@ -375,6 +383,8 @@ fn a_cluster_losing_a_server_loses_nothing_and_each_node_shows_the_whole_fleet()
             "100ms",
             "--store-replicas",
             "3",
+            "--store-max-bytes",
+            "256MiB",
             "--collector-id",
             id,
         ];

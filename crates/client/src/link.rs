@@ -6,6 +6,9 @@
 //! What the bytes mean is the business of the session that reads them
 //! ([`crate::PeerLink`] puts the two together).
 //!
+//! A `tls://` endpoint is reached over TLS with the client configuration given to
+//! [`Link::with_tls`]; the handshake is part of the connection attempt.
+//!
 //! The socket is blocking with timeouts: a client has one or a few links, so a thread per link
 //! is cheap and keeps the code straight.
 //!
@@ -15,10 +18,13 @@
 //! back to it as soon as it answers.
 
 use crate::backoff::Backoff;
+use crate::stream::Stream;
 use avp_endpoint::{Endpoint, Scheme};
+use rustls::ClientConfig;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long one connection attempt may take.
@@ -84,17 +90,25 @@ impl fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
-/// The endpoint's scheme cannot carry a client link.
+/// The endpoint's scheme cannot carry a client link: UDP, or `tls://` without a client TLS
+/// configuration (no CA to check the server against).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsupportedScheme(pub Endpoint);
 
 impl fmt::Display for UnsupportedScheme {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: clients connect over TCP; use tcp:// or json+tcp://",
-            self.0
-        )
+        match self.0.scheme {
+            Scheme::Tls => write!(
+                f,
+                "{}: tls:// needs the CA that issued the server's certificate (--ca FILE)",
+                self.0
+            ),
+            _ => write!(
+                f,
+                "{}: clients connect over TCP; use tcp://, json+tcp:// or tls://",
+                self.0
+            ),
+        }
     }
 }
 
@@ -114,7 +128,9 @@ pub struct Link {
     failback_at: Option<Instant>,
     /// A connection made by a failback, reported by the next `poll`.
     pending_up: bool,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
+    /// The client configuration of `tls://` endpoints.
+    tls: Option<Arc<ClientConfig>>,
     connected_at: Instant,
     /// Received bytes not yet consumed. INVARIANT: empty while `stream` is `None`.
     received: Vec<u8>,
@@ -137,9 +153,21 @@ impl Link {
         endpoints: Vec<Endpoint>,
         failback_every: Duration,
     ) -> Result<Link, UnsupportedScheme> {
+        Link::with_tls(endpoints, failback_every, None)
+    }
+
+    /// [`Link::failover`], reaching `tls://` endpoints with `tls` (required when one of
+    /// `endpoints` is `tls://`).
+    pub fn with_tls(
+        endpoints: Vec<Endpoint>,
+        failback_every: Duration,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<Link, UnsupportedScheme> {
         assert!(!endpoints.is_empty(), "a link needs an endpoint");
-        if let Some(udp) = endpoints.iter().find(|e| e.scheme == Scheme::Udp) {
-            return Err(UnsupportedScheme(udp.clone()));
+        let unusable =
+            |e: &&Endpoint| e.scheme == Scheme::Udp || (e.scheme == Scheme::Tls && tls.is_none());
+        if let Some(endpoint) = endpoints.iter().find(unusable) {
+            return Err(UnsupportedScheme(endpoint.clone()));
         }
         let now = Instant::now();
         Ok(Link {
@@ -150,6 +178,7 @@ impl Link {
             failback_at: None,
             pending_up: false,
             stream: None,
+            tls,
             connected_at: now,
             received: Vec::new(),
             backoff: Backoff::default(),
@@ -245,7 +274,7 @@ impl Link {
             let wait = until
                 .saturating_duration_since(now)
                 .max(Duration::from_millis(1));
-            if let Err(e) = stream.set_read_timeout(Some(wait)) {
+            if let Err(e) = stream.tcp().set_read_timeout(Some(wait)) {
                 return self.disconnect(format!("socket error: {e}"));
             }
             let start = self.received.len();
@@ -275,7 +304,7 @@ impl Link {
     /// One connection attempt to the current endpoint.
     fn connect(&mut self) -> LinkIo {
         let endpoint = &self.endpoints[self.current];
-        match dial(endpoint, CONNECT_TIMEOUT) {
+        match dial(endpoint, self.tls.as_ref(), CONNECT_TIMEOUT) {
             Ok(stream) => {
                 self.connected(stream);
                 LinkIo::Up
@@ -290,7 +319,7 @@ impl Link {
         }
     }
 
-    fn connected(&mut self, stream: TcpStream) {
+    fn connected(&mut self, stream: Stream) {
         self.stream = Some(stream);
         self.connected_at = Instant::now();
         self.failed_in_turn = 0;
@@ -302,7 +331,11 @@ impl Link {
     /// Tries the first endpoint while connected to another; moves to it when it answers, and
     /// returns the [`LinkIo::Down`] of the connection left (the next poll reports the new one).
     fn try_failback(&mut self) -> Option<LinkIo> {
-        match dial(&self.endpoints[0], FAILBACK_CONNECT_TIMEOUT) {
+        match dial(
+            &self.endpoints[0],
+            self.tls.as_ref(),
+            FAILBACK_CONNECT_TIMEOUT,
+        ) {
             Ok(stream) => {
                 let left = self.endpoints[self.current].clone();
                 self.received.clear();
@@ -342,8 +375,26 @@ impl Link {
     }
 }
 
-/// Connects to `endpoint`: one attempt per address it resolves to, each within `timeout`.
-fn dial(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, String> {
+/// Connects to `endpoint`: one attempt per address it resolves to, each within `timeout`;
+/// for a `tls://` endpoint, then the TLS handshake with `tls`, within `timeout` again.
+fn dial(
+    endpoint: &Endpoint,
+    tls: Option<&Arc<ClientConfig>>,
+    timeout: Duration,
+) -> Result<Stream, String> {
+    let tcp = dial_tcp(endpoint, timeout)?;
+    match (endpoint.scheme, tls) {
+        (Scheme::Tls, Some(config)) => {
+            let name = avp_tls::server_name(endpoint.host()).map_err(|e| e.to_string())?;
+            Stream::tls(tcp, config.clone(), name, timeout)
+                .map_err(|e| format!("TLS handshake failed: {e}"))
+        }
+        _ => Ok(Stream::Plain(tcp)),
+    }
+}
+
+/// The TCP connection of [`dial`].
+fn dial_tcp(endpoint: &Endpoint, timeout: Duration) -> Result<TcpStream, String> {
     let addrs = endpoint
         .resolve()
         .map_err(|e| format!("cannot resolve: {e}"))?;

@@ -1,5 +1,5 @@
 //! Endpoint URLs shared by every tool: `tcp://HOST:PORT`, `udp://HOST:PORT`,
-//! `json+tcp://HOST:PORT` (IPv6 hosts in brackets: `tcp://[::1]:7700`).
+//! `json+tcp://HOST:PORT`, `tls://HOST:PORT` (IPv6 hosts in brackets: `tcp://[::1]:7700`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -18,6 +18,8 @@ pub enum Scheme {
     Udp,
     /// JSON text frames over TCP.
     JsonTcp,
+    /// Binary frames over TLS over TCP.
+    Tls,
 }
 
 impl Scheme {
@@ -27,13 +29,14 @@ impl Scheme {
             Scheme::Tcp => "tcp",
             Scheme::Udp => "udp",
             Scheme::JsonTcp => "json+tcp",
+            Scheme::Tls => "tls",
         }
     }
 
     /// The codec spoken on this scheme.
     pub fn codec(self) -> Codec {
         match self {
-            Scheme::Tcp | Scheme::Udp => Codec::Binary,
+            Scheme::Tcp | Scheme::Udp | Scheme::Tls => Codec::Binary,
             Scheme::JsonTcp => Codec::Json,
         }
     }
@@ -56,6 +59,13 @@ impl Endpoint {
             scheme,
             authority: addr.to_string(),
         }
+    }
+
+    /// The host part of the authority (IPv6 addresses keep their brackets).
+    pub fn host(&self) -> &str {
+        self.authority
+            .rsplit_once(':')
+            .map_or(self.authority.as_str(), |(host, _)| host)
     }
 
     /// Resolves the host to the addresses it names (at least one, or an error).
@@ -94,16 +104,22 @@ impl FromStr for Endpoint {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (scheme, authority) = s.split_once("://").ok_or_else(|| {
             EndpointError(format!(
-                "{s:?}: expected SCHEME://HOST:PORT (tcp, udp or json+tcp)"
+                "{s:?}: expected SCHEME://HOST:PORT (tcp, udp, json+tcp or tls)"
             ))
         })?;
         let scheme = match scheme {
             "tcp" => Scheme::Tcp,
             "udp" => Scheme::Udp,
             "json+tcp" => Scheme::JsonTcp,
+            "tls" => Scheme::Tls,
+            "udp+tls" | "tls+udp" | "dtls" => {
+                return Err(EndpointError(format!(
+                    "{s:?}: UDP has no TLS; use tls:// (TLS over TCP) or plain udp://"
+                )))
+            }
             other => {
                 return Err(EndpointError(format!(
-                    "{s:?}: unknown scheme {other:?}; use tcp, udp or json+tcp"
+                    "{s:?}: unknown scheme {other:?}; use tcp, udp, json+tcp or tls"
                 )))
             }
         };
@@ -144,6 +160,9 @@ mod tests {
         assert_eq!(e.to_string(), "udp://[::1]:7700");
         let e: Endpoint = "tcp://localhost:1".parse().unwrap();
         assert!(!e.resolve().unwrap().is_empty());
+        let e: Endpoint = "tls://[::1]:7704".parse().unwrap();
+        assert_eq!((e.scheme, e.host()), (Scheme::Tls, "[::1]"));
+        assert_eq!(e.scheme.codec(), Codec::Binary);
     }
 
     #[test]
@@ -154,6 +173,7 @@ mod tests {
             "tcp://h",
             "tcp://:1",
             "tcp://h:99999",
+            "udp+tls://h:1",
         ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
         }

@@ -58,7 +58,8 @@ pub enum Command {
 /// Options of a load run or sweep.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Target: tcp://HOST:PORT, udp://HOST:PORT or json+tcp://HOST:PORT.
+    /// Target: tcp://HOST:PORT, udp://HOST:PORT, json+tcp://HOST:PORT or tls://HOST:PORT
+    /// (with --ca, and --cert and --key when the target asks for a client certificate).
     #[arg(long, default_value = "tcp://127.0.0.1:7700")]
     pub target: Endpoint,
     /// Start an avpd node in this process on an ephemeral loopback port (with --target's
@@ -163,12 +164,15 @@ pub struct LoadArgs {
     /// Plain progress lines on stderr even when stdout is a terminal (no live view).
     #[arg(long, conflicts_with = "quiet")]
     pub plain: bool,
+    #[command(flatten)]
+    pub tls: avp_tls::ClientFiles,
 }
 
 impl LoadArgs {
-    /// The run configuration against `target`.
-    pub fn run_config(&self, target: Endpoint) -> RunConfig {
+    /// The run configuration against `target`; fails when the TLS files cannot be loaded.
+    pub fn run_config(&self, target: Endpoint) -> Result<RunConfig, avp_tls::TlsError> {
         let mut cfg = RunConfig {
+            tls: self.tls.config()?,
             threads: self.threads.max(1),
             connections: self.connections,
             connect_rate: self.connect_rate,
@@ -191,7 +195,7 @@ impl LoadArgs {
         if let (Some(n), false) = (self.agents, self.sweep) {
             fleet::configure(&mut cfg, n);
         }
-        cfg
+        Ok(cfg)
     }
 
     /// The sweep configuration.
@@ -277,7 +281,10 @@ mod tests {
         // A fleet sets its own connections and rate.
         let cli =
             Cli::try_parse_from(["avp-loadgen", "--agents", "500", "--interval", "250ms"]).unwrap();
-        let cfg = cli.load.run_config("tcp://127.0.0.1:1".parse().unwrap());
+        let cfg = cli
+            .load
+            .run_config("tcp://127.0.0.1:1".parse().unwrap())
+            .unwrap();
         assert_eq!(
             (cfg.connections, cfg.rate, cfg.agents),
             (500, Some(2000.0), Some(500))

@@ -6,7 +6,9 @@
 //! times them out. This module moves bytes between the socket and the session and turns the
 //! session's events into the run's figures. Input is read into the worker's shared scratch
 //! buffer and only a trailing partial frame is copied into the connection, so idle
-//! connections hold no buffers.
+//! connections hold no buffers. A `tls://` connection moves its bytes through rustls
+//! ([`avp_tls::stream`]); its handshake is part of its first exchange, so a run with a warmup
+//! measures records, not handshakes.
 
 use crate::mix::MixCursor;
 use crate::pacing::Pacing;
@@ -15,8 +17,10 @@ use crate::stats::ErrorCounts;
 use crate::worker::Ctx;
 use avp_proto::peer::{PeerEvent, PeerSession, RequestKind, Sent, Transport, Verdict};
 use avp_proto::FramingError;
+use avp_tls::stream::TlsStream;
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
+use rustls::ClientConnection;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -35,11 +39,38 @@ pub enum State {
     Open,
 }
 
-#[derive(Debug)]
 enum Sock {
     Closed,
     Tcp(TcpStream),
+    Tls(Box<TlsStream<ClientConnection, TcpStream>>),
     Udp(UdpSocket),
+}
+
+impl Sock {
+    /// The TCP socket of a stream connection.
+    fn tcp_mut(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Sock::Tcp(s) => Some(s),
+            Sock::Tls(t) => Some(t.socket_mut()),
+            Sock::Closed | Sock::Udp(_) => None,
+        }
+    }
+
+    /// True when TLS records wait for the socket.
+    fn tls_wants_write(&self) -> bool {
+        matches!(self, Sock::Tls(t) if t.wants_write())
+    }
+}
+
+impl std::fmt::Debug for Sock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Sock::Closed => f.write_str("Closed"),
+            Sock::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
+            Sock::Tls(t) => f.debug_tuple("Tls").field(t.socket()).finish(),
+            Sock::Udp(s) => f.debug_tuple("Udp").field(s).finish(),
+        }
+    }
 }
 
 /// Why a connection is being closed.
@@ -167,7 +198,14 @@ impl Conn {
         let result = match ctx.scheme_is_udp {
             false => tcp_connect(ctx.target, self.source).and_then(|mut s| {
                 registry.register(&mut s, token, Interest::READABLE | Interest::WRITABLE)?;
-                Ok(Sock::Tcp(s))
+                match &ctx.tls {
+                    None => Ok(Sock::Tcp(s)),
+                    Some((config, name)) => {
+                        let tls = ClientConnection::new(config.clone(), name.clone())
+                            .map_err(io::Error::other)?;
+                        Ok(Sock::Tls(Box::new(TlsStream::new(s, tls))))
+                    }
+                }
             }),
             true => udp_socket(ctx.target, self.source).and_then(|mut s| {
                 registry.register(&mut s, token, Interest::READABLE)?;
@@ -175,7 +213,7 @@ impl Conn {
             }),
         };
         match result {
-            Ok(sock @ Sock::Tcp(_)) => {
+            Ok(sock @ (Sock::Tcp(_) | Sock::Tls(_))) => {
                 self.sock = sock;
                 self.state = State::Connecting;
             }
@@ -225,7 +263,7 @@ impl Conn {
 
     fn on_connecting(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
         let now = ctx.clock.now();
-        let Sock::Tcp(s) = &mut self.sock else {
+        let Some(s) = self.sock.tcp_mut() else {
             return;
         };
         match s.take_error() {
@@ -267,8 +305,9 @@ impl Conn {
         };
         self.fill(ctx, now);
         // Written once every event of this poll round has been read (see `Conn::flush_queued`),
-        // so one wake-up of the target serves several connections.
-        if self.out_pos < self.out.len() && !self.queued {
+        // so one wake-up of the target serves several connections. TLS may owe records of
+        // its own (the handshake's).
+        if (self.out_pos < self.out.len() || self.sock.tls_wants_write()) && !self.queued {
             self.queued = true;
             ctx.queued.push(token.0);
         }
@@ -280,6 +319,7 @@ impl Conn {
             let mut scratch = std::mem::take(&mut ctx.scratch);
             let read = match &mut self.sock {
                 Sock::Tcp(s) => s.read(&mut scratch),
+                Sock::Tls(t) => t.read(&mut scratch),
                 _ => Err(io::ErrorKind::NotConnected.into()),
             };
             let outcome = match read {
@@ -480,14 +520,20 @@ impl Conn {
         }
     }
 
-    /// Writes pending output until done or WouldBlock; asks for WRITABLE only while some is left.
-    /// The clock is read only when the connection breaks.
+    /// Writes pending output until done or WouldBlock; asks for WRITABLE only while some is left
+    /// (in the output, or TLS records). The clock is read only when the connection breaks.
     fn flush(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
-        let Sock::Tcp(s) = &mut self.sock else {
+        if !matches!(self.sock, Sock::Tcp(_) | Sock::Tls(_)) {
             return;
-        };
+        }
         while self.out_pos < self.out.len() {
-            match s.write(&self.out[self.out_pos..]) {
+            let out = &self.out[self.out_pos..];
+            let written = match &mut self.sock {
+                Sock::Tcp(s) => s.write(out),
+                Sock::Tls(t) => t.write(out),
+                Sock::Closed | Sock::Udp(_) => return,
+            };
+            match written {
                 Ok(n) => self.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -501,13 +547,20 @@ impl Conn {
             self.out.clear();
             self.out_pos = 0;
         }
-        let want = self.out_pos < self.out.len();
+        if let Sock::Tls(t) = &mut self.sock {
+            if t.flush().is_err() {
+                let now = ctx.clock.now();
+                return self.close(registry, ctx, now, CloseReason::Disconnect);
+            }
+        }
+        let want = self.out_pos < self.out.len() || self.sock.tls_wants_write();
         if want != self.want_write {
             let interest = if want {
                 Interest::READABLE | Interest::WRITABLE
             } else {
                 Interest::READABLE
             };
+            let s = self.sock.tcp_mut().expect("a stream connection");
             if registry.reregister(s, token, interest).is_err() {
                 let now = ctx.clock.now();
                 return self.close(registry, ctx, now, CloseReason::Disconnect);
@@ -536,6 +589,7 @@ impl Conn {
     fn close(&mut self, registry: &Registry, ctx: &mut Ctx, now: u64, reason: CloseReason) {
         match &mut self.sock {
             Sock::Tcp(s) => drop(registry.deregister(s)),
+            Sock::Tls(t) => drop(registry.deregister(t.socket_mut())),
             Sock::Udp(s) => drop(registry.deregister(s)),
             Sock::Closed => {}
         }

@@ -146,7 +146,7 @@ fn run_once(
     target: avp_endpoint::Endpoint,
     embedded: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    let cfg = args.run_config(target);
+    let cfg = args.run_config(target)?;
     let mut watch = Watch::start(args, &cfg.stop, format!("avp-loadgen → {}", cfg.target))?;
     let outcome = run(&cfg, watch.observer());
     watch.finish()?;
@@ -209,7 +209,7 @@ fn run_sweep(
     target: avp_endpoint::Endpoint,
     embedded: Option<usize>,
 ) -> anyhow::Result<ExitCode> {
-    let base = args.run_config(target);
+    let base = args.run_config(target)?;
     let mut watch = Watch::start(
         args,
         &base.stop,

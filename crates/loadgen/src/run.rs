@@ -14,6 +14,7 @@ use crate::timeline::{Second, Seconds};
 use crate::worker::{run_worker, Ctx, WorkerPlan, SCRATCH_LEN};
 use avp_endpoint::{Endpoint, Scheme};
 use hdrhistogram::Histogram;
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -24,6 +25,8 @@ use std::time::Duration;
 pub struct RunConfig {
     /// Where to send load.
     pub target: Endpoint,
+    /// The client TLS of a `tls://` target (required for one).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Worker threads.
     pub threads: usize,
     /// Connections (UDP: sockets), spread over the threads.
@@ -65,6 +68,7 @@ impl RunConfig {
     pub fn new(target: Endpoint) -> Self {
         RunConfig {
             target,
+            tls: None,
             threads: 1,
             connections: 10,
             connect_rate: None,
@@ -107,6 +111,9 @@ impl RunConfig {
         }
         if self.timeout.is_zero() {
             return bad("--timeout must be longer than zero");
+        }
+        if self.target.scheme == Scheme::Tls && self.tls.is_none() {
+            return bad("a tls:// target needs the CA that issued its certificate: --ca FILE");
         }
         Ok(())
     }
@@ -158,6 +165,14 @@ pub fn run(cfg: &RunConfig, observer: &mut dyn Observer) -> Result<RunOutcome, E
             target: cfg.target.clone(),
             source,
         })?;
+    let tls = match (&cfg.tls, cfg.target.scheme) {
+        (Some(config), Scheme::Tls) => {
+            let name = avp_tls::server_name(cfg.target.host())
+                .map_err(|e| Error::Config(format!("{}: {e}", cfg.target)))?;
+            Some((config.clone(), name))
+        }
+        _ => None,
+    };
     let threads = cfg.threads.clamp(1, cfg.connections.max(1));
     let clock = Clock::start();
     let measure_start = nanos(cfg.warmup);
@@ -168,7 +183,8 @@ pub fn run(cfg: &RunConfig, observer: &mut dyn Observer) -> Result<RunOutcome, E
     let (tx, rx) = mpsc::channel();
     let mut handles = Vec::with_capacity(threads);
     for t in 0..threads {
-        let plan = plan_worker(cfg, t, threads, target_addr, clock, measure_start, send_end);
+        let target = (target_addr, tls.clone());
+        let plan = plan_worker(cfg, t, threads, target, clock, measure_start, send_end);
         let tx = tx.clone();
         let handle = std::thread::Builder::new()
             .name(format!("loadgen-{t}"))
@@ -206,7 +222,10 @@ fn plan_worker(
     cfg: &RunConfig,
     t: usize,
     threads: usize,
-    target: SocketAddr,
+    (target, tls): (
+        SocketAddr,
+        Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
+    ),
     clock: Clock,
     measure_start: u64,
     send_end: u64,
@@ -221,6 +240,7 @@ fn plan_worker(
         codec: cfg.target.scheme.codec(),
         scheme_is_udp: cfg.target.scheme == Scheme::Udp,
         target,
+        tls,
         depth: cfg.pipeline.max(1),
         timeout: nanos(cfg.timeout),
         measure_start,

@@ -18,9 +18,11 @@ use crate::timers::Timers;
 use avp_proto::Codec;
 use hdrhistogram::Histogram;
 use mio::{Events, Poll, Token};
+use rustls::pki_types::ServerName;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
 /// Longest the loop sleeps without looking at its timers.
 const MAX_SLEEP_NS: u64 = 10_000_000;
@@ -40,6 +42,9 @@ pub struct Ctx {
     pub scheme_is_udp: bool,
     /// Resolved target address.
     pub target: SocketAddr,
+    /// For a `tls://` target: the client configuration and the name its certificate must
+    /// carry.
+    pub tls: Option<(Arc<rustls::ClientConfig>, ServerName<'static>)>,
     /// Most requests outstanding per connection.
     pub depth: usize,
     /// Request timeout, clock nanoseconds.

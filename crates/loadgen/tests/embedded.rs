@@ -1,10 +1,14 @@
 //! End to end against an avpd node started in this process, on each transport: exact counts.
 
-use avp_endpoint::Scheme;
+use avp_endpoint::{Endpoint, Scheme};
 use avp_loadgen::embedded;
 use avp_loadgen::mix::Mix;
 use avp_loadgen::report::RunReport;
 use avp_loadgen::run::{run, RunConfig};
+use avp_testkit::tls::Pki;
+use avp_tls::ServerTls;
+use avpd_node::{Config, Node};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Reports with some PAUSE and RESUME among them.
@@ -12,7 +16,21 @@ const COMMANDS_MIX: &str = "report=98,pause=1,resume=1";
 
 fn exact_run(scheme: Scheme, requests: u64, mix: &str) {
     let (node, target) = embedded::start(scheme, 1).expect("embedded node starts");
+    exact_run_against(node, target, None, requests, mix);
+}
+
+/// Runs `requests` of `mix` against `node` at `target` (reached with `tls` when given) and
+/// checks that every one was sent and answered right.
+fn exact_run_against(
+    node: Node,
+    target: Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    requests: u64,
+    mix: &str,
+) {
+    let scheme = target.scheme;
     let cfg = RunConfig {
+        tls,
         threads: 2,
         connections: 8,
         pipeline: 4,
@@ -45,6 +63,25 @@ fn tcp_exact_counts() {
 #[test]
 fn json_tcp_exact_counts() {
     exact_run(Scheme::JsonTcp, 5_000, COMMANDS_MIX);
+}
+
+#[test]
+fn tls_exact_counts_with_a_client_certificate() {
+    let pki = Pki::new("loadgen");
+    let server = pki.server();
+    let ca = pki.ca();
+    let mut config = Config {
+        listen: vec!["tls://127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        tls: Some(ServerTls::from_files(&server.cert, &server.key, Some(&ca)).unwrap()),
+        ..Config::default()
+    };
+    config.admin.listen.clear();
+    let node = Node::start(config).expect("node starts");
+    let target = Endpoint::new(Scheme::Tls, node.local_addr(Scheme::Tls).unwrap());
+    let client = pki.client("loadgen");
+    let tls = avp_tls::client_config(&ca, Some((&client.cert, &client.key))).unwrap();
+    exact_run_against(node, target, Some(tls), 20_000, COMMANDS_MIX);
 }
 
 #[test]

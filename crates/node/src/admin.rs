@@ -11,10 +11,12 @@ use crate::fleet::{FleetRules, NodeReport};
 use crate::net::listen::bind_tcp;
 use crate::observe::FleetTap;
 use crate::relay::Relayer;
+use crate::security::endpoint_tls;
 use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
 use crate::Threads;
 use avp_endpoint::{Endpoint, Scheme};
 use avp_proto::server::{Role, ServerConfig};
+use avp_tls::ServerTls;
 use crossbeam_channel::Receiver;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 
 /// Settings of a management plane.
 pub struct AdminConfig {
-    /// Where terminals connect (`tcp://` or `json+tcp://`).
+    /// Where terminals connect (`tcp://`, `json+tcp://` or `tls://`).
     pub listen: Vec<Endpoint>,
     /// Time between two pushes of the fleet view.
     pub report_interval: Duration,
@@ -43,6 +45,11 @@ pub struct AdminConfig {
     pub fleet: FleetRules,
     /// Listen backlog.
     pub backlog: i32,
+    /// Certificate, key and client CA of the `tls://` endpoints.
+    pub tls: Option<ServerTls>,
+    /// Protected mode off: a node may bind a management endpoint that other hosts can reach
+    /// without TLS client authentication (see [`Node::start`](crate::Node::start)).
+    pub insecure: bool,
 }
 
 impl Default for AdminConfig {
@@ -58,6 +65,8 @@ impl Default for AdminConfig {
             frame_timeout: Duration::from_secs(10),
             fleet: FleetRules::default(),
             backlog: 128,
+            tls: None,
+            insecure: false,
         }
     }
 }
@@ -122,6 +131,7 @@ pub(super) fn spawn(
         if endpoint.scheme == Scheme::Udp {
             return Err(StartError::AdminScheme(endpoint.clone()));
         }
+        let tls = endpoint_tls(endpoint, config.tls.as_ref())?;
         let addr = resolve(endpoint)?;
         let mut listeners = bind_tcp(addr, 1, config.backlog).map_err(bind_error(endpoint))?;
         let listener = listeners
@@ -139,6 +149,7 @@ pub(super) fn spawn(
                 max_unacked: config.max_unacked,
                 ..ServerConfig::new(endpoint.scheme.codec(), Role::Management, Instant::now())
             }),
+            tls,
         });
     }
     let limits = Limits {

@@ -24,6 +24,11 @@ pub enum StartError {
     },
     /// The management plane runs over TCP; this endpoint is not TCP.
     AdminScheme(Endpoint),
+    /// A `tls://` endpoint, but no certificate and key to serve it with.
+    TlsNotConfigured(Endpoint),
+    /// Protected mode: a management endpoint other hosts can reach that does not
+    /// authenticate its clients.
+    Unprotected(Endpoint),
     /// A poll instance, a waker or a thread could not be created.
     Setup(io::Error),
     /// The store could not be reached or set up.
@@ -39,7 +44,19 @@ impl fmt::Display for StartError {
             StartError::Bind { endpoint, source } => write!(f, "binding {endpoint}: {source}"),
             StartError::AdminScheme(endpoint) => write!(
                 f,
-                "{endpoint}: the management plane runs over TCP (tcp:// or json+tcp://)"
+                "{endpoint}: the management plane runs over TCP (tcp://, json+tcp:// or tls://)"
+            ),
+            StartError::TlsNotConfigured(endpoint) => write!(
+                f,
+                "{endpoint}: a tls:// endpoint needs a certificate and its key \
+                 (--tls-cert FILE --tls-key FILE)"
+            ),
+            StartError::Unprotected(endpoint) => write!(
+                f,
+                "protected mode: the management plane {endpoint} is reachable from other \
+                 hosts but does not authenticate terminals; serve it as tls:// with \
+                 --tls-cert, --tls-key and --tls-client-ca FILE (client certificates), bind \
+                 it to a loopback address, or add --admin-insecure to accept any terminal"
             ),
             StartError::Setup(e) => write!(f, "cannot start the node's threads: {e}"),
             StartError::Store(e) => e.fmt(f),
@@ -53,7 +70,9 @@ impl std::error::Error for StartError {
             StartError::Resolve { source, .. } | StartError::Bind { source, .. } => Some(source),
             StartError::Setup(e) => Some(e),
             StartError::Store(e) => e.source(),
-            StartError::AdminScheme(_) => None,
+            StartError::AdminScheme(_)
+            | StartError::TlsNotConfigured(_)
+            | StartError::Unprotected(_) => None,
         }
     }
 }

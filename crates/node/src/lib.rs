@@ -20,6 +20,7 @@ pub mod live;
 pub mod net;
 pub mod observe;
 pub mod relay;
+mod security;
 pub mod stats;
 pub mod status;
 pub mod store;
@@ -55,8 +56,10 @@ use worker::{Limits, Links, RelaySide, TcpEntry, Worker};
 
 /// Settings of a node. [`Config::default`] gives the documented defaults.
 pub struct Config {
-    /// Data-plane endpoints (`tcp://`, `udp://`, `json+tcp://`).
+    /// Data-plane endpoints (`tcp://`, `udp://`, `json+tcp://`, `tls://`).
     pub listen: Vec<Endpoint>,
+    /// Certificate, key and client CA of the data plane's `tls://` endpoints.
+    pub tls: Option<avp_tls::ServerTls>,
     /// The management plane; `admin.listen` empty means none. When embedding a node (tests,
     /// `avp-loadgen --embedded`), use port 0 or no admin endpoint.
     pub admin: AdminConfig,
@@ -106,6 +109,7 @@ impl Default for Config {
             store: None,
             fleet_figures: None,
             on_status: None,
+            tls: None,
         }
     }
 }
@@ -125,7 +129,15 @@ pub const STORE_DRAIN_LIMIT: Duration = Duration::from_secs(5);
 
 impl Node {
     /// Binds every listener and starts the worker threads.
+    ///
+    /// Fails before binding anything when a `tls://` endpoint has no certificate, or (protected
+    /// mode) when a management endpoint is reachable from other hosts without TLS client
+    /// authentication and [`AdminConfig::insecure`] is not set.
     pub fn start(config: Config) -> Result<Node, StartError> {
+        for endpoint in &config.listen {
+            security::endpoint_tls(endpoint, config.tls.as_ref())?;
+        }
+        security::check_protected(&config.admin)?;
         raise_fd_limit();
         let workers = config.workers.max(1);
         let epoch = Instant::now();
@@ -187,6 +199,7 @@ impl Node {
                 udp.extend(sockets);
                 local
             } else {
+                let tls = security::endpoint_tls(endpoint, config.tls.as_ref())?;
                 let listeners =
                     bind_tcp(addr, workers, config.backlog).map_err(bind_error(endpoint))?;
                 let local = listeners[0].local_addr()?;
@@ -199,6 +212,7 @@ impl Node {
                     tcp[w].push(TcpEntry {
                         listener,
                         session: session.clone(),
+                        tls: tls.clone(),
                     });
                 }
                 local

@@ -71,6 +71,9 @@ counters! {
     bytes_in,
     /// Bytes written to sockets (TCP writes, UDP datagrams sent).
     bytes_out,
+    /// TLS handshakes refused: no client certificate, one the client CA did not issue, a
+    /// peer that does not speak TLS.
+    tls_refused,
 }
 
 impl Counters {
@@ -226,7 +229,7 @@ impl fmt::Display for StatusLine {
             "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
              invalid={} unsupported={} unsolicited={} framing={} io={} idle={} \
              frame_timeout={} ack_timeout={} udp_bad={} udp_send_dropped={} \
-             udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={}",
+             udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={} tls_refused={}",
             self.open,
             self.in_per_sec,
             self.out_per_sec,
@@ -247,6 +250,7 @@ impl fmt::Display for StatusLine {
             d.fleet_dropped,
             d.accept_errors,
             d.store_refused,
+            d.tls_refused,
         )?;
         match &self.store {
             Some(store) => write!(f, " | {store}"),

@@ -30,7 +30,10 @@ fn node_config() -> Config {
 fn storing_node(server: &NatsServer, collector: &str) -> Node {
     Node::start(Config {
         store: Some(StoreSettings {
-            config: StoreConfig::new(vec![server.url()], collector.into()),
+            config: StoreConfig {
+                max_bytes: nats::STREAM_MAX_BYTES,
+                ..StoreConfig::new(vec![server.url()], collector.into())
+            },
             ack_after: AckAfter::Stored,
         }),
         ..node_config()

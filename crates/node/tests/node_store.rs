@@ -30,7 +30,10 @@ macro_rules! need_nats {
 }
 
 fn store_config(server: &NatsServer) -> StoreConfig {
-    StoreConfig::new(vec![server.url()], "collector-a".into())
+    StoreConfig {
+        max_bytes: nats::STREAM_MAX_BYTES,
+        ..StoreConfig::new(vec![server.url()], "collector-a".into())
+    }
 }
 
 fn node_with(store: StoreConfig, ack_after: AckAfter) -> Node {

@@ -14,7 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn config(server: &NatsServer, collector: &str) -> StoreConfig {
-    StoreConfig::new(vec![server.url()], collector.into())
+    StoreConfig {
+        max_bytes: nats::STREAM_MAX_BYTES,
+        ..StoreConfig::new(vec![server.url()], collector.into())
+    }
 }
 
 /// A store with no interest in the fleet's latest reports.

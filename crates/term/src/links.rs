@@ -7,7 +7,7 @@ use super::command::Command;
 use avp_endpoint::Endpoint;
 use avp_proto::peer::{PeerEvent, Request};
 use avp_proto::{Codec, Report};
-use avpd_client::{ClientEvent, LinkStatus, PeerLink, UnsupportedScheme};
+use avpd_client::{ClientConfig, ClientEvent, Link, LinkStatus, PeerLink, UnsupportedScheme};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,13 +107,19 @@ pub struct LinkSet {
 }
 
 impl LinkSet {
-    /// Starts one thread per endpoint. The threads end when the `LinkSet` is dropped.
-    pub fn spawn(endpoints: &[Endpoint], codec: Option<Codec>) -> Result<LinkSet, SpawnError> {
+    /// Starts one thread per endpoint, reaching `tls://` endpoints with `tls`. The threads
+    /// end when the `LinkSet` is dropped.
+    pub fn spawn(
+        endpoints: &[Endpoint],
+        codec: Option<Codec>,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<LinkSet, SpawnError> {
         let (update_tx, updates) = crossbeam_channel::unbounded();
         let mut senders = Vec::new();
         for (index, endpoint) in endpoints.iter().enumerate() {
-            let link = PeerLink::new(endpoint.clone(), codec, ANSWER_TIMEOUT)
+            let link = Link::with_tls(vec![endpoint.clone()], Duration::MAX, tls.clone())
                 .map_err(SpawnError::Scheme)?;
+            let link = PeerLink::over(link, codec, ANSWER_TIMEOUT);
             let (tx, rx) = crossbeam_channel::unbounded();
             let update_tx = update_tx.clone();
             std::thread::Builder::new()

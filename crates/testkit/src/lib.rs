@@ -1,6 +1,7 @@
 //! Test support shared by the integration tests of the avpd crates: a blocking protocol peer,
 //! a node played by the test for a terminal, frames built by hand, a runner for the programs
-//! under test that collects their output, and tmux for the full-screen ones.
+//! under test that collects their output, tmux for the full-screen ones, and certificates for
+//! the TLS tests.
 //!
 //! Every wait has a deadline ([`WAIT`]); nothing sleeps to synchronise.
 #![forbid(unsafe_code)]
@@ -10,6 +11,7 @@ pub mod nats;
 pub mod node;
 pub mod peer;
 pub mod process;
+pub mod tls;
 pub mod tmux;
 
 pub use frames::{command_response, frame, node_result, pushed_report, pushed_row, report};

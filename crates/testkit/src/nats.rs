@@ -18,6 +18,11 @@ pub struct NatsServer {
     dir: tempfile::TempDir,
 }
 
+/// The stream size tests ask for (`StoreConfig::max_bytes`, `--store-max-bytes`): JetStream
+/// reserves a file stream's maximum on disk when it creates it, so the default 10 GiB fails on
+/// a machine with less free disk.
+pub const STREAM_MAX_BYTES: u64 = 256 << 20;
+
 /// True when a nats-server binary is installed (tests that need one say so and stop).
 pub fn available() -> bool {
     Command::new("nats-server")

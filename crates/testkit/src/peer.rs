@@ -1,4 +1,5 @@
-//! A blocking protocol peer over a test socket, framing through the protocol crate's codec.
+//! A blocking protocol peer over a test socket (plain TCP, or TLS: [`crate::tls`]), framing
+//! through the protocol crate's codec.
 
 use crate::WAIT;
 use avp_proto::{Codec, Decoded, Message, Status};
@@ -6,11 +7,23 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+/// A byte stream a [`Peer`] speaks over: a TCP socket, or a TLS stream over one.
+pub trait PeerStream: Read + Write {
+    /// The TCP socket underneath, for its timeouts.
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl PeerStream for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
 /// One end of a connection that speaks the protocol: sends messages or raw bytes, and reads
 /// whole messages with a deadline.
-pub struct Peer {
-    /// The socket, for tests that shut it down or write to it directly.
-    pub stream: TcpStream,
+pub struct Peer<S: PeerStream = TcpStream> {
+    /// The stream, for tests that shut it down or write to it directly.
+    pub stream: S,
     codec: Codec,
     buf: Vec<u8>,
 }
@@ -22,10 +35,12 @@ impl Peer {
         stream.set_write_timeout(Some(WAIT)).unwrap();
         Peer::new(stream, codec)
     }
+}
 
+impl<S: PeerStream> Peer<S> {
     /// Wraps an accepted or connected stream.
-    pub fn new(stream: TcpStream, codec: Codec) -> Peer {
-        stream.set_nodelay(true).unwrap();
+    pub fn new(stream: S, codec: Codec) -> Peer<S> {
+        stream.tcp().set_nodelay(true).unwrap();
         Peer {
             stream,
             codec,
@@ -70,7 +85,7 @@ impl Peer {
 
     /// Waits for the other side to close the connection (EOF or reset), ignoring any messages.
     pub fn expect_closed(&mut self) {
-        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        self.stream.tcp().set_read_timeout(Some(WAIT)).unwrap();
         let mut chunk = [0u8; 4096];
         loop {
             match self.stream.read(&mut chunk) {
@@ -99,7 +114,7 @@ impl Peer {
             if left.is_zero() {
                 return ReadOutcome::TimedOut;
             }
-            self.stream.set_read_timeout(Some(left)).unwrap();
+            self.stream.tcp().set_read_timeout(Some(left)).unwrap();
             let mut chunk = [0u8; 65536];
             match self.stream.read(&mut chunk) {
                 Ok(0) => {

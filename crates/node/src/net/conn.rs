@@ -1,4 +1,5 @@
-//! One TCP connection: its socket, its buffers and its session, driven by readiness events.
+//! One TCP connection: its transport (plain or TLS, [`super::transport`]), its buffers and
+//! its session, driven by readiness events.
 //!
 //! [`Connection::drive`] reads until the socket is drained, hands the bytes to the
 //! [`ServerSession`] (which appends the answers to the output in request order), and writes
@@ -9,6 +10,7 @@
 
 use super::buffer::{BufferPool, InputBuffer, OutputBuffer};
 use super::peer::PeerAddr;
+use super::transport::Transport;
 use crate::fleet::{FleetShard, LatestReport};
 use crate::intake::ConnIntake;
 use crate::relay::CommandQueue;
@@ -16,10 +18,9 @@ use crate::store::{Refusing, StoreIntake};
 use crate::timers::TimerSlot;
 use avp_proto::server::{self, Action, ServerSession, Tally};
 use avp_proto::{EncodeError, Message, Report};
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -75,7 +76,7 @@ impl fmt::Display for CloseReason {
 
 /// A TCP connection and its protocol state. Kept small: an idle node holds one per peer.
 pub struct Connection {
-    stream: TcpStream,
+    stream: Transport,
     flags: u8,
     /// Why the session ended the input, once the answers owed are sent.
     ending: Option<server::CloseReason>,
@@ -104,7 +105,7 @@ const AGENT_LISTED: u8 = 32;
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
-    pub fn new(stream: TcpStream, peer: SocketAddr, session: ServerSession) -> Self {
+    pub fn new(stream: Transport, peer: SocketAddr, session: ServerSession) -> Self {
         Connection {
             stream,
             flags: 0,
@@ -136,8 +137,8 @@ impl Connection {
         }
     }
 
-    /// The socket, for deregistration.
-    pub fn stream_mut(&mut self) -> &mut TcpStream {
+    /// The transport, for deregistration and closing.
+    pub fn stream_mut(&mut self) -> &mut Transport {
         &mut self.stream
     }
 
@@ -186,6 +187,7 @@ impl Connection {
         }
         if self.has(INPUT_CLOSED)
             && self.output.is_none()
+            && !self.stream.wants_write()
             && !self.has(READ_PAUSED)
             && self.session.held_len() == 0
         {
@@ -406,10 +408,11 @@ impl Connection {
         dirty
     }
 
-    /// Writes pending output until done or the socket would block; true when all is sent.
+    /// Writes pending output until done or the socket would block; true when all is sent,
+    /// including what the transport holds (TLS records).
     fn write_output(&mut self, ctx: &mut Context<'_>) -> Result<bool, CloseReason> {
         let Some(output) = self.output.as_mut() else {
-            return Ok(true);
+            return self.stream.flush().map_err(CloseReason::Io);
         };
         while output.written < output.data.len() {
             match self.stream.write(&output.data[output.written..]) {
@@ -425,11 +428,11 @@ impl Connection {
         }
         ctx.pool
             .give_output(self.output.take().expect("checked above"));
-        Ok(true)
+        self.stream.flush().map_err(CloseReason::Io)
     }
 
     fn update_interest(&mut self, registry: &Registry, token: Token) -> Result<(), CloseReason> {
-        let want_writable = self.output.is_some();
+        let want_writable = self.output.is_some() || self.stream.wants_write();
         if want_writable != self.has(WRITABLE_REGISTERED) {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE

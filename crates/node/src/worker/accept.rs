@@ -1,8 +1,11 @@
-//! Accepting connections: admission against the node-wide bound, the session each connection
-//! gets, and a pause when accept() fails for want of descriptors.
+//! Accepting connections: admission against the node-wide bound, the session and transport
+//! (plain or TLS) each connection gets, and a pause when accept() fails for want of
+//! descriptors.
 
 use super::{Worker, FIRST_CONNECTION};
 use crate::net::conn::Connection;
+use crate::net::tls;
+use crate::net::transport::Transport;
 use avp_proto::server::ServerSession;
 use avp_proto::{result_code, Codec, Message};
 use mio::net::TcpStream;
@@ -72,20 +75,36 @@ impl Worker {
 
     fn admit(&mut self, index: usize, mut stream: TcpStream, peer: SocketAddr, now: Instant) {
         let config = self.tcp[index].session.clone();
+        let tls = self.tcp[index].tls.clone();
         if self.limits.open.fetch_add(1, Ordering::AcqRel) >= self.limits.max_connections {
             self.limits.open.fetch_sub(1, Ordering::AcqRel);
             self.counters.rejected += 1;
-            refuse(&mut stream, config.codec);
+            // A TLS peer cannot read a plaintext answer: it only sees the connection close.
+            if tls.is_none() {
+                refuse(&mut stream, config.codec);
+            }
             tracing::debug!(%peer, "connection refused: --max-connections reached");
             return;
         }
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
         }
+        let mut transport = match tls {
+            None => Transport::Plain(stream),
+            Some(config) => match tls::accept(stream, config) {
+                Ok(t) => Transport::Tls(Box::new(t)),
+                Err(e) => {
+                    self.limits.open.fetch_sub(1, Ordering::AcqRel);
+                    self.counters.tls_refused += 1;
+                    tracing::warn!(%peer, "cannot start a TLS connection: {e}");
+                    return;
+                }
+            },
+        };
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         if let Err(e) = self.poll.registry().register(
-            &mut stream,
+            &mut transport,
             Token(FIRST_CONNECTION + key),
             Interest::READABLE,
         ) {
@@ -95,7 +114,7 @@ impl Worker {
             return;
         }
         let session = ServerSession::new(config, now);
-        let mut conn = Connection::new(stream, peer, session);
+        let mut conn = Connection::new(transport, peer, session);
         conn.timer = self.timers.slot();
         let at = conn.session().poll_timeout();
         self.timers.arm(key, &mut conn.timer, at);

@@ -24,6 +24,7 @@ use crate::fleet::{FleetShard, NodeReport};
 use crate::live::LiveWatch;
 use crate::net::buffer::BufferPool;
 use crate::net::conn::{CloseReason, Connection, Context};
+use crate::net::tls::{self, RefusalLog};
 use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
 use crate::timers::{Timers, TICK};
@@ -52,6 +53,8 @@ pub struct TcpEntry {
     pub listener: TcpListener,
     /// Wire form, plane and timeouts of its connections.
     pub session: Arc<ServerConfig>,
+    /// The TLS its connections speak, for a `tls://` endpoint.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Limits and shared state every worker of a node uses.
@@ -112,6 +115,7 @@ pub struct Worker {
     links: Links,
     push: Option<PushPlane>,
     accept: accept::Backoff,
+    tls_refusals: RefusalLog,
 }
 
 /// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
@@ -184,6 +188,7 @@ impl Worker {
             limits,
             links,
             accept: accept::Backoff::default(),
+            tls_refusals: RefusalLog::default(),
         };
         for (i, entry) in worker.tcp.iter_mut().enumerate() {
             worker
@@ -353,10 +358,23 @@ impl Worker {
                 c.framing_errors += 1;
                 tracing::info!(%peer, "closed: {reason}");
             }
+            CloseReason::Io(e) if tls::failure(e).is_some_and(|f| f.handshake) => {
+                c.tls_refused += 1;
+                if let Some(unlogged) = self.tls_refusals.note(Instant::now()) {
+                    let since = match unlogged {
+                        0 => String::new(),
+                        n => format!(" ({n} more refused since the last such line)"),
+                    };
+                    tracing::warn!(%peer, "closed: {e}{since}");
+                }
+            }
             CloseReason::Io(_) => {
                 c.io_errors += 1;
                 tracing::debug!(%peer, "closed: {reason}");
             }
+        }
+        if !matches!(reason, CloseReason::Io(_)) {
+            conn.stream_mut().close();
         }
         if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
             tracing::debug!("deregister failed: {e}");

@@ -1,0 +1,58 @@
+//! The node's side of TLS: the server connection each `tls://` connection gets (the byte
+//! work is [`avp_tls::stream`]'s), and the rate limit on the log lines about refused
+//! handshakes.
+
+use mio::net::TcpStream;
+use rustls::{ServerConfig, ServerConnection};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use avp_tls::stream::failure;
+
+/// A TLS server connection over an accepted socket.
+pub type TlsStream = avp_tls::stream::TlsStream<ServerConnection, TcpStream>;
+
+/// Starts the server side of a handshake on an accepted socket.
+pub fn accept(sock: TcpStream, config: Arc<ServerConfig>) -> Result<TlsStream, rustls::Error> {
+    Ok(TlsStream::new(sock, ServerConnection::new(config)?))
+}
+
+/// At most one log line a second about refused handshakes, with a count of the refusals
+/// not logged since the last line: a scanner cannot fill the log.
+#[derive(Debug, Default)]
+pub struct RefusalLog {
+    last: Option<Instant>,
+    unlogged: u64,
+}
+
+/// Time between two log lines about refused handshakes.
+const LOG_EVERY: Duration = Duration::from_secs(1);
+
+impl RefusalLog {
+    /// Records one refusal at `now`; returns the number of earlier refusals not logged when
+    /// this one should be logged, `None` when it is only counted.
+    pub fn note(&mut self, now: Instant) -> Option<u64> {
+        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
+            self.unlogged += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.unlogged))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_logged_at_most_once_a_second() {
+        let mut log = RefusalLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.note(t0), Some(0));
+        assert_eq!(log.note(t0 + Duration::from_millis(10)), None);
+        assert_eq!(log.note(t0 + Duration::from_millis(900)), None);
+        assert_eq!(log.note(t0 + Duration::from_millis(1000)), Some(2));
+        assert_eq!(log.note(t0 + Duration::from_millis(1500)), None);
+    }
+}

@@ -1,0 +1,94 @@
+//! The byte stream under a connection: plain TCP, or TLS over TCP ([`super::tls`]).
+//!
+//! An enum rather than a trait object: a plain connection pays one branch per call and no
+//! indirection, and keeps its socket inline; only a TLS connection holds a box.
+
+use super::tls::TlsStream;
+use mio::event::Source;
+use mio::net::TcpStream;
+use mio::{Interest, Registry, Token};
+use std::io::{self, Read, Write};
+
+/// A connection's byte stream.
+pub enum Transport {
+    /// Plain TCP: reads and writes go straight to the socket.
+    Plain(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<TlsStream>),
+}
+
+impl Transport {
+    /// Reads into `buf`; a short read means the socket is drained (see [`super::tls`]).
+    #[inline]
+    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(t) => t.read(buf),
+        }
+    }
+
+    /// Writes some of `buf`.
+    #[inline]
+    pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(t) => t.write(buf),
+        }
+    }
+
+    /// Sends what the transport itself holds (TLS records); true when nothing is left.
+    #[inline]
+    pub fn flush(&mut self) -> io::Result<bool> {
+        match self {
+            Transport::Plain(_) => Ok(true),
+            Transport::Tls(t) => t.flush(),
+        }
+    }
+
+    /// True when the transport holds bytes for the socket (TLS records not sent yet).
+    #[inline]
+    pub fn wants_write(&self) -> bool {
+        match self {
+            Transport::Plain(_) => false,
+            Transport::Tls(t) => t.wants_write(),
+        }
+    }
+
+    /// Ends the stream politely before the socket closes: TLS sends close_notify.
+    pub fn close(&mut self) {
+        if let Transport::Tls(t) = self {
+            t.close();
+        }
+    }
+
+    fn socket_mut(&mut self) -> &mut TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(t) => t.socket_mut(),
+        }
+    }
+}
+
+impl Source for Transport {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.socket_mut().register(registry, token, interest)
+    }
+
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.socket_mut().reregister(registry, token, interest)
+    }
+
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.socket_mut().deregister(registry)
+    }
+}
