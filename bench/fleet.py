@@ -45,6 +45,9 @@ HOST = sidebyside.HOST
 LOAD_CPU = sidebyside.CLIENT_CPU
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 FLEET_UP_S = 5          # seconds of load before the terminal connects
+# The agents' connections come from several loopback addresses: from one, 19,000 connections
+# plus the TIME_WAIT left by earlier runs exhaust its 28,000 ephemeral ports.
+SOURCE_ADDRS = "127.0.0.2-127.0.0.9"
 log = sidebyside.log
 
 
@@ -168,7 +171,8 @@ def part_agents(a):
     serve = [AVPD, "serve", "--workers", "1", "--no-admin", "--listen", f"tcp://{HOST}:{port}"]
     warmup = max(5, a.agents // 2000 + 3)
     load = [LOADGEN, "-q", "--target", f"tcp://{HOST}:{port}", "--agents", str(a.agents),
-            "--interval", "1s", "--connect-rate", "2000", "--warmup", f"{warmup}s",
+            "--interval", "1s", "--connect-rate", "2000", "--source-addrs", SOURCE_ADDRS,
+            "--warmup", f"{warmup}s",
             "--duration", f"{a.secs:g}s"]
     server = node(serve, port)
     try:
@@ -202,7 +206,8 @@ def part_agents(a):
     ]
     intro = (f"`avp-loadgen --agents {a.agents} --interval 1s` (CPU {LOAD_CPU}) against "
              f"`avpd serve --workers 1` (CPU {sidebyside.SERVER_CPU}), {a.secs:g} s measured "
-             f"after a {warmup} s warmup that covers the connection ramp at 2,000 a second.")
+             f"after a {warmup} s warmup that covers the connection ramp at 2,000 a second, "
+             f"from the loopback addresses {SOURCE_ADDRS}.")
     commands = "\n".join([f"taskset -c {sidebyside.SERVER_CPU} {shlex.join(serve)} &",
                           f"taskset -c {LOAD_CPU} {shlex.join(load)}"]).replace(str(port), "PORT")
     return ([f"### {a.agents:,} agents reporting every second", "", intro, ""] + rows

@@ -18,7 +18,9 @@ has two. Full reports (NODE_ID, TIMESTAMP, INSTANCE), closed loop, 1000 connecti
 Each round runs every variant once, in an order that rotates from round to round; the table
 gives medians and the median and range of the per-round ratios (stored / limit, received /
 none). Then an open-loop run at half of the stored path's median capacity, with and without
-the store, gives the latency storing adds.
+the store and with `--ack-after received`, gives the latency storing adds and the data-plane
+worker's CPU time per report in each (from /proc), which is what the store costs the data
+plane when acks do not wait for it.
 
 It rewrites the block between the GENERATED markers for bench/store in docs/CAPACITY.md
 (appending them when missing). Stdlib only; needs nats-server on PATH.
@@ -49,6 +51,7 @@ LOAD_CPU = sidebyside.CLIENT_CPU
 CONNS, DEPTH = 1000, 16
 VARIANTS = ["limit", "stored", "received", "none"]
 RUN_TIMEOUT = 600
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 log = sidebyside.log
 
 
@@ -93,7 +96,8 @@ def loadgen(port, extra):
 
 
 def with_node(variant, run):
-    """Calls `run(port)` with a fresh nats-server and, unless variant is 'limit', a fresh node."""
+    """Calls `run(port)` with a fresh nats-server and, unless variant is 'limit', a fresh node;
+    with `cpu`, returns also the node's data-plane worker CPU seconds during the call."""
     nats = Nats()
     try:
         if variant == "limit":
@@ -103,11 +107,25 @@ def with_node(variant, run):
         try:
             if not sidebyside.wait_tcp(node, port):
                 raise RuntimeError(f"avpd is not answering: {node.output_tail()}")
-            return run(port)
+            before = worker_cpu(node.proc.pid)
+            result = run(port)
+            return result, worker_cpu(node.proc.pid) - before
         finally:
             node.stop()
     finally:
         nats.stop()
+
+
+def worker_cpu(pid):
+    """CPU seconds of the node's data-plane worker thread (avpd-worker-0)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            if f.read().strip() != "avpd-worker-0":
+                continue
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    raise RuntimeError("no avpd-worker-0 thread")
 
 
 def closed_loop(variant, secs):
@@ -124,14 +142,18 @@ def closed_loop(variant, secs):
         return with_node(variant, run)
     args = ["--connections", str(CONNS), "--pipeline", str(DEPTH), "--duration", f"{secs:g}s",
             "--warmup", "1s"]
-    return with_node(variant, lambda port: float(loadgen(port, args)["throughput"]))
+    rate, _ = with_node(variant, lambda port: float(loadgen(port, args)["throughput"]))
+    return rate
 
 
 def open_loop(variant, rate, secs):
+    """The corrected latency, the achieved rate and the worker's CPU microseconds per report
+    (warmup included) of an open-loop run."""
     args = ["--rate", f"{rate:.0f}", "--connections", "100", "--pipeline", "16",
             "--duration", f"{secs:g}s", "--warmup", "1s"]
-    rep = with_node(variant, lambda port: loadgen(port, args))
-    return rep["latency"]["corrected"], float(rep["throughput"])
+    rep, cpu_s = with_node(variant, lambda port: loadgen(port, args))
+    reports = rep["sent"] + rep.get("warmup_answered", 0)
+    return rep["latency"]["corrected"], float(rep["throughput"]), cpu_s * 1e6 / max(reports, 1)
 
 
 def ratio_cell(rounds, a, b):
@@ -179,7 +201,7 @@ def main():
     med = {v: statistics.median(r[v] for r in rounds) for v in VARIANTS}
     rate = round(med["stored"] / 2, -3)
     latency = {}
-    for variant in ("stored", "none"):
+    for variant in ("stored", "received", "none"):
         log(f"open loop at {rate:,.0f}/s: {variant}")
         latency[variant] = open_loop(variant, rate, max(a.secs, 10))
     version = subprocess.run(["nats-server", "--version"], capture_output=True,
@@ -205,13 +227,14 @@ def main():
         f"Open loop at half the stored path's capacity ({rate:,.0f} msg/s, 100 connections x "
         f"16, {max(a.secs, 10):g} s), latency corrected for coordinated omission:",
         "",
-        "| variant | achieved msg/s | p50 | p99 | p99.9 | max |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| variant | achieved msg/s | p50 | p99 | p99.9 | max | worker CPU per report |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for variant, label in (("none", "no `--store`"), ("stored", "`--ack-after stored`")):
-        lat, got = latency[variant]
+    for variant, label in (("none", "no `--store`"), ("received", "`--ack-after received`"),
+                           ("stored", "`--ack-after stored`")):
+        lat, got, cpu_us = latency[variant]
         cells = " | ".join(f"{lat[k]:,.0f} µs" for k in ("p50_us", "p99_us", "p99_9_us", "max_us"))
-        lines.append(f"| {label} | {got:,.0f} | {cells} |")
+        lines.append(f"| {label} | {got:,.0f} | {cells} | {cpu_us:.2f} µs |")
     added = latency["stored"][0]["p99_us"] - latency["none"][0]["p99_us"]
     lines += ["", f"Storing adds **{added:,.0f} µs** at p99 here.", "",
               "```sh", commands(a.secs), "python3 bench/store.py "
