@@ -72,14 +72,6 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Resolve { source, .. } | Error::File { source, .. } => Some(source),
-            Error::Worker(e) => Some(e),
-            #[cfg(feature = "embedded")]
-            Error::Node(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// No `source`: every message already ends with its cause's own text, which a source would
+/// repeat in chains printed whole (`{:#}`).
+impl std::error::Error for Error {}
