@@ -56,6 +56,10 @@ pub struct AgentArgs {
     /// Exit after this many reports, once the collector has acknowledged them all.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Sign every report with the secret this file holds (its contents, without a trailing
+    /// line end): the collector's --agent-keys file gives the same secret to this NODE_ID.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// Runs the agent until SIGINT/SIGTERM (or `--count`), then logs its totals.
@@ -85,7 +89,10 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .collect::<Vec<_>>()
         .join(", ");
     let link = Link::failover(args.collector, args.failback_after)?;
-    let link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
+    let mut link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
+    if let Some(path) = &args.key_file {
+        link.sign_reports_with(read_key(path)?);
+    }
     let (instance, first_seq, spooled) = match &args.spool {
         Some(path) => {
             let (spool, restored) = Spool::open(path, fastrand::u64(..))?;
@@ -129,10 +136,26 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         plane.shutdown();
     }
     info!(
-        "agent stopped: sampled={} acked={} resent={} refused={} dropped={} unacked={} unsolicited={}",
-        t.sampled, t.acked, t.resent, t.refused, t.dropped, t.unacked, t.unsolicited
+        "agent stopped: sampled={} acked={} resent={} refused={} unauthorized={} dropped={} \
+         unacked={} unsolicited={}",
+        t.sampled,
+        t.acked,
+        t.resent,
+        t.refused,
+        t.unauthorized,
+        t.dropped,
+        t.unacked,
+        t.unsolicited
     );
     Ok(())
+}
+
+/// The key of the secret file at `path`.
+pub fn read_key(path: &std::path::Path) -> anyhow::Result<avp_proto::auth::Key> {
+    let contents =
+        std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    avp_proto::auth::Key::from_secret_file(&contents)
+        .with_context(|| format!("key file {} holds no secret", path.display()))
 }
 
 /// Starts the `--listen` management plane (when asked for) and returns it with the feed that

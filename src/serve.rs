@@ -5,10 +5,13 @@ use crate::store_args::ServeStoreArgs;
 use anyhow::Context as _;
 use avp_endpoint::Endpoint;
 use avpd_node::admin::AdminConfig;
+use avpd_node::auth::AgentKeys;
 use avpd_node::{Config, Node};
 use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Command-line options of `avpd serve`.
@@ -60,6 +63,13 @@ pub struct ServeArgs {
     /// Time between two status log lines.
     #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub status_interval: Duration,
+    /// Accept only reports signed with the key of their NODE_ID: a TOML file of
+    /// `"node-id" = "secret"` lines, read again whenever it changes.
+    #[arg(long, value_name = "FILE")]
+    pub agent_keys: Option<PathBuf>,
+    /// How far a signed report's TIMESTAMP may be from the node's clock.
+    #[arg(long, default_value = "60s", value_parser = avp_units::parse_duration)]
+    pub auth_window: Duration,
     /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd=trace.
     #[arg(long)]
     pub log: Option<String>,
@@ -71,6 +81,18 @@ impl ServeArgs {
     /// The node configuration these options describe.
     pub fn config(self) -> anyhow::Result<Config> {
         let store = self.store.settings()?;
+        let agent_keys = match &self.agent_keys {
+            Some(path) => {
+                let keys = AgentKeys::load(path, self.auth_window)?;
+                tracing::info!(
+                    "agent keys from {}: {} nodes have a key; unsigned reports are refused",
+                    path.display(),
+                    keys.keys().len()
+                );
+                Some(Arc::new(keys))
+            }
+            None => None,
+        };
         let defaults = Config::default();
         let admin_defaults = AdminConfig::default();
         let admin_listen = match (self.no_admin, self.admin.is_empty()) {
@@ -101,6 +123,7 @@ impl ServeArgs {
             udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,
             store,
+            agent_keys,
         })
     }
 }

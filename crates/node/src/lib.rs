@@ -13,9 +13,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 mod error;
 pub mod fleet;
 pub mod intake;
+pub mod loglimit;
 pub mod net;
 pub mod stats;
 pub mod store;
@@ -25,6 +27,7 @@ pub mod worker;
 
 use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;
+use auth::AgentKeys;
 use avp_endpoint::{Endpoint, Scheme};
 use avp_proto::server::{Role, ServerConfig};
 use avpd_store::{LatestRow, Store, StoreStatus};
@@ -67,6 +70,8 @@ pub struct Config {
     pub status_interval: Duration,
     /// Where accepted reports are stored, if anywhere.
     pub store: Option<StoreSettings>,
+    /// The keys data-plane reports must be signed with; `None` takes reports unsigned.
+    pub agent_keys: Option<Arc<AgentKeys>>,
 }
 
 impl Default for Config {
@@ -88,6 +93,7 @@ impl Default for Config {
             udp_buffer: 4 << 20,
             status_interval: Duration::from_secs(10),
             store: None,
+            agent_keys: None,
         }
     }
 }
@@ -175,12 +181,15 @@ impl Node {
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
-            let (worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
+            let (mut worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
+            if let Some(keys) = &config.agent_keys {
+                worker = worker.verify_with(keys.clone());
+            }
             threads.spawn(&format!("avpd-worker-{id}"), waker, move || worker.run())?;
         }
         for (i, socket) in udp.into_iter().enumerate() {
             let id = workers + i;
-            let worker = UdpWorker::new(
+            let mut worker = UdpWorker::new(
                 id,
                 socket,
                 has_admin.then(|| fleet_tx.clone()),
@@ -189,6 +198,9 @@ impl Node {
                 status_tx.clone(),
                 shutdown.clone(),
             )?;
+            if let Some(keys) = &config.agent_keys {
+                worker = worker.verify_with(keys.clone());
+            }
             threads.spawn_plain(&format!("avpd-udp-{i}"), move || worker.run())?;
         }
         drop(fleet_tx);
@@ -207,8 +219,10 @@ impl Node {
         let interval = config.status_interval;
         let store = store.map(|(s, _)| s);
         let status_store = store.clone();
+        let keys = config.agent_keys.clone();
+        let on_tick = move || keys.iter().for_each(|k| k.poll());
         threads.spawn_plain("avpd-status", move || {
-            report_status(status_rx, interval, status_store.as_deref())
+            report_status(status_rx, interval, status_store.as_deref(), on_tick)
         })?;
         Ok(Node {
             data,
@@ -330,8 +344,14 @@ impl Drop for Threads {
     }
 }
 
-/// Logs one status line every `interval` until every worker has gone, then a final one.
-fn report_status(snapshots: Receiver<WorkerSnapshot>, interval: Duration, store: Option<&Store>) {
+/// Logs one status line every `interval` until every worker has gone, then a final one;
+/// calls `on_tick` before each line.
+fn report_status(
+    snapshots: Receiver<WorkerSnapshot>,
+    interval: Duration,
+    store: Option<&Store>,
+    mut on_tick: impl FnMut(),
+) {
     let mut latest: Vec<Option<WorkerSnapshot>> = Vec::new();
     let mut previous = Counters::default();
     let mut previous_store = StoreStatus::default();
@@ -365,6 +385,7 @@ fn report_status(snapshots: Receiver<WorkerSnapshot>, interval: Duration, store:
                 latest[s.worker] = Some(s);
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                on_tick();
                 let now = Instant::now();
                 line(&latest, now);
                 next = now + interval;

@@ -187,7 +187,7 @@ impl fmt::Display for StatusLine {
         write!(
             f,
             "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
-             invalid={} unsupported={} unsolicited={} framing={} io={} idle={} \
+             invalid={} unsupported={} unsolicited={} unauthorized={} framing={} io={} idle={} \
              frame_timeout={} ack_timeout={} udp_bad={} udp_send_dropped={} \
              udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={}",
             self.open,
@@ -199,6 +199,7 @@ impl fmt::Display for StatusLine {
             d.tally.invalid,
             d.tally.unsupported,
             d.tally.unsolicited,
+            d.tally.unauthorized,
             d.framing_errors,
             d.io_errors,
             d.idle_closed,

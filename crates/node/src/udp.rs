@@ -14,6 +14,7 @@
 //! `--ack-after stored` their answers wait in a queue of held answers until the store confirms
 //! them, and the receive timeout shortens to [`HELD_POLL`] while any wait.
 
+use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::intake::DatagramIntake;
 use crate::stats::{Counters, WorkerSnapshot};
@@ -51,6 +52,8 @@ pub struct UdpWorker {
     shutdown: Arc<AtomicBool>,
     store: Option<StoreIntake>,
     held: HeldAnswers,
+    /// The agent keys reports must be signed with, if any.
+    verifier: Option<WorkerVerifier>,
 }
 
 /// Datagram answers waiting for the store to confirm their reports, oldest first.
@@ -125,7 +128,14 @@ impl UdpWorker {
             // The thread polls for confirmations (see HELD_POLL): nothing to wake.
             store: store.map(|(s, ack)| StoreIntake::new(s.worker(id, Arc::new(|| {})), ack)),
             held: HeldAnswers::default(),
+            verifier: None,
         })
+    }
+
+    /// Makes every report on this socket pass the checks of `keys`.
+    pub fn verify_with(mut self, keys: Arc<AgentKeys>) -> UdpWorker {
+        self.verifier = Some(WorkerVerifier::new(keys));
+        self
     }
 
     /// Serves the socket until shutdown is requested.
@@ -182,6 +192,9 @@ impl UdpWorker {
     fn answer_batch(&mut self) {
         let now = Instant::now();
         let now_ms = unix_millis();
+        if let Some(v) = self.verifier.as_mut() {
+            v.refresh(now, now_ms);
+        }
         let (counters, outbox) = (&mut self.counters, &mut self.outbox);
         for (received, bytes) in self.inbox.datagrams() {
             if received.truncated {
@@ -194,6 +207,7 @@ impl UdpWorker {
                 peer: received.peer,
                 received_ms: now_ms,
                 store: self.store.as_mut(),
+                verifier: self.verifier.as_mut(),
             };
             let tally = &mut counters.tally;
             let start = outbox.buffer().len();

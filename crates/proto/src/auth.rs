@@ -36,6 +36,15 @@ impl Key {
         Key(Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"))
     }
 
+    /// The key of a secret file's contents (`avpd agent --key-file`): the file's bytes
+    /// without one trailing line end. `None` when that leaves nothing.
+    pub fn from_secret_file(contents: &[u8]) -> Option<Key> {
+        let secret = contents
+            .strip_suffix(b"\n")
+            .map_or(contents, |s| s.strip_suffix(b"\r").unwrap_or(s));
+        (!secret.is_empty()).then(|| Key::new(secret))
+    }
+
     /// The HMAC of `frame` with the `AUTHENTICATOR_LEN` (binary) or twice that (text) bytes
     /// from `at` taken as `fill`.
     fn mac(&self, frame: &[u8], at: usize, len: usize, fill: u8) -> Hmac<Sha256> {
@@ -431,6 +440,40 @@ mod tests {
                 .unwrap();
             assert_eq!(verify(&mut v, codec, &unsigned), Err(AuthFailure::Unsigned));
         }
+    }
+
+    #[test]
+    fn a_peer_session_signs_every_report_it_sends() {
+        for codec in [Codec::Binary, Codec::Json] {
+            let mut peer: crate::PeerSession =
+                crate::PeerSession::new(codec, crate::peer::Transport::Stream, Default::default());
+            peer.sign_reports_with(Key::from_secret_file(b"s3cret\r\n").unwrap());
+            let Body::StatReport(r) = report("host-1", 0, 1_000_000).body else {
+                unreachable!()
+            };
+            let mut out = Vec::new();
+            let now = std::time::Instant::now();
+            peer.send_reports(now, &r, 3, (), &mut out).unwrap();
+            let one = crate::peer::Request::Report(r);
+            peer.send_with_sequence(now, 9, &one, (), &mut out).unwrap();
+            let mut v = Fixed {
+                key: Key::new(b"s3cret"),
+                now_ms: 1_000_000,
+                ledger: Ledger::default(),
+            };
+            let mut rest = &out[..];
+            let mut accepted = 0;
+            while !rest.is_empty() {
+                let crate::Status::Complete((_, used)) = codec.decode(rest).unwrap() else {
+                    panic!("complete frames")
+                };
+                assert_eq!(verify(&mut v, codec, &rest[..used]), Ok(()), "{codec:?}");
+                rest = &rest[used..];
+                accepted += 1;
+            }
+            assert_eq!(accepted, 4);
+        }
+        assert!(Key::from_secret_file(b"\n").is_none());
     }
 
     #[test]

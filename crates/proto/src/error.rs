@@ -245,6 +245,8 @@ pub enum EncodeError {
     TextLength(Attribute, usize),
     /// A text value holds a control character where only printable text is allowed.
     Unprintable(Attribute),
+    /// The frame could not be signed.
+    Unsignable(crate::auth::SignError),
 }
 
 impl fmt::Display for EncodeError {
@@ -255,6 +257,7 @@ impl fmt::Display for EncodeError {
             EncodeError::Unprintable(a) => {
                 write!(f, "cannot encode {a} holding a control character")
             }
+            EncodeError::Unsignable(e) => write!(f, "cannot sign the frame: {e}"),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use super::buffer::{BufferPool, InputBuffer, OutputBuffer};
 use super::peer::PeerAddr;
+use crate::auth::WorkerVerifier;
 use crate::fleet::{FleetShard, LatestReport};
 use crate::intake::ConnIntake;
 use crate::store::{Refusing, StoreIntake};
@@ -38,6 +39,8 @@ pub struct Context<'a> {
     pub max_output: usize,
     /// The worker's store, when the node stores reports.
     pub store: Option<&'a mut StoreIntake>,
+    /// The worker's agent keys, when reports must be signed.
+    pub verifier: Option<&'a mut WorkerVerifier>,
 }
 
 /// Why a connection is being closed.
@@ -315,6 +318,7 @@ impl Connection {
             store: ctx.store.as_deref_mut(),
             codec: self.session.config().codec,
             refusing: &mut self.refusing,
+            verifier: ctx.verifier.as_deref_mut(),
         };
         let out = &mut output.data;
         let result =

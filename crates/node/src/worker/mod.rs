@@ -15,6 +15,7 @@ mod push;
 
 pub use push::Pusher;
 
+use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::net::buffer::BufferPool;
 use crate::net::conn::{CloseReason, Connection, Context};
@@ -98,6 +99,8 @@ pub struct Worker {
     links: Links,
     push: Option<PushPlane>,
     accept: accept::Backoff,
+    /// The agent keys reports must be signed with, if any.
+    verifier: Option<WorkerVerifier>,
 }
 
 /// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
@@ -112,6 +115,7 @@ macro_rules! context {
             now_ms: $now_ms,
             max_output: $worker.limits.max_output,
             store: $worker.store.as_mut(),
+            verifier: $worker.verifier.as_mut(),
         }
     };
 }
@@ -159,6 +163,7 @@ impl Worker {
             limits,
             links,
             accept: accept::Backoff::default(),
+            verifier: None,
         };
         for (i, entry) in worker.tcp.iter_mut().enumerate() {
             worker
@@ -167,6 +172,12 @@ impl Worker {
                 .register(&mut entry.listener, Token(i), Interest::READABLE)?;
         }
         Ok((worker, waker))
+    }
+
+    /// Makes every report of this worker's connections pass the checks of `keys`.
+    pub fn verify_with(mut self, keys: Arc<AgentKeys>) -> Worker {
+        self.verifier = Some(WorkerVerifier::new(keys));
+        self
     }
 
     /// Runs the event loop until shutdown is requested and the owed answers are sent.
@@ -197,6 +208,9 @@ impl Worker {
             }
             let now = Instant::now();
             let now_ms = unix_millis();
+            if let Some(v) = self.verifier.as_mut() {
+                v.refresh(now, now_ms);
+            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
