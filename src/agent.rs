@@ -182,6 +182,7 @@ fn serve_terminals(
             mem_percent: s.mem_percent,
             timestamp_ms: s.timestamp_ms,
             received_ms: s.timestamp_ms,
+            collector: None,
         }]);
     });
     Ok((Some(plane), feed))

@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use avp_endpoint::Endpoint;
 use avpd_node::admin::AdminConfig;
 use avpd_node::auth::AgentKeys;
+use avpd_node::fleet::FleetRules;
 use avpd_node::{Config, Node};
 use clap::Args;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -70,6 +71,20 @@ pub struct ServeArgs {
     /// How far a signed report's TIMESTAMP may be from the node's clock.
     #[arg(long, default_value = "60s", value_parser = avp_units::parse_duration)]
     pub auth_window: Duration,
+    /// A node silent this long shows as stale [default: three of its own report intervals,
+    /// or 10s until its interval is known].
+    #[arg(long, value_parser = avp_units::parse_duration)]
+    pub stale_after: Option<Duration>,
+    /// A node silent this long is removed from the fleet view.
+    #[arg(long, default_value = "10m", value_parser = avp_units::parse_duration)]
+    pub node_ttl: Duration,
+    /// Most nodes the fleet view holds; reports of further nodes are refused and counted.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub max_nodes: usize,
+    /// A report whose TIMESTAMP is further than this from the node's clock is flagged as
+    /// clock skew.
+    #[arg(long, default_value = "1m", value_parser = avp_units::parse_duration)]
+    pub max_clock_skew: Duration,
     /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd=trace.
     #[arg(long)]
     pub log: Option<String>,
@@ -112,6 +127,12 @@ impl ServeArgs {
                 max_unacked: self.max_unacked,
                 ack_timeout: self.ack_timeout,
                 frame_timeout: self.frame_timeout,
+                fleet: FleetRules {
+                    stale_after: self.stale_after,
+                    node_ttl: self.node_ttl,
+                    max_nodes: self.max_nodes,
+                    max_clock_skew: self.max_clock_skew,
+                },
                 ..admin_defaults
             },
             workers: self.workers.unwrap_or(defaults.workers),

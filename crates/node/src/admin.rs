@@ -7,8 +7,9 @@
 //! feeds it the agent's own samples.
 
 use crate::error::{bind_error, resolve, StartError};
-use crate::fleet::NodeReport;
+use crate::fleet::{FleetRules, NodeReport};
 use crate::net::listen::bind_tcp;
+use crate::relay::Relayer;
 use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
 use crate::Threads;
 use avp_endpoint::{Endpoint, Scheme};
@@ -37,8 +38,8 @@ pub struct AdminConfig {
     pub ack_timeout: Duration,
     /// A frame must be complete this long after its first bytes arrived.
     pub frame_timeout: Duration,
-    /// Most distinct nodes the view holds.
-    pub max_nodes: usize,
+    /// How the view's rows age, and how many it holds.
+    pub fleet: FleetRules,
     /// Listen backlog.
     pub backlog: i32,
 }
@@ -54,7 +55,7 @@ impl Default for AdminConfig {
             idle_timeout: Duration::from_secs(300),
             ack_timeout: Duration::from_secs(30),
             frame_timeout: Duration::from_secs(10),
-            max_nodes: 100_000,
+            fleet: FleetRules::default(),
             backlog: 128,
         }
     }
@@ -80,9 +81,11 @@ impl AdminPlane {
             Links {
                 fleet: None,
                 store: None,
+                relay: None,
                 status: None,
                 shutdown,
             },
+            None,
             &mut threads,
         )?;
         Ok(AdminPlane { bound, threads })
@@ -99,12 +102,13 @@ impl AdminPlane {
     }
 }
 
-/// Binds the admin listeners and starts the management-plane worker on `threads`; returns the
-/// bound endpoints.
+/// Binds the admin listeners and starts the management-plane worker on `threads`, relaying
+/// terminals' fleet commands through `relayer` when given; returns the bound endpoints.
 pub(super) fn spawn(
     config: AdminConfig,
     updates: Receiver<Vec<NodeReport>>,
     links: Links,
+    relayer: Option<Relayer>,
     threads: &mut Threads,
 ) -> Result<Vec<Endpoint>, StartError> {
     let mut tcp = Vec::new();
@@ -136,11 +140,13 @@ pub(super) fn spawn(
         max_output: config.max_output,
         max_connections: config.max_connections,
         open: Arc::new(AtomicUsize::new(0)),
-        max_fleet_nodes: config.max_nodes,
+        max_fleet_nodes: config.fleet.max_nodes,
     };
     let pusher = Pusher {
         updates,
         interval: config.report_interval,
+        rules: config.fleet,
+        relayer,
     };
     let id = threads.len();
     let (worker, waker) = Worker::new(id, tcp, limits, links, Some(pusher))?;

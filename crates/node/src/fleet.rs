@@ -2,12 +2,16 @@
 //!
 //! Workers record reports into a [`FleetShard`] of their own (no lock, no shared state) and
 //! hand its contents to the management plane as a batch over a crossbeam channel; the
-//! management plane merges batches into the [`FleetView`] it pushes to terminals.
+//! management plane merges batches into the [`FleetView`] ([`view`]) it pushes to terminals.
+
+pub mod view;
+
+pub use view::{FleetRules, FleetView, RowView};
 
 use avp_proto::Report;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 /// Latest known state of one reporting node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +27,8 @@ pub struct NodeReport {
     pub timestamp_ms: u64,
     /// When a collector received it, ms since the epoch (to within a worker tick).
     pub received_ms: u64,
+    /// The collector that received it, when another node did (through a shared store).
+    pub collector: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +56,7 @@ impl Sample {
             mem_percent: self.mem_percent,
             timestamp_ms: self.timestamp_ms,
             received_ms: self.received_ms,
+            collector: None,
         }
     }
 }
@@ -174,6 +181,11 @@ impl LatestReport {
         was_clean
     }
 
+    /// The node the connection speaks for, once its first report named one.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
     /// Moves the latest unflushed report into `shard`, as received at `now_ms` (the cache
     /// keeps no receive time of its own: it is flushed every worker tick).
     pub fn flush(&mut self, shard: &mut FleetShard, peer: SocketAddr, now_ms: u64) {
@@ -187,61 +199,6 @@ impl LatestReport {
             };
             shard.insert(self.node.as_deref(), peer, sample);
         }
-    }
-}
-
-/// The latest report of every node heard from, ordered by node name.
-#[derive(Debug, Default)]
-pub struct FleetView {
-    nodes: BTreeMap<String, NodeReport>,
-    max_nodes: usize,
-    dropped: u64,
-}
-
-impl FleetView {
-    /// A view that keeps at most `max_nodes` nodes; reports from further nodes are dropped
-    /// and counted.
-    pub fn new(max_nodes: usize) -> Self {
-        FleetView {
-            nodes: BTreeMap::new(),
-            max_nodes,
-            dropped: 0,
-        }
-    }
-
-    /// Merges a batch; a report older than the one already held for its node is ignored.
-    pub fn apply(&mut self, batch: impl IntoIterator<Item = NodeReport>) {
-        for report in batch {
-            if let Some(held) = self.nodes.get_mut(&report.node) {
-                if report.timestamp_ms >= held.timestamp_ms {
-                    *held = report;
-                }
-            } else if self.nodes.len() < self.max_nodes {
-                self.nodes.insert(report.node.clone(), report);
-            } else {
-                self.dropped += 1;
-            }
-        }
-    }
-
-    /// Every node's latest report.
-    pub fn iter(&self) -> impl Iterator<Item = &NodeReport> {
-        self.nodes.values()
-    }
-
-    /// Number of nodes held.
-    pub fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// True when no node has reported yet.
-    pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
-    }
-
-    /// Reports dropped because the view was full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
     }
 }
 
@@ -286,32 +243,15 @@ mod tests {
     }
 
     #[test]
-    fn shard_and_view_are_bounded() {
+    fn the_shard_is_bounded() {
         let peer: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let mut shard = FleetShard::new(1);
         shard.record(peer, &report(Some("a"), 1), 0);
         shard.record(peer, &report(Some("b"), 1), 0);
         shard.record(peer, &report(Some("a"), 9), 0);
         assert_eq!(shard.take_dropped(), 1);
-        let mut view = FleetView::new(1);
-        view.apply(shard.drain());
-        view.apply([into_node(report(Some("c"), 1), "c")]);
-        assert_eq!((view.len(), view.dropped()), (1, 1));
-        assert_eq!(view.iter().next().unwrap().cpu_percent, 9);
-    }
-
-    #[test]
-    fn view_ignores_older_reports() {
-        let mut view = FleetView::new(10);
-        let at = |ts, cpu| NodeReport {
-            node: "n".into(),
-            cpu_percent: cpu,
-            mem_percent: 0,
-            timestamp_ms: ts,
-            received_ms: ts,
-        };
-        view.apply([at(10, 1), at(5, 2)]);
-        assert_eq!(view.iter().next().unwrap().cpu_percent, 1);
+        let nodes = shard.drain();
+        assert_eq!((nodes.len(), nodes[0].cpu_percent), (1, 9));
     }
 
     #[test]
@@ -344,9 +284,5 @@ mod tests {
             conn.record(&mut shard, peer, &report(Some("own"), 4), 0),
             "dirty again after a flush"
         );
-    }
-
-    fn into_node(report: Report<'_>, name: &str) -> NodeReport {
-        Sample::of(&report, 0).into_report(name.into())
     }
 }

@@ -8,9 +8,10 @@
 
 use crate::auth::WorkerVerifier;
 use crate::fleet::{FleetShard, LatestReport};
+use crate::relay::CommandQueue;
 use crate::store::{Refusing, StoreIntake};
 use avp_proto::auth::{AuthFailure, Verifier};
-use avp_proto::server::{Acceptance, AcceptedReport, ReportSink};
+use avp_proto::server::{Acceptance, AcceptedReport, FleetCommand, ReportSink};
 use avp_proto::Codec;
 use std::net::SocketAddr;
 
@@ -34,6 +35,12 @@ pub struct ConnIntake<'a> {
     pub refusing: &'a mut Refusing,
     /// The worker's agent keys, when reports must be signed.
     pub verifier: Option<&'a mut WorkerVerifier>,
+    /// The connection's token in its worker's poll.
+    pub token: usize,
+    /// Where a terminal's fleet commands go (the management plane only).
+    pub commands: Option<&'a mut CommandQueue>,
+    /// Where an agent's answers to relayed commands go (the data plane).
+    pub answered: Option<&'a mut Vec<(u64, u16, String)>>,
 }
 
 impl ReportSink for ConnIntake<'_> {
@@ -69,6 +76,17 @@ impl ReportSink for ConnIntake<'_> {
                 .record(shard, self.peer, &r.report, self.received_ms);
         }
         decision
+    }
+
+    fn on_fleet_command(&mut self, command: &FleetCommand<'_>) -> Option<u64> {
+        let queue = self.commands.as_deref_mut()?;
+        Some(queue.take(self.token, command))
+    }
+
+    fn on_command_result(&mut self, id: u64, code: u16, info: Option<&str>) {
+        if let Some(answered) = self.answered.as_deref_mut() {
+            answered.push((id, code, info.unwrap_or_default().to_string()));
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub mod fleet;
 pub mod intake;
 pub mod loglimit;
 pub mod net;
+pub mod relay;
 pub mod stats;
 pub mod store;
 pub mod timers;
@@ -29,21 +30,25 @@ use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;
 use auth::AgentKeys;
 use avp_endpoint::{Endpoint, Scheme};
+use avp_proto::result_code;
 use avp_proto::server::{Role, ServerConfig};
+use avpd_store::commands::OnCommand;
 use avpd_store::{LatestRow, Store, StoreStatus};
 use crossbeam_channel::{bounded, Receiver};
 pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
+use relay::{AgentRegistry, RelayRequest, Relayer};
 use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use store::StoreSettings;
 use udp::UdpWorker;
-use worker::{Limits, Links, TcpEntry, Worker};
+use worker::{Limits, Links, RelaySide, TcpEntry, Worker};
 
 /// Settings of a node. [`Config::default`] gives the documented defaults.
 pub struct Config {
@@ -120,16 +125,40 @@ impl Node {
         let (status_tx, status_rx) = bounded::<WorkerSnapshot>(1024);
         let (fleet_tx, fleet_rx) = bounded(4096);
         let has_admin = !config.admin.listen.is_empty();
+        // The store takes other nodes' commands for this node's agents before the workers
+        // that hold them exist: it finds them through this once they do.
+        let local_relayer: Arc<OnceLock<Relayer>> = Arc::default();
         let store = match config.store {
             Some(settings) => {
                 let fleet = has_admin.then(|| fleet_tx.clone());
-                let on_latest = Box::new(move |rows: Vec<LatestRow>| {
+                let mut rows = BucketRows {
+                    own: settings.config.collector.clone(),
+                    collectors: Default::default(),
+                };
+                let on_latest = Box::new(move |batch: Vec<LatestRow>| {
                     if let Some(tx) = &fleet {
                         // The view is refreshed by the next change; a full channel skips one.
-                        let _ = tx.try_send(rows.into_iter().map(node_report).collect());
+                        let batch = batch.into_iter().map(|r| rows.node_report(r)).collect();
+                        let _ = tx.try_send(batch);
                     }
                 });
-                let store = Store::start(settings.config, on_latest).map_err(StartError::Store)?;
+                let relayer = local_relayer.clone();
+                let on_command: OnCommand = Box::new(move |node, action, reply| {
+                    let request = RelayRequest {
+                        node: node.into(),
+                        key: 0,
+                        action,
+                        reply,
+                    };
+                    match relayer.get() {
+                        Some(r) => r.relay(request, None),
+                        None => {
+                            (request.reply)(result_code::OVERLOADED, "the node is starting".into())
+                        }
+                    }
+                });
+                let store = Store::start(settings.config, on_latest, Some(on_command))
+                    .map_err(StartError::Store)?;
                 Some((Arc::new(store), settings.ack_after))
             }
             None => None,
@@ -172,12 +201,17 @@ impl Node {
             max_output: config.max_output,
             max_connections: config.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
-            max_fleet_nodes: config.admin.max_nodes,
+            max_fleet_nodes: config.admin.fleet.max_nodes,
         };
+        let registry = AgentRegistry::default();
+        let mut relay_to = Vec::new();
         for (id, tcp) in tcp.into_iter().enumerate() {
+            let (relay_tx, relay_rx) = crossbeam_channel::unbounded();
             let links = Links {
                 fleet: has_admin.then(|| fleet_tx.clone()),
                 store: store.clone(),
+                relay: (has_admin || store.is_some())
+                    .then(|| RelaySide::new(relay_rx, registry.clone())),
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
@@ -185,8 +219,15 @@ impl Node {
             if let Some(keys) = &config.agent_keys {
                 worker = worker.verify_with(keys.clone());
             }
+            relay_to.push((relay_tx, waker.clone()));
             threads.spawn(&format!("avpd-worker-{id}"), waker, move || worker.run())?;
         }
+        let relayer = Relayer::new(registry, relay_to);
+        let _ = local_relayer.set(relayer.clone());
+        let relayer = match &store {
+            Some((s, _)) => relayer.with_remote(s.clone()),
+            None => relayer,
+        };
         for (i, socket) in udp.into_iter().enumerate() {
             let id = workers + i;
             let mut worker = UdpWorker::new(
@@ -194,7 +235,7 @@ impl Node {
                 socket,
                 has_admin.then(|| fleet_tx.clone()),
                 store.as_ref().map(|(s, ack)| (&**s, *ack)),
-                config.admin.max_nodes,
+                config.admin.fleet.max_nodes,
                 status_tx.clone(),
                 shutdown.clone(),
             )?;
@@ -208,10 +249,11 @@ impl Node {
             let links = Links {
                 fleet: None,
                 store: None,
+                relay: None,
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
-            admin::spawn(config.admin, fleet_rx, links, &mut threads)?
+            admin::spawn(config.admin, fleet_rx, links, Some(relayer), &mut threads)?
         } else {
             Vec::new()
         };
@@ -270,14 +312,29 @@ impl Drop for Node {
     }
 }
 
-/// A row of the bucket of latest reports as the fleet view holds it.
-fn node_report(row: LatestRow) -> NodeReport {
-    NodeReport {
-        node: row.node,
-        cpu_percent: row.cpu,
-        mem_percent: row.mem,
-        timestamp_ms: row.ts,
-        received_ms: row.received_ms,
+/// Turns the bucket's rows into the fleet view's reports, naming the collector of the rows
+/// another node received (one shared name per collector).
+struct BucketRows {
+    own: String,
+    collectors: std::collections::HashMap<String, Arc<str>>,
+}
+
+impl BucketRows {
+    fn node_report(&mut self, row: LatestRow) -> NodeReport {
+        let collector = (row.collector != self.own).then(|| {
+            self.collectors
+                .entry(row.collector)
+                .or_insert_with_key(|c| c.as_str().into())
+                .clone()
+        });
+        NodeReport {
+            node: row.node,
+            cpu_percent: row.cpu,
+            mem_percent: row.mem,
+            timestamp_ms: row.ts,
+            received_ms: row.received_ms,
+            collector,
+        }
     }
 }
 

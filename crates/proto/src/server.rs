@@ -14,8 +14,12 @@
 //!    it, and everything after it, once the ticket is confirmed. Until then later answers wait
 //!    inside the session, so that answers stay in request order.
 //! 3. On the management plane, [`ServerSession::push_credit`] says how many reports may be
-//!    pushed now and [`ServerSession::push_report`] encodes one.
-//! 4. [`ServerSession::poll_timeout`] says when [`ServerSession::handle_timeout`] is due: the
+//!    pushed now and [`ServerSession::push_report`] encodes one. A PAUSE or RESUME with TARGET
+//!    goes to [`ReportSink::on_fleet_command`]; when the sink takes it, its answer waits (like
+//!    a held one) until [`ServerSession::complete_command`] gives the per-node results.
+//! 4. On the data plane, [`ServerSession::send_command`] sends a relayed PAUSE or RESUME to the
+//!    agent; its COMMAND_RESPONSE goes to [`ReportSink::on_command_result`].
+//! 5. [`ServerSession::poll_timeout`] says when [`ServerSession::handle_timeout`] is due: the
 //!    idle timeout, the deadline of a partial frame, the watchdog on unacknowledged pushes, and
 //!    the end of a pause.
 //!
@@ -142,7 +146,8 @@ impl Refusal {
     }
 }
 
-/// Decides what becomes of each valid report a session receives.
+/// Decides what becomes of each valid report a session receives, and takes the commands it
+/// relays.
 pub trait ReportSink {
     /// Called for every valid report, in order; the answer follows the decision.
     fn on_report(&mut self, report: &AcceptedReport<'_>) -> Acceptance;
@@ -156,6 +161,41 @@ pub trait ReportSink {
 
     /// Called for every report that failed authentication (answered 401), in order.
     fn on_unauthorized(&mut self, _failure: AuthFailure) {}
+    /// Called for a PAUSE or RESUME with TARGET (a terminal's command for the fleet). Returns
+    /// the command's id when the sink carries it out: its answer then waits for
+    /// [`ServerSession::complete_command`]. `None` (the default) treats TARGET as absent.
+    fn on_fleet_command(&mut self, command: &FleetCommand<'_>) -> Option<u64> {
+        let _ = command;
+        None
+    }
+
+    /// Called with the answer to a command sent by [`ServerSession::send_command`] as `id`.
+    fn on_command_result(&mut self, id: u64, code: u16, info: Option<&str>) {
+        let _ = (id, code, info);
+    }
+}
+
+/// What a command asks of an agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stop sampling and reporting for `duration_secs`.
+    Pause {
+        /// Seconds.
+        duration_secs: u64,
+    },
+    /// Start again.
+    Resume,
+}
+
+/// A terminal's command for the nodes TARGET names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FleetCommand<'a> {
+    /// The command's SEQUENCE, echoed by its results and its answer.
+    pub sequence: Option<u64>,
+    /// A glob over NODE_IDs.
+    pub target: &'a str,
+    /// What to do.
+    pub action: Action,
 }
 
 /// Counts of what sessions handled, added to by every call (the caller sums or resets them).
@@ -179,6 +219,8 @@ pub struct Tally {
     pub answers: u64,
     /// Reports pushed.
     pub pushes: u64,
+    /// Commands relayed to the peer, and answers to them received.
+    pub relayed: u64,
     /// UDP error answers dropped because even without INFO they were larger than the datagram.
     pub oversize_dropped: u64,
     /// Reports that failed authentication (answered 401).
@@ -201,6 +243,7 @@ macro_rules! each_count {
             refused: op(a.refused, b.refused),
             answers: op(a.answers, b.answers),
             pushes: op(a.pushes, b.pushes),
+            relayed: op(a.relayed, b.relayed),
             oversize_dropped: op(a.oversize_dropped, b.oversize_dropped),
             unauthorized: op(a.unauthorized, b.unauthorized),
         }
@@ -302,6 +345,8 @@ pub struct ServerSession {
     push: Option<Box<PushState>>,
     /// The layout of the last named report, for the fast path.
     shape: Option<Box<ReportShape>>,
+    /// Commands sent to the peer and not answered yet.
+    relays: Option<Box<Relays>>,
     /// Off only in tests that compare the fast paths with the general path.
     #[cfg(any(test, feature = "fuzzing"))]
     fast_paths: bool,
@@ -310,9 +355,31 @@ pub struct ServerSession {
 #[derive(Debug, Default)]
 struct Held {
     bytes: Vec<u8>,
-    /// `(ticket, offset)`: the bytes from `offset` on wait until `ticket` is confirmed.
-    /// INVARIANT: tickets and offsets increase from front to back; offsets <= bytes.len().
-    marks: VecDeque<(u64, usize)>,
+    /// `(hold, offset)`: the bytes from `offset` on wait until the hold is released.
+    /// INVARIANT: offsets increase from front to back, offsets <= bytes.len(); store tickets
+    /// increase from front to back.
+    marks: VecDeque<(HoldOn, usize)>,
+}
+
+/// What held bytes wait for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HoldOn {
+    /// The sink's ticket (and those before it) to be confirmed ([`ServerSession::release`]).
+    Ticket(u64),
+    /// A fleet command's results ([`ServerSession::complete_command`]), which go at the
+    /// mark's offset.
+    Command(u64),
+}
+
+/// Most commands a session keeps waiting for the peer's answer; past it the oldest is
+/// forgotten (its caller times it out).
+const MAX_RELAYS: usize = 64;
+
+/// Commands sent to the peer: `(SEQUENCE, id)`, oldest first.
+#[derive(Debug, Default)]
+struct Relays {
+    next_seq: u32,
+    waiting: VecDeque<(u32, u64)>,
 }
 
 #[derive(Debug, Default)]
@@ -333,6 +400,7 @@ impl ServerSession {
             partial_since: Stamp::NONE,
             held: None,
             push: None,
+            relays: None,
             shape: None,
             #[cfg(any(test, feature = "fuzzing"))]
             fast_paths: true,
@@ -435,9 +503,57 @@ impl ServerSession {
         let Some(held) = self.held.as_mut() else {
             return true;
         };
-        while held.marks.front().is_some_and(|&(t, _)| t <= confirmed) {
+        while held
+            .marks
+            .front()
+            .is_some_and(|&(h, _)| matches!(h, HoldOn::Ticket(t) if t <= confirmed))
+        {
             held.marks.pop_front();
         }
+        self.flush_ready(out)
+    }
+
+    /// Puts the answers of fleet command `id` (its per-node results, then its own answer)
+    /// where its answer belongs, and appends to `out` whatever is no longer held. Returns true
+    /// when nothing is held any more.
+    pub fn complete_command(
+        &mut self,
+        id: u64,
+        answers: &[Message<'_>],
+        out: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> bool {
+        let codec = self.config.codec;
+        let Some(held) = self.held.as_mut() else {
+            return true;
+        };
+        let Some(i) = held
+            .marks
+            .iter()
+            .position(|&(h, _)| h == HoldOn::Command(id))
+        else {
+            return self.held.is_none();
+        };
+        let (_, at) = held.marks.remove(i).expect("found above");
+        let mut encoded = Vec::new();
+        for answer in answers {
+            // Results carry texts clipped to an INFO AVP: they always encode.
+            if codec.encode(answer, &mut encoded).is_ok() {
+                tally.answers += 1;
+            }
+        }
+        held.bytes.splice(at..at, encoded.iter().copied());
+        for (_, offset) in held.marks.iter_mut().skip(i) {
+            *offset += encoded.len();
+        }
+        self.flush_ready(out)
+    }
+
+    /// Moves the held bytes before the first mark to `out`; true when nothing is held.
+    fn flush_ready(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(held) = self.held.as_mut() else {
+            return true;
+        };
         let ready = held.marks.front().map_or(held.bytes.len(), |&(_, at)| at);
         out.extend_from_slice(&held.bytes[..ready]);
         if held.marks.is_empty() {
@@ -449,6 +565,35 @@ impl ServerSession {
             *at -= ready;
         }
         false
+    }
+
+    /// Appends to `out` a PAUSE or RESUME for the peer (an agent), to be answered to the sink
+    /// as `id` ([`ReportSink::on_command_result`]).
+    pub fn send_command(
+        &mut self,
+        action: Action,
+        id: u64,
+        out: &mut Vec<u8>,
+        tally: &mut Tally,
+    ) -> Result<(), EncodeError> {
+        let relays = self.relays.get_or_insert_with(Box::default);
+        // The node numbers its commands apart from the agent's own requests, from the top of
+        // the 4-byte range down, so that their answers are told apart by SEQUENCE alone.
+        let seq = u32::MAX - relays.next_seq;
+        let msg = match action {
+            Action::Pause { duration_secs } => {
+                Message::pause(Some(u64::from(seq)), duration_secs, None)
+            }
+            Action::Resume => Message::resume(Some(u64::from(seq)), None),
+        };
+        self.config.codec.encode(&msg, out)?;
+        relays.next_seq = relays.next_seq.wrapping_add(1);
+        if relays.waiting.len() == MAX_RELAYS {
+            relays.waiting.pop_front();
+        }
+        relays.waiting.push_back((seq, id));
+        tally.relayed += 1;
+        Ok(())
     }
 
     /// Bytes of answers held back, waiting for a ticket or behind one.
@@ -686,6 +831,18 @@ impl ServerSession {
                     }
                 }
             }
+            Body::Pause {
+                duration_secs,
+                target: Some(target),
+            } if self.config.role == Role::Management => {
+                let action = Action::Pause { duration_secs };
+                self.fleet_command(seq, &target, action, out, cap, sink, tally);
+            }
+            Body::Resume {
+                target: Some(target),
+            } if self.config.role == Role::Management => {
+                self.fleet_command(seq, &target, Action::Resume, out, cap, sink, tally);
+            }
             Body::Pause { duration_secs, .. } => {
                 tally.commands += 1;
                 let push = self.push.get_or_insert_with(Box::default);
@@ -713,7 +870,15 @@ impl ServerSession {
                 }
                 _ => tally.unsolicited += 1,
             },
-            Body::CommandResponse { .. } => tally.unsolicited += 1,
+            Body::CommandResponse { code, info, .. } => {
+                match seq.and_then(|s| self.take_relay(s)) {
+                    Some(id) => {
+                        tally.relayed += 1;
+                        sink.on_command_result(id, code, info.as_deref());
+                    }
+                    None => tally.unsolicited += 1,
+                }
+            }
         }
     }
 
@@ -733,6 +898,50 @@ impl ServerSession {
         let answer =
             Message::command_response(sequence, result_code::UNAUTHORIZED, failure.to_string());
         self.write_answer(&answer, None, out, cap, tally);
+    }
+
+    /// Hands a fleet command to the sink; its answer waits for its results when the sink takes
+    /// it, and is the plain pause or resume of the pushes otherwise.
+    #[allow(clippy::too_many_arguments)]
+    fn fleet_command<S: ReportSink>(
+        &mut self,
+        sequence: Option<u64>,
+        target: &str,
+        action: Action,
+        out: &mut Vec<u8>,
+        cap: Cap,
+        sink: &mut S,
+        tally: &mut Tally,
+    ) {
+        tally.commands += 1;
+        let command = FleetCommand {
+            sequence,
+            target,
+            action,
+        };
+        if let Some(id) = sink.on_fleet_command(&command) {
+            let h = self.held.get_or_insert_with(Box::default);
+            h.marks.push_back((HoldOn::Command(id), h.bytes.len()));
+            return;
+        }
+        let now_answer = match action {
+            Action::Pause { duration_secs } => {
+                let info = format!("paused for {duration_secs} s");
+                Message::command_response(sequence, result_code::OK, info)
+            }
+            Action::Resume => Message::command_response(sequence, result_code::OK, "not paused"),
+        };
+        self.write_answer(&now_answer, None, out, cap, tally);
+    }
+
+    /// The id of the relayed command answered with SEQUENCE `seq`, forgetting it.
+    fn take_relay(&mut self, seq: u64) -> Option<u64> {
+        let relays = self.relays.as_mut()?;
+        let i = relays
+            .waiting
+            .iter()
+            .position(|&(s, _)| u64::from(s) == seq)?;
+        relays.waiting.remove(i).map(|(_, id)| id)
     }
 
     /// Encodes `answer` after every answer before it: into `out`, or behind a hold; `ticket`
@@ -822,8 +1031,8 @@ fn hold(held: &mut Option<Box<Held>>, ticket: u64) -> &mut Vec<u8> {
     match h.marks.back_mut() {
         // Consecutive tickets, each acked in turn, share one mark: the run is released with
         // its last ticket.
-        Some((t, _)) if *t + 1 == ticket => *t = ticket,
-        _ => h.marks.push_back((ticket, h.bytes.len())),
+        Some((HoldOn::Ticket(t), _)) if *t + 1 == ticket => *t = ticket,
+        _ => h.marks.push_back((HoldOn::Ticket(ticket), h.bytes.len())),
     }
     &mut h.bytes
 }

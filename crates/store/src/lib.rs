@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod budget;
+pub mod commands;
 pub mod envelope;
 pub mod history;
 mod pipeline;

