@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// arrived (a header trickled in a byte at a time, say).
     #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub frame_timeout: Duration,
+    /// Close a peer whose unsent output stays at --max-output this long (one that does not
+    /// read its answers, or reads them too slowly).
+    #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
+    pub slow_peer_timeout: Duration,
     /// Close a terminal that leaves pushed reports unacknowledged this long.
     #[arg(long, default_value = "30s", value_parser = avp_units::parse_duration)]
     pub ack_timeout: Duration,
@@ -133,6 +137,7 @@ impl ServeArgs {
                     max_nodes: self.max_nodes,
                     max_clock_skew: self.max_clock_skew,
                 },
+                slow_peer_timeout: self.slow_peer_timeout,
                 ..admin_defaults
             },
             workers: self.workers.unwrap_or(defaults.workers),
@@ -140,6 +145,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             idle_timeout: self.idle_timeout,
             frame_timeout: self.frame_timeout,
+            slow_peer_timeout: self.slow_peer_timeout,
             max_output: self.max_output,
             udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,

@@ -40,6 +40,8 @@ pub struct AdminConfig {
     pub frame_timeout: Duration,
     /// How the view's rows age, and how many it holds.
     pub fleet: FleetRules,
+    /// Terminals whose unsent output stays at its bound this long are closed.
+    pub slow_peer_timeout: Duration,
     /// Listen backlog.
     pub backlog: i32,
 }
@@ -56,6 +58,7 @@ impl Default for AdminConfig {
             ack_timeout: Duration::from_secs(30),
             frame_timeout: Duration::from_secs(10),
             fleet: FleetRules::default(),
+            slow_peer_timeout: Duration::from_secs(10),
             backlog: 128,
         }
     }
@@ -132,6 +135,7 @@ pub(super) fn spawn(
                 frame_timeout: config.frame_timeout,
                 ack_timeout: config.ack_timeout,
                 max_unacked: config.max_unacked,
+                slow_peer_timeout: config.slow_peer_timeout,
                 ..ServerConfig::new(endpoint.scheme.codec(), Role::Management, Instant::now())
             }),
         });

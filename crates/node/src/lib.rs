@@ -42,8 +42,8 @@ use relay::{AgentRegistry, RelayRequest, Relayer};
 use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use store::StoreSettings;
@@ -67,6 +67,8 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// A frame must be complete this long after its first bytes arrived.
     pub frame_timeout: Duration,
+    /// A connection whose unsent output stays at `max_output` this long is closed.
+    pub slow_peer_timeout: Duration,
     /// Unsent output at which a connection stops being read.
     pub max_output: usize,
     /// Receive buffer asked of the kernel for each UDP socket.
@@ -94,6 +96,7 @@ impl Default for Config {
             max_connections: 100_000,
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(10),
+            slow_peer_timeout: Duration::from_secs(10),
             max_output: 1 << 20,
             udp_buffer: 4 << 20,
             status_interval: Duration::from_secs(10),
@@ -109,6 +112,8 @@ pub struct Node {
     admin: Vec<Endpoint>,
     threads: Threads,
     store: Option<Arc<Store>>,
+    /// The workers' counters summed, as of their latest snapshots.
+    totals: Arc<Mutex<Counters>>,
 }
 
 /// How long a stopping node waits for the store to take what it still holds.
@@ -182,6 +187,7 @@ impl Node {
                 let session = Arc::new(ServerConfig {
                     idle_timeout: config.idle_timeout,
                     frame_timeout: config.frame_timeout,
+                    slow_peer_timeout: config.slow_peer_timeout,
                     ..ServerConfig::new(endpoint.scheme.codec(), Role::Data, epoch)
                 });
                 for (w, listener) in listeners.into_iter().enumerate() {
@@ -263,14 +269,23 @@ impl Node {
         let status_store = store.clone();
         let keys = config.agent_keys.clone();
         let on_tick = move || keys.iter().for_each(|k| k.poll());
+        let totals = Arc::new(Mutex::new(Counters::default()));
+        let status_totals = totals.clone();
         threads.spawn_plain("avpd-status", move || {
-            report_status(status_rx, interval, status_store.as_deref(), on_tick)
+            report_status(
+                status_rx,
+                interval,
+                status_store.as_deref(),
+                &status_totals,
+                on_tick,
+            )
         })?;
         Ok(Node {
             data,
             admin,
             threads,
             store,
+            totals,
         })
     }
 
@@ -282,6 +297,12 @@ impl Node {
     /// The bound address of the first management-plane endpoint with `scheme`.
     pub fn admin_addr(&self, scheme: Scheme) -> Option<SocketAddr> {
         admin::first_addr(&self.admin, scheme)
+    }
+
+    /// Every worker's counters summed, as of the snapshots they last sent (each worker sends
+    /// one every [`timers::TICK`]).
+    pub fn counters(&self) -> Counters {
+        *self.totals.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// What the store reports of itself now, when the node stores reports.
@@ -402,11 +423,12 @@ impl Drop for Threads {
 }
 
 /// Logs one status line every `interval` until every worker has gone, then a final one;
-/// calls `on_tick` before each line.
+/// calls `on_tick` before each line. `totals` is kept at the sum of the latest snapshots.
 fn report_status(
     snapshots: Receiver<WorkerSnapshot>,
     interval: Duration,
     store: Option<&Store>,
+    totals: &Mutex<Counters>,
     mut on_tick: impl FnMut(),
 ) {
     let mut latest: Vec<Option<WorkerSnapshot>> = Vec::new();
@@ -440,6 +462,9 @@ fn report_status(
                     latest.resize(s.worker + 1, None);
                 }
                 latest[s.worker] = Some(s);
+                let mut sum = Counters::default();
+                latest.iter().flatten().for_each(|s| sum.add(&s.counters));
+                *totals.lock().unwrap_or_else(|e| e.into_inner()) = sum;
             }
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
                 on_tick();

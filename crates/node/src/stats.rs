@@ -55,6 +55,9 @@ counters! {
     frame_timeouts,
     /// Terminals closed because pushes stayed unacknowledged past the ack timeout.
     ack_timeouts,
+    /// Peers closed because their unsent output stayed at its bound past
+    /// `--slow-peer-timeout`.
+    slow_peers,
     /// UDP datagrams that were not exactly one frame, dropped.
     udp_bad_datagrams,
     /// UDP answers dropped because the socket would block.
@@ -188,7 +191,7 @@ impl fmt::Display for StatusLine {
             f,
             "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
              invalid={} unsupported={} unsolicited={} unauthorized={} framing={} io={} idle={} \
-             frame_timeout={} ack_timeout={} udp_bad={} udp_send_dropped={} \
+             frame_timeout={} ack_timeout={} slow_peer={} udp_bad={} udp_send_dropped={} \
              udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={}",
             self.open,
             self.in_per_sec,
@@ -205,6 +208,7 @@ impl fmt::Display for StatusLine {
             d.idle_closed,
             d.frame_timeouts,
             d.ack_timeouts,
+            d.slow_peers,
             d.udp_bad_datagrams,
             d.udp_send_dropped,
             d.tally.oversize_dropped,

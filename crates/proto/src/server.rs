@@ -86,6 +86,9 @@ pub struct ServerConfig {
     /// Management plane: pushes left unacknowledged this long (no ack arriving while some are
     /// outstanding) time the session out.
     pub ack_timeout: Duration,
+    /// A peer whose unsent output stays at the caller's bound this long is closed (the caller,
+    /// which owns the output, enforces it).
+    pub slow_peer_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -99,6 +102,7 @@ impl ServerConfig {
             frame_timeout: Duration::from_secs(10),
             max_unacked: 65_536,
             ack_timeout: Duration::from_secs(30),
+            slow_peer_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -22,7 +22,7 @@ use mio::{Interest, Registry, Token};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Worker-wide state a connection uses while handling an event.
 pub struct Context<'a> {
@@ -57,6 +57,8 @@ pub enum CloseReason {
     Session(server::CloseReason),
     /// A socket error (reset, broken pipe...).
     Io(io::Error),
+    /// The unsent output stayed at its bound for the slow-peer timeout.
+    SlowPeer,
     /// The node is shutting down and the drain time is over.
     Shutdown,
 }
@@ -67,6 +69,9 @@ impl fmt::Display for CloseReason {
             CloseReason::PeerClosed => f.write_str("peer closed"),
             CloseReason::Session(r) => r.fmt(f),
             CloseReason::Io(e) => write!(f, "socket error: {e}"),
+            CloseReason::SlowPeer => {
+                f.write_str("slow peer: unsent output stayed at its bound too long")
+            }
             CloseReason::Shutdown => f.write_str("node shutting down"),
         }
     }
@@ -86,6 +91,9 @@ pub struct Connection {
     output: Option<Box<OutputBuffer>>,
     latest: LatestReport,
     refusing: Refusing,
+    /// Since when the unsent output has been at its bound (while [`OUTPUT_FULL`] is set), in
+    /// ms since the session's epoch, wrapping: 4 bytes that fit the struct's padding.
+    full_since: u32,
 }
 
 /// WRITABLE interest is registered.
@@ -100,6 +108,8 @@ const PEER_SENT_FIN: u8 = 8;
 const HELD_LISTED: u8 = 16;
 /// The agent registry lists the connection as its node's.
 const AGENT_LISTED: u8 = 32;
+/// The unsent output is at its bound: the slow-peer deadline runs.
+const OUTPUT_FULL: u8 = 64;
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
@@ -115,6 +125,7 @@ impl Connection {
             output: None,
             latest: LatestReport::default(),
             refusing: None,
+            full_since: 0,
         }
     }
 
@@ -145,9 +156,56 @@ impl Connection {
         &self.session
     }
 
-    /// The protocol session, for its timers.
-    pub fn session_mut(&mut self) -> &mut ServerSession {
-        &mut self.session
+    /// When [`Connection::handle_timeout`] is next due, as of `now`: the session's deadline,
+    /// or the slow-peer deadline while the output is at its bound.
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        let at = self.session.poll_timeout();
+        match self.full_since(now) {
+            Some(since) => at.min(since + self.session.config().slow_peer_timeout),
+            None => at,
+        }
+    }
+
+    /// Handles the deadlines due at `now`; an error when the connection must close.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), CloseReason> {
+        let slow = self.session.config().slow_peer_timeout;
+        if self.full_since(now).is_some_and(|t| now >= t + slow) {
+            return Err(CloseReason::SlowPeer);
+        }
+        self.session
+            .handle_timeout(now)
+            .map_err(CloseReason::Session)
+    }
+
+    /// Since when the unsent output has been at its bound, if it is.
+    fn full_since(&self, now: Instant) -> Option<Instant> {
+        if !self.has(OUTPUT_FULL) {
+            return None;
+        }
+        let ago = self.millis(now).wrapping_sub(self.full_since);
+        Some(
+            now.checked_sub(Duration::from_millis(u64::from(ago)))
+                .unwrap_or(now),
+        )
+    }
+
+    /// `t` in ms since the session's epoch, wrapping at 2^32.
+    fn millis(&self, t: Instant) -> u32 {
+        let epoch = self.session.config().epoch;
+        // Truncation is the wrapping the field documents.
+        t.saturating_duration_since(epoch).as_millis() as u32
+    }
+
+    /// Starts or stops the slow-peer deadline after output was produced or written at `now`:
+    /// it runs while the socket takes no more (`drained` false) and the output holds the
+    /// connection back, reading paused on it or pushes stopped at the bound. Answers held for
+    /// the store are not the peer's doing and do not count.
+    fn note_output(&mut self, now: Instant, drained: bool, max_output: usize) {
+        let full = !drained && (self.has(READ_PAUSED) || self.pending_output() >= max_output);
+        if full && !self.has(OUTPUT_FULL) {
+            self.full_since = self.millis(now);
+        }
+        self.set(OUTPUT_FULL, full);
     }
 
     /// Bytes of output not yet written to the socket.
@@ -172,7 +230,7 @@ impl Connection {
         ctx: &mut Context<'_>,
     ) -> Result<bool, CloseReason> {
         let mut dirty = false;
-        loop {
+        let drained = loop {
             dirty |= self.read_and_process(ctx, token.0)?;
             let drained = self.write_output(ctx)?;
             // Answers held for the store count against the bound until they are released.
@@ -181,8 +239,9 @@ impl Connection {
                 dirty |= self.process(ctx, token.0);
                 continue;
             }
-            break;
-        }
+            break drained;
+        };
+        self.note_output(ctx.now, drained, ctx.max_output);
         if self.has(INPUT_CLOSED)
             && self.output.is_none()
             && !self.has(READ_PAUSED)

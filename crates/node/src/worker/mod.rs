@@ -21,6 +21,7 @@ pub use push::Pusher;
 
 use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
+use crate::loglimit::LogLimit;
 use crate::net::buffer::BufferPool;
 use crate::net::conn::{CloseReason, Connection, Context};
 use crate::stats::{Counters, WorkerSnapshot};
@@ -111,6 +112,8 @@ pub struct Worker {
     accept: accept::Backoff,
     /// The agent keys reports must be signed with, if any.
     verifier: Option<WorkerVerifier>,
+    /// Bounds the log lines peers cause.
+    log: LogLimit,
 }
 
 /// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
@@ -183,6 +186,7 @@ impl Worker {
             links,
             accept: accept::Backoff::default(),
             verifier: None,
+            log: LogLimit::default(),
         };
         for (i, entry) in worker.tcp.iter_mut().enumerate() {
             worker
@@ -290,14 +294,8 @@ impl Worker {
         }
         match conn.drive(self.poll.registry(), token, &mut ctx) {
             Ok(dirty) => {
-                if dirty {
-                    self.dirty.push(key);
-                }
-                if conn.newly_holding() {
-                    self.holding.push(key);
-                }
-                let at = conn.session().poll_timeout();
-                self.timers.arm(key, &mut conn.timer, at);
+                let lists = (&mut self.timers, &mut self.dirty, &mut self.holding);
+                settle(key, conn, dirty, now, lists);
             }
             Err(reason) => self.close(key, reason),
         }
@@ -320,12 +318,12 @@ impl Worker {
                 continue;
             };
             Timers::disarm(&mut conn.timer);
-            match conn.session_mut().handle_timeout(now) {
+            match conn.handle_timeout(now) {
                 Ok(()) => {
-                    let at = conn.session().poll_timeout();
+                    let at = conn.poll_timeout(now);
                     self.timers.arm(key, &mut conn.timer, at);
                 }
-                Err(reason) => self.close(key, CloseReason::Session(reason)),
+                Err(reason) => self.close(key, reason),
             }
         }
         self.free_closed_slots();
@@ -351,15 +349,25 @@ impl Worker {
             }
             CloseReason::Session(server::CloseReason::AckTimeout) => {
                 c.ack_timeouts += 1;
-                tracing::info!(%peer, "closed: {reason}");
+                if self.log.allow(Instant::now()) {
+                    tracing::info!(%peer, "closed: {reason}");
+                }
             }
             CloseReason::Session(_) => {
                 c.framing_errors += 1;
-                tracing::info!(%peer, "closed: {reason}");
+                if self.log.allow(Instant::now()) {
+                    tracing::info!(%peer, "closed: {reason}");
+                }
             }
             CloseReason::Io(_) => {
                 c.io_errors += 1;
                 tracing::debug!(%peer, "closed: {reason}");
+            }
+            CloseReason::SlowPeer => {
+                c.slow_peers += 1;
+                if self.log.allow(Instant::now()) {
+                    tracing::info!(%peer, "closed: {reason}");
+                }
             }
         }
         if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
@@ -464,7 +472,7 @@ impl Worker {
                     if became_dirty {
                         dirty.push(key);
                     }
-                    let at = conn.session().poll_timeout();
+                    let at = conn.poll_timeout(now);
                     timers.arm(key, &mut conn.timer, at);
                 }
                 Err(reason) => failed.push((key, reason)),
@@ -506,12 +514,8 @@ impl Worker {
             let token = Token(FIRST_CONNECTION + key);
             match conn.drive(self.poll.registry(), token, &mut ctx) {
                 Ok(dirty) => {
-                    if dirty {
-                        self.dirty.push(key);
-                    }
-                    if conn.newly_holding() {
-                        self.holding.push(key);
-                    }
+                    let lists = (&mut self.timers, &mut self.dirty, &mut self.holding);
+                    settle(key, conn, dirty, now, lists);
                 }
                 Err(reason) => failed.push((key, reason)),
             }
@@ -535,8 +539,12 @@ impl Worker {
         };
         prepare(key, conn, &mut ctx);
         let token = Token(FIRST_CONNECTION + key);
-        if let Err(reason) = conn.drive(self.poll.registry(), token, &mut ctx) {
-            self.close(key, reason);
+        match conn.drive(self.poll.registry(), token, &mut ctx) {
+            Ok(dirty) => {
+                let lists = (&mut self.timers, &mut self.dirty, &mut self.holding);
+                settle(key, conn, dirty, now, lists);
+            }
+            Err(reason) => self.close(key, reason),
         }
     }
 
@@ -559,6 +567,26 @@ impl Worker {
         }
         self.free_closed_slots();
     }
+}
+
+/// After connection `key` was driven at `now`: lists it as dirty (its latest-report cache
+/// changed) and as holding answers for the store where it became so, and arms its timer for
+/// its next deadline, which what was read, written or pushed may have moved.
+fn settle(
+    key: usize,
+    conn: &mut Connection,
+    dirty: bool,
+    now: Instant,
+    (timers, dirty_list, holding): (&mut Timers, &mut Vec<usize>, &mut Vec<usize>),
+) {
+    if dirty {
+        dirty_list.push(key);
+    }
+    if conn.newly_holding() {
+        holding.push(key);
+    }
+    let at = conn.poll_timeout(now);
+    timers.arm(key, &mut conn.timer, at);
 }
 
 /// The key of a connection's token.

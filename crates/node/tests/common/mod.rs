@@ -37,3 +37,23 @@ pub fn connect(node: &Node, scheme: Scheme) -> Peer {
         scheme.codec(),
     )
 }
+
+/// Waits until the node's counters, as its workers last reported them, satisfy `ok`; panics
+/// after [`WAIT`]. Workers report every tick, so this polls.
+pub fn wait_for_counters(
+    node: &Node,
+    ok: impl Fn(&avpd_node::stats::Counters) -> bool,
+) -> avpd_node::stats::Counters {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let counters = node.counters();
+        if ok(&counters) {
+            return counters;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counters never got there: {counters:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
