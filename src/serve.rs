@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Unsent output (bytes) at which a peer stops being read until it drains.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_output: usize,
+    /// Input and output buffered by all connections of the node together, e.g. 256MiB: near
+    /// it the largest holders stop being read, over it peers that read nothing are closed.
+    #[arg(long, default_value = "256MiB", value_parser = avp_units::parse_size)]
+    pub max_buffer_memory: u64,
     /// Receive buffer asked of the kernel for each UDP socket (capped by
     /// net.core.rmem_max), e.g. 4MiB.
     #[arg(long, default_value = "4MiB", value_parser = avp_units::parse_size)]
@@ -147,6 +151,7 @@ impl ServeArgs {
             frame_timeout: self.frame_timeout,
             slow_peer_timeout: self.slow_peer_timeout,
             max_output: self.max_output,
+            max_buffer_memory: usize::try_from(self.max_buffer_memory).unwrap_or(usize::MAX),
             udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,
             store,

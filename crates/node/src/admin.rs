@@ -8,6 +8,7 @@
 
 use crate::error::{bind_error, resolve, StartError};
 use crate::fleet::{FleetRules, NodeReport};
+use crate::net::budget::Totals;
 use crate::net::listen::bind_tcp;
 use crate::relay::Relayer;
 use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
@@ -89,6 +90,8 @@ impl AdminPlane {
                 shutdown,
             },
             None,
+            // A plane of its own: a budget of its own, the node's default.
+            (Arc::default(), 256 << 20),
             &mut threads,
         )?;
         Ok(AdminPlane { bound, threads })
@@ -106,12 +109,14 @@ impl AdminPlane {
 }
 
 /// Binds the admin listeners and starts the management-plane worker on `threads`, relaying
-/// terminals' fleet commands through `relayer` when given; returns the bound endpoints.
+/// terminals' fleet commands through `relayer` when given, its buffers counted in the node's
+/// budget (`buffered`, within `max_buffer_memory`); returns the bound endpoints.
 pub(super) fn spawn(
     config: AdminConfig,
     updates: Receiver<Vec<NodeReport>>,
     links: Links,
     relayer: Option<Relayer>,
+    (buffered, max_buffer_memory): (Arc<Totals>, usize),
     threads: &mut Threads,
 ) -> Result<Vec<Endpoint>, StartError> {
     let mut tcp = Vec::new();
@@ -145,6 +150,8 @@ pub(super) fn spawn(
         max_connections: config.max_connections,
         open: Arc::new(AtomicUsize::new(0)),
         max_fleet_nodes: config.fleet.max_nodes,
+        buffered,
+        max_buffer_memory,
     };
     let pusher = Pusher {
         updates,

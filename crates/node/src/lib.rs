@@ -38,6 +38,7 @@ use crossbeam_channel::{bounded, Receiver};
 pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
+use net::budget::Totals;
 use relay::{AgentRegistry, RelayRequest, Relayer};
 use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
 use std::net::SocketAddr;
@@ -71,6 +72,9 @@ pub struct Config {
     pub slow_peer_timeout: Duration,
     /// Unsent output at which a connection stops being read.
     pub max_output: usize,
+    /// Bytes of input and output buffers all connections of the node (both planes) may hold
+    /// together; near it the largest holders stop being read.
+    pub max_buffer_memory: usize,
     /// Receive buffer asked of the kernel for each UDP socket.
     pub udp_buffer: usize,
     /// Time between two status log lines.
@@ -98,6 +102,7 @@ impl Default for Config {
             frame_timeout: Duration::from_secs(10),
             slow_peer_timeout: Duration::from_secs(10),
             max_output: 1 << 20,
+            max_buffer_memory: 256 << 20,
             udp_buffer: 4 << 20,
             status_interval: Duration::from_secs(10),
             store: None,
@@ -114,6 +119,8 @@ pub struct Node {
     store: Option<Arc<Store>>,
     /// The workers' counters summed, as of their latest snapshots.
     totals: Arc<Mutex<Counters>>,
+    /// Bytes of buffers held over all workers, as each last published.
+    buffered: Arc<Totals>,
 }
 
 /// How long a stopping node waits for the store to take what it still holds.
@@ -203,11 +210,14 @@ impl Node {
             data.push(local);
         }
 
+        let buffered = Arc::new(Totals::default());
         let limits = Limits {
             max_output: config.max_output,
             max_connections: config.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
             max_fleet_nodes: config.admin.fleet.max_nodes,
+            buffered: buffered.clone(),
+            max_buffer_memory: config.max_buffer_memory,
         };
         let registry = AgentRegistry::default();
         let mut relay_to = Vec::new();
@@ -259,7 +269,15 @@ impl Node {
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
             };
-            admin::spawn(config.admin, fleet_rx, links, Some(relayer), &mut threads)?
+            let budget = (buffered.clone(), config.max_buffer_memory);
+            admin::spawn(
+                config.admin,
+                fleet_rx,
+                links,
+                Some(relayer),
+                budget,
+                &mut threads,
+            )?
         } else {
             Vec::new()
         };
@@ -276,6 +294,7 @@ impl Node {
                 status_rx,
                 interval,
                 status_store.as_deref(),
+                config.max_buffer_memory,
                 &status_totals,
                 on_tick,
             )
@@ -286,6 +305,7 @@ impl Node {
             threads,
             store,
             totals,
+            buffered,
         })
     }
 
@@ -303,6 +323,17 @@ impl Node {
     /// one every [`timers::TICK`]).
     pub fn counters(&self) -> Counters {
         *self.totals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes of input and output buffers the node's connections hold, as every worker last
+    /// published it (once per event-loop round).
+    pub fn buffered(&self) -> usize {
+        self.buffered.held.load(Ordering::Relaxed)
+    }
+
+    /// The most [`Node::buffered`] has been since start.
+    pub fn buffered_peak(&self) -> usize {
+        self.buffered.peak.load(Ordering::Relaxed)
     }
 
     /// What the store reports of itself now, when the node stores reports.
@@ -428,6 +459,7 @@ fn report_status(
     snapshots: Receiver<WorkerSnapshot>,
     interval: Duration,
     store: Option<&Store>,
+    buffer_limit: usize,
     totals: &Mutex<Counters>,
     mut on_tick: impl FnMut(),
 ) {
@@ -438,10 +470,11 @@ fn report_status(
     let mut next = previous_at + interval;
     let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant| {
         let mut total = Counters::default();
-        let mut open = 0;
+        let (mut open, mut buffered) = (0, 0);
         for s in latest.iter().flatten() {
             total.add(&s.counters);
             open += s.open;
+            buffered += s.buffered;
         }
         let secs = now.duration_since(previous_at).as_secs_f64();
         let store_line = store.map(|s| {
@@ -450,7 +483,8 @@ fn report_status(
             previous_store = now;
             line
         });
-        let status = StatusLine::new(open, total, &previous, secs, store_line);
+        let buffered = (buffered, buffer_limit);
+        let status = StatusLine::new(open, buffered, total, &previous, secs, store_line);
         tracing::info!("{status}");
         previous = total;
         previous_at = now;

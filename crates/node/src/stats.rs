@@ -89,6 +89,8 @@ pub struct WorkerSnapshot {
     pub worker: usize,
     /// Connections open on that worker.
     pub open: usize,
+    /// Bytes of buffers its connections hold.
+    pub buffered: usize,
     /// Its cumulative counters.
     pub counters: Counters,
 }
@@ -98,6 +100,8 @@ pub struct WorkerSnapshot {
 pub struct StatusLine {
     /// Connections open now.
     pub open: usize,
+    /// Bytes of buffers the connections hold now, and the budget they must stay within.
+    pub buffered: (usize, usize),
     /// Messages received per second over the interval.
     pub in_per_sec: f64,
     /// Messages sent per second over the interval.
@@ -166,6 +170,7 @@ impl StatusLine {
     /// between them.
     pub fn new(
         open: usize,
+        buffered: (usize, usize),
         total: Counters,
         previous: &Counters,
         secs: f64,
@@ -175,6 +180,7 @@ impl StatusLine {
         let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         StatusLine {
             open,
+            buffered,
             in_per_sec: per_sec(delta.messages_in()),
             out_per_sec: per_sec(delta.messages_out()),
             delta,
@@ -189,11 +195,14 @@ impl fmt::Display for StatusLine {
         let d = &self.delta;
         write!(
             f,
-            "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
+            "status: conns={} buffered={}/{} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} \
+             | errors: \
              invalid={} unsupported={} unsolicited={} unauthorized={} framing={} io={} idle={} \
              frame_timeout={} ack_timeout={} slow_peer={} udp_bad={} udp_send_dropped={} \
              udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={}",
             self.open,
+            avp_units::format_size(self.buffered.0 as u64),
+            avp_units::format_size(self.buffered.1 as u64),
             self.in_per_sec,
             self.out_per_sec,
             d.accepted,
@@ -243,11 +252,11 @@ mod tests {
             tally: tally(1100, 1100, 5),
             ..Counters::default()
         };
-        let line = StatusLine::new(3, total, &previous, 10.0, None);
+        let line = StatusLine::new(3, (2048, 1 << 20), total, &previous, 10.0, None);
         assert_eq!((line.in_per_sec, line.out_per_sec), (100.5, 100.0));
         let text = line.to_string();
         assert!(
-            text.starts_with("status: conns=3 in=100/s out=100/s"),
+            text.starts_with("status: conns=3 buffered=2KiB/1MiB in=100/s out=100/s"),
             "{text}"
         );
         assert!(text.contains("invalid=5"), "{text}");

@@ -271,6 +271,7 @@ impl UdpWorker {
         let snapshot = WorkerSnapshot {
             worker: self.id,
             open: 0,
+            buffered: 0,
             counters: self.counters,
         };
         // A full status channel only delays a log line; the next tick sends fresher figures.

@@ -40,6 +40,12 @@ impl InputBuffer {
         &self.data[self.start..self.end]
     }
 
+    /// Bytes of memory the buffer takes.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
     /// True when no unprocessed bytes remain.
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -65,15 +71,15 @@ impl InputBuffer {
     }
 
     /// Free space to read into. Moves unprocessed bytes to the front when the tail is full,
-    /// and grows the buffer (up to [`MAX_INPUT_CAPACITY`]) when even that leaves no room, so a
-    /// partial frame always fits.
-    pub fn spare_mut(&mut self) -> &mut [u8] {
+    /// and, if `grow`, grows the buffer (up to [`MAX_INPUT_CAPACITY`]) when even that leaves no
+    /// room, so a partial frame always fits. Empty when the buffer is full and may not grow.
+    pub fn spare_mut(&mut self, grow: bool) -> &mut [u8] {
         if self.end == self.data.len() && self.start > 0 {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        if self.end == self.data.len() && self.data.len() < MAX_INPUT_CAPACITY {
+        if grow && self.end == self.data.len() && self.data.len() < MAX_INPUT_CAPACITY {
             let mut grown = vec![0; (self.data.len() * 2).min(MAX_INPUT_CAPACITY)];
             grown[..self.end].copy_from_slice(&self.data[..self.end]);
             self.data = grown.into_boxed_slice();
@@ -166,24 +172,24 @@ mod tests {
     fn compacts_then_grows_for_a_large_partial_frame() {
         let mut pool = BufferPool::new(4);
         let mut buf = pool.take_input();
-        let n = buf.spare_mut().len();
+        let n = buf.spare_mut(true).len();
         assert_eq!(n, STANDARD_CAPACITY);
         buf.commit(n);
         buf.consume(10);
         assert_eq!(
-            buf.spare_mut().len(),
+            buf.spare_mut(true).len(),
             10,
             "compaction frees the consumed prefix"
         );
         buf.commit(10);
         assert_eq!(buf.filled().len(), STANDARD_CAPACITY);
         assert_eq!(
-            buf.spare_mut().len(),
+            buf.spare_mut(true).len(),
             STANDARD_CAPACITY,
             "a full buffer doubles"
         );
         loop {
-            let n = buf.spare_mut().len();
+            let n = buf.spare_mut(true).len();
             if n == 0 {
                 break;
             }
@@ -194,6 +200,8 @@ mod tests {
             MAX_INPUT_CAPACITY,
             "growth stops at one maximal frame"
         );
+        buf.consume(1);
+        assert_eq!(buf.spare_mut(false).len(), 1, "compaction without growth");
         let len = buf.filled().len();
         buf.consume(len);
         pool.give_input(buf);

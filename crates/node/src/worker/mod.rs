@@ -22,8 +22,9 @@ pub use push::Pusher;
 use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::loglimit::LogLimit;
+use crate::net::budget::{Budget, Totals};
 use crate::net::buffer::BufferPool;
-use crate::net::conn::{CloseReason, Connection, Context};
+use crate::net::conn::{CloseReason, Connection, Context, Driven};
 use crate::stats::{Counters, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
 use crate::timers::{Timers, TICK};
@@ -65,6 +66,10 @@ pub struct Limits {
     pub open: Arc<AtomicUsize>,
     /// Most distinct nodes a fleet shard or view holds.
     pub max_fleet_nodes: usize,
+    /// Bytes of buffers held over all workers of the node, as each last published.
+    pub buffered: Arc<Totals>,
+    /// The budget `buffered` must stay within (`--max-buffer-memory`).
+    pub max_buffer_memory: usize,
 }
 
 /// How a worker talks to the rest of the node.
@@ -96,6 +101,12 @@ pub struct Worker {
     store: Option<StoreIntake>,
     /// Connections holding answers until the store confirms their reports.
     holding: Vec<usize>,
+    /// Connections whose read budget ran out with input left: driven again next round.
+    again: Vec<usize>,
+    /// Connections whose slow-peer deadline runs, closed first when over the memory budget.
+    slow: Vec<usize>,
+    /// This worker's share of the node's memory budget.
+    budget: Budget,
     /// Commands relayed to this worker's agents (data plane).
     relay: Option<RelaySide>,
     /// Terminals' commands for the fleet (management plane).
@@ -118,6 +129,21 @@ pub struct Worker {
 
 /// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
 /// checker sees which fields are borrowed (the connection slab stays free).
+/// The [`Lists`] of a worker's fields, for [`settle`]; a macro for the same reason as
+/// [`context`].
+macro_rules! lists {
+    ($worker:ident) => {
+        Lists {
+            timers: &mut $worker.timers,
+            dirty: &mut $worker.dirty,
+            holding: Some(&mut $worker.holding),
+            again: &mut $worker.again,
+            slow: &mut $worker.slow,
+            budget: &mut $worker.budget,
+        }
+    };
+}
+
 macro_rules! context {
     ($worker:ident, $now:expr, $now_ms:expr) => {
         Context {
@@ -126,7 +152,8 @@ macro_rules! context {
             shard: $worker.fleet.as_mut(),
             now: $now,
             now_ms: $now_ms,
-            max_output: $worker.limits.max_output,
+            max_output: $worker.budget.output_bound(),
+            may_grow_input: $worker.budget.may_grow_input(),
             store: $worker.store.as_mut(),
             verifier: $worker.verifier.as_mut(),
             commands: $worker.commands.as_mut().map(|c| &mut c.queue),
@@ -175,6 +202,13 @@ impl Worker {
             dirty: Vec::new(),
             store,
             holding: Vec::new(),
+            again: Vec::new(),
+            slow: Vec::new(),
+            budget: Budget::new(
+                limits.buffered.clone(),
+                limits.max_buffer_memory,
+                limits.max_output,
+            ),
             relay,
             commands,
             timers: Timers::new(now),
@@ -216,6 +250,8 @@ impl Worker {
                 self.accept.paused_until(),
                 self.timers.next_deadline(),
                 self.commands.as_ref().and_then(CommandSide::next_deadline),
+                // Connections to drive again: poll only for what is ready now.
+                (!self.again.is_empty()).then_some(now),
             ]
             .into_iter()
             .flatten()
@@ -247,6 +283,12 @@ impl Worker {
                     }
                 }
             }
+            // Those left with input last round, after this round's events: one greedy peer
+            // cannot hold the worker.
+            for key in std::mem::take(&mut self.again) {
+                self.on_connection_event(key, false, now, now_ms);
+                self.push_owed(key, now);
+            }
             self.free_closed_slots();
             self.exchange_with_store(now, now_ms);
             self.serve_relays(now, now_ms);
@@ -258,6 +300,7 @@ impl Worker {
                 }
             }
             self.on_timers(now);
+            self.reconcile_budget();
             if drain_deadline.is_none() && self.links.shutdown.load(Ordering::Acquire) {
                 drain_deadline = Some(now + DRAIN_LIMIT);
                 self.begin_drain(now, now_ms);
@@ -293,12 +336,41 @@ impl Worker {
             conn.note_read_closed();
         }
         match conn.drive(self.poll.registry(), token, &mut ctx) {
-            Ok(dirty) => {
-                let lists = (&mut self.timers, &mut self.dirty, &mut self.holding);
-                settle(key, conn, dirty, now, lists);
-            }
+            Ok(driven) => settle(key, conn, driven, now, lists!(self)),
             Err(reason) => self.close(key, reason),
         }
+    }
+
+    /// Publishes this worker's buffer holdings and reads the node's; over the budget, closes
+    /// slow peers (those that leave their output unread), largest holders first, until the
+    /// node is under it again as far as this worker can tell.
+    fn reconcile_budget(&mut self) {
+        self.budget
+            .reconcile(self.limits.open.load(Ordering::Relaxed));
+        if !self.budget.over() || self.slow.is_empty() {
+            return;
+        }
+        let mut slow: Vec<(usize, usize)> = Vec::with_capacity(self.slow.len());
+        let mut listed = std::mem::take(&mut self.slow);
+        // A slot reused by a new connection may be listed twice.
+        listed.sort_unstable();
+        listed.dedup();
+        for key in listed {
+            if let Some(Some(conn)) = self.conns.get_mut(key) {
+                if conn.still_slow() {
+                    slow.push((conn.holdings(), key));
+                }
+            }
+        }
+        slow.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, key) in slow {
+            if self.budget.over() {
+                self.close(key, CloseReason::SlowPeer);
+            } else {
+                self.slow.push(key);
+            }
+        }
+        self.free_closed_slots();
     }
 
     /// Fires the deadlines that passed: each due session says whether it must close, and is
@@ -335,6 +407,8 @@ impl Worker {
         };
         let Some(mut conn) = slot.take() else { return };
         let peer = conn.peer();
+        let (held, _) = conn.account();
+        self.budget.charge(held, 0);
         let c = &mut self.counters;
         match &reason {
             CloseReason::PeerClosed => tracing::trace!(%peer, "closed: {reason}"),
@@ -438,6 +512,7 @@ impl Worker {
             let snapshot = WorkerSnapshot {
                 worker: self.id,
                 open: self.conns.len() - self.closed_this_round.len(),
+                buffered: self.budget.local(),
                 counters: self.counters,
             };
             // A full status channel only delays a log line; the next tick sends fresher figures.
@@ -457,7 +532,15 @@ impl Worker {
         };
         let mut ctx = context!(self, now, now_ms);
         let mut failed = Vec::new();
-        let (conns, timers, dirty) = (&mut self.conns, &mut self.timers, &mut self.dirty);
+        let conns = &mut self.conns;
+        let mut lists = Lists {
+            timers: &mut self.timers,
+            dirty: &mut self.dirty,
+            holding: None,
+            again: &mut self.again,
+            slow: &mut self.slow,
+            budget: &mut self.budget,
+        };
         let registry = self.poll.registry();
         self.holding.retain(|&key| {
             let Some(Some(conn)) = conns.get_mut(key) else {
@@ -468,13 +551,7 @@ impl Worker {
             }
             // Sending the released answers may unpause reading, which may hold more.
             match conn.drive(registry, Token(FIRST_CONNECTION + key), &mut ctx) {
-                Ok(became_dirty) => {
-                    if became_dirty {
-                        dirty.push(key);
-                    }
-                    let at = conn.poll_timeout(now);
-                    timers.arm(key, &mut conn.timer, at);
-                }
+                Ok(driven) => settle(key, conn, driven, now, lists.reborrow()),
                 Err(reason) => failed.push((key, reason)),
             }
             conn.is_listed_holding() || conn.newly_holding()
@@ -513,10 +590,7 @@ impl Worker {
             prepare(key, conn, &mut ctx);
             let token = Token(FIRST_CONNECTION + key);
             match conn.drive(self.poll.registry(), token, &mut ctx) {
-                Ok(dirty) => {
-                    let lists = (&mut self.timers, &mut self.dirty, &mut self.holding);
-                    settle(key, conn, dirty, now, lists);
-                }
+                Ok(driven) => settle(key, conn, driven, now, lists!(self)),
                 Err(reason) => failed.push((key, reason)),
             }
         }
@@ -540,10 +614,7 @@ impl Worker {
         prepare(key, conn, &mut ctx);
         let token = Token(FIRST_CONNECTION + key);
         match conn.drive(self.poll.registry(), token, &mut ctx) {
-            Ok(dirty) => {
-                let lists = (&mut self.timers, &mut self.dirty, &mut self.holding);
-                settle(key, conn, dirty, now, lists);
-            }
+            Ok(driven) => settle(key, conn, driven, now, lists!(self)),
             Err(reason) => self.close(key, reason),
         }
     }
@@ -569,24 +640,53 @@ impl Worker {
     }
 }
 
+/// The worker's lists a driven connection may join, its timers and its budget.
+struct Lists<'a> {
+    timers: &'a mut Timers,
+    dirty: &'a mut Vec<usize>,
+    /// `None` while the worker walks the list itself.
+    holding: Option<&'a mut Vec<usize>>,
+    again: &'a mut Vec<usize>,
+    slow: &'a mut Vec<usize>,
+    budget: &'a mut Budget,
+}
+
+impl Lists<'_> {
+    fn reborrow(&mut self) -> Lists<'_> {
+        Lists {
+            timers: self.timers,
+            dirty: self.dirty,
+            holding: self.holding.as_deref_mut(),
+            again: self.again,
+            slow: self.slow,
+            budget: self.budget,
+        }
+    }
+}
+
 /// After connection `key` was driven at `now`: lists it as dirty (its latest-report cache
-/// changed) and as holding answers for the store where it became so, and arms its timer for
-/// its next deadline, which what was read, written or pushed may have moved.
-fn settle(
-    key: usize,
-    conn: &mut Connection,
-    dirty: bool,
-    now: Instant,
-    (timers, dirty_list, holding): (&mut Timers, &mut Vec<usize>, &mut Vec<usize>),
-) {
-    if dirty {
-        dirty_list.push(key);
+/// changed), as holding answers for the store, as to be driven again, as a slow peer, where
+/// it became so; charges its buffers to the budget; and arms its timer for its next deadline,
+/// which what was read, written or pushed may have moved.
+fn settle(key: usize, conn: &mut Connection, driven: Driven, now: Instant, lists: Lists<'_>) {
+    if driven.dirty {
+        lists.dirty.push(key);
     }
-    if conn.newly_holding() {
-        holding.push(key);
+    if driven.again {
+        lists.again.push(key);
     }
+    if let Some(holding) = lists.holding {
+        if conn.newly_holding() {
+            holding.push(key);
+        }
+    }
+    if conn.newly_slow() {
+        lists.slow.push(key);
+    }
+    let (before, after) = conn.account();
+    lists.budget.charge(before, after);
     let at = conn.poll_timeout(now);
-    timers.arm(key, &mut conn.timer, at);
+    lists.timers.arm(key, &mut conn.timer, at);
 }
 
 /// The key of a connection's token.
