@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// Unsent output (bytes) at which a peer stops being read until it drains.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_output: usize,
+    /// Take UDP datagrams only from this source range (CIDR, e.g. 10.0.0.0/8, or one
+    /// address); repeatable. Others are dropped unanswered and counted.
+    #[arg(long, value_name = "CIDR")]
+    pub udp_allow: Vec<avpd_node::allow::Cidr>,
     /// Input and output buffered by all connections of the node together, e.g. 256MiB: near
     /// it the largest holders stop being read, over it peers that read nothing are closed.
     #[arg(long, default_value = "256MiB", value_parser = avp_units::parse_size)]
@@ -152,6 +156,7 @@ impl ServeArgs {
             slow_peer_timeout: self.slow_peer_timeout,
             max_output: self.max_output,
             max_buffer_memory: usize::try_from(self.max_buffer_memory).unwrap_or(usize::MAX),
+            udp_allow: self.udp_allow.clone(),
             udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,
             store,

@@ -231,6 +231,7 @@ impl WorkerVerifier {
     pub fn refresh(&mut self, now: Instant, now_ms: u64) {
         self.now = now;
         self.now_ms = now_ms;
+        self.log.flush(now);
         let generation = self.shared.generation.load(Ordering::Acquire);
         if generation != self.generation {
             self.keys = self.shared.keys();

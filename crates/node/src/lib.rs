@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod allow;
 pub mod auth;
 mod error;
 pub mod fleet;
@@ -77,6 +78,8 @@ pub struct Config {
     pub max_buffer_memory: usize,
     /// Receive buffer asked of the kernel for each UDP socket.
     pub udp_buffer: usize,
+    /// The only sources UDP datagrams are taken from; empty takes them from anywhere.
+    pub udp_allow: Vec<allow::Cidr>,
     /// Time between two status log lines.
     pub status_interval: Duration,
     /// Where accepted reports are stored, if anywhere.
@@ -104,6 +107,7 @@ impl Default for Config {
             max_output: 1 << 20,
             max_buffer_memory: 256 << 20,
             udp_buffer: 4 << 20,
+            udp_allow: Vec::new(),
             status_interval: Duration::from_secs(10),
             store: None,
             agent_keys: None,
@@ -258,6 +262,7 @@ impl Node {
             if let Some(keys) = &config.agent_keys {
                 worker = worker.verify_with(keys.clone());
             }
+            worker = worker.allow_only(config.udp_allow.clone());
             threads.spawn_plain(&format!("avpd-udp-{i}"), move || worker.run())?;
         }
         drop(fleet_tx);

@@ -30,17 +30,9 @@ impl LogLimit {
     /// preceded by a warning with the number of lines the previous windows left out.
     pub fn allow(&mut self, now: Instant) -> bool {
         if self.started.is_none_or(|t| now >= t + self.window) {
-            if self.suppressed > 0 {
-                tracing::warn!(
-                    "{} similar log lines about peers suppressed (at most {} per {:?})",
-                    self.suppressed,
-                    self.per_window,
-                    self.window
-                );
-            }
+            self.flush(now);
             self.started = Some(now);
             self.emitted = 0;
-            self.suppressed = 0;
         }
         if self.emitted < self.per_window {
             self.emitted += 1;
@@ -49,6 +41,23 @@ impl LogLimit {
             self.suppressed += 1;
             false
         }
+    }
+
+    /// Once the window is over, logs how many lines it left out, if any: called on the
+    /// caller's tick too, so that the count is told even when no further line comes. True
+    /// when it logged.
+    pub fn flush(&mut self, now: Instant) -> bool {
+        if self.suppressed == 0 || self.started.is_some_and(|t| now < t + self.window) {
+            return false;
+        }
+        tracing::warn!(
+            "{} similar log lines about peers suppressed (at most {} per {:?})",
+            self.suppressed,
+            self.per_window,
+            self.window
+        );
+        self.suppressed = 0;
+        true
     }
 
     /// Lines left out in the current window.
@@ -77,5 +86,20 @@ mod tests {
         assert_eq!(l.suppressed(), 1);
         assert!(l.allow(t0 + Duration::from_secs(1)));
         assert_eq!(l.suppressed(), 0);
+    }
+
+    #[test]
+    fn the_count_left_out_is_told_once_the_window_is_over() {
+        let t0 = Instant::now();
+        let mut l = LogLimit::new(1, Duration::from_secs(1));
+        assert!(l.allow(t0));
+        assert!(!l.allow(t0) && !l.allow(t0));
+        assert!(
+            !l.flush(t0 + Duration::from_millis(999)),
+            "the window is not over"
+        );
+        assert!(l.flush(t0 + Duration::from_secs(1)));
+        assert_eq!(l.suppressed(), 0);
+        assert!(!l.flush(t0 + Duration::from_secs(2)), "told once");
     }
 }

@@ -60,6 +60,8 @@ counters! {
     slow_peers,
     /// UDP datagrams that were not exactly one frame, dropped.
     udp_bad_datagrams,
+    /// UDP datagrams dropped unanswered because their source is outside `--udp-allow`.
+    udp_refused,
     /// UDP answers dropped because the socket would block.
     udp_send_dropped,
     /// Reports not recorded in the fleet view because it was full.
@@ -198,7 +200,8 @@ impl fmt::Display for StatusLine {
             "status: conns={} buffered={}/{} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} \
              | errors: \
              invalid={} unsupported={} unsolicited={} unauthorized={} framing={} io={} idle={} \
-             frame_timeout={} ack_timeout={} slow_peer={} udp_bad={} udp_send_dropped={} \
+             frame_timeout={} ack_timeout={} slow_peer={} udp_bad={} udp_refused={} \
+             udp_send_dropped={} \
              udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={}",
             self.open,
             avp_units::format_size(self.buffered.0 as u64),
@@ -219,6 +222,7 @@ impl fmt::Display for StatusLine {
             d.ack_timeouts,
             d.slow_peers,
             d.udp_bad_datagrams,
+            d.udp_refused,
             d.udp_send_dropped,
             d.tally.oversize_dropped,
             d.fleet_dropped,

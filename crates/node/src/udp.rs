@@ -10,10 +10,14 @@
 //! timeout ([`TICK`]) brings the thread back to flush its fleet records, report its counters
 //! and see a shutdown when no datagram comes.
 //!
+//! Datagrams from sources outside `--udp-allow` are dropped unanswered and counted
+//! (`udp_refused=`): a node is no reflector for a spoofed source outside it.
+//!
 //! When the node stores reports, each batch's reports go to the store after the batch; with
 //! `--ack-after stored` their answers wait in a queue of held answers until the store confirms
 //! them, and the receive timeout shortens to [`HELD_POLL`] while any wait.
 
+use crate::allow::{allowed, Cidr};
 use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::intake::DatagramIntake;
@@ -54,6 +58,8 @@ pub struct UdpWorker {
     held: HeldAnswers,
     /// The agent keys reports must be signed with, if any.
     verifier: Option<WorkerVerifier>,
+    /// The only sources datagrams are taken from (`--udp-allow`); empty: any.
+    allow: Vec<Cidr>,
 }
 
 /// Datagram answers waiting for the store to confirm their reports, oldest first.
@@ -129,7 +135,15 @@ impl UdpWorker {
             store: store.map(|(s, ack)| StoreIntake::new(s.worker(id, Arc::new(|| {})), ack)),
             held: HeldAnswers::default(),
             verifier: None,
+            allow: Vec::new(),
         })
+    }
+
+    /// Takes datagrams only from sources in `ranges` (all when empty); others are dropped
+    /// unanswered and counted.
+    pub fn allow_only(mut self, ranges: Vec<Cidr>) -> UdpWorker {
+        self.allow = ranges;
+        self
     }
 
     /// Makes every report on this socket pass the checks of `keys`.
@@ -197,6 +211,10 @@ impl UdpWorker {
         }
         let (counters, outbox) = (&mut self.counters, &mut self.outbox);
         for (received, bytes) in self.inbox.datagrams() {
+            if !allowed(&self.allow, received.peer.ip()) {
+                counters.udp_refused += 1;
+                continue;
+            }
             if received.truncated {
                 counters.udp_bad_datagrams += 1;
                 tracing::debug!(peer = %received.peer, "udp datagram too large, dropped");

@@ -473,6 +473,7 @@ impl Worker {
     /// Flushes the fleet records of the connections that received reports since the last
     /// tick, hands the shard on, and reports the counters.
     fn on_tick(&mut self) {
+        self.log.flush(Instant::now());
         let dirty = std::mem::take(&mut self.dirty);
         self.list_agents(&dirty, Instant::now());
         self.dirty = dirty;

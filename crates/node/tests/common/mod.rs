@@ -57,3 +57,13 @@ pub fn wait_for_counters(
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// A UDP socket on loopback, connected to `node`'s UDP endpoint, whose reads wait [`WAIT`].
+pub fn udp_client(node: &Node) -> std::net::UdpSocket {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    socket
+        .connect(node.local_addr(Scheme::Udp).unwrap())
+        .unwrap();
+    socket
+}
