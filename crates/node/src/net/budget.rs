@@ -2,7 +2,7 @@
 //! its connections hold, and each worker's share of the accounting.
 //!
 //! Every worker keeps its own count of what its connections hold (plain integers, updated
-//! after each connection is driven) and publishes the change to one node-wide atomic once per
+//! after each connection is driven) and of the free buffers its pool keeps and publishes the change to one node-wide atomic once per
 //! event-loop round, reading the others' total back at the same time: one atomic operation per
 //! round, none per message. Between two rounds a worker sees its own holdings exactly and the
 //! others' as of its last round.
@@ -40,6 +40,8 @@ pub struct Budget {
     max_output: usize,
     /// What this worker's connections hold now.
     local: usize,
+    /// Free buffers this worker's pool keeps, as of the last round.
+    pooled: usize,
     /// What this worker last added to `shared`.
     published: usize,
     /// The other workers' holdings as of the last round.
@@ -57,6 +59,7 @@ impl Budget {
             limit,
             max_output,
             local: 0,
+            pooled: 0,
             published: 0,
             others: 0,
             open: 1,
@@ -69,33 +72,38 @@ impl Budget {
         self.local = (self.local + after).saturating_sub(before);
     }
 
-    /// Publishes this worker's holdings and reads the node's (once per round); `open` is the
-    /// number of connections open over the node.
-    pub fn reconcile(&mut self, open: usize) {
+    /// Publishes this worker's holdings, with `pooled` bytes of free buffers its pool keeps,
+    /// and reads the node's (once per round); `open` is the number of connections open over
+    /// the node.
+    pub fn reconcile(&mut self, open: usize, pooled: usize) {
+        self.pooled = pooled;
+        let mine = self.local();
         let held = &self.shared.held;
-        let total = if self.local >= self.published {
-            let up = self.local - self.published;
+        let total = if mine == self.published {
+            held.load(Ordering::Relaxed)
+        } else if mine > self.published {
+            let up = mine - self.published;
             held.fetch_add(up, Ordering::Relaxed) + up
         } else {
-            let down = self.published - self.local;
+            let down = self.published - mine;
             held.fetch_sub(down, Ordering::Relaxed) - down
         };
-        if self.local > self.published {
+        if mine > self.published {
             self.shared.peak.fetch_max(total, Ordering::Relaxed);
         }
-        self.published = self.local;
-        self.others = total.saturating_sub(self.local);
+        self.published = mine;
+        self.others = total.saturating_sub(mine);
         self.open = open.max(1);
     }
 
     /// Bytes held over the node, as this worker knows it.
     pub fn total(&self) -> usize {
-        self.others + self.local
+        self.others + self.local()
     }
 
-    /// Bytes this worker's connections hold.
+    /// Bytes this worker holds: its connections' buffers and its pool's free ones.
     pub fn local(&self) -> usize {
-        self.local
+        self.local + self.pooled
     }
 
     /// True when the node holds the whole budget or more.
@@ -139,13 +147,13 @@ mod tests {
         let mut b = Budget::new(shared.clone(), 1000, 100);
         a.charge(0, 300);
         assert_eq!(b.total(), 0, "not published yet");
-        a.reconcile(2);
-        b.reconcile(2);
+        a.reconcile(2, 0);
+        b.reconcile(2, 0);
         assert_eq!(b.total(), 300);
         b.charge(0, 500);
-        b.reconcile(2);
+        b.reconcile(2, 0);
         a.charge(300, 100);
-        a.reconcile(2);
+        a.reconcile(2, 0);
         assert_eq!((a.total(), shared.held.load(Ordering::Relaxed)), (600, 600));
         assert_eq!(shared.peak.load(Ordering::Relaxed), 800);
         assert_eq!(a.local(), 100);
@@ -155,14 +163,14 @@ mod tests {
     fn the_bound_falls_with_pressure() {
         let shared = Arc::new(Totals::default());
         let mut w = Budget::new(shared, 64 << 20, 1 << 20);
-        w.reconcile(100);
+        w.reconcile(100, 0);
         assert_eq!(
             w.output_bound(),
             1 << 20,
             "no pressure: the configured bound"
         );
         w.charge(0, 50 << 20);
-        w.reconcile(100);
+        w.reconcile(100, 0);
         assert_eq!(w.output_bound(), 335_544, "an equal share of the budget");
         assert!(w.may_grow_input());
         w.charge(0, (14 << 20) - 40_000);

@@ -345,8 +345,9 @@ impl Worker {
     /// slow peers (those that leave their output unread), largest holders first, until the
     /// node is under it again as far as this worker can tell.
     fn reconcile_budget(&mut self) {
-        self.budget
-            .reconcile(self.limits.open.load(Ordering::Relaxed));
+        let open = self.limits.open.load(Ordering::Relaxed);
+        self.budget.reconcile(open, self.pool.pooled_bytes());
+        self.pool.keep_free_buffers(!self.budget.over());
         if !self.budget.over() || self.slow.is_empty() {
             return;
         }
