@@ -33,13 +33,11 @@ import tempfile
 import threading
 import time
 
-BENCH = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(BENCH)
-sys.path.insert(0, BENCH)
-import sidebyside  # noqa: E402  (bench/ is not a package)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import signed  # noqa: E402  (bench/ is not a package; the paths of the binaries)
+import sidebyside  # noqa: E402
 
-AVPD = "target/release/avpd"
-LOADGEN = "target/release/avp-loadgen"
+ROOT, AVPD, LOADGEN = sidebyside.ROOT, signed.AVPD, signed.LOADGEN
 UNKNOWN_TYPE = bytes([0x00, 0x03, 0x4D])
 
 
