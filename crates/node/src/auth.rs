@@ -11,7 +11,7 @@
 
 use crate::loglimit::LogLimit;
 use avp_proto::auth::{AuthFailure, Key, Ledger, Verifier};
-use std::collections::HashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::net::SocketAddr;
@@ -66,7 +66,8 @@ impl std::error::Error for KeyFileError {}
 /// The keys of one version of the key file.
 #[derive(Debug, Default)]
 pub struct KeyRing {
-    keys: HashMap<Box<str>, Key>,
+    /// Fx hashing: the map is the operator's; a peer's NODE_ID only looks up in it.
+    keys: FxHashMap<Box<str>, Key>,
 }
 
 impl KeyRing {
@@ -75,7 +76,7 @@ impl KeyRing {
         let table: toml::Table = text
             .parse()
             .map_err(|e| KeyFileError::Toml(path.into(), e))?;
-        let mut keys = HashMap::with_capacity(table.len());
+        let mut keys = FxHashMap::with_capacity_and_hasher(table.len(), FxBuildHasher);
         for (node, secret) in table {
             let printable = !node.chars().any(char::is_control);
             if node.is_empty() || node.len() > 255 || !printable {
@@ -120,7 +121,6 @@ pub struct AgentKeys {
     generation: AtomicU64,
     modified: Mutex<Option<SystemTime>>,
     ledger: [Mutex<Ledger>; LEDGER_SHARDS],
-    hasher: std::collections::hash_map::RandomState,
 }
 
 impl AgentKeys {
@@ -137,7 +137,6 @@ impl AgentKeys {
             generation: AtomicU64::new(0),
             modified: Mutex::new(modified),
             ledger: Default::default(),
-            hasher: Default::default(),
         })
     }
 
@@ -188,7 +187,8 @@ impl AgentKeys {
     }
 
     fn advance(&self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
-        let shard = &self.ledger[self.hasher.hash_one(node_id) as usize % LEDGER_SHARDS];
+        // Fx hashing: only authenticated NODE_IDs reach the ledger.
+        let shard = &self.ledger[FxBuildHasher.hash_one(node_id) as usize % LEDGER_SHARDS];
         shard
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
