@@ -8,8 +8,9 @@ Parts, in this order (each can be skipped with --skip NAME):
            yard_tcp_client.c, minimal and full reports, 100x1, 1000x16 and 10x128, with each
            server's CPU time per ack (bench/sidebyside.py --cpu-time)
   udp      the same over UDP (yard_udp_server.c, yard_udp_client.c), 100x1 and 100x16
-  clients  avp-loadgen vs yard_tcp_client.c, both against yard_tcp_server.c, minimal and full
-           reports, 100x1, 1000x16 and 10x128
+  clients  avp-loadgen (quiet, and with its live view on a pseudo-terminal) vs
+           yard_tcp_client.c, all against yard_tcp_server.c, minimal and full reports, 100x1,
+           1000x16 and 10x128
   memory   bench/idle_memory.py with 10,000 idle connections: minimal reports without a
            management plane, full reports without and with one; three runs of each
   sweep    an open-loop sweep against avpd up to the SLO p99 <= 5 ms, with its plot
@@ -46,6 +47,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
 sys.path.insert(0, BENCH)
 import idle_memory  # noqa: E402  (bench/ is not a package)
+import docblock  # noqa: E402
 import sidebyside  # noqa: E402
 
 # Paths relative to ROOT, the working directory of every command run (and shown) here.
@@ -54,8 +56,7 @@ LOADGEN = "target/release/avp-loadgen"
 YARD_DIR = os.path.relpath(sidebyside.BIN_DIR, ROOT)
 DOC = "docs/CAPACITY.md"
 IMG = "docs/img"
-BEGIN = "<!-- BEGIN GENERATED: bench/capacity -->"
-END = "<!-- END GENERATED: bench/capacity -->"
+BLOCK = "bench/capacity"
 HOST = sidebyside.HOST
 
 PARTS = ["tcp", "udp", "clients", "memory", "sweep", "latency", "conns"]
@@ -68,6 +69,10 @@ CLIENT_WARMUP = 1
 LOADGEN_CLIENT = (f"{LOADGEN} -q --target tcp://{{host}}:{{port}} --connections {{conns}} "
                   f"--pipeline {{depth}} --duration {{secs}}s --warmup {CLIENT_WARMUP}s "
                   f"--report-fields {{reports}} --json {{json}}")
+# The same client with its live view on: a pseudo-terminal of 160x50 from script(1).
+LOADGEN_LIVE_CLIENT = ("script -qec " + shlex.quote(
+    "stty cols 160 rows 50; exec " + LOADGEN_CLIENT.replace(f"{LOADGEN} -q ", f"{LOADGEN} "))
+    + " /dev/null")
 MEMORY_CONNS = 10_000
 MEMORY_RUNS = 3
 MEMORY_VARIANTS = [("minimal", False), ("full", False), ("full", True)]   # (reports, admin)
@@ -254,23 +259,32 @@ def part_udp(a):
 
 
 def part_clients(a):
-    """avp-loadgen vs yard_tcp_client.c against yard_tcp_server.c, minimal and full reports."""
+    """avp-loadgen, quiet and with its live view, vs yard_tcp_client.c against
+    yard_tcp_server.c, minimal and full reports."""
     tables = []
     for reports in REPORTS:
         c_argv = sidebyside_argv(a, "tcp", reports, TCP_CFGS)
         lg_argv = sidebyside_argv(a, "tcp", reports, TCP_CFGS, client=LOADGEN_CLIENT)
+        live_argv = sidebyside_argv(a, "tcp", reports, TCP_CFGS, client=LOADGEN_LIVE_CLIENT)
         log(f"clients, {reports} reports")
-        both = variants(c_argv, "yard_tcp_client") + variants(lg_argv, "avp-loadgen")
-        runs = list(sidebyside.iter_runs(both, TCP_CFGS, a.rounds))
+        every = (variants(c_argv, "yard_tcp_client") + variants(lg_argv, "avp-loadgen")
+                 + variants(live_argv, "avp-loadgen live"))
+        runs = list(sidebyside.iter_runs(every, TCP_CFGS, a.rounds))
+        commands = [shown_sidebyside(argv) for argv in (c_argv, lg_argv, live_argv)]
         tables.append((f"{reports.capitalize()} reports",
                        ratio_table(runs, TCP_CFGS, "avp-loadgen", "yard_tcp_client", cpu=False),
-                       [shown_sidebyside(c_argv), shown_sidebyside(lg_argv)]))
+                       []))
+        tables.append((f"{reports.capitalize()} reports, live view on",
+                       ratio_table(runs, TCP_CFGS, "avp-loadgen live", "avp-loadgen", cpu=False),
+                       commands))
     intro = (f"Both clients against `bench/c/yard_tcp_server.c`, alternating within each "
              f"round, {a.rounds} round(s) of {a.secs:g} s; the suite interleaves the runs of "
-             f"the two commands under each table. Medians in acks/s; ratio avp-loadgen / "
-             f"yard_tcp_client. The C client starts counting once its connections are open "
-             f"and primed; the loadgen's {CLIENT_WARMUP} s `--warmup` leaves its connection "
-             f"ramp out likewise. avp-loadgen checks and times every answer.")
+             f"the three commands under each pair of tables. Medians in acks/s; ratio "
+             f"avp-loadgen / yard_tcp_client, then avp-loadgen with its live view (drawn on a "
+             f"160x50 pseudo-terminal from script(1)) / avp-loadgen quiet. The C client starts "
+             f"counting once its connections are open and primed; the loadgen's "
+             f"{CLIENT_WARMUP} s `--warmup` leaves its connection ramp out likewise. "
+             f"avp-loadgen checks and times every answer.")
     return section("avp-loadgen vs yard_tcp_client", intro, tables)
 
 
@@ -403,17 +417,6 @@ def header(a):
     ]
 
 
-def write_block(lines):
-    text = open(DOC).read() if os.path.exists(DOC) else ""
-    if BEGIN not in text or END not in text:
-        text = (text.rstrip("\n") + "\n\n" if text.strip() else "") + f"{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    block = "\n".join(lines).rstrip("\n")
-    with open(DOC, "w") as f:
-        f.write(f"{head}{BEGIN}\n{block}\n{END}{tail}")
-
-
 def build(no_build):
     if not no_build:
         log("building: cargo build --release --workspace")
@@ -459,7 +462,7 @@ def main():
             failed.append(name)
             text = [f"### Part {name}", "", f"Failed: `{' '.join(str(e).split())[:300]}`", ""]
         lines += text
-    write_block(lines)
+    docblock.write_block(os.path.join(ROOT, DOC), BLOCK, lines)
     log(f"wrote {DOC} and {IMG}/")
     print("\n".join(lines))
     return 1 if failed else 0

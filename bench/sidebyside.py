@@ -133,14 +133,14 @@ def fmt_secs(secs):
 
 
 class Server:
-    def __init__(self, name, argv):
+    def __init__(self, name, argv, cpu=SERVER_CPU):
         self.name = name
         self.argv = argv
         self.log = tempfile.TemporaryFile(mode="w+")
         # Its own session: SIGTERM/SIGKILL go to the whole process group, so
         # helpers a server may fork go too. taskset execs, so the PID is the
         # server's own.
-        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU] + argv,
+        self.proc = subprocess.Popen(["taskset", "-c", cpu] + argv,
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 

@@ -1,6 +1,10 @@
-//! `avpd agent`: command-line options and start-up of the reporting agent.
+//! `avpd agent`: command-line options and start-up of the reporting agent, and what a SIGHUP
+//! changes in it (the log filter and format; every other option needs a restart).
 
 use crate::codec_arg::CodecArg;
+use crate::config::{ConfigArgs, Setting};
+use crate::signals::Signal;
+use crate::{reload, Command, Invocation};
 use anyhow::{bail, Context};
 use avp_endpoint::Endpoint;
 use avpd_agent::reporter::ReporterConfig;
@@ -11,8 +15,8 @@ use avpd_client::{Link, PeerLink};
 use avpd_node::admin::{AdminConfig, AdminPlane};
 use avpd_node::fleet::NodeReport;
 use clap::Args;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -60,11 +64,25 @@ pub struct AgentArgs {
     /// line end): the collector's --agent-keys file gives the same secret to this NODE_ID.
     #[arg(long, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+    /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd_agent=trace.
+    #[arg(long)]
+    pub log: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
-/// Runs the agent until SIGINT/SIGTERM (or `--count`), then logs its totals.
-pub fn run(args: AgentArgs) -> anyhow::Result<()> {
-    crate::logging::init(None);
+/// The keys a reload applies to the running agent; the others need a restart.
+pub const LIVE: [&str; 2] = ["log", "log-format"];
+
+/// Runs the agent until SIGINT/SIGTERM (or `--count`), then logs its totals; SIGHUP reads
+/// `file` again. `settings` are the options in force.
+pub fn run(
+    args: AgentArgs,
+    invocation: &Invocation,
+    settings: Vec<Setting>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    crate::logging::init(args.log.as_deref())?;
     let node_id = args.node_id.unwrap_or_else(host_name);
     if !(1..=255).contains(&node_id.len()) {
         bail!("--node-id must be 1 to 255 bytes long");
@@ -111,10 +129,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         None => (fastrand::u64(..), 1, None),
     };
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, Arc::clone(&stop))
-            .context("cannot install the signal handler")?;
-    }
+    watch_signals(Arc::clone(&stop), invocation.clone(), settings, file)?;
     info!(
         "agent started: node={node_id} instance={instance:016x} collector={collectors} \
          interval={:?} buffer={}",
@@ -156,6 +171,65 @@ pub fn read_key(path: &std::path::Path) -> anyhow::Result<avp_proto::auth::Key> 
         std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
     avp_proto::auth::Key::from_secret_file(&contents)
         .with_context(|| format!("key file {} holds no secret", path.display()))
+}
+
+/// Handles signals on a thread of its own: SIGINT and SIGTERM set `stop`, SIGHUP reads `file`
+/// again.
+fn watch_signals(
+    stop: Arc<AtomicBool>,
+    invocation: Invocation,
+    mut running: Vec<Setting>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let signals = crate::signals::listen()?;
+    std::thread::Builder::new()
+        .name("avpd-agent-signals".into())
+        .spawn(move || {
+            for signal in signals {
+                match (signal, &file) {
+                    (Signal::Stop(_), _) => stop.store(true, Ordering::Release),
+                    (Signal::Reload, Some(path)) => {
+                        running = reload_config(&invocation, running, path);
+                    }
+                    (Signal::Reload, None) => {
+                        tracing::info!("SIGHUP: no --config file to read again");
+                    }
+                }
+            }
+        })?;
+    Ok(())
+}
+
+/// Reads the configuration again and applies the log settings; returns the settings in force
+/// afterwards (`running` when the file is refused).
+fn reload_config(invocation: &Invocation, running: Vec<Setting>, path: &Path) -> Vec<Setting> {
+    let checked = invocation
+        .parse()
+        .map_err(anyhow::Error::from)
+        .and_then(|parsed| {
+            let Command::Agent(args) = &parsed.cli.command else {
+                unreachable!("the same command line parses to the same subcommand");
+            };
+            let logs = crate::logging::prepare(args.log.as_deref(), parsed.cli.log_format)?;
+            Ok((parsed.settings, logs))
+        });
+    match checked {
+        Ok((read, logs)) => {
+            // Said before it is done, so that the lines come out under the filter they name.
+            reload::log(&reload::changes(&running, &read, &LIVE), path);
+            if let Err(e) = logs.apply() {
+                tracing::error!("{e:#}");
+            }
+            reload::applied(&running, &read, &LIVE)
+        }
+        Err(e) => {
+            tracing::error!(
+                "reload of {} refused, configuration unchanged: {e}",
+                path.display()
+            );
+            running
+        }
+    }
 }
 
 /// Starts the `--listen` management plane (when asked for) and returns it with the feed that

@@ -63,7 +63,7 @@ fn parse_time(text: &str) -> Result<SystemTime, String> {
 pub fn run(args: HistoryArgs) -> anyhow::Result<()> {
     // A command's output is its rows: the client's connection news only with RUST_LOG.
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
-    crate::logging::init(Some(&filter));
+    crate::logging::init(Some(&filter))?;
     let Some(config) = args.store.config(String::new())? else {
         bail!("--store is required: the NATS server(s) to read from");
     };

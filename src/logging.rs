@@ -3,10 +3,14 @@
 //!
 //! The format is a global option of `avpd` (`--log-format`), so `main` records it with
 //! [`set_format`] before a subcommand starts; the subcommand then calls [`init`] with its own
-//! filter.
+//! filter. Both can change later, in a configuration reload ([`prepare`]).
 
+use anyhow::Context as _;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use tracing_subscriber::layer::{Layered, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{reload, EnvFilter, Layer, Registry};
 
 /// How log lines are written to stderr.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -28,25 +32,86 @@ pub fn set_format(format: LogFormat) {
     let _ = FORMAT.set(format);
 }
 
+/// The subscriber's stack: the filter over the registry, then the line format.
+type Filtered = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+/// A line format, boxed so that a reload can change it.
+type Lines = Box<dyn Layer<Filtered> + Send + Sync>;
+
+/// What [`Reload::apply`] changes in the installed subscriber.
+struct Handles {
+    filter: reload::Handle<EnvFilter, Registry>,
+    lines: reload::Handle<Lines, Filtered>,
+}
+
+/// Set by [`init`].
+static HANDLES: OnceLock<Handles> = OnceLock::new();
+
 /// Installs the log subscriber: `filter`, else RUST_LOG, else `info`; output on stderr in the
-/// format given to [`set_format`].
-pub fn init(filter: Option<&str>) {
-    let filter = match filter {
-        Some(f) => tracing_subscriber::EnvFilter::new(f),
-        None => tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-    };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match FORMAT.get().copied().unwrap_or_default() {
-        LogFormat::Text => builder
+/// format given to [`set_format`]. Fails on a filter that does not parse.
+pub fn init(filter: Option<&str>) -> anyhow::Result<()> {
+    let (filter, filter_handle) = reload::Layer::new(env_filter(filter)?);
+    let (lines, lines_handle) =
+        reload::Layer::new(lines(FORMAT.get().copied().unwrap_or_default()));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(lines)
+        .init();
+    // Only the first call installs a subscriber; later calls keep the first one's handles.
+    let _ = HANDLES.set(Handles {
+        filter: filter_handle,
+        lines: lines_handle,
+    });
+    Ok(())
+}
+
+/// A filter and a format checked for a configuration reload, not applied yet.
+pub struct Reload {
+    filter: EnvFilter,
+    format: LogFormat,
+}
+
+/// Checks `filter` and `format` for [`Reload::apply`]: an error leaves everything as it is.
+pub fn prepare(filter: Option<&str>, format: LogFormat) -> anyhow::Result<Reload> {
+    Ok(Reload {
+        filter: env_filter(filter)?,
+        format,
+    })
+}
+
+impl Reload {
+    /// Changes the running subscriber's filter and format.
+    pub fn apply(self) -> anyhow::Result<()> {
+        let handles = HANDLES.get().context("logging is not set up")?;
+        handles
+            .filter
+            .reload(self.filter)
+            .context("cannot change the log filter")?;
+        handles
+            .lines
+            .reload(lines(self.format))
+            .context("cannot change the log format")
+    }
+}
+
+/// The filter `filter` (an error when it does not parse), else RUST_LOG's, else `info`.
+fn env_filter(filter: Option<&str>) -> anyhow::Result<EnvFilter> {
+    match filter {
+        Some(f) => EnvFilter::try_new(f).with_context(|| format!("bad log filter {f:?}")),
+        None => Ok(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))),
+    }
+}
+
+/// The line format `format` on stderr.
+fn lines(format: LogFormat) -> Lines {
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => layer
             .with_ansi(colour(
                 std::io::stderr().is_terminal(),
                 std::env::var_os("NO_COLOR"),
             ))
-            .init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_ansi(false).init(),
+            .boxed(),
+        LogFormat::Json => layer.json().flatten_event(true).with_ansi(false).boxed(),
     }
 }
 

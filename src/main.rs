@@ -1,20 +1,27 @@
 //! The `avpd` command: `serve`, `agent`, `term` and `history`.
 //!
-//! This binary is glue: it parses the command line, sets up logging and signals, and hands
-//! typed configurations to the library crates (`avpd-node`, `avpd-agent`, `avpd-term`,
-//! `avpd-store`).
+//! This binary is glue: it parses the command line (with a configuration file, for `serve`
+//! and `agent`), sets up logging and signals, and hands typed configurations to the library
+//! crates (`avpd-node`, `avpd-metrics`, `avpd-agent`, `avpd-term`, `avpd-store`).
 #![forbid(unsafe_code)]
 
 mod agent;
 mod codec_arg;
+mod config;
 mod history;
 mod logging;
+mod notify;
+mod reload;
 mod serve;
+mod signals;
 mod store_args;
 mod term;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use config::{LoadError, Setting};
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -43,12 +50,68 @@ enum Command {
     History(history::HistoryArgs),
 }
 
+/// How the process was started; read again when the configuration is reloaded.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    argv: Vec<OsString>,
+}
+
+/// A command line with its configuration file, parsed.
+pub struct Parsed {
+    cli: Cli,
+    /// Every option of the subcommand and its effective value.
+    settings: Vec<Setting>,
+    /// The configuration file, when there is one.
+    file: Option<PathBuf>,
+    /// True when `--print-config` was given.
+    print_config: bool,
+}
+
+impl Invocation {
+    /// Parses the command line and reads the subcommand's configuration file.
+    fn parse(&self) -> Result<Parsed, LoadError> {
+        let mut command = Cli::command();
+        let (matches, file) = config::load(&command, &self.argv)?;
+        let cli = Cli::from_arg_matches(&matches).map_err(LoadError::Cli)?;
+        command.build();
+        let (name, sub) = matches.subcommand().expect("a subcommand is required");
+        let settings = config::effective(
+            command
+                .find_subcommand(name)
+                .expect("the parsed subcommand"),
+            sub,
+        );
+        let print_config = sub
+            .try_get_one::<bool>("print_config")
+            .ok()
+            .flatten()
+            .is_some_and(|p| *p);
+        Ok(Parsed {
+            cli,
+            settings,
+            file,
+            print_config,
+        })
+    }
+}
+
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    logging::set_format(cli.log_format);
-    match cli.command {
-        Command::Serve(args) => serve::run(*args),
-        Command::Agent(args) => agent::run(args),
+    let invocation = Invocation {
+        argv: std::env::args_os().collect(),
+    };
+    let parsed = match invocation.parse() {
+        Ok(parsed) => parsed,
+        Err(LoadError::Cli(e)) => e.exit(),
+        Err(LoadError::File(e)) => anyhow::bail!(e),
+    };
+    if parsed.print_config {
+        print!("{}", config::render(&parsed.settings));
+        return Ok(());
+    }
+    logging::set_format(parsed.cli.log_format);
+    match parsed.cli.command {
+        Command::Serve(args) => serve::run(*args, &invocation, parsed.settings, parsed.file),
+        Command::Agent(args) => agent::run(args, &invocation, parsed.settings, parsed.file),
         Command::Term(args) => term::run(args),
         Command::History(args) => history::run(args),
     }

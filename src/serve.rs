@@ -1,30 +1,51 @@
-//! `avpd serve`: command-line options, logging, signals, and running a [`Node`] until told to
-//! stop.
+//! `avpd serve`: command-line options, and running a [`Node`] (with its metrics endpoint)
+//! until told to stop: readiness, status and watchdog for the service manager, and SIGHUP
+//! reloads of the configuration.
 
+use crate::config::{ConfigArgs, Setting};
+use crate::signals::Signal;
 use crate::store_args::ServeStoreArgs;
-use anyhow::Context as _;
-use avp_endpoint::Endpoint;
+use crate::{notify, reload, Command, Invocation};
+use anyhow::{bail, Context as _};
+use avp_endpoint::{Endpoint, Scheme};
+use avpd_metrics::{MetricsConfig, MetricsServer};
 use avpd_node::admin::AdminConfig;
 use avpd_node::auth::AgentKeys;
 use avpd_node::fleet::FleetRules;
+use avpd_node::live::Live;
+use avpd_node::observe::FleetFiguresConfig;
 use avpd_node::{Config, Node};
 use clap::Args;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use crossbeam_channel::RecvTimeoutError;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The keys a reload applies to the running node; the others need a restart.
+pub const LIVE: [&str; 8] = [
+    "log",
+    "log-format",
+    "max-connections",
+    "idle-timeout",
+    "frame-timeout",
+    "ack-timeout",
+    "report-interval",
+    "status-interval",
+];
+
+/// A worker that sent no snapshot for this long is stuck: the watchdog is not fed.
+const STUCK_AFTER: Duration = Duration::from_secs(5);
 
 /// Command-line options of `avpd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// Data-plane endpoint, repeatable: tcp://, udp:// or json+tcp://HOST:PORT.
-    /// [default: tcp://127.0.0.1:7700, udp://127.0.0.1:7700, json+tcp://127.0.0.1:7703]
-    #[arg(long = "listen", value_name = "URL")]
+    #[arg(long = "listen", value_name = "URL",
+          default_values = ["tcp://127.0.0.1:7700", "udp://127.0.0.1:7700", "json+tcp://127.0.0.1:7703"])]
     pub listen: Vec<Endpoint>,
     /// Management-plane endpoint for terminals, repeatable: tcp:// or json+tcp://.
-    /// [default: tcp://127.0.0.1:7701]
-    #[arg(long = "admin", value_name = "URL")]
+    #[arg(long = "admin", value_name = "URL", default_values = ["tcp://127.0.0.1:7701"])]
     pub admin: Vec<Endpoint>,
     /// Run without a management plane.
     #[arg(long, conflicts_with = "admin")]
@@ -100,13 +121,37 @@ pub struct ServeArgs {
     /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd=trace.
     #[arg(long)]
     pub log: Option<String>,
+    /// Serve Prometheus metrics (/metrics), /healthz and /readyz over HTTP here:
+    /// tcp://HOST:PORT, e.g. tcp://127.0.0.1:9464.
+    #[arg(long, value_name = "URL")]
+    pub metrics: Option<Endpoint>,
+    /// Also export each fleet node's CPU, memory and last report time: three series per
+    /// node of the fleet view (which holds at most 100,000 nodes).
+    #[arg(long, requires = "metrics")]
+    pub metrics_per_node: bool,
     #[command(flatten)]
     pub store: ServeStoreArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 impl ServeArgs {
+    /// Where to serve metrics, when asked to.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        let Some(endpoint) = &self.metrics else {
+            return Ok(None);
+        };
+        if endpoint.scheme != Scheme::Tcp {
+            bail!("--metrics {endpoint}: metrics are served over HTTP on tcp://HOST:PORT");
+        }
+        let addr = endpoint
+            .resolve_first()
+            .with_context(|| format!("cannot resolve --metrics {endpoint}"))?;
+        Ok(Some(addr))
+    }
+
     /// The node configuration these options describe.
-    pub fn config(self) -> anyhow::Result<Config> {
+    pub fn node_config(&self) -> anyhow::Result<Config> {
         let store = self.store.settings()?;
         let agent_keys = match &self.agent_keys {
             Some(path) => {
@@ -122,17 +167,15 @@ impl ServeArgs {
         };
         let defaults = Config::default();
         let admin_defaults = AdminConfig::default();
-        let admin_listen = match (self.no_admin, self.admin.is_empty()) {
-            (true, _) => Vec::new(),
-            (false, true) => admin_defaults.listen,
-            (false, false) => self.admin,
+        let admin_listen = match self.no_admin {
+            true => Vec::new(),
+            false => self.admin.clone(),
         };
+        let fleet_figures = self.metrics.is_some().then_some(FleetFiguresConfig {
+            per_node: self.metrics_per_node,
+        });
         Ok(Config {
-            listen: if self.listen.is_empty() {
-                defaults.listen
-            } else {
-                self.listen
-            },
+            listen: self.listen.clone(),
             admin: AdminConfig {
                 listen: admin_listen,
                 report_interval: self.report_interval,
@@ -161,19 +204,205 @@ impl ServeArgs {
             status_interval: self.status_interval,
             store,
             agent_keys,
+            fleet_figures,
+            on_status: None,
         })
     }
 }
 
-/// Runs the collector node until SIGINT or SIGTERM, then shuts down gracefully.
-pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    crate::logging::init(args.log.as_deref());
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
-    let node = Node::start(args.config()?)?;
-    if let Some(signal) = signals.forever().next() {
-        tracing::info!("signal {signal} received: shutting down");
+/// Runs the collector node until SIGINT or SIGTERM, then shuts down gracefully; SIGHUP reads
+/// `file` again. `settings` are the options in force.
+pub fn run(
+    args: ServeArgs,
+    invocation: &Invocation,
+    settings: Vec<Setting>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    crate::logging::init(args.log.as_deref())?;
+    let signals = crate::signals::listen()?;
+    let metrics_addr = args.metrics_addr()?;
+    let mut config = args.node_config()?;
+    config.on_status = Some(Box::new(|line| notify::status(&line.to_string())));
+    let stores = config.store.is_some();
+    let node = Node::start(config)?;
+    let metrics = match metrics_addr {
+        Some(listen) => Some(MetricsServer::start(MetricsConfig {
+            listen,
+            observer: node.observer(),
+            store: stores,
+            version: env!("CARGO_PKG_VERSION"),
+        })?),
+        None => None,
+    };
+    tracing::info!("{}", started_line(&node, metrics.as_ref(), file.as_deref()));
+    notify::ready();
+    let mut running = settings;
+    let watchdog = notify::watchdog_every();
+    loop {
+        let signal = match watchdog {
+            Some(every) => signals.recv_timeout(every),
+            None => signals.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match signal {
+            Ok(Signal::Stop(signal)) => {
+                tracing::info!("signal {signal} received: shutting down");
+                break;
+            }
+            Ok(Signal::Reload) => {
+                notify::reloading();
+                match &file {
+                    Some(path) => running = reload_config(&node, invocation, running, path),
+                    None => tracing::info!("SIGHUP: no --config file to read again"),
+                }
+                notify::ready();
+            }
+            Err(RecvTimeoutError::Timeout) => feed_watchdog(&node),
+            Err(RecvTimeoutError::Disconnected) => bail!("the signal thread stopped"),
+        }
+    }
+    notify::stopping();
+    if let Some(metrics) = metrics {
+        metrics.shutdown();
     }
     node.shutdown();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The start-up line: the version and every endpoint bound.
+fn started_line(
+    node: &Node,
+    metrics: Option<&MetricsServer>,
+    file: Option<&std::path::Path>,
+) -> String {
+    let join = |endpoints: &[Endpoint]| {
+        endpoints
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut line = format!(
+        "avpd {} serving: data {}",
+        env!("CARGO_PKG_VERSION"),
+        join(node.data_endpoints())
+    );
+    if !node.admin_endpoints().is_empty() {
+        line.push_str(&format!(", admin {}", join(node.admin_endpoints())));
+    }
+    if let Some(m) = metrics {
+        line.push_str(&format!(", metrics http://{}/metrics", m.local_addr()));
+    }
+    if let Some(file) = file {
+        line.push_str(&format!(" (configuration {})", file.display()));
+    }
+    line
+}
+
+/// Feeds the watchdog while every worker reports in.
+fn feed_watchdog(node: &Node) {
+    let silent = node
+        .observer()
+        .latest()
+        .silent_workers(Instant::now(), STUCK_AFTER);
+    if silent == 0 {
+        notify::watchdog();
+    } else {
+        tracing::error!(
+            "{silent} workers silent for over {STUCK_AFTER:?}: not feeding the watchdog"
+        );
+    }
+}
+
+/// Reads the configuration again and applies what can change live; returns the settings in
+/// force afterwards (`running` when the file is refused).
+fn reload_config(
+    node: &Node,
+    invocation: &Invocation,
+    running: Vec<Setting>,
+    path: &std::path::Path,
+) -> Vec<Setting> {
+    let refused = |reason: &dyn std::fmt::Display| {
+        tracing::error!(
+            "reload of {} refused, configuration unchanged: {reason}",
+            path.display()
+        );
+    };
+    let parsed = match invocation.parse() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            refused(&e);
+            return running;
+        }
+    };
+    let Command::Serve(args) = parsed.cli.command else {
+        unreachable!("the same command line parses to the same subcommand");
+    };
+    let config = match args.node_config() {
+        Ok(config) => config,
+        Err(e) => {
+            refused(&e);
+            return running;
+        }
+    };
+    let logs = match crate::logging::prepare(args.log.as_deref(), parsed.cli.log_format) {
+        Ok(logs) => logs,
+        Err(e) => {
+            refused(&e);
+            return running;
+        }
+    };
+    // Said before it is done, so that the lines come out under the filter they talk about.
+    reload::log(&reload::changes(&running, &parsed.settings, &LIVE), path);
+    if let Err(e) = logs.apply() {
+        tracing::error!("{e:#}");
+    }
+    node.reconfigure(Live::of(&config));
+    reload::applied(&running, &parsed.settings, &LIVE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser)]
+    struct Serve {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn live(args: &[&str]) -> Live {
+        let serve = Serve::parse_from(std::iter::once("serve").chain(args.iter().copied()));
+        Live::of(&serve.args.node_config().unwrap())
+    }
+
+    #[test]
+    fn every_live_key_changes_the_live_settings_or_the_logs() {
+        let defaults = live(&[]);
+        let options: Vec<String> = crate::config::effective(
+            &Serve::command(),
+            &Serve::command().get_matches_from(["serve"]),
+        )
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+        for key in LIVE {
+            assert!(
+                options.iter().any(|o| o == key) || key == "log-format",
+                "{key} is not an option"
+            );
+            let changed = match key {
+                "log" | "log-format" => continue,
+                "max-connections" => live(&["--max-connections", "7"]),
+                _ => live(&[&format!("--{key}"), "1234ms"]),
+            };
+            assert_ne!(changed, defaults, "{key} changes nothing live");
+        }
+        assert_eq!(
+            live(&["--backlog", "7"]),
+            defaults,
+            "backlog needs a restart"
+        );
+    }
 }

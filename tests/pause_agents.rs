@@ -1,10 +1,12 @@
 //! An operator's PAUSE and RESUME reach real `avpd agent`s through `avpd serve`: the agents
 //! stop sampling and reporting for the pause and start again on RESUME, and say so in their
-//! logs. The terminal is played by the test over the management protocol.
+//! logs. The terminal is played by the test over the management protocol, or is the real
+//! `avpd term` in its one-shot and plain forms.
 
 mod client_support;
 
 use avp_proto::{Body, Codec, Message};
+use avp_testkit::field;
 use client_support::{avpd, serve, Peer, Program};
 use std::net::SocketAddr;
 
@@ -123,4 +125,93 @@ fn paused_agents_stop_reporting_until_resumed() {
             "no report while paused"
         );
     }
+}
+
+/// Runs a one-shot `avpd term` command against `admin`, waits for `expect` on its stdout and
+/// returns its exit status.
+fn one_shot(admin: &str, command: &[&str], expect: &[&str]) -> i32 {
+    let mut args = vec!["term", "--connect", admin];
+    args.extend_from_slice(command);
+    let mut term = avpd(&args);
+    for line in expect {
+        term.stdout.wait_contains(line);
+    }
+    term.wait_exit()
+}
+
+#[test]
+fn one_shot_terminals_pause_one_a_set_and_all_and_a_new_terminal_sees_the_pause() {
+    let node = serve(&[
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--admin",
+        "tcp://127.0.0.1:0",
+        "--report-interval",
+        "100ms",
+    ]);
+    let admin = node.admin.clone().unwrap();
+    let mut agents = [
+        start_agent(&node.data, "lab-1-a"),
+        start_agent(&node.data, "lab-1-b"),
+        start_agent(&node.data, "lab-2-a"),
+    ];
+    let mut watcher = avpd(&["term", "--plain", "--connect", &admin]);
+    for name in ["lab-1-a", "lab-1-b", "lab-2-a"] {
+        watcher.stdout.wait_contains(&format!("node={name} "));
+    }
+
+    // One node.
+    let status = one_shot(&admin, &["pause", "lab-2-a", "10m"], &["lab-2-a: 200 "]);
+    assert_eq!(status, 0);
+    agents[2]
+        .stderr
+        .wait_contains("paused by the collector for 600 s");
+    // A terminal connecting now is told the true state of the paused node.
+    let mut late = avpd(&["term", "--plain", "--connect", &admin]);
+    let line = late
+        .stdout
+        .wait_contains("node=lab-2-a ")
+        .trim()
+        .to_string();
+    assert_eq!(field(&line, "state"), Some("paused"), "{line}");
+    assert!(field(&line, "paused_until").is_some(), "{line}");
+
+    // A glob, then a node the fleet does not know: a clear answer and a failing status.
+    let status = one_shot(
+        &admin,
+        &["pause", "--match", "lab-1-*", "90s"],
+        &["lab-1-a: 200 ", "lab-1-b: 200 "],
+    );
+    assert_eq!(status, 0);
+    for agent in &mut agents[..2] {
+        agent
+            .stderr
+            .wait_contains("paused by the collector for 90 s");
+    }
+    let status = one_shot(
+        &admin,
+        &["pause", "ghost", "60"],
+        &[": 404 no node matches"],
+    );
+    assert_ne!(
+        status, 0,
+        "a target that did not answer 200 fails the command"
+    );
+
+    // Everyone, resumed: each agent reports again.
+    let status = one_shot(&admin, &["resume", "--all"], &[]);
+    assert_eq!(status, 0);
+    for agent in &mut agents {
+        agent.stderr.wait_contains("pause over, sampling again");
+        agent.stderr.wait_contains("report seq=");
+        assert_eq!(
+            reports_between(agent, "paused: no sampling", "pause over"),
+            0,
+            "no report while paused"
+        );
+    }
+    // The pause ended: the rows go back to ok as their reports arrive.
+    late.stdout.wait_for("lab-2-a reporting again", |l| {
+        (field(l, "node") == Some("lab-2-a") && field(l, "state") == Some("ok")).then_some(())
+    });
 }

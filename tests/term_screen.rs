@@ -1,83 +1,271 @@
-//! The full-screen `avpd term`, checked as a person would see it: run under tmux, read with
-//! `tmux capture-pane -p`. Needs tmux installed (CI installs it).
+//! The full-screen `avpd term`, checked as a person would see it: run under tmux at 80x24 and
+//! 160x40, typed at with `send-keys`, read with `tmux capture-pane -p`, against a node played
+//! by the test. Needs tmux installed (CI installs it).
 
 mod client_support;
 
-use avp_proto::{Body, Codec, Message};
-use client_support::{pushed_report, unix_millis, Peer, Tmux};
+use avp_proto::{Body, FleetState, NodeState};
+use client_support::{unix_millis, FakeNode, Tmux};
 use std::net::TcpListener;
 
-#[test]
-fn the_table_shows_the_nodes_and_the_keys_work() {
+/// A row's state as the node pushes it, received now.
+fn state(state: NodeState, paused_until_ms: Option<u64>) -> FleetState {
+    FleetState {
+        state,
+        received_ms: Some(unix_millis()),
+        paused_until_ms,
+    }
+}
+
+/// `ms` as HH:MM:SS in UTC+5:30 (the zone the terminal runs in below, `TZ=IST-5:30`).
+fn india_hms(ms: u64) -> String {
+    let secs = (ms / 1000 + 5 * 3600 + 30 * 60) % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+/// True when a line of `screen` holds both `needle` and `part`.
+fn line_has(screen: &str, needle: &str, part: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.contains(needle) && l.contains(part))
+}
+
+/// Starts the terminal under tmux (`width` x `height`, local time UTC+5:30) on a listener of
+/// its own; returns the node's side of its connection.
+fn start(width: u16, height: u16) -> (Tmux, TcpListener, FakeNode, String) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("tcp://{}", l.local_addr().unwrap());
-    let tmux = Tmux::start(&format!(
-        "{} term --connect {url}",
-        env!("CARGO_BIN_EXE_avpd")
-    ));
-    let mut peer = Peer::new(l.accept().unwrap().0, Codec::Binary);
-    let now = unix_millis();
-    peer.send_msg(&pushed_report(1, "web-1", 42, 61, now));
-    peer.send_msg(&pushed_report(2, "db-7", 87, 23, now));
-    for seq in 1..=2 {
-        assert_eq!(peer.expect().sequence, Some(seq), "every report acked");
+    let tmux = Tmux::start_sized(
+        &format!(
+            "env TZ=IST-5:30 {} term --connect {url}",
+            env!("CARGO_BIN_EXE_avpd")
+        ),
+        width,
+        height,
+    );
+    let node = FakeNode::accept(&l);
+    (tmux, l, node, url)
+}
+
+#[test]
+fn the_full_screen_at_80x24() {
+    let (tmux, _l, mut node, url) = start(80, 24);
+    let long = "lab-3-workstation-0017.example.org";
+    let paused_until = unix_millis() + 90_000;
+    node.push(long, 99, 10, state(NodeState::Ok, None));
+    for i in 0..60u8 {
+        let fleet = match i {
+            7 => state(NodeState::Stale, None),
+            8 => state(NodeState::Paused, Some(paused_until)),
+            9 => state(NodeState::ClockSkew, None),
+            _ => state(NodeState::Ok, None),
+        };
+        node.push(&format!("ws-{i:02}"), i, 60 - i, fleet);
     }
-    let screen = tmux.wait_screen("both nodes", |s| s.contains("web-1") && s.contains("db-7"));
-    assert!(screen.contains("2 nodes · sorted by cpu"), "{screen}");
-    assert!(screen.contains(&format!("{url}  connected")), "{screen}");
-    let row = |name: &str| {
-        screen
-            .lines()
-            .find(|l| l.contains(name))
-            .unwrap()
-            .to_string()
-    };
-    assert!(
-        row("web-1").contains(" 42%") && row("web-1").contains(" 61%"),
-        "{screen}"
-    );
-    assert!(
-        row("db-7").contains(" 87%") && row("db-7").contains(" 23%"),
-        "{screen}"
-    );
-    let pos = |s: &str, name: &str| s.find(name).unwrap();
-    assert!(
-        pos(&screen, "db-7") < pos(&screen, "web-1"),
-        "busiest CPU first"
-    );
+    // The screen is read while it may be half drawn: every check is part of a wait.
+    tmux.wait_screen("every row counted, the link, a long name whole", |s| {
+        s.contains("61 nodes · 1 stale · 1 paused · 1 clock skew · sort cpu")
+            && s.contains(&format!("link {url} connected"))
+            && line_has(s, long, " 99% ")
+            && line_has(s, long, " 10% ")
+    });
 
-    tmux.keys(&["m"]);
-    let screen = tmux.wait_screen("memory order", |s| s.contains("sorted by memory"));
-    assert!(pos(&screen, "web-1") < pos(&screen, "db-7"), "{screen}");
+    // Sorted by name, the states show in the STATUS column, in local time.
+    tmux.keys(&["n"]);
+    let paused = format!("paused until {}", india_hms(paused_until));
+    tmux.wait_screen("name order with every status", |s| {
+        s.contains("sort name")
+            && s.lines()
+                .any(|l| l.starts_with("ws-00 ") && l.trim_end().ends_with(" ok"))
+            && line_has(s, "ws-07", "stale")
+            && line_has(s, "ws-08", &paused)
+            && line_has(s, "ws-09", "clock skew")
+            && s.contains("ws-18")
+            && !s.contains("ws-19")
+    });
 
-    tmux.keys(&["p", "7", "Enter"]);
-    let msg = peer.expect();
+    // Scrolling.
+    tmux.keys(&["End"]);
+    tmux.wait_screen("the last row", |s| s.contains("ws-59") && !s.contains(long));
+    tmux.keys(&["Home"]);
+    tmux.wait_screen("the first row", |s| {
+        s.contains(long) && !s.contains("ws-59")
+    });
+    tmux.keys(&["PgDn"]);
+    tmux.wait_screen("the next page", |s| {
+        s.contains("ws-19") && !s.contains(long)
+    });
+    tmux.keys(&["Home", "j", "j", "Enter"]);
+    tmux.wait_screen("the detail of the third row", |s| {
+        s.contains("ws-01 · ok · cpu 1% · mem 59%")
+            && s.contains("CPU % (last 5m)")
+            && s.contains("memory % (last 5m)")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_screen("the table again", |s| {
+        s.contains("NODE") && !s.contains("CPU %")
+    });
+    tmux.keys(&["k", "Enter"]);
+    tmux.wait_screen("the detail of the row above", |s| {
+        s.contains("ws-00 · ok · cpu 0% · mem 60%")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_screen("the table again", |s| {
+        s.contains("NODE") && !s.contains("CPU %")
+    });
+
+    // Help, closed by Esc, which does not quit.
+    tmux.keys(&["?"]);
+    tmux.wait_screen("the help", |s| {
+        s.contains("keys (Esc closes)") && s.contains("freeze the view")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_screen("the help closed", |s| {
+        !s.contains("keys (Esc closes)") && s.contains("61 nodes · 1 stale")
+    });
+
+    // A glob filter, and a pause of the filtered set with a result per node.
+    tmux.keys(&["/", "ws-1*", "Enter"]);
+    tmux.wait_screen("the filter", |s| {
+        s.contains("filter ws-1* (10 shown)") && s.contains("ws-19") && !s.contains(long)
+    });
+    tmux.keys(&["p"]);
+    tmux.wait_screen("the pause prompt", |s| {
+        s.contains("▸ this node: ws-1") && s.contains("the filtered set: ws-1* (10 nodes)")
+    });
+    tmux.keys(&["Tab", "5m", "Enter"]);
+    let pause = node.command();
     assert_eq!(
-        msg.body,
+        pause.body,
         Body::Pause {
-            target: None,
-            duration_secs: 7
+            target: Some("ws-1*".into()),
+            duration_secs: 300
         }
     );
-    peer.send_msg(&Message::command_response(
-        msg.sequence,
-        200,
-        "paused for 7 s",
-    ));
-    tmux.wait_screen("the pause", |s| {
-        s.contains("PAUSED") && s.contains("200 paused for 7 s")
+    node.answer(
+        &pause,
+        &[
+            ("ws-10", 200, "paused for 300 s"),
+            ("ws-11", 404, "not connected to any collector"),
+        ],
+        404,
+        "paused 1 of 2 nodes",
+    );
+    tmux.wait_screen("each node's result", |s| {
+        s.contains("ws-11: 404 not connected to any collector")
+            && s.contains("ws-10: 200 paused for 300 s")
+            && s.contains("done: pause --match ws-1* 5m: 1 of 2 nodes did not answer 200")
+    });
+    tmux.keys(&["Escape"]);
+    let until = unix_millis() + 300_000;
+    node.push("ws-10", 10, 50, state(NodeState::Paused, Some(until)));
+    node.push("ws-12", 12, 48, state(NodeState::Removed, None));
+    let paused = format!("paused until {}", india_hms(until));
+    tmux.wait_screen("the pause shown and a row removed", |s| {
+        s.contains("60 nodes · 1 stale · 2 paused")
+            && s.contains("(9 shown)")
+            && line_has(s, "ws-10", &paused)
+            && s.contains("ws-19")
+            && !s.contains("ws-12")
     });
 
-    // Stop listening too, or the kernel would accept the reconnection at once.
-    let addr = l.local_addr().unwrap();
-    drop((peer, l));
-    tmux.wait_screen("the lost link", |s| s.contains("reconnecting in"));
-    let l = TcpListener::bind(addr).unwrap();
-    let _again = l.accept().unwrap();
-    tmux.wait_screen("the link back", |s| {
-        s.contains(&format!("{url}  connected"))
+    // A duration that does not parse is said so.
+    tmux.keys(&["p", "5x", "Enter"]);
+    tmux.wait_screen("the duration refused", |s| s.contains("unknown unit \"x\""));
+    tmux.keys(&["Escape"]);
+    tmux.wait_screen("the prompt closed", |s| !s.contains("pause agents"));
+
+    // Freezing the view is PAUSE without TARGET.
+    tmux.keys(&["f", "30", "Enter"]);
+    let freeze = node.command();
+    assert_eq!(
+        freeze.body,
+        Body::Pause {
+            target: None,
+            duration_secs: 30
+        }
+    );
+    node.answer(&freeze, &[], 200, "paused for 30 s");
+    tmux.wait_screen("the frozen view", |s| {
+        s.contains("FROZEN 30s left") || s.contains("FROZEN 29s left")
     });
+    tmux.keys(&["f"]);
+    assert_eq!(node.command().body, Body::Resume { target: None });
 
     tmux.keys(&["q"]);
-    tmux.wait_screen("the shell after quitting", |s| !s.contains("avpd term ·"));
+    tmux.wait_screen("the shell after quitting", |s| !s.contains("nodes · "));
+}
+
+#[test]
+fn the_full_screen_at_160x40_and_a_lost_link() {
+    let (tmux, l, mut node, url) = start(160, 40);
+    let names = [
+        "rack-12-blade-07-workstation.example.org",
+        "rack-12-blade-08-workstation.example.org",
+    ];
+    node.push(names[0], 50, 25, state(NodeState::Ok, None));
+    node.push(names[1], 40, 75, state(NodeState::Ok, None));
+    let half = format!("{}{}", "█".repeat(10), "░".repeat(10));
+    tmux.wait_screen("both rows, busiest first, with 20-cell bars", |s| {
+        line_has(s, names[0], &half) && s.contains(names[1]) && s.find(names[0]) < s.find(names[1])
+    });
+
+    // Resume the node under the cursor: its exact id.
+    tmux.keys(&["r"]);
+    tmux.wait_screen("the resume prompt", |s| {
+        s.contains(&format!("▸ this node: {}", names[0]))
+    });
+    tmux.keys(&["Enter"]);
+    let resume = node.command();
+    assert_eq!(
+        resume.body,
+        Body::Resume {
+            target: Some(names[0].into())
+        }
+    );
+    node.answer(
+        &resume,
+        &[(names[0], 200, "resumed")],
+        200,
+        "resumed 1 of 1 nodes",
+    );
+    tmux.wait_screen("the result", |s| {
+        s.contains(&format!("{}: 200 resumed", names[0]))
+            && s.contains("done: 1 of 1 nodes answered 200")
+    });
+    tmux.keys(&["Escape"]);
+
+    // The link's state is shown apart from the nodes'; a reconnection brings the rows again.
+    let addr = l.local_addr().unwrap();
+    drop((node, l));
+    tmux.wait_screen("the lost link, the rows kept", |s| {
+        s.contains("reconnecting in") && line_has(s, names[0], " ok")
+    });
+    let l = TcpListener::bind(addr).unwrap();
+    let mut node = FakeNode::accept(&l);
+    tmux.wait_screen("the link back, its rows to come", |s| {
+        s.contains(&format!("link {url} connected")) && s.contains("0 nodes")
+    });
+    node.push(names[1], 40, 75, state(NodeState::Stale, None));
+    tmux.wait_screen("the row again", |s| {
+        s.contains("1 nodes · 1 stale") && line_has(s, names[1], "stale")
+    });
+}
+
+#[test]
+fn every_key_is_documented() {
+    let docs = include_str!("../docs/OPERATIONS.md");
+    let start = docs
+        .find("## Using the terminal")
+        .expect("the terminal's section");
+    let section = &docs[start..];
+    let section = &section[..section[3..].find("\n## ").map_or(section.len(), |e| e + 3)];
+    for (keys, what) in avpd_term::screen::KEYS {
+        for key in keys.split_whitespace() {
+            assert!(
+                section.contains(&format!("`{key}`")),
+                "{key} ({what}) is not documented"
+            );
+        }
+    }
 }

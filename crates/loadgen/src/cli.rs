@@ -86,8 +86,8 @@ pub struct LoadArgs {
     /// NODE_IDs are <PREFIX>-<connection number>.
     #[arg(long, default_value = "loadgen", value_name = "PREFIX")]
     pub node_prefix: String,
-    /// Cycle the reports' NODE_ID through K names (a new one at each new sample) instead of one
-    /// per connection.
+    /// Cycle the reports' NODE_ID through K names (the next one at each report) instead of
+    /// one per connection: at --rate K, each of K nodes reports once a second.
     #[arg(long, value_name = "K")]
     pub node_ids: Option<usize>,
     /// Open the connections from these local addresses, round-robin: a range

@@ -10,7 +10,7 @@
 
 use crate::mix::MixCursor;
 use crate::pacing::Pacing;
-use crate::request::{command, run_length, RequestWriter};
+use crate::request::{command, RequestWriter};
 use crate::stats::ErrorCounts;
 use crate::worker::Ctx;
 use avp_proto::peer::{PeerEvent, PeerSession, RequestKind, Sent, Transport, Verdict};
@@ -432,7 +432,7 @@ impl Conn {
                 let n: u32 = match command(kind) {
                     None => {
                         let seq = self.session.next_sequence();
-                        let n = run_length(seq, n);
+                        let n = self.writer.run_length(seq, n);
                         let report = self.writer.report(seq, epoch_ms);
                         self.session
                             .send_reports(at, &report, n, tag, out)

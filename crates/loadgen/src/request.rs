@@ -37,8 +37,8 @@ impl ReportFields {
 /// The NODE_IDs reports carry: `<prefix>-<i>`, where `i` is the connection's number in at
 /// least five digits (`loadgen-00042`, the names the C yardstick clients give, so that both
 /// send reports of the same size), or
-/// with `cycle: Some(K)` one of K names, a different one at each new sample, so that a plain
-/// load run shows the target K nodes.
+/// with `cycle: Some(K)` one of K names, the next one at each report, so that a plain load
+/// run at a rate of K reports a second has each of K nodes report once a second.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeNames {
     /// The part before the number (`--node-prefix`).
@@ -61,7 +61,7 @@ impl Default for NodeNames {
 pub struct RequestWriter {
     fields: ReportFields,
     prefix: String,
-    /// `(K, stride, next)`: with `--node-ids K`, the next sample is named `next`, then
+    /// `(K, stride, next)`: with `--node-ids K`, the next report is named `next`, then
     /// `next + stride` (the number of connections), modulo K.
     cycle: Option<(usize, usize, usize)>,
     node_id: String,
@@ -88,16 +88,17 @@ impl RequestWriter {
     }
 
     /// The report of the current sample, stamped `epoch_ms`; a report sent with SEQUENCE
-    /// `seq` at a multiple of [`SAMPLE_EVERY`] takes a new sample first. The caller sends runs
-    /// that do not cross such a multiple ([`run_length`]).
+    /// `seq` at a multiple of [`SAMPLE_EVERY`] takes a new sample first, and with
+    /// `--node-ids` every report takes the next name. The caller sends runs of one report
+    /// ([`RequestWriter::run_length`]).
     pub fn report(&mut self, seq: u32, epoch_ms: u64) -> Report<'_> {
         if seq.is_multiple_of(SAMPLE_EVERY) {
             self.wander();
-            if let Some((k, stride, next)) = &mut self.cycle {
-                self.node_id.clear();
-                let _ = write!(self.node_id, "{}-{next:05}", self.prefix);
-                *next = (*next + *stride) % *k;
-            }
+        }
+        if let Some((k, stride, next)) = &mut self.cycle {
+            self.node_id.clear();
+            let _ = write!(self.node_id, "{}-{next:05}", self.prefix);
+            *next = (*next + *stride) % *k;
         }
         let full = self.fields == ReportFields::Full;
         Report {
@@ -108,6 +109,15 @@ impl RequestWriter {
             node_id: full.then_some(Cow::Borrowed(self.node_id.as_str())),
             instance: None,
         }
+    }
+
+    /// How many of `wanted` reports starting at SEQUENCE `seq` are one report repeated: those
+    /// of one sample, or one with `--node-ids` (each report has its own name).
+    pub fn run_length(&self, seq: u32, wanted: u32) -> u32 {
+        if self.cycle.is_some() {
+            return wanted.min(1);
+        }
+        wanted.min(SAMPLE_EVERY - seq % SAMPLE_EVERY)
     }
 
     /// Moves CPU by -3..=+3 points within 1..=99 and memory by -1..=+1 within 5..=95.
@@ -123,11 +133,6 @@ impl RequestWriter {
         self.cpu = step(self.cpu, self.rng, 3, 1, 99);
         self.mem = step(self.mem, self.rng >> 32, 1, 5, 95);
     }
-}
-
-/// How many of `wanted` reports starting at SEQUENCE `seq` share one sample.
-pub fn run_length(seq: u32, wanted: u32) -> u32 {
-    wanted.min(SAMPLE_EVERY - seq % SAMPLE_EVERY)
 }
 
 /// The request of a command kind of the mix; `None` for reports, which
@@ -199,9 +204,9 @@ mod tests {
             seen.insert(r.cpu_percent);
         }
         assert!(seen.len() > 10, "cpu moves: {seen:?}");
-        assert_eq!(run_length(60, 100), 4);
-        assert_eq!(run_length(64, 10), 10);
-        assert_eq!(run_length(u32::MAX, 10), 1);
+        assert_eq!(w.run_length(60, 100), 4);
+        assert_eq!(w.run_length(64, 10), 10);
+        assert_eq!(w.run_length(u32::MAX, 10), 1);
     }
 
     #[test]
@@ -213,12 +218,9 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for conn in 0..2 {
             let mut w = RequestWriter::new(ReportFields::Full, &names, conn, 2);
-            for sample in 0..3 {
-                let seq = sample * SAMPLE_EVERY;
-                let id = w.report(seq, 0).node_id.unwrap().into_owned();
-                // The rest of the sample keeps its name.
-                assert_eq!(w.report(seq + 1, 0).node_id.unwrap(), id.as_str());
-                seen.insert(id);
+            assert_eq!(w.run_length(0, 10), 1, "each report has its own name");
+            for seq in 0..3 {
+                seen.insert(w.report(seq, 0).node_id.unwrap().into_owned());
             }
         }
         // Connection 0 names t-00000, t-00002, t-00004; connection 1 t-00001, t-00003, t-00000.

@@ -10,6 +10,7 @@ use crate::error::{bind_error, resolve, StartError};
 use crate::fleet::{FleetRules, NodeReport};
 use crate::net::budget::Totals;
 use crate::net::listen::bind_tcp;
+use crate::observe::FleetTap;
 use crate::relay::Relayer;
 use crate::worker::{Limits, Links, Pusher, TcpEntry, Worker};
 use crate::Threads;
@@ -88,7 +89,9 @@ impl AdminPlane {
                 relay: None,
                 status: None,
                 shutdown,
+                live: None,
             },
+            None,
             None,
             // A plane of its own: a budget of its own, the node's default.
             (Arc::default(), 256 << 20),
@@ -109,13 +112,15 @@ impl AdminPlane {
 }
 
 /// Binds the admin listeners and starts the management-plane worker on `threads`, relaying
-/// terminals' fleet commands through `relayer` when given, its buffers counted in the node's
-/// budget (`buffered`, within `max_buffer_memory`); returns the bound endpoints.
+/// terminals' fleet commands through `relayer` when given and its view's figures recorded by
+/// `tap` when there is one, its buffers counted in the node's budget (`buffered`, within
+/// `max_buffer_memory`); returns the bound endpoints.
 pub(super) fn spawn(
     config: AdminConfig,
     updates: Receiver<Vec<NodeReport>>,
     links: Links,
     relayer: Option<Relayer>,
+    tap: Option<FleetTap>,
     (buffered, max_buffer_memory): (Arc<Totals>, usize),
     threads: &mut Threads,
 ) -> Result<Vec<Endpoint>, StartError> {
@@ -158,6 +163,7 @@ pub(super) fn spawn(
         interval: config.report_interval,
         rules: config.fleet,
         relayer,
+        tap,
     };
     let id = threads.len();
     let (worker, waker) = Worker::new(id, tcp, limits, links, Some(pusher))?;

@@ -18,10 +18,13 @@ pub mod auth;
 mod error;
 pub mod fleet;
 pub mod intake;
+pub mod live;
 pub mod loglimit;
 pub mod net;
+pub mod observe;
 pub mod relay;
 pub mod stats;
+pub mod status;
 pub mod store;
 pub mod timers;
 pub mod udp;
@@ -35,13 +38,16 @@ use avp_proto::result_code;
 use avp_proto::server::{Role, ServerConfig};
 use avpd_store::commands::OnCommand;
 use avpd_store::{LatestRow, Store, StoreStatus};
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::bounded;
 pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
+use live::{Live, LiveWatch};
 use net::budget::Totals;
+use observe::{FleetFiguresConfig, Observer};
 use relay::{AgentRegistry, RelayRequest, Relayer};
-use stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
+use stats::{Counters, WorkerSnapshot};
+use status::{StatusHook, StatusReporter};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -86,6 +92,11 @@ pub struct Config {
     pub store: Option<StoreSettings>,
     /// The keys data-plane reports must be signed with; `None` takes reports unsigned.
     pub agent_keys: Option<Arc<AgentKeys>>,
+    /// The fleet view's figures the [`Observer`] keeps, if any (they need a management
+    /// plane).
+    pub fleet_figures: Option<FleetFiguresConfig>,
+    /// Called with every status line after it is logged.
+    pub on_status: Option<StatusHook>,
 }
 
 impl Default for Config {
@@ -111,6 +122,8 @@ impl Default for Config {
             status_interval: Duration::from_secs(10),
             store: None,
             agent_keys: None,
+            fleet_figures: None,
+            on_status: None,
         }
     }
 }
@@ -125,6 +138,8 @@ pub struct Node {
     totals: Arc<Mutex<Counters>>,
     /// Bytes of buffers held over all workers, as each last published.
     buffered: Arc<Totals>,
+    live: LiveWatch,
+    observer: Observer,
 }
 
 /// How long a stopping node waits for the store to take what it still holds.
@@ -144,6 +159,8 @@ impl Node {
         // The store takes other nodes' commands for this node's agents before the workers
         // that hold them exist: it finds them through this once they do.
         let local_relayer: Arc<OnceLock<Relayer>> = Arc::default();
+        let live = LiveWatch::new(Live::of(&config));
+        let observer = Observer::default();
         let store = match config.store {
             Some(settings) => {
                 let fleet = has_admin.then(|| fleet_tx.clone());
@@ -234,6 +251,7 @@ impl Node {
                     .then(|| RelaySide::new(relay_rx, registry.clone())),
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
+                live: Some(live.clone()),
             };
             let (mut worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
             if let Some(keys) = &config.agent_keys {
@@ -273,13 +291,16 @@ impl Node {
                 relay: None,
                 status: Some(status_tx.clone()),
                 shutdown: shutdown.clone(),
+                live: Some(live.clone()),
             };
             let budget = (buffered.clone(), config.max_buffer_memory);
+            let tap = config.fleet_figures.map(|f| observer.fleet_tap(f));
             admin::spawn(
                 config.admin,
                 fleet_rx,
                 links,
                 Some(relayer),
+                tap,
                 budget,
                 &mut threads,
             )?
@@ -289,21 +310,19 @@ impl Node {
         drop(status_tx);
         let interval = config.status_interval;
         let store = store.map(|(s, _)| s);
-        let status_store = store.clone();
         let keys = config.agent_keys.clone();
-        let on_tick = move || keys.iter().for_each(|k| k.poll());
         let totals = Arc::new(Mutex::new(Counters::default()));
-        let status_totals = totals.clone();
-        threads.spawn_plain("avpd-status", move || {
-            report_status(
-                status_rx,
-                interval,
-                status_store.as_deref(),
-                config.max_buffer_memory,
-                &status_totals,
-                on_tick,
-            )
-        })?;
+        let reporter = StatusReporter {
+            snapshots: status_rx,
+            live: live.clone(),
+            store: store.clone(),
+            observer: observer.clone(),
+            hook: config.on_status,
+            totals: totals.clone(),
+            buffer_limit: config.max_buffer_memory,
+            on_tick: Box::new(move || keys.iter().for_each(|k| k.poll())),
+        };
+        threads.spawn_plain("avpd-status", move || reporter.run(interval))?;
         Ok(Node {
             data,
             admin,
@@ -311,7 +330,30 @@ impl Node {
             store,
             totals,
             buffered,
+            live,
+            observer,
         })
+    }
+
+    /// Every data-plane endpoint, with the ports bound.
+    pub fn data_endpoints(&self) -> &[Endpoint] {
+        &self.data
+    }
+
+    /// Every management-plane endpoint, with the ports bound.
+    pub fn admin_endpoints(&self) -> &[Endpoint] {
+        &self.admin
+    }
+
+    /// Applies `live` to the running node: within a worker tick every thread takes its part
+    /// (see [`live`]); connections already open keep their timeouts.
+    pub fn reconfigure(&self, live: Live) {
+        self.live.publish(live);
+    }
+
+    /// The node's latest figures, for exporters.
+    pub fn observer(&self) -> Observer {
+        self.observer.clone()
     }
 
     /// The bound address of the first data-plane endpoint with `scheme`.
@@ -455,67 +497,6 @@ impl Threads {
 impl Drop for Threads {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// Logs one status line every `interval` until every worker has gone, then a final one;
-/// calls `on_tick` before each line. `totals` is kept at the sum of the latest snapshots.
-fn report_status(
-    snapshots: Receiver<WorkerSnapshot>,
-    interval: Duration,
-    store: Option<&Store>,
-    buffer_limit: usize,
-    totals: &Mutex<Counters>,
-    mut on_tick: impl FnMut(),
-) {
-    let mut latest: Vec<Option<WorkerSnapshot>> = Vec::new();
-    let mut previous = Counters::default();
-    let mut previous_store = StoreStatus::default();
-    let mut previous_at = Instant::now();
-    let mut next = previous_at + interval;
-    let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant| {
-        let mut total = Counters::default();
-        let (mut open, mut buffered) = (0, 0);
-        for s in latest.iter().flatten() {
-            total.add(&s.counters);
-            open += s.open;
-            buffered += s.buffered;
-        }
-        let secs = now.duration_since(previous_at).as_secs_f64();
-        let store_line = store.map(|s| {
-            let now = s.status();
-            let line = StoreLine::new(now, &previous_store, secs);
-            previous_store = now;
-            line
-        });
-        let buffered = (buffered, buffer_limit);
-        let status = StatusLine::new(open, buffered, total, &previous, secs, store_line);
-        tracing::info!("{status}");
-        previous = total;
-        previous_at = now;
-    };
-    loop {
-        match snapshots.recv_deadline(next) {
-            Ok(s) => {
-                if latest.len() <= s.worker {
-                    latest.resize(s.worker + 1, None);
-                }
-                latest[s.worker] = Some(s);
-                let mut sum = Counters::default();
-                latest.iter().flatten().for_each(|s| sum.add(&s.counters));
-                *totals.lock().unwrap_or_else(|e| e.into_inner()) = sum;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                on_tick();
-                let now = Instant::now();
-                line(&latest, now);
-                next = now + interval;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
-                line(&latest, Instant::now());
-                return;
-            }
-        }
     }
 }
 

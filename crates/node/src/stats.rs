@@ -44,6 +44,8 @@ counters! {
     rejected,
     /// Connections closed for any reason.
     closed,
+    /// Connections the peer closed (after every answer owed was sent).
+    peer_closed,
     /// Connections closed after `--idle-timeout` without traffic.
     idle_closed,
     /// Connections closed because their stream could not be framed (length below 3, bad
@@ -70,6 +72,10 @@ counters! {
     accept_errors,
     /// Reports answered 503 because the store buffer was full.
     store_refused,
+    /// Bytes read from sockets (TCP reads, UDP datagrams).
+    bytes_in,
+    /// Bytes written to sockets (TCP writes, UDP datagrams sent).
+    bytes_out,
 }
 
 impl Counters {
@@ -84,11 +90,42 @@ impl Counters {
     }
 }
 
+/// What a worker serves: which plane, over which transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WorkerKind {
+    /// Data-plane TCP connections (binary and JSON text).
+    DataTcp,
+    /// A data-plane UDP socket.
+    DataUdp,
+    /// The management plane's connections (terminals, over TCP).
+    Management,
+}
+
+impl WorkerKind {
+    /// The plane's name: `data` or `management`.
+    pub fn plane(self) -> &'static str {
+        match self {
+            WorkerKind::DataTcp | WorkerKind::DataUdp => "data",
+            WorkerKind::Management => "management",
+        }
+    }
+
+    /// The transport's name: `tcp` or `udp`.
+    pub fn transport(self) -> &'static str {
+        match self {
+            WorkerKind::DataTcp | WorkerKind::Management => "tcp",
+            WorkerKind::DataUdp => "udp",
+        }
+    }
+}
+
 /// One worker's state as of its last report to the status reporter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerSnapshot {
     /// Index of the worker.
     pub worker: usize,
+    /// What it serves.
+    pub kind: WorkerKind,
     /// Connections open on that worker.
     pub open: usize,
     /// Bytes of buffers its connections hold.

@@ -21,13 +21,13 @@ use crate::allow::{allowed, Cidr};
 use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::intake::DatagramIntake;
-use crate::stats::{Counters, WorkerSnapshot};
+use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
 use crate::timers::TICK;
 use crate::worker::unix_millis;
 use avp_proto::server::{DatagramAnswer, Role, ServerConfig, ServerSession};
 use avp_proto::Codec;
-use avp_udp::{Inbox, Outbox};
+use avp_udp::{Inbox, Outbox, Sent};
 use avpd_store::Store;
 use crossbeam_channel::{Sender, TrySendError};
 use std::collections::VecDeque;
@@ -211,6 +211,7 @@ impl UdpWorker {
         }
         let (counters, outbox) = (&mut self.counters, &mut self.outbox);
         for (received, bytes) in self.inbox.datagrams() {
+            counters.bytes_in += received.len as u64;
             if !allowed(&self.allow, received.peer.ip()) {
                 counters.udp_refused += 1;
                 continue;
@@ -255,13 +256,14 @@ impl UdpWorker {
             return;
         }
         let sent = match outbox.send(&self.socket) {
-            Ok(n) => n,
+            Ok(sent) => sent,
             Err(e) => {
                 tracing::debug!(worker = self.id, "udp send error: {e}");
-                0
+                Sent::default()
             }
         };
-        counters.udp_send_dropped += (queued - sent) as u64;
+        counters.bytes_out += sent.bytes as u64;
+        counters.udp_send_dropped += (queued - sent.datagrams) as u64;
     }
 
     /// Hands the fleet records on and reports the counters.
@@ -288,6 +290,7 @@ impl UdpWorker {
         }
         let snapshot = WorkerSnapshot {
             worker: self.id,
+            kind: WorkerKind::DataUdp,
             open: 0,
             buffered: 0,
             counters: self.counters,

@@ -171,6 +171,26 @@ fn udp_and_json_reports_are_stored_as_binary_frames() {
 }
 
 #[test]
+fn more_reports_and_nodes_in_flight_than_the_clients_ack_window_are_all_stored() {
+    need_nats!();
+    // async-nats holds at most 5,000 unanswered publishes per context by default; the node
+    // keeps up to 8,192 reports in flight and a latest row per node: 6,000 of each here.
+    const NODES: u64 = 6_000;
+    let server = NatsServer::start();
+    let store = store_config(&server);
+    let node = node_with(store.clone(), AckAfter::Stored);
+    let mut peer = connect(&node, Scheme::Tcp);
+    let batch: Vec<u8> = (1..=NODES)
+        .flat_map(|seq| encoded(&report(&format!("wide-{seq}"), 1, seq)))
+        .collect();
+    peer.send(&batch);
+    for seq in 1..=NODES {
+        assert_eq!(peer.expect(), Message::ack(Some(seq)));
+    }
+    assert_eq!(stored(&store).len(), NODES as usize);
+}
+
+#[test]
 fn acks_after_received_do_not_wait_for_the_store_and_everything_is_stored() {
     need_nats!();
     let server = NatsServer::start();

@@ -31,6 +31,8 @@ use tokio::sync::mpsc;
 
 /// Publishes awaiting their acknowledgement at most.
 const MAX_IN_FLIGHT: usize = 8192;
+/// Latest rows put in the bucket awaiting their acknowledgement at most.
+const MAX_LATEST_IN_FLIGHT: usize = 8192;
 /// Lookups of a node's last stored report in flight at most.
 const MAX_LOOKUPS: usize = 256;
 /// How long a publish may wait for its acknowledgement before it is sent again.
@@ -164,6 +166,8 @@ struct Pipeline {
     latest_pending: HashMap<String, LatestRow>,
     latest_sent: HashMap<String, Instant>,
     latest_acks: FuturesUnordered<LatestAck>,
+    /// Rows were due when the last put stopped at [`MAX_LATEST_IN_FLIGHT`].
+    latest_backlog: bool,
     watched: Vec<LatestRow>,
     stored: u64,
     duplicates: u64,
@@ -238,6 +242,7 @@ pub(crate) async fn run(
         latest_pending: HashMap::new(),
         latest_sent: HashMap::new(),
         latest_acks: FuturesUnordered::new(),
+        latest_backlog: false,
         watched: Vec::new(),
         stored: 0,
         duplicates: 0,
@@ -270,6 +275,9 @@ pub(crate) async fn run(
                 }
                 p.report_status();
             }
+        }
+        if p.latest_backlog && p.latest_acks.len() <= MAX_LATEST_IN_FLIGHT / 2 {
+            p.put_latest().await;
         }
         p.publish_queued().await;
         p.confirm();
@@ -306,7 +314,13 @@ async fn set_up(
     status: Arc<Mutex<StoreStatus>>,
 ) -> Result<(Context, stream::Stream, kv::Store), StoreError> {
     let client = connect_client(config, Some(status)).await?;
-    let js = ContextBuilder::new().timeout(ACK_TIMEOUT).build(client);
+    // Both bounds in flight are the pipeline's own, so the context never makes a publish wait
+    // for a permit: the acknowledgements that would free one are polled by the same task.
+    let js = ContextBuilder::new()
+        .timeout(ACK_TIMEOUT)
+        .max_ack_inflight(MAX_IN_FLIGHT + MAX_LATEST_IN_FLIGHT)
+        .backpressure_on_inflight(false)
+        .build(client);
     let stream = ensure_stream(&js, config).await?;
     let bucket = ensure_bucket(&js, config).await?;
     Ok((js, stream, bucket))
@@ -728,7 +742,7 @@ impl Pipeline {
     }
 
     /// Puts in the bucket the latest report of each node that changed, at most once a second
-    /// per node.
+    /// per node and [`MAX_LATEST_IN_FLIGHT`] unacknowledged; the rest wait for room.
     async fn put_latest(&mut self) {
         let now = Instant::now();
         let due: Vec<String> = self
@@ -741,7 +755,9 @@ impl Pipeline {
             })
             .cloned()
             .collect();
-        for node in due {
+        let room = MAX_LATEST_IN_FLIGHT.saturating_sub(self.latest_acks.len());
+        self.latest_backlog = due.len() > room;
+        for node in due.into_iter().take(room) {
             let Some(row) = self.latest_pending.remove(&node) else {
                 continue;
             };

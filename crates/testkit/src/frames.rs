@@ -1,6 +1,6 @@
 //! Frames and messages the tests send or expect.
 
-use avp_proto::{Body, Message, Report};
+use avp_proto::{Body, FleetState, Message, Report};
 
 /// The binary encoding of a report with SEQUENCE `seq` (CPU `seq % 101`, MEM 53, nothing
 /// else).
@@ -44,6 +44,35 @@ pub fn pushed_report(seq: u64, node: &str, cpu: u8, mem: u8, ts: u64) -> Message
             node_id: Some(node.to_string().into()),
             instance: None,
         }),
+    }
+}
+
+/// A STAT_REPORT as a node pushes it to a terminal, with the row's STATE, RECEIVED and
+/// PAUSED_UNTIL.
+pub fn pushed_row(
+    seq: u64,
+    node: &str,
+    cpu: u8,
+    mem: u8,
+    ts: u64,
+    fleet: FleetState,
+) -> Message<'static> {
+    let mut msg = pushed_report(seq, node, cpu, mem, ts);
+    if let Body::StatReport(r) = &mut msg.body {
+        r.fleet = Some(fleet);
+    }
+    msg
+}
+
+/// One node's result of a targeted command: a COMMAND_RESPONSE with NODE_ID, echoing `seq`.
+pub fn node_result(seq: Option<u64>, node: &str, code: u16, info: &str) -> Message<'static> {
+    Message {
+        sequence: seq,
+        body: Body::CommandResponse {
+            code,
+            info: Some(info.to_string().into()),
+            node: Some(node.to_string().into()),
+        },
     }
 }
 

@@ -1,17 +1,19 @@
 //! Test support shared by the integration tests of the avpd crates: a blocking protocol peer,
-//! frames built by hand, a runner for the programs under test that collects their output, and
-//! tmux for the full-screen ones.
+//! a node played by the test for a terminal, frames built by hand, a runner for the programs
+//! under test that collects their output, and tmux for the full-screen ones.
 //!
 //! Every wait has a deadline ([`WAIT`]); nothing sleeps to synchronise.
 #![forbid(unsafe_code)]
 
 pub mod frames;
 pub mod nats;
+pub mod node;
 pub mod peer;
 pub mod process;
 pub mod tmux;
 
-pub use frames::{command_response, frame, pushed_report, report};
+pub use frames::{command_response, frame, node_result, pushed_report, pushed_row, report};
+pub use node::FakeNode;
 pub use peer::{accept, listener, Peer};
 pub use process::{field, Lines, Program};
 pub use tmux::Tmux;

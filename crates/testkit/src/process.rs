@@ -85,14 +85,20 @@ impl Lines {
 impl Program {
     /// Starts `exe ARGS` with debug logging and piped stdin, stdout and stderr.
     pub fn start(exe: &str, args: &[&str]) -> Program {
-        let mut child = Command::new(exe)
-            .args(args)
-            .env("RUST_LOG", "debug")
+        let mut command = Command::new(exe);
+        command.args(args).env("RUST_LOG", "debug");
+        Program::spawn(command)
+    }
+
+    /// Starts `command` (its program, arguments and environment as set) with piped stdin,
+    /// stdout and stderr.
+    pub fn spawn(mut command: Command) -> Program {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {exe}: {e}"));
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", command.get_program()));
         let stdout = Lines::spawn(child.stdout.take().unwrap(), "stdout");
         let stderr = Lines::spawn(child.stderr.take().unwrap(), "stderr");
         Program {
@@ -112,12 +118,17 @@ impl Program {
 
     /// Sends SIGTERM.
     pub fn terminate(&self) {
+        self.signal("TERM");
+    }
+
+    /// Sends the signal `name` (`HUP`, `TERM`...).
+    pub fn signal(&self, name: &str) {
         let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("run kill")
             .success();
-        assert!(ok, "kill -TERM failed");
+        assert!(ok, "kill -{name} failed");
     }
 
     /// Kills the process (SIGKILL) and reaps it.

@@ -14,6 +14,11 @@ pub struct Tmux {
 impl Tmux {
     /// Starts `command` in a detached 130x30 session.
     pub fn start(command: &str) -> Tmux {
+        Tmux::start_sized(command, 130, 30)
+    }
+
+    /// Starts `command` in a detached session of `width` x `height` cells.
+    pub fn start_sized(command: &str, width: u16, height: u16) -> Tmux {
         static N: AtomicUsize = AtomicUsize::new(0);
         let socket = format!(
             "avpd-test-{}-{}",
@@ -27,9 +32,9 @@ impl Tmux {
                 "new-session",
                 "-d",
                 "-x",
-                "130",
+                &width.to_string(),
                 "-y",
-                "30",
+                &height.to_string(),
                 command,
             ])
             .status()

@@ -125,6 +125,15 @@ impl Inbox {
     }
 }
 
+/// What one [`Outbox::send`] handed to the kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Datagrams sent.
+    pub datagrams: usize,
+    /// Their bytes.
+    pub bytes: usize,
+}
+
 /// Datagrams queued to send, each to its own address.
 pub struct Outbox {
     /// Answers back to back; `ends[i]` is where answer `i` ends.
@@ -186,8 +195,8 @@ impl Outbox {
     }
 
     /// Sends every queued datagram without blocking and forgets them; returns how many went
-    /// out (the others are dropped, as a congested network drops datagrams).
-    pub fn send(&mut self, socket: &impl AsRawFd) -> io::Result<usize> {
+    /// out and their bytes (the others are dropped, as a congested network drops datagrams).
+    pub fn send(&mut self, socket: &impl AsRawFd) -> io::Result<Sent> {
         let mut sent = 0;
         let mut result = Ok(());
         while sent < self.ends.len() {
@@ -232,12 +241,16 @@ impl Outbox {
                 }
             }
         }
+        let bytes = if sent == 0 { 0 } else { self.ends[sent - 1] };
         self.answers.clear();
         self.ends.clear();
         self.to.clear();
         match result {
             Err(e) if sent == 0 => Err(e.into()),
-            _ => Ok(sent),
+            _ => Ok(Sent {
+                datagrams: sent,
+                bytes,
+            }),
         }
     }
 }
@@ -262,7 +275,7 @@ mod tests {
         let mut out = Outbox::default();
         out.buffer().extend_from_slice(b"ping");
         out.queue(None);
-        assert_eq!(out.send(&client).unwrap(), 1);
+        assert_eq!(out.send(&client).unwrap().datagrams, 1);
         let mut inbox = Inbox::default();
         server
             .set_read_timeout(Some(std::time::Duration::from_secs(20)))
@@ -325,7 +338,13 @@ mod tests {
         }
         batch.queue(Some(addr)); // nothing appended: nothing queued
         assert_eq!(batch.queued(), 6);
-        assert_eq!(batch.send(&server).unwrap(), 6);
+        assert_eq!(
+            batch.send(&server).unwrap(),
+            Sent {
+                datagrams: 6,
+                bytes: 18
+            }
+        );
         // The same six, as one run of frames of three bytes each.
         for (peer, bytes, truncated) in &got {
             if !truncated {
@@ -336,7 +355,7 @@ mod tests {
             }
         }
         assert_eq!(batch.queued(), 6);
-        assert_eq!(batch.send(&server).unwrap(), 6);
+        assert_eq!(batch.send(&server).unwrap().datagrams, 6);
         for (i, c) in clients.iter().enumerate() {
             c.set_read_timeout(Some(std::time::Duration::from_secs(20)))
                 .unwrap();

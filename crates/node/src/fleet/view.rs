@@ -323,6 +323,14 @@ impl FleetView {
         }
     }
 
+    /// Every row but those removed, in no particular order.
+    pub fn rows(&self) -> impl Iterator<Item = RowView<'_>> {
+        self.rows
+            .iter()
+            .filter(|(_, row)| row.state != NodeState::Removed)
+            .map(|(key, _)| self.view_of(key))
+    }
+
     /// The row of `node`, unless it was removed.
     pub fn get<'a>(&'a self, node: &'a str) -> Option<RowView<'a>> {
         let (key, row) = self.rows.get_key_value(node)?;

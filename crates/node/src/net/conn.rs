@@ -33,6 +33,10 @@ pub struct Context<'a> {
     pub pool: &'a mut BufferPool,
     /// What the worker's sessions handled.
     pub tally: &'a mut Tally,
+    /// Bytes the worker read from its sockets, counted per read call.
+    pub bytes_in: &'a mut u64,
+    /// Bytes the worker wrote to its sockets, counted per write call.
+    pub bytes_out: &'a mut u64,
     /// Where valid reports are recorded, unless nothing consumes the fleet view.
     pub shard: Option<&'a mut FleetShard>,
     /// Time of the current loop iteration.
@@ -463,6 +467,7 @@ impl Connection {
                 Ok(0) => self.set(INPUT_CLOSED, true),
                 Ok(n) => {
                     *budget = budget.saturating_sub(n);
+                    *ctx.bytes_in += n as u64;
                     input.commit(n);
                     dirty |= self.process(ctx, token);
                     // A short read emptied the socket's receive queue, and data or a FIN that
@@ -544,7 +549,10 @@ impl Connection {
         while output.written < output.data.len() {
             match self.stream.write(&output.data[output.written..]) {
                 Ok(0) => return Err(CloseReason::Io(io::ErrorKind::WriteZero.into())),
-                Ok(n) => output.written += n,
+                Ok(n) => {
+                    *ctx.bytes_out += n as u64;
+                    output.written += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // A peer that reads slowly but never lets the output drain would otherwise
                     // grow it by what it did read; moving the unsent rest costs no more than
@@ -607,9 +615,12 @@ mod tests {
         let config = Arc::new(ServerConfig::new(Codec::Binary, Role::Data, now));
         let mut conn = Connection::new(stream, peer, ServerSession::new(config, now));
         let (mut pool, mut tally) = (BufferPool::new(4), Tally::default());
+        let (mut bytes_in, mut bytes_out) = (0, 0);
         let mut ctx = Context {
             pool: &mut pool,
             tally: &mut tally,
+            bytes_in: &mut bytes_in,
+            bytes_out: &mut bytes_out,
             shard: None,
             now,
             now_ms: 0,

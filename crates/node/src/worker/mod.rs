@@ -4,7 +4,7 @@
 //! `poll` retried on EINTR, dispatch by token to one handler per kind of event, accept and read
 //! until WouldBlock (mio's "Draining readiness"). Each responsibility has its own module:
 //! [`accept`] admits connections, [`push`] sends the fleet view to terminals (the management
-//! plane's worker only); this one runs the loop, drives connections,
+//! plane's worker only), [`live`] applies changed settings; this one runs the loop, drives connections,
 //! fires their deadlines from the timer wheel ([`crate::timers`]), hands each round's reports to
 //! the store and sends the answers it held for them once they are stored ([`crate::store`]),
 //! and on each tick flushes the fleet records of the connections that received reports and
@@ -13,6 +13,7 @@
 mod accept;
 mod agents;
 mod command;
+mod live;
 mod push;
 
 pub use agents::RelaySide;
@@ -21,11 +22,12 @@ pub use push::Pusher;
 
 use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
+use crate::live::LiveWatch;
 use crate::loglimit::LogLimit;
 use crate::net::budget::{Budget, Totals};
 use crate::net::buffer::BufferPool;
 use crate::net::conn::{CloseReason, Connection, Context, Driven};
-use crate::stats::{Counters, WorkerSnapshot};
+use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
 use crate::timers::{Timers, TICK};
 use avp_proto::server::{self, ServerConfig};
@@ -84,6 +86,8 @@ pub struct Links {
     pub status: Option<Sender<WorkerSnapshot>>,
     /// Set to ask every worker to stop.
     pub shutdown: Arc<AtomicBool>,
+    /// The settings that change while the node runs, when they can.
+    pub live: Option<LiveWatch>,
 }
 
 /// A worker ready to run on its own thread.
@@ -149,6 +153,8 @@ macro_rules! context {
         Context {
             pool: &mut $worker.pool,
             tally: &mut $worker.counters.tally,
+            bytes_in: &mut $worker.counters.bytes_in,
+            bytes_out: &mut $worker.counters.bytes_out,
             shard: $worker.fleet.as_mut(),
             now: $now,
             now_ms: $now_ms,
@@ -309,6 +315,7 @@ impl Worker {
                 self.push_fleet(now, now_ms);
             }
             if now >= next_tick {
+                self.apply_live();
                 self.on_tick();
                 next_tick = now + TICK;
             }
@@ -412,7 +419,10 @@ impl Worker {
         self.budget.charge(held, 0);
         let c = &mut self.counters;
         match &reason {
-            CloseReason::PeerClosed => tracing::trace!(%peer, "closed: {reason}"),
+            CloseReason::PeerClosed => {
+                c.peer_closed += 1;
+                tracing::trace!(%peer, "closed: {reason}");
+            }
             CloseReason::Shutdown => tracing::debug!(%peer, "closed: {reason}"),
             CloseReason::Session(server::CloseReason::Idle) => {
                 c.idle_closed += 1;
@@ -511,8 +521,13 @@ impl Worker {
             self.counters.store_refused += std::mem::take(&mut store.refused);
         }
         if let Some(tx) = &self.links.status {
+            let kind = match self.push {
+                Some(_) => WorkerKind::Management,
+                None => WorkerKind::DataTcp,
+            };
             let snapshot = WorkerSnapshot {
                 worker: self.id,
+                kind,
                 open: self.conns.len() - self.closed_this_round.len(),
                 buffered: self.budget.local(),
                 counters: self.counters,

@@ -12,6 +12,7 @@
 use super::Worker;
 use crate::fleet::{FleetRules, FleetView, NodeReport};
 use crate::net::conn::{Connection, Context};
+use crate::observe::FleetTap;
 use crate::relay::Relayer;
 use crate::worker::unix_millis;
 use crossbeam_channel::Receiver;
@@ -29,6 +30,8 @@ pub struct Pusher {
     pub rules: FleetRules,
     /// Where terminals' commands for the fleet go; `None` treats their TARGET as absent.
     pub relayer: Option<Relayer>,
+    /// Where the view's figures go after each merge, when an exporter wants them.
+    pub tap: Option<FleetTap>,
 }
 
 /// Where a terminal is in the view's change log.
@@ -67,6 +70,12 @@ impl PushPlane {
     /// True when a push is due at `now`.
     pub(super) fn due(&self, now: Instant) -> bool {
         now >= self.next_push
+    }
+
+    /// Pushes every `interval` from now on (at once if the next push was due later).
+    pub(super) fn set_interval(&mut self, interval: Duration) {
+        self.pusher.interval = interval;
+        self.next_push = self.next_push.min(Instant::now() + interval);
     }
 
     /// Merges a batch of this worker's own reports.
@@ -113,6 +122,9 @@ impl Worker {
         plane.view.apply(plane.pusher.updates.try_iter().flatten());
         plane.view.tick(now_ms);
         self.counters.fleet_dropped += plane.view.refused() - before;
+        if let Some(tap) = &plane.pusher.tap {
+            tap.record(&plane.view);
+        }
         let head = plane.view.head();
         // Tombstones every terminal has got are not needed any more.
         let oldest = plane.cursors.values().map(|c| c.sent).min().unwrap_or(head);

