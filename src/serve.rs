@@ -224,6 +224,7 @@ pub fn run(
     let mut config = args.node_config()?;
     config.on_status = Some(Box::new(|line| notify::status(&line.to_string())));
     let stores = config.store.is_some();
+    let keys = config.agent_keys.clone();
     let node = Node::start(config)?;
     let metrics = match metrics_addr {
         Some(listen) => Some(MetricsServer::start(MetricsConfig {
@@ -250,6 +251,16 @@ pub fn run(
             }
             Ok(Signal::Reload) => {
                 notify::reloading();
+                if let Some(keys) = &keys {
+                    match keys.reload() {
+                        Ok(n) => {
+                            tracing::info!("SIGHUP: agent keys read again: {n} nodes have a key")
+                        }
+                        Err(e) => tracing::error!(
+                            "SIGHUP: agent keys not read, the previous ones stay: {e}"
+                        ),
+                    }
+                }
                 match &file {
                     Some(path) => running = reload_config(&node, invocation, running, path),
                     None => tracing::info!("SIGHUP: no --config file to read again"),
