@@ -5,7 +5,7 @@ use crate::codec_arg::CodecArg;
 use crate::config::{ConfigArgs, Setting};
 use crate::signals::Signal;
 use crate::{reload, Command, Invocation};
-use anyhow::bail;
+use anyhow::{bail, Context};
 use avp_endpoint::Endpoint;
 use avpd_agent::reporter::ReporterConfig;
 use avpd_agent::run::{SampleFeed, Spooled};
@@ -62,6 +62,10 @@ pub struct AgentArgs {
     /// Exit after this many reports, once the collector has acknowledged them all.
     #[arg(long)]
     pub count: Option<u64>,
+    /// Sign every report with the secret this file holds (its contents, without a trailing
+    /// line end): the collector's --agent-keys file gives the same secret to this NODE_ID.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
     /// Log filter (overrides RUST_LOG), e.g. info, debug, avpd_agent=trace.
     #[arg(long)]
     pub log: Option<String>,
@@ -107,7 +111,10 @@ pub fn run(
         .collect::<Vec<_>>()
         .join(", ");
     let link = Link::with_tls(args.collector, args.failback_after, args.tls.config()?)?;
-    let link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
+    let mut link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
+    if let Some(path) = &args.key_file {
+        link.sign_reports_with(read_key(path)?);
+    }
     let (instance, first_seq, spooled) = match &args.spool {
         Some(path) => {
             let (spool, restored) = Spool::open(path, fastrand::u64(..))?;
@@ -148,10 +155,26 @@ pub fn run(
         plane.shutdown();
     }
     info!(
-        "agent stopped: sampled={} acked={} resent={} refused={} dropped={} unacked={} unsolicited={}",
-        t.sampled, t.acked, t.resent, t.refused, t.dropped, t.unacked, t.unsolicited
+        "agent stopped: sampled={} acked={} resent={} refused={} unauthorized={} dropped={} \
+         unacked={} unsolicited={}",
+        t.sampled,
+        t.acked,
+        t.resent,
+        t.refused,
+        t.unauthorized,
+        t.dropped,
+        t.unacked,
+        t.unsolicited
     );
     Ok(())
+}
+
+/// The key of the secret file at `path`.
+pub fn read_key(path: &std::path::Path) -> anyhow::Result<avp_proto::auth::Key> {
+    let contents =
+        std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?;
+    avp_proto::auth::Key::from_secret_file(&contents)
+        .with_context(|| format!("key file {} holds no secret", path.display()))
 }
 
 /// Handles signals on a thread of its own: SIGINT and SIGTERM set `stop`, SIGHUP reads `file`

@@ -11,6 +11,7 @@ use avp_endpoint::{Endpoint, Scheme};
 use avp_tls::ServerTls;
 use avpd_metrics::{MetricsConfig, MetricsServer};
 use avpd_node::admin::AdminConfig;
+use avpd_node::auth::AgentKeys;
 use avpd_node::fleet::FleetRules;
 use avpd_node::live::Live;
 use avpd_node::observe::FleetFiguresConfig;
@@ -19,6 +20,7 @@ use clap::Args;
 use crossbeam_channel::RecvTimeoutError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The keys a reload applies to the running node; the others need a restart.
@@ -86,12 +88,24 @@ pub struct ServeArgs {
     /// arrived (a header trickled in a byte at a time, say).
     #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub frame_timeout: Duration,
+    /// Close a peer whose unsent output stays at --max-output this long (one that does not
+    /// read its answers, or reads them too slowly).
+    #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
+    pub slow_peer_timeout: Duration,
     /// Close a terminal that leaves pushed reports unacknowledged this long.
     #[arg(long, default_value = "30s", value_parser = avp_units::parse_duration)]
     pub ack_timeout: Duration,
     /// Unsent output (bytes) at which a peer stops being read until it drains.
     #[arg(long, default_value_t = 1 << 20)]
     pub max_output: usize,
+    /// Take UDP datagrams only from this source range (CIDR, e.g. 10.0.0.0/8, or one
+    /// address); repeatable. Others are dropped unanswered and counted.
+    #[arg(long, value_name = "CIDR")]
+    pub udp_allow: Vec<avpd_node::allow::Cidr>,
+    /// Input and output buffered by all connections of the node together, e.g. 256MiB: near
+    /// it the largest holders stop being read, over it peers that read nothing are closed.
+    #[arg(long, default_value = "256MiB", value_parser = avp_units::parse_size)]
+    pub max_buffer_memory: u64,
     /// Receive buffer asked of the kernel for each UDP socket (capped by
     /// net.core.rmem_max), e.g. 4MiB.
     #[arg(long, default_value = "4MiB", value_parser = avp_units::parse_size)]
@@ -105,6 +119,13 @@ pub struct ServeArgs {
     /// Time between two status log lines.
     #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub status_interval: Duration,
+    /// Accept only reports signed with the key of their NODE_ID: a TOML file of
+    /// `"node-id" = "secret"` lines, read again whenever it changes.
+    #[arg(long, value_name = "FILE")]
+    pub agent_keys: Option<PathBuf>,
+    /// How far a signed report's TIMESTAMP may be from the node's clock.
+    #[arg(long, default_value = "60s", value_parser = avp_units::parse_duration)]
+    pub auth_window: Duration,
     /// A node silent this long shows as stale [default: three of its own report intervals,
     /// or 10s until its interval is known].
     #[arg(long, value_parser = avp_units::parse_duration)]
@@ -155,6 +176,18 @@ impl ServeArgs {
     pub fn node_config(&self) -> anyhow::Result<Config> {
         let store = self.store.settings()?;
         let (tls, admin_tls) = self.tls()?;
+        let agent_keys = match &self.agent_keys {
+            Some(path) => {
+                let keys = AgentKeys::load(path, self.auth_window)?;
+                tracing::info!(
+                    "agent keys from {}: {} nodes have a key; unsigned reports are refused",
+                    path.display(),
+                    keys.keys().len()
+                );
+                Some(Arc::new(keys))
+            }
+            None => None,
+        };
         let defaults = Config::default();
         let admin_defaults = AdminConfig::default();
         let admin_listen = match self.no_admin {
@@ -189,6 +222,7 @@ impl ServeArgs {
                 },
                 tls: admin_tls,
                 insecure: self.admin_insecure,
+                slow_peer_timeout: self.slow_peer_timeout,
                 ..admin_defaults
             },
             workers: self.workers.unwrap_or(defaults.workers),
@@ -196,10 +230,14 @@ impl ServeArgs {
             max_connections: self.max_connections,
             idle_timeout: self.idle_timeout,
             frame_timeout: self.frame_timeout,
+            slow_peer_timeout: self.slow_peer_timeout,
             max_output: self.max_output,
+            max_buffer_memory: usize::try_from(self.max_buffer_memory).unwrap_or(usize::MAX),
+            udp_allow: self.udp_allow.clone(),
             udp_buffer: usize::try_from(self.udp_buffer).unwrap_or(usize::MAX),
             status_interval: self.status_interval,
             store,
+            agent_keys,
             fleet_figures,
             on_status: None,
         })
@@ -236,6 +274,7 @@ pub fn run(
     let mut config = args.node_config()?;
     config.on_status = Some(Box::new(|line| notify::status(&line.to_string())));
     let stores = config.store.is_some();
+    let keys = config.agent_keys.clone();
     let node = Node::start(config)?;
     let metrics = match metrics_addr {
         Some(listen) => Some(MetricsServer::start(MetricsConfig {
@@ -262,6 +301,16 @@ pub fn run(
             }
             Ok(Signal::Reload) => {
                 notify::reloading();
+                if let Some(keys) = &keys {
+                    match keys.reload() {
+                        Ok(n) => {
+                            tracing::info!("SIGHUP: agent keys read again: {n} nodes have a key")
+                        }
+                        Err(e) => tracing::error!(
+                            "SIGHUP: agent keys not read, the previous ones stay: {e}"
+                        ),
+                    }
+                }
                 match &file {
                     Some(path) => running = reload_config(&node, invocation, running, path),
                     None => tracing::info!("SIGHUP: no --config file to read again"),

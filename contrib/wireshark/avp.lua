@@ -20,11 +20,12 @@ local MESSAGE_TYPES = {
     [0] = { name = "PAUSE", json = "pause", allowed = { 3, 6, 10 }, required = { 3 } },
     [1] = { name = "RESUME", json = "resume", allowed = { 6, 10 }, required = {} },
     [2] = { name = "COMMAND_RESPONSE", json = "cmd-ack", allowed = { 4, 5, 6, 8 }, required = { 4 } },
-    [3] = { name = "STAT_REPORT", json = "report", allowed = { 1, 2, 6, 7, 8, 9, 11, 12, 13 }, required = { 1, 2 } },
+    [3] = { name = "STAT_REPORT", json = "report", allowed = { 1, 2, 6, 7, 8, 9, 11, 12, 13, 14 }, required = { 1, 2 } },
     [4] = { name = "STAT_REPORT_ACK", json = "report-ack", allowed = { 6 }, required = {} },
 }
 
--- An integer attribute without `max` takes any 64-bit value.
+-- An integer attribute without `max` takes any 64-bit value; printable text refuses control
+-- characters; octets are raw bytes of exactly `len`.
 local ATTRIBUTES = {
     [1] = { name = "CPU_USAGE", field = "cpu", kind = "uint", min = 0, max = 100 },
     [2] = { name = "MEM_USAGE", field = "mem", kind = "uint", min = 0, max = 100 },
@@ -33,17 +34,19 @@ local ATTRIBUTES = {
     [5] = { name = "INFO", field = "info", kind = "text", min_len = 0 },
     [6] = { name = "SEQUENCE", field = "sequence", kind = "uint", min = 0 },
     [7] = { name = "TIMESTAMP", field = "timestamp", kind = "uint", min = 0 },
-    [8] = { name = "NODE_ID", field = "node_id", kind = "text", min_len = 1 },
+    [8] = { name = "NODE_ID", field = "node_id", kind = "text", min_len = 1, printable = true },
     [9] = { name = "INSTANCE", field = "instance", kind = "uint", min = 0 },
-    [10] = { name = "TARGET", field = "target", kind = "text", min_len = 1 },
+    [10] = { name = "TARGET", field = "target", kind = "text", min_len = 1, printable = true },
     [11] = { name = "STATE", field = "state", kind = "uint", min = 0, max = 4 },
     [12] = { name = "PAUSED_UNTIL", field = "paused_until", kind = "uint", min = 0 },
     [13] = { name = "RECEIVED", field = "received", kind = "uint", min = 0 },
+    [14] = { name = "AUTHENTICATOR", field = "authenticator", kind = "octets", len = 32 },
 }
 
 local RESULT_CODES = {
     [200] = "OK",
     [400] = "BAD_REQUEST",
+    [401] = "UNAUTHORIZED",
     [404] = "NOT_FOUND",
     [501] = "UNSUPPORTED_TYPE",
     [503] = "OVERLOADED",
@@ -84,6 +87,8 @@ for _, attr in pairs(ATTRIBUTES) do
     local abbr = "avp." .. attr.field
     if attr.kind == "text" then
         attr.proto_field = ProtoField.string(abbr, attr.name)
+    elseif attr.kind == "octets" then
+        attr.proto_field = ProtoField.bytes(abbr, attr.name)
     elseif attr.name == "RESULT_CODE" then
         attr.proto_field = ProtoField.uint32(abbr, attr.name, base.DEC, RESULT_CODES)
         attr.has_result_codes = true
@@ -191,7 +196,25 @@ local function add_text(tree, attr, range, avp_range, len)
         item:add_proto_expert_info(e.invalid, reason)
         return nil, reason
     end
+    -- C0 controls and DEL, or C1 controls (U+0080..U+009F, \xC2\x80..\xC2\x9F in UTF-8).
+    if attr.printable and (text:find("[%z\1-\31\127]") or text:find("\194[\128-\159]")) then
+        local reason = attr.name .. " holds a control character"
+        item:add_proto_expert_info(e.invalid, reason)
+        return nil, reason
+    end
     return text
+end
+
+-- Adds the raw value of `attr` in `range` to `tree`; returns its hexadecimal text, or nil and
+-- the reason when its length is wrong.
+local function add_octets(tree, attr, range, avp_range, len)
+    local item = tree:add(attr.proto_field, range or avp_range)
+    if len ~= attr.len then
+        local reason = attr.name .. " is " .. len .. " bytes long; it must be " .. attr.len
+        item:add_proto_expert_info(e.invalid, reason)
+        return nil, reason
+    end
+    return tostring(range:bytes())
 end
 
 -- Dissects one binary frame (`tvb` holds exactly its `length` bytes); returns the Info text.
@@ -240,6 +263,8 @@ local function dissect_frame(tvb, tree)
             local shown, reason
             if attr.kind == "text" then
                 shown, reason = add_text(avp_tree, attr, range, avp_range, len)
+            elseif attr.kind == "octets" then
+                shown, reason = add_octets(avp_tree, attr, range, avp_range, len)
             else
                 shown, reason = add_uint(avp_tree, attr, range, avp_range, len)
             end
@@ -374,6 +399,7 @@ local JSON_FIELDS = {
     { key = "state", attr = 11, number = true },
     { key = "received", attr = 13, number = true },
     { key = "paused_until", attr = 12, number = true },
+    { key = "auth", attr = 14, number = false },
     { key = "CPU Usage", attr = 1, number = true },
     { key = "Mem usage", attr = 2, number = true },
 }
@@ -401,7 +427,9 @@ local function add_json_fields(body, base_offset, tvb, tree)
         end
         if start then
             local range = tvb(base_offset + start - 1, stop - start)
-            if not field.number then
+            if attr.kind == "octets" then
+                tree:add(attr.proto_field, range)
+            elseif not field.number then
                 tree:add(attr.proto_field, range, value)
             elseif attr.has_result_codes then
                 tree:add(attr.proto_field, range, tonumber(value))

@@ -1,9 +1,11 @@
 //! Checks shared by the fuzz targets: what every decoded frame must satisfy, whatever bytes it
-//! came from.
+//! came from; [`auth`] for the authenticator path.
+
+pub mod auth;
 
 use avp_proto::server::{
-    Acceptance, AcceptedReport, CloseReason, Refusal, ReportSink, Role, ServerConfig, ServerSession,
-    Tally,
+    Acceptance, AcceptedReport, CloseReason, Refusal, ReportSink, Role, ServerConfig,
+    ServerSession, Tally,
 };
 use avp_proto::{Codec, Decoded, Message, Status};
 use std::sync::Arc;
@@ -158,9 +160,15 @@ pub fn check_session(codec: Codec, data: &[u8]) {
             let mut out = Vec::new();
             let mut tally = Tally::default();
             let answer = s.handle_datagram(Instant::now(), data, &mut out, &mut sink, &mut tally);
-            assert!(out.len() <= data.len(), "a datagram answer larger than its datagram");
+            assert!(
+                out.len() <= data.len(),
+                "a datagram answer larger than its datagram"
+            );
             (answer, out, tally, sink.reports)
         };
-        assert_eq!(datagram(session()), datagram(session().without_fast_paths()));
+        assert_eq!(
+            datagram(session()),
+            datagram(session().without_fast_paths())
+        );
     }
 }

@@ -15,6 +15,7 @@
 use crate::queue::{Pending, ResendQueue};
 use crate::sampler::{HostSample, Sampler};
 use avp_proto::peer::{PeerEvent, Request, Verdict};
+use avp_proto::result_code;
 use avp_proto::Report;
 use avpd_client::ClientEvent;
 use std::borrow::Cow;
@@ -69,6 +70,9 @@ pub struct Totals {
     pub unacked: u64,
     /// Acknowledgements or responses that matched nothing outstanding.
     pub unsolicited: u64,
+    /// Reports the collector refused as unauthorized (401): dropped, since sending them again
+    /// would not change the answer (a replay means the collector has the report).
+    pub unauthorized: u64,
 }
 
 /// A report to send now, with what the agent does once it is sent.
@@ -311,31 +315,34 @@ impl Reporter {
             } => {
                 for i in 0..sent.count {
                     let seq = sent.first_seq.wrapping_add(i);
+                    let info = || {
+                        response
+                            .as_ref()
+                            .and_then(|r| r.info.as_deref())
+                            .unwrap_or("")
+                    };
+                    let unauthorized = response
+                        .as_ref()
+                        .is_some_and(|r| r.code == result_code::UNAUTHORIZED);
                     match verdict {
-                        Verdict::Ok => match self.queue.ack(seq) {
-                            Some(p) => {
-                                self.totals.acked += 1;
-                                if let Some(j) = self.journal.as_mut() {
-                                    j.removed.push((p.instance, p.seq));
-                                }
-                                debug!("acked seq={seq}");
-                            }
-                            None => {
-                                self.totals.unsolicited += 1;
-                                debug!("acknowledgement {seq} matches no outstanding report");
-                            }
-                        },
+                        Verdict::Ok if self.forget(seq) => {
+                            self.totals.acked += 1;
+                            debug!("acked seq={seq}");
+                        }
+                        Verdict::Ok => {
+                            self.totals.unsolicited += 1;
+                            debug!("acknowledgement {seq} matches no outstanding report");
+                        }
+                        Verdict::Status4xx if unauthorized => {
+                            self.totals.unauthorized += 1;
+                            self.forget(seq);
+                            warn!("report seq={seq} refused, dropped: {}", info());
+                        }
                         Verdict::Status5xx => {
                             self.totals.refused += 1;
                             self.queue.mark_waiting(seq);
                             self.resend_after = Some(now + RETRY_REFUSED_AFTER);
-                            debug!(
-                                "report seq={seq} refused for now: {}",
-                                response
-                                    .as_ref()
-                                    .and_then(|r| r.info.as_deref())
-                                    .unwrap_or("")
-                            );
+                            debug!("report seq={seq} refused for now: {}", info());
                         }
                         other => warn!("report seq={seq} answered {other:?}"),
                     }
@@ -359,6 +366,17 @@ impl Reporter {
             // The reports stay in the queue; they wait for the next connection.
             PeerEvent::TimedOut { .. } | PeerEvent::Aborted { .. } => {}
         }
+    }
+
+    /// Takes report `seq` off the queue (and the spool); false when it was not on it.
+    fn forget(&mut self, seq: u32) -> bool {
+        let Some(p) = self.queue.ack(seq) else {
+            return false;
+        };
+        if let Some(j) = self.journal.as_mut() {
+            j.removed.push((p.instance, p.seq));
+        }
+        true
     }
 
     fn below_count(&self) -> bool {

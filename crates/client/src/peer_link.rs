@@ -97,6 +97,11 @@ impl<T: Copy + PartialEq> PeerLink<T> {
         self.link.is_connected()
     }
 
+    /// Signs every report sent from now on with `key` (see [`avp_proto::auth`]).
+    pub fn sign_reports_with(&mut self, key: avp_proto::auth::Key) {
+        self.session.sign_reports_with(key);
+    }
+
     /// The protocol session, for what it knows (the pause in force, the requests outstanding).
     pub fn session(&self) -> &PeerSession<T> {
         &self.session

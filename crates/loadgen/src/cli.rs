@@ -7,6 +7,7 @@ use avp_loadgen::request::{NodeNames, ReportFields};
 use avp_loadgen::run::RunConfig;
 use avp_loadgen::source::SourceAddrs;
 use avp_loadgen::sweep::{Slo, SweepConfig};
+use avp_proto::auth::Key;
 use avp_units::parse_duration;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -111,6 +112,14 @@ pub struct LoadArgs {
     /// (CPU, MEM, SEQUENCE: the 15-byte report the C yardstick client sends).
     #[arg(long, value_enum, default_value_t = ReportFieldsArg::Full)]
     pub report_fields: ReportFieldsArg,
+    /// Sign every report with the secret this file holds (its contents, without a trailing
+    /// line end), as `avpd agent --key-file` does; the node's --agent-keys file must give it to
+    /// every NODE_ID the run reports under.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+    /// The key read from --key-file.
+    #[arg(skip)]
+    pub signer: Option<Key>,
     /// How long to wait for an answer (e.g. 5s, 250ms).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
@@ -180,6 +189,7 @@ impl LoadArgs {
             rate: self.rate,
             mix: self.mix,
             report_fields: self.report_fields.into(),
+            signer: self.signer.clone(),
             node_names: NodeNames {
                 prefix: self.node_prefix.clone(),
                 cycle: self.node_ids,

@@ -616,7 +616,11 @@ fn new_session(ctx: &Ctx) -> PeerSession<Due> {
         true => Transport::Datagram,
         false => Transport::Stream,
     };
-    PeerSession::new(ctx.codec, transport, Duration::from_nanos(ctx.timeout))
+    let mut session = PeerSession::new(ctx.codec, transport, Duration::from_nanos(ctx.timeout));
+    if let Some(key) = &ctx.signer {
+        session.sign_reports_with(key.clone());
+    }
+    session
 }
 
 /// A UDP socket bound to an ephemeral port of `source` (by default, any address of the

@@ -43,8 +43,16 @@ fn real_main() -> anyhow::Result<ExitCode> {
         }) => return run_merge(&reports, json.as_deref(), html.as_deref(), &plot),
         None => {}
     }
-    let args = cli.load;
+    let mut args = cli.load;
     check_outputs(&args)?;
+    if let Some(path) = &args.key_file {
+        let contents = std::fs::read(path)
+            .with_context(|| format!("cannot read key file {}", path.display()))?;
+        args.signer = Some(
+            avp_proto::auth::Key::from_secret_file(&contents)
+                .with_context(|| format!("key file {} holds no secret", path.display()))?,
+        );
+    }
     // 10,000 connections need more descriptors than the usual soft limit of 1024.
     if let Err(e) = rlimit::increase_nofile_limit(u64::MAX) {
         eprintln!("avp-loadgen: cannot raise the open-file limit: {e}");

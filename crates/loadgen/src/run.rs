@@ -13,6 +13,7 @@ use crate::stats::{new_histogram, Interval, Stats};
 use crate::timeline::{Second, Seconds};
 use crate::worker::{run_worker, Ctx, WorkerPlan, SCRATCH_LEN};
 use avp_endpoint::{Endpoint, Scheme};
+use avp_proto::auth::Key;
 use hdrhistogram::Histogram;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
@@ -41,6 +42,8 @@ pub struct RunConfig {
     pub mix: Mix,
     /// Attributes carried by each report.
     pub report_fields: ReportFields,
+    /// The key reports are signed with, if any.
+    pub signer: Option<Key>,
     /// The NODE_IDs reports carry.
     pub node_names: NodeNames,
     /// Local addresses the connections are opened from.
@@ -76,6 +79,7 @@ impl RunConfig {
             rate: None,
             mix: Mix::default(),
             report_fields: ReportFields::Full,
+            signer: None,
             node_names: NodeNames::default(),
             source_addrs: SourceAddrs::default(),
             agents: None,
@@ -238,6 +242,7 @@ fn plan_worker(
     let ctx = Ctx {
         clock,
         codec: cfg.target.scheme.codec(),
+        signer: cfg.signer.clone(),
         scheme_is_udp: cfg.target.scheme == Scheme::Udp,
         target,
         tls,

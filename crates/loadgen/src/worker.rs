@@ -38,6 +38,8 @@ pub struct Ctx {
     pub clock: Clock,
     /// Wire form of requests and answers.
     pub codec: Codec,
+    /// The key reports are signed with, if any.
+    pub signer: Option<avp_proto::auth::Key>,
     /// True for UDP, false for the TCP schemes.
     pub scheme_is_udp: bool,
     /// Resolved target address.

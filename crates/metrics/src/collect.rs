@@ -50,6 +50,15 @@ pub(crate) fn encode(
 ) -> Result<(), fmt::Error> {
     let mut out = Families { encoder };
     workers(&mut out, &totals(observation))?;
+    out.gauge(
+        "buffered",
+        "Bytes of input and output buffers the node's connections hold now (--max-buffer-memory bounds them).",
+        Some(&Unit::Bytes),
+        [(
+            Labels::new(),
+            observation.workers.iter().map(|(s, _)| s.buffered as i64).sum::<i64>(),
+        )],
+    )?;
     if let Some(store) = &observation.store {
         store_families(&mut out, store)?;
     }
@@ -240,6 +249,12 @@ fn workers(
         udp().map(|(_, c, _)| (Labels::new(), c.udp_bad_datagrams)),
     )?;
     out.counter(
+        "udp_datagrams_refused",
+        "UDP datagrams dropped unanswered because their source is outside --udp-allow.",
+        None,
+        udp().map(|(_, c, _)| (Labels::new(), c.udp_refused)),
+    )?;
+    out.counter(
         "udp_answers_dropped",
         "UDP answers dropped, by reason: the socket would block, or the answer was larger than the datagram it answered.",
         None,
@@ -263,15 +278,16 @@ fn workers(
 }
 
 /// Answers by result code: every error answer the sessions decided (one per message answered
-/// 400, 501 or 503, including the few a UDP datagram could not carry), and the 200s that
+/// 400, 401, 501 or 503, including the few a UDP datagram could not carry), and the 200s that
 /// make up the rest of the answers written.
-fn answers_by_code(c: &Counters) -> [(&'static str, u64); 4] {
+fn answers_by_code(c: &Counters) -> [(&'static str, u64); 5] {
     let t = &c.tally;
-    let errors = t.invalid + t.unsupported + t.refused;
+    let errors = t.invalid + t.unsupported + t.refused + t.unauthorized;
     let ok = (t.answers + t.oversize_dropped).saturating_sub(errors);
     [
         ("200", ok),
         ("400", t.invalid),
+        ("401", t.unauthorized),
         ("501", t.unsupported),
         ("503", t.refused),
     ]
@@ -279,20 +295,21 @@ fn answers_by_code(c: &Counters) -> [(&'static str, u64); 4] {
 
 /// Closed connections by reason; `shutdown` is what the other reasons leave (connections
 /// closed by a stopping node).
-fn closes_by_reason(c: &Counters) -> [(&'static str, u64); 7] {
+fn closes_by_reason(c: &Counters) -> [(&'static str, u64); 8] {
     let known = [
         ("peer", c.peer_closed),
         ("idle", c.idle_closed),
         ("frame_timeout", c.frame_timeouts),
         ("ack_timeout", c.ack_timeouts),
+        ("slow_peer", c.slow_peers),
         ("framing", c.framing_errors),
         ("io", c.io_errors),
     ];
     let rest = c
         .closed
         .saturating_sub(known.iter().map(|(_, v)| v).sum::<u64>());
-    let [a, b, d, e, f, g] = known;
-    [a, b, d, e, f, g, ("shutdown", rest)]
+    let [a, b, d, e, h, f, g] = known;
+    [a, b, d, e, h, f, g, ("shutdown", rest)]
 }
 
 fn store_families(out: &mut Families<'_>, s: &StoreStatus) -> Result<(), fmt::Error> {
@@ -391,13 +408,17 @@ mod tests {
                 invalid: 2,
                 unsupported: 1,
                 refused: 3,
-                oversize_dropped: 1,
+                unauthorized: 1,
+                oversize_dropped: 2,
                 ..Tally::default()
             },
             ..Counters::default()
         };
         let codes = answers_by_code(&c);
-        assert_eq!(codes, [("200", 5), ("400", 2), ("501", 1), ("503", 3)]);
+        assert_eq!(
+            codes,
+            [("200", 5), ("400", 2), ("401", 1), ("501", 1), ("503", 3)]
+        );
         let decided: u64 = codes.iter().map(|(_, v)| v).sum();
         assert_eq!(decided, c.tally.answers + c.tally.oversize_dropped);
     }
@@ -409,10 +430,11 @@ mod tests {
             peer_closed: 10,
             idle_closed: 3,
             io_errors: 2,
+            slow_peers: 1,
             ..Counters::default()
         };
         let reasons = closes_by_reason(&c);
-        assert_eq!(reasons[6], ("shutdown", 5));
+        assert_eq!(reasons[7], ("shutdown", 4));
         assert_eq!(reasons.iter().map(|(_, v)| v).sum::<u64>(), 20);
     }
 }

@@ -26,6 +26,7 @@ fn everything() -> Observation {
             worker,
             kind,
             open: 1,
+            buffered: 0,
             counters: Counters::default(),
         };
         (snapshot, Instant::now())

@@ -8,6 +8,7 @@
 
 use crate::error::{bind_error, resolve, StartError};
 use crate::fleet::{FleetRules, NodeReport};
+use crate::net::budget::Totals;
 use crate::net::listen::bind_tcp;
 use crate::observe::FleetTap;
 use crate::relay::Relayer;
@@ -43,6 +44,8 @@ pub struct AdminConfig {
     pub frame_timeout: Duration,
     /// How the view's rows age, and how many it holds.
     pub fleet: FleetRules,
+    /// Terminals whose unsent output stays at its bound this long are closed.
+    pub slow_peer_timeout: Duration,
     /// Listen backlog.
     pub backlog: i32,
     /// Certificate, key and client CA of the `tls://` endpoints.
@@ -64,6 +67,7 @@ impl Default for AdminConfig {
             ack_timeout: Duration::from_secs(30),
             frame_timeout: Duration::from_secs(10),
             fleet: FleetRules::default(),
+            slow_peer_timeout: Duration::from_secs(10),
             backlog: 128,
             tls: None,
             insecure: false,
@@ -98,6 +102,8 @@ impl AdminPlane {
             },
             None,
             None,
+            // A plane of its own: a budget of its own, the node's default.
+            (Arc::default(), 256 << 20),
             &mut threads,
         )?;
         Ok(AdminPlane { bound, threads })
@@ -116,13 +122,15 @@ impl AdminPlane {
 
 /// Binds the admin listeners and starts the management-plane worker on `threads`, relaying
 /// terminals' fleet commands through `relayer` when given and its view's figures recorded by
-/// `tap` when there is one; returns the bound endpoints.
+/// `tap` when there is one, its buffers counted in the node's budget (`buffered`, within
+/// `max_buffer_memory`); returns the bound endpoints.
 pub(super) fn spawn(
     config: AdminConfig,
     updates: Receiver<Vec<NodeReport>>,
     links: Links,
     relayer: Option<Relayer>,
     tap: Option<FleetTap>,
+    (buffered, max_buffer_memory): (Arc<Totals>, usize),
     threads: &mut Threads,
 ) -> Result<Vec<Endpoint>, StartError> {
     let mut tcp = Vec::new();
@@ -147,6 +155,7 @@ pub(super) fn spawn(
                 frame_timeout: config.frame_timeout,
                 ack_timeout: config.ack_timeout,
                 max_unacked: config.max_unacked,
+                slow_peer_timeout: config.slow_peer_timeout,
                 ..ServerConfig::new(endpoint.scheme.codec(), Role::Management, Instant::now())
             }),
             tls,
@@ -157,6 +166,8 @@ pub(super) fn spawn(
         max_connections: config.max_connections,
         open: Arc::new(AtomicUsize::new(0)),
         max_fleet_nodes: config.fleet.max_nodes,
+        buffered,
+        max_buffer_memory,
     };
     let pusher = Pusher {
         updates,

@@ -6,9 +6,11 @@
 //! These are the [`ReportSink`]s the worker hands its sessions; they never see bytes, only the
 //! reports the sessions decoded.
 
+use crate::auth::WorkerVerifier;
 use crate::fleet::{FleetShard, LatestReport};
 use crate::relay::CommandQueue;
 use crate::store::{Refusing, StoreIntake};
+use avp_proto::auth::{AuthFailure, Verifier};
 use avp_proto::server::{Acceptance, AcceptedReport, FleetCommand, ReportSink};
 use avp_proto::Codec;
 use std::net::SocketAddr;
@@ -31,6 +33,8 @@ pub struct ConnIntake<'a> {
     pub codec: Codec,
     /// The connection's sticky refusal.
     pub refusing: &'a mut Refusing,
+    /// The worker's agent keys, when reports must be signed.
+    pub verifier: Option<&'a mut WorkerVerifier>,
     /// The connection's token in its worker's poll.
     pub token: usize,
     /// Where a terminal's fleet commands go (the management plane only).
@@ -40,6 +44,17 @@ pub struct ConnIntake<'a> {
 }
 
 impl ReportSink for ConnIntake<'_> {
+    #[inline(always)]
+    fn verifier(&mut self) -> Option<&mut dyn Verifier> {
+        self.verifier.as_deref_mut().map(|v| v as &mut dyn Verifier)
+    }
+
+    fn on_unauthorized(&mut self, failure: AuthFailure) {
+        if let Some(v) = self.verifier.as_deref_mut() {
+            v.log_failure(self.peer, failure);
+        }
+    }
+
     #[inline(always)]
     fn on_report(&mut self, r: &AcceptedReport<'_>) -> Acceptance {
         let decision = match self.store.as_deref_mut() {
@@ -85,9 +100,22 @@ pub struct DatagramIntake<'a> {
     pub received_ms: u64,
     /// The worker's store, when the node stores reports.
     pub store: Option<&'a mut StoreIntake>,
+    /// The worker's agent keys, when reports must be signed.
+    pub verifier: Option<&'a mut WorkerVerifier>,
 }
 
 impl ReportSink for DatagramIntake<'_> {
+    #[inline(always)]
+    fn verifier(&mut self) -> Option<&mut dyn Verifier> {
+        self.verifier.as_deref_mut().map(|v| v as &mut dyn Verifier)
+    }
+
+    fn on_unauthorized(&mut self, failure: AuthFailure) {
+        if let Some(v) = self.verifier.as_deref_mut() {
+            v.log_failure(self.peer, failure);
+        }
+    }
+
     #[inline(always)]
     fn on_report(&mut self, r: &AcceptedReport<'_>) -> Acceptance {
         let decision = match self.store.as_deref_mut() {

@@ -13,10 +13,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod allow;
+pub mod auth;
 mod error;
 pub mod fleet;
 pub mod intake;
 pub mod live;
+pub mod loglimit;
 pub mod net;
 pub mod observe;
 pub mod relay;
@@ -30,6 +33,7 @@ pub mod worker;
 
 use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;
+use auth::AgentKeys;
 use avp_endpoint::{Endpoint, Scheme};
 use avp_proto::result_code;
 use avp_proto::server::{Role, ServerConfig};
@@ -40,14 +44,15 @@ pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
 use live::{Live, LiveWatch};
+use net::budget::Totals;
 use observe::{FleetFiguresConfig, Observer};
 use relay::{AgentRegistry, RelayRequest, Relayer};
-use stats::WorkerSnapshot;
+use stats::{Counters, WorkerSnapshot};
 use status::{StatusHook, StatusReporter};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use store::StoreSettings;
@@ -73,14 +78,23 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// A frame must be complete this long after its first bytes arrived.
     pub frame_timeout: Duration,
+    /// A connection whose unsent output stays at `max_output` this long is closed.
+    pub slow_peer_timeout: Duration,
     /// Unsent output at which a connection stops being read.
     pub max_output: usize,
+    /// Bytes of input and output buffers all connections of the node (both planes) may hold
+    /// together; near it the largest holders stop being read.
+    pub max_buffer_memory: usize,
     /// Receive buffer asked of the kernel for each UDP socket.
     pub udp_buffer: usize,
+    /// The only sources UDP datagrams are taken from; empty takes them from anywhere.
+    pub udp_allow: Vec<allow::Cidr>,
     /// Time between two status log lines.
     pub status_interval: Duration,
     /// Where accepted reports are stored, if anywhere.
     pub store: Option<StoreSettings>,
+    /// The keys data-plane reports must be signed with; `None` takes reports unsigned.
+    pub agent_keys: Option<Arc<AgentKeys>>,
     /// The fleet view's figures the [`Observer`] keeps, if any (they need a management
     /// plane).
     pub fleet_figures: Option<FleetFiguresConfig>,
@@ -103,10 +117,14 @@ impl Default for Config {
             max_connections: 100_000,
             idle_timeout: Duration::from_secs(300),
             frame_timeout: Duration::from_secs(10),
+            slow_peer_timeout: Duration::from_secs(10),
             max_output: 1 << 20,
+            max_buffer_memory: 256 << 20,
             udp_buffer: 4 << 20,
+            udp_allow: Vec::new(),
             status_interval: Duration::from_secs(10),
             store: None,
+            agent_keys: None,
             fleet_figures: None,
             on_status: None,
             tls: None,
@@ -120,6 +138,10 @@ pub struct Node {
     admin: Vec<Endpoint>,
     threads: Threads,
     store: Option<Arc<Store>>,
+    /// The workers' counters summed, as of their latest snapshots.
+    totals: Arc<Mutex<Counters>>,
+    /// Bytes of buffers held over all workers, as each last published.
+    buffered: Arc<Totals>,
     live: LiveWatch,
     observer: Observer,
 }
@@ -206,6 +228,7 @@ impl Node {
                 let session = Arc::new(ServerConfig {
                     idle_timeout: config.idle_timeout,
                     frame_timeout: config.frame_timeout,
+                    slow_peer_timeout: config.slow_peer_timeout,
                     ..ServerConfig::new(endpoint.scheme.codec(), Role::Data, epoch)
                 });
                 for (w, listener) in listeners.into_iter().enumerate() {
@@ -222,11 +245,14 @@ impl Node {
             data.push(local);
         }
 
+        let buffered = Arc::new(Totals::default());
         let limits = Limits {
             max_output: config.max_output,
             max_connections: config.max_connections,
             open: Arc::new(AtomicUsize::new(0)),
             max_fleet_nodes: config.admin.fleet.max_nodes,
+            buffered: buffered.clone(),
+            max_buffer_memory: config.max_buffer_memory,
         };
         let registry = AgentRegistry::default();
         let mut relay_to = Vec::new();
@@ -241,7 +267,10 @@ impl Node {
                 shutdown: shutdown.clone(),
                 live: Some(live.clone()),
             };
-            let (worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
+            let (mut worker, waker) = Worker::new(id, tcp, limits.clone(), links, None)?;
+            if let Some(keys) = &config.agent_keys {
+                worker = worker.verify_with(keys.clone());
+            }
             relay_to.push((relay_tx, waker.clone()));
             threads.spawn(&format!("avpd-worker-{id}"), waker, move || worker.run())?;
         }
@@ -253,7 +282,7 @@ impl Node {
         };
         for (i, socket) in udp.into_iter().enumerate() {
             let id = workers + i;
-            let worker = UdpWorker::new(
+            let mut worker = UdpWorker::new(
                 id,
                 socket,
                 has_admin.then(|| fleet_tx.clone()),
@@ -262,6 +291,10 @@ impl Node {
                 status_tx.clone(),
                 shutdown.clone(),
             )?;
+            if let Some(keys) = &config.agent_keys {
+                worker = worker.verify_with(keys.clone());
+            }
+            worker = worker.allow_only(config.udp_allow.clone());
             threads.spawn_plain(&format!("avpd-udp-{i}"), move || worker.run())?;
         }
         drop(fleet_tx);
@@ -274,6 +307,7 @@ impl Node {
                 shutdown: shutdown.clone(),
                 live: Some(live.clone()),
             };
+            let budget = (buffered.clone(), config.max_buffer_memory);
             let tap = config.fleet_figures.map(|f| observer.fleet_tap(f));
             admin::spawn(
                 config.admin,
@@ -281,6 +315,7 @@ impl Node {
                 links,
                 Some(relayer),
                 tap,
+                budget,
                 &mut threads,
             )?
         } else {
@@ -289,12 +324,17 @@ impl Node {
         drop(status_tx);
         let interval = config.status_interval;
         let store = store.map(|(s, _)| s);
+        let keys = config.agent_keys.clone();
+        let totals = Arc::new(Mutex::new(Counters::default()));
         let reporter = StatusReporter {
             snapshots: status_rx,
             live: live.clone(),
             store: store.clone(),
             observer: observer.clone(),
             hook: config.on_status,
+            totals: totals.clone(),
+            buffer_limit: config.max_buffer_memory,
+            on_tick: Box::new(move || keys.iter().for_each(|k| k.poll())),
         };
         threads.spawn_plain("avpd-status", move || reporter.run(interval))?;
         Ok(Node {
@@ -302,6 +342,8 @@ impl Node {
             admin,
             threads,
             store,
+            totals,
+            buffered,
             live,
             observer,
         })
@@ -336,6 +378,23 @@ impl Node {
     /// The bound address of the first management-plane endpoint with `scheme`.
     pub fn admin_addr(&self, scheme: Scheme) -> Option<SocketAddr> {
         admin::first_addr(&self.admin, scheme)
+    }
+
+    /// Every worker's counters summed, as of the snapshots they last sent (each worker sends
+    /// one every [`timers::TICK`]).
+    pub fn counters(&self) -> Counters {
+        *self.totals.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes of input and output buffers the node's connections hold, as every worker last
+    /// published it (once per event-loop round).
+    pub fn buffered(&self) -> usize {
+        self.buffered.held.load(Ordering::Relaxed)
+    }
+
+    /// The most [`Node::buffered`] has been since start.
+    pub fn buffered_peak(&self) -> usize {
+        self.buffered.peak.load(Ordering::Relaxed)
     }
 
     /// What the store reports of itself now, when the node stores reports.

@@ -178,6 +178,7 @@ mod tests {
             worker,
             kind: WorkerKind::DataTcp,
             open: 0,
+            buffered: 0,
             counters: Counters::default(),
         };
         observer.record_worker(snapshot(0), start);

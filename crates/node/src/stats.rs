@@ -57,8 +57,13 @@ counters! {
     frame_timeouts,
     /// Terminals closed because pushes stayed unacknowledged past the ack timeout.
     ack_timeouts,
+    /// Peers closed because their unsent output stayed at its bound past
+    /// `--slow-peer-timeout`.
+    slow_peers,
     /// UDP datagrams that were not exactly one frame, dropped.
     udp_bad_datagrams,
+    /// UDP datagrams dropped unanswered because their source is outside `--udp-allow`.
+    udp_refused,
     /// UDP answers dropped because the socket would block.
     udp_send_dropped,
     /// Reports not recorded in the fleet view because it was full.
@@ -126,6 +131,8 @@ pub struct WorkerSnapshot {
     pub kind: WorkerKind,
     /// Connections open on that worker.
     pub open: usize,
+    /// Bytes of buffers its connections hold.
+    pub buffered: usize,
     /// Its cumulative counters.
     pub counters: Counters,
 }
@@ -135,6 +142,8 @@ pub struct WorkerSnapshot {
 pub struct StatusLine {
     /// Connections open now.
     pub open: usize,
+    /// Bytes of buffers the connections hold now, and the budget they must stay within.
+    pub buffered: (usize, usize),
     /// Messages received per second over the interval.
     pub in_per_sec: f64,
     /// Messages sent per second over the interval.
@@ -203,6 +212,7 @@ impl StatusLine {
     /// between them.
     pub fn new(
         open: usize,
+        buffered: (usize, usize),
         total: Counters,
         previous: &Counters,
         secs: f64,
@@ -212,6 +222,7 @@ impl StatusLine {
         let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
         StatusLine {
             open,
+            buffered,
             in_per_sec: per_sec(delta.messages_in()),
             out_per_sec: per_sec(delta.messages_out()),
             delta,
@@ -226,11 +237,15 @@ impl fmt::Display for StatusLine {
         let d = &self.delta;
         write!(
             f,
-            "status: conns={} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} | errors: \
-             invalid={} unsupported={} unsolicited={} framing={} io={} idle={} \
-             frame_timeout={} ack_timeout={} udp_bad={} udp_send_dropped={} \
+            "status: conns={} buffered={}/{} in={:.0}/s out={:.0}/s accepted={} rejected={} closed={} \
+             | errors: \
+             invalid={} unsupported={} unsolicited={} unauthorized={} framing={} io={} idle={} \
+             frame_timeout={} ack_timeout={} slow_peer={} udp_bad={} udp_refused={} \
+             udp_send_dropped={} \
              udp_oversize_dropped={} fleet_dropped={} accept={} store_refused={} tls_refused={}",
             self.open,
+            avp_units::format_size(self.buffered.0 as u64),
+            avp_units::format_size(self.buffered.1 as u64),
             self.in_per_sec,
             self.out_per_sec,
             d.accepted,
@@ -239,12 +254,15 @@ impl fmt::Display for StatusLine {
             d.tally.invalid,
             d.tally.unsupported,
             d.tally.unsolicited,
+            d.tally.unauthorized,
             d.framing_errors,
             d.io_errors,
             d.idle_closed,
             d.frame_timeouts,
             d.ack_timeouts,
+            d.slow_peers,
             d.udp_bad_datagrams,
+            d.udp_refused,
             d.udp_send_dropped,
             d.tally.oversize_dropped,
             d.fleet_dropped,
@@ -279,11 +297,11 @@ mod tests {
             tally: tally(1100, 1100, 5),
             ..Counters::default()
         };
-        let line = StatusLine::new(3, total, &previous, 10.0, None);
+        let line = StatusLine::new(3, (2048, 1 << 20), total, &previous, 10.0, None);
         assert_eq!((line.in_per_sec, line.out_per_sec), (100.5, 100.0));
         let text = line.to_string();
         assert!(
-            text.starts_with("status: conns=3 in=100/s out=100/s"),
+            text.starts_with("status: conns=3 buffered=2KiB/1MiB in=100/s out=100/s"),
             "{text}"
         );
         assert!(text.contains("invalid=5"), "{text}");

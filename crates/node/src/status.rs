@@ -7,7 +7,7 @@ use crate::observe::Observer;
 use crate::stats::{Counters, StatusLine, StoreLine, WorkerSnapshot};
 use avpd_store::{Store, StoreStatus};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Called with every status line after it is logged (the service manager's status, say).
@@ -25,6 +25,12 @@ pub(crate) struct StatusReporter {
     pub observer: Observer,
     /// Who else gets each line.
     pub hook: Option<StatusHook>,
+    /// Kept at the sum of the workers' latest counters ([`crate::Node::counters`]).
+    pub totals: Arc<Mutex<Counters>>,
+    /// `--max-buffer-memory`, shown beside what the connections buffer.
+    pub buffer_limit: usize,
+    /// Called before each line (the agent keys' check for a changed file).
+    pub on_tick: Box<dyn FnMut() + Send>,
 }
 
 impl StatusReporter {
@@ -38,10 +44,11 @@ impl StatusReporter {
         let mut next = previous_at + interval;
         let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant| {
             let mut total = Counters::default();
-            let mut open = 0;
+            let (mut open, mut buffered) = (0, 0);
             for s in latest.iter().flatten() {
                 total.add(&s.counters);
                 open += s.open;
+                buffered += s.buffered;
             }
             let secs = now.duration_since(previous_at).as_secs_f64();
             let store_line = self.store.as_ref().map(|s| {
@@ -50,7 +57,8 @@ impl StatusReporter {
                 previous_store = now;
                 line
             });
-            let status = StatusLine::new(open, total, &previous, secs, store_line);
+            let buffered = (buffered, self.buffer_limit);
+            let status = StatusLine::new(open, buffered, total, &previous, secs, store_line);
             tracing::info!("{status}");
             if let Some(hook) = self.hook.as_mut() {
                 hook(&status);
@@ -74,8 +82,12 @@ impl StatusReporter {
                         latest.resize(s.worker + 1, None);
                     }
                     latest[s.worker] = Some(s);
+                    let mut sum = Counters::default();
+                    latest.iter().flatten().for_each(|s| sum.add(&s.counters));
+                    *self.totals.lock().unwrap_or_else(|e| e.into_inner()) = sum;
                 }
                 Err(RecvTimeoutError::Timeout) => {
+                    (self.on_tick)();
                     let now = Instant::now();
                     line(&latest, now);
                     next = now + interval;

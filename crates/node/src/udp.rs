@@ -10,10 +10,15 @@
 //! timeout ([`TICK`]) brings the thread back to flush its fleet records, report its counters
 //! and see a shutdown when no datagram comes.
 //!
+//! Datagrams from sources outside `--udp-allow` are dropped unanswered and counted
+//! (`udp_refused=`): a node is no reflector for a spoofed source outside it.
+//!
 //! When the node stores reports, each batch's reports go to the store after the batch; with
 //! `--ack-after stored` their answers wait in a queue of held answers until the store confirms
 //! them, and the receive timeout shortens to [`HELD_POLL`] while any wait.
 
+use crate::allow::{allowed, Cidr};
+use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::intake::DatagramIntake;
 use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
@@ -51,6 +56,10 @@ pub struct UdpWorker {
     shutdown: Arc<AtomicBool>,
     store: Option<StoreIntake>,
     held: HeldAnswers,
+    /// The agent keys reports must be signed with, if any.
+    verifier: Option<WorkerVerifier>,
+    /// The only sources datagrams are taken from (`--udp-allow`); empty: any.
+    allow: Vec<Cidr>,
 }
 
 /// Datagram answers waiting for the store to confirm their reports, oldest first.
@@ -125,7 +134,22 @@ impl UdpWorker {
             // The thread polls for confirmations (see HELD_POLL): nothing to wake.
             store: store.map(|(s, ack)| StoreIntake::new(s.worker(id, Arc::new(|| {})), ack)),
             held: HeldAnswers::default(),
+            verifier: None,
+            allow: Vec::new(),
         })
+    }
+
+    /// Takes datagrams only from sources in `ranges` (all when empty); others are dropped
+    /// unanswered and counted.
+    pub fn allow_only(mut self, ranges: Vec<Cidr>) -> UdpWorker {
+        self.allow = ranges;
+        self
+    }
+
+    /// Makes every report on this socket pass the checks of `keys`.
+    pub fn verify_with(mut self, keys: Arc<AgentKeys>) -> UdpWorker {
+        self.verifier = Some(WorkerVerifier::new(keys));
+        self
     }
 
     /// Serves the socket until shutdown is requested.
@@ -182,9 +206,16 @@ impl UdpWorker {
     fn answer_batch(&mut self) {
         let now = Instant::now();
         let now_ms = unix_millis();
+        if let Some(v) = self.verifier.as_mut() {
+            v.refresh(now, now_ms);
+        }
         let (counters, outbox) = (&mut self.counters, &mut self.outbox);
         for (received, bytes) in self.inbox.datagrams() {
             counters.bytes_in += received.len as u64;
+            if !allowed(&self.allow, received.peer.ip()) {
+                counters.udp_refused += 1;
+                continue;
+            }
             if received.truncated {
                 counters.udp_bad_datagrams += 1;
                 tracing::debug!(peer = %received.peer, "udp datagram too large, dropped");
@@ -195,6 +226,7 @@ impl UdpWorker {
                 peer: received.peer,
                 received_ms: now_ms,
                 store: self.store.as_mut(),
+                verifier: self.verifier.as_mut(),
             };
             let tally = &mut counters.tally;
             let start = outbox.buffer().len();
@@ -260,6 +292,7 @@ impl UdpWorker {
             worker: self.id,
             kind: WorkerKind::DataUdp,
             open: 0,
+            buffered: 0,
             counters: self.counters,
         };
         // A full status channel only delays a log line; the next tick sends fresher figures.

@@ -4,17 +4,8 @@ mod common;
 
 use avp_endpoint::Scheme;
 use avp_proto::{Body, Codec, Message, Report};
-use common::{command_response, connect, frame, report, start, Peer, WAIT};
+use common::{command_response, connect, frame, report, start, udp_client, Peer};
 use std::net::UdpSocket;
-
-fn udp_client(node: &avpd_node::Node) -> UdpSocket {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(WAIT)).unwrap();
-    socket
-        .connect(node.local_addr(Scheme::Udp).unwrap())
-        .unwrap();
-    socket
-}
 
 fn recv_datagram(socket: &UdpSocket) -> Message<'static> {
     let mut buf = [0u8; 65536];

@@ -45,11 +45,14 @@ pub enum Attribute {
     /// When a collector last received the node's report (ms since the Unix epoch), in a
     /// pushed report.
     Received = 13,
+    /// An HMAC-SHA256 over the whole frame with this value zeroed, keyed by the NODE_ID's
+    /// secret (see [`crate::auth`]).
+    Authenticator = 14,
 }
 
 impl Attribute {
     /// Every defined attribute, in numeric order.
-    pub const ALL: [Attribute; 13] = [
+    pub const ALL: [Attribute; 14] = [
         Attribute::CpuUsage,
         Attribute::MemUsage,
         Attribute::Duration,
@@ -63,6 +66,7 @@ impl Attribute {
         Attribute::State,
         Attribute::PausedUntil,
         Attribute::Received,
+        Attribute::Authenticator,
     ];
 
     /// Maps a wire byte to a known attribute; `None` for unknown attributes (to be skipped).
@@ -82,6 +86,7 @@ impl Attribute {
             11 => Attribute::State,
             12 => Attribute::PausedUntil,
             13 => Attribute::Received,
+            14 => Attribute::Authenticator,
             _ => return None,
         })
     }
@@ -102,6 +107,7 @@ impl Attribute {
             Attribute::State => "STATE",
             Attribute::PausedUntil => "PAUSED_UNTIL",
             Attribute::Received => "RECEIVED",
+            Attribute::Authenticator => "AUTHENTICATOR",
         }
     }
 }
@@ -110,6 +116,14 @@ impl Attribute {
     /// True for attributes whose value is UTF-8 text rather than an unsigned integer.
     pub fn is_text(self) -> bool {
         crate::rules::value_rule(self).is_text()
+    }
+
+    /// True for attributes whose value is a fixed number of raw bytes.
+    pub fn is_octets(self) -> bool {
+        matches!(
+            crate::rules::value_rule(self),
+            crate::rules::ValueRule::Octets { .. }
+        )
     }
 }
 
@@ -304,6 +318,6 @@ mod tests {
             assert_eq!(Attribute::from_u8(a as u8), Some(a));
         }
         assert_eq!(Attribute::from_u8(0), None);
-        assert_eq!(Attribute::from_u8(14), None);
+        assert_eq!(Attribute::from_u8(15), None);
     }
 }

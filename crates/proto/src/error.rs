@@ -104,6 +104,12 @@ pub enum InvalidReason {
     InvalidUtf8(Attribute),
     /// A text attribute is too short or too long.
     TextLength(Attribute, usize),
+    /// A text attribute holds a control character where only printable text is allowed.
+    Unprintable(Attribute),
+    /// An attribute of raw bytes has the wrong length.
+    OctetsLength(Attribute, usize),
+    /// A JSON value of raw bytes is not a string of hexadecimal digits.
+    NotHex(Attribute),
     /// A text attribute was given a number, or an integer attribute text (JSON only).
     WrongKind(Attribute),
     /// The message type requires this attribute.
@@ -132,18 +138,27 @@ impl fmt::Display for InvalidReason {
             OutOfRange(a, v) => match value_rule(*a) {
                 ValueRule::Uint { min, max } => write!(f, "{a} {v} is out of range {min}..={max}"),
                 ValueRule::Text { .. } => write!(f, "{a} must be text"),
+                ValueRule::Octets { len } => write!(f, "{a} must be {len} bytes"),
             },
             InvalidUtf8(a) => write!(f, "{a} is not valid UTF-8"),
             TextLength(a, n) => match value_rule(*a) {
-                ValueRule::Text { min_len } => {
+                ValueRule::Text { min_len, .. } => {
                     write!(
                         f,
                         "{a} is {n} bytes long; allowed {min_len}..={MAX_VALUE_LEN}"
                     )
                 }
                 ValueRule::Uint { .. } => write!(f, "{a} must be an unsigned integer"),
+                ValueRule::Octets { len } => write!(f, "{a} must be {len} bytes"),
             },
+            Unprintable(a) => write!(f, "{a} holds a control character"),
+            OctetsLength(a, n) => match value_rule(*a) {
+                ValueRule::Octets { len } => write!(f, "{a} is {n} bytes long; it must be {len}"),
+                _ => write!(f, "{a} is not raw bytes"),
+            },
+            NotHex(a) => write!(f, "{a} must be hexadecimal digits"),
             WrongKind(a) if a.is_text() => write!(f, "{a} must be text"),
+            WrongKind(a) if a.is_octets() => write!(f, "{a} must be hexadecimal digits"),
             WrongKind(a) => write!(f, "{a} must be an unsigned integer"),
             Missing(a, t) => write!(f, "{t} requires {a}"),
             NotAllowed(a, t) => write!(f, "{a} is not allowed in {t}"),
@@ -228,6 +243,10 @@ pub enum EncodeError {
     OutOfRange(Attribute, u64),
     /// A text value is empty where it must not be, or longer than 255 bytes.
     TextLength(Attribute, usize),
+    /// A text value holds a control character where only printable text is allowed.
+    Unprintable(Attribute),
+    /// The frame could not be signed.
+    Unsignable(crate::auth::SignError),
 }
 
 impl fmt::Display for EncodeError {
@@ -235,6 +254,10 @@ impl fmt::Display for EncodeError {
         match self {
             EncodeError::OutOfRange(a, v) => write!(f, "cannot encode {a} {v}: out of range"),
             EncodeError::TextLength(a, n) => write!(f, "cannot encode {a} of {n} bytes"),
+            EncodeError::Unprintable(a) => {
+                write!(f, "cannot encode {a} holding a control character")
+            }
+            EncodeError::Unsignable(e) => write!(f, "cannot sign the frame: {e}"),
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! | type | fields |
 //! |---|---|
-//! | `report` | `info: {"CPU Usage": "30%", "Mem usage": "53%"}`, `seq`, `node`, `ts`, `instance` |
+//! | `report` | `info: {"CPU Usage": "30%", "Mem usage": "53%"}`, `seq`, `node`, `ts`, `instance`, `auth` (last, see [`crate::auth`]) |
 //! | `report-ack` | `seq` |
 //! | `pause` | `duration`, `seq` |
 //! | `resume` | `seq` |
@@ -71,6 +71,8 @@ struct JsonIn<'a> {
     state: Option<u64>,
     received: Option<u64>,
     paused_until: Option<u64>,
+    #[serde(borrow)]
+    auth: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +179,13 @@ fn fill_fields(json: JsonIn<'_>) -> Result<Fields<'_>, InvalidReason> {
     }
     if let Some(target) = json.target {
         fields.set_text(Attribute::Target, target)?;
+    }
+    if let Some(auth) = json.auth {
+        let attr = Attribute::Authenticator;
+        if auth.len() % 2 != 0 || !auth.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(InvalidReason::NotHex(attr));
+        }
+        fields.set_octets(attr, auth.len() / 2)?;
     }
     match json.info {
         None => {}

@@ -11,7 +11,7 @@ use crate::avp::{
 use crate::canonical;
 use crate::error::{EncodeError, InvalidReason, MessageError};
 use crate::frame::{self, Frame, HEADER_LEN};
-use crate::rules::{first_of, type_rule, value_rule, AttrSet};
+use crate::rules::{first_of, type_rule, value_rule, AttrSet, ValueRule};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -85,11 +85,15 @@ pub mod result_code {
     pub const OVERLOADED: u16 = 503;
     /// A relayed command got no answer in time.
     pub const TIMED_OUT: u16 = 504;
+    /// A report failed authentication (unsigned, unknown node, bad signature, stale or
+    /// replayed); it was not accepted.
+    pub const UNAUTHORIZED: u16 = 401;
 
     /// Every code above with its name.
-    pub const NAMES: [(u16, &str); 6] = [
+    pub const NAMES: [(u16, &str); 7] = [
         (OK, "OK"),
         (BAD_REQUEST, "BAD_REQUEST"),
+        (UNAUTHORIZED, "UNAUTHORIZED"),
         (NOT_FOUND, "NOT_FOUND"),
         (UNSUPPORTED_TYPE, "UNSUPPORTED_TYPE"),
         (OVERLOADED, "OVERLOADED"),
@@ -348,6 +352,7 @@ impl<'a> Message<'a> {
                 Err(t) => Err(InvalidReason::TruncatedAvp { offset: t.offset }),
                 Ok(avp) => match Attribute::from_u8(avp.attribute) {
                     None => Ok(()),
+                    Some(attr) if attr.is_octets() => fields.set_octets(attr, avp.value.len()),
                     Some(attr) if attr.is_text() => match std::str::from_utf8(avp.value) {
                         Ok(text) => fields.set_text(attr, Cow::Borrowed(text)),
                         Err(_) => Err(InvalidReason::InvalidUtf8(attr)),
@@ -457,6 +462,7 @@ impl<'a> Message<'a> {
             Some(t) if !value_rule(attr).allows_text_len(t.len()) => {
                 Err(EncodeError::TextLength(attr, t.len()))
             }
+            Some(t) if !value_rule(attr).allows_chars(t) => Err(EncodeError::Unprintable(attr)),
             _ => Ok(()),
         };
         match &self.body {
@@ -554,7 +560,7 @@ impl<'a> Fields<'a> {
     pub(crate) fn set_uint(&mut self, attr: Attribute, v: u64) -> Result<(), InvalidReason> {
         self.mark(attr)?;
         let rule = value_rule(attr);
-        if rule.is_text() {
+        if !matches!(rule, ValueRule::Uint { .. }) {
             return Err(InvalidReason::WrongKind(attr));
         }
         if !rule.allows_uint(v) {
@@ -572,8 +578,8 @@ impl<'a> Fields<'a> {
             Attribute::State => self.state = v as u8,
             Attribute::PausedUntil => self.paused_until = v,
             Attribute::Received => self.received = v,
-            Attribute::Info | Attribute::NodeId | Attribute::Target => {
-                unreachable!("text attributes return above")
+            Attribute::Info | Attribute::NodeId | Attribute::Target | Attribute::Authenticator => {
+                unreachable!("other kinds return above")
             }
         }
         Ok(())
@@ -596,6 +602,9 @@ impl<'a> Fields<'a> {
         if !rule.allows_text_len(text.len()) {
             return Err(InvalidReason::TextLength(attr, text.len()));
         }
+        if !rule.allows_chars(&text) {
+            return Err(InvalidReason::Unprintable(attr));
+        }
         match attr {
             Attribute::Info => self.info = Some(text),
             Attribute::NodeId => self.node_id = Some(text),
@@ -603,6 +612,17 @@ impl<'a> Fields<'a> {
             _ => unreachable!("integer attributes return above"),
         }
         Ok(())
+    }
+
+    /// Records an attribute of raw bytes, `len` bytes long, after checking its length. The
+    /// value itself is not part of the message: only [`crate::auth`] reads it, from the frame.
+    pub(crate) fn set_octets(&mut self, attr: Attribute, len: usize) -> Result<(), InvalidReason> {
+        self.mark(attr)?;
+        match value_rule(attr) {
+            ValueRule::Octets { len: want } if want == len => Ok(()),
+            ValueRule::Octets { .. } => Err(InvalidReason::OctetsLength(attr, len)),
+            _ => Err(InvalidReason::WrongKind(attr)),
+        }
     }
 
     /// The SEQUENCE recorded so far, if any.

@@ -25,6 +25,7 @@
 //! Requests sent together with the same tag are kept as one run, so a pipeline of 128 costs one
 //! record, and their canonical acks are recognised by comparing bytes.
 
+use crate::auth::{self, Key};
 use crate::canonical::{self, ACK_FRAME_LEN};
 use crate::codec::{Codec, Decoded};
 use crate::error::{EncodeError, FramingError, MessageError};
@@ -308,6 +309,8 @@ pub struct PeerSession<T = ()> {
     /// True once SEQUENCE has wrapped past `u32::MAX`: every value has then been sent.
     wrapped: bool,
     paused_until: Option<Instant>,
+    /// The key reports are signed with, if any.
+    signer: Option<Key>,
 }
 
 impl<T: Copy + PartialEq> PeerSession<T> {
@@ -323,7 +326,13 @@ impl<T: Copy + PartialEq> PeerSession<T> {
             next_seq: 0,
             wrapped: false,
             paused_until: None,
+            signer: None,
         }
+    }
+
+    /// Signs every report sent from now on with `key` (see [`crate::auth`]).
+    pub fn sign_reports_with(&mut self, key: Key) {
+        self.signer = Some(key);
     }
 
     /// The wire form.
@@ -375,7 +384,11 @@ impl<T: Copy + PartialEq> PeerSession<T> {
         tag: T,
         out: &mut Vec<u8>,
     ) -> Result<(), EncodeError> {
+        let start = out.len();
         self.codec.encode(&request.message(seq), out)?;
+        if let (Some(key), RequestKind::Report) = (&self.signer, request.kind()) {
+            sign(self.codec, out, start, key)?;
+        }
         self.remember(Sent {
             first_seq: seq,
             count: 1,
@@ -404,10 +417,25 @@ impl<T: Copy + PartialEq> PeerSession<T> {
         let start = out.len();
         let request = Request::Report(report.clone());
         self.codec.encode(&request.message(first), out)?;
-        match self.codec {
+        match (self.codec, &self.signer) {
+            // Every frame has its own signature.
+            (codec, Some(key)) => {
+                out.truncate(start);
+                for i in 0..count {
+                    let at = out.len();
+                    let seq = first.wrapping_add(i);
+                    let signed = codec
+                        .encode(&request.message(seq), out)
+                        .and_then(|_| sign(codec, out, at, key));
+                    if let Err(e) = signed {
+                        out.truncate(start);
+                        return Err(e);
+                    }
+                }
+            }
             // The frame differs from one copy to the next only in its SEQUENCE, which the
             // encoder writes last, in four bytes.
-            Codec::Binary => {
+            (Codec::Binary, None) => {
                 let frame_len = out.len() - start;
                 out.reserve(frame_len * (count as usize - 1));
                 for i in 1..count {
@@ -417,7 +445,7 @@ impl<T: Copy + PartialEq> PeerSession<T> {
                     out[end - 4..].copy_from_slice(&seq.to_be_bytes());
                 }
             }
-            Codec::Json => {
+            (Codec::Json, None) => {
                 for i in 1..count {
                     self.codec
                         .encode(&request.message(first.wrapping_add(i)), out)?;
@@ -747,6 +775,14 @@ impl<T: Copy + PartialEq> PeerSession<T> {
         // Answers echo values that were read and carry clipped texts: they always encode.
         let _ = self.codec.encode(answer, out);
     }
+}
+
+/// Signs the frame at `out[start..]`, truncating `out` back to `start` when it cannot be.
+fn sign(codec: Codec, out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), EncodeError> {
+    auth::sign(codec, out, start, key).map_err(|e| {
+        out.truncate(start);
+        EncodeError::Unsignable(e)
+    })
 }
 
 #[cfg(test)]

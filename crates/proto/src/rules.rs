@@ -27,6 +27,14 @@ pub enum ValueRule {
     Text {
         /// Fewest bytes allowed.
         min_len: usize,
+        /// True when control characters (C0, DEL, C1: terminal escapes among them) are
+        /// refused, for text an operator's screen shows.
+        printable: bool,
+    },
+    /// Exactly `len` raw bytes.
+    Octets {
+        /// The value's length.
+        len: usize,
     },
 }
 
@@ -45,9 +53,23 @@ impl ValueRule {
     /// True when `len` bytes is a valid length of a text attribute with this rule.
     #[inline(always)]
     pub(crate) fn allows_text_len(self, len: usize) -> bool {
-        matches!(self, ValueRule::Text { min_len } if (min_len..=MAX_VALUE_LEN).contains(&len))
+        matches!(self, ValueRule::Text { min_len, .. } if (min_len..=MAX_VALUE_LEN).contains(&len))
+    }
+
+    /// True when `text` holds only characters a text attribute with this rule allows.
+    #[inline(always)]
+    pub(crate) fn allows_chars(self, text: &str) -> bool {
+        match self {
+            ValueRule::Text {
+                printable: true, ..
+            } => !text.chars().any(char::is_control),
+            _ => true,
+        }
     }
 }
+
+/// Length of an AUTHENTICATOR value: an HMAC-SHA256.
+pub const AUTHENTICATOR_LEN: usize = 32;
 
 /// The value rule of `attr`.
 #[inline(always)]
@@ -71,8 +93,17 @@ pub const fn value_rule(attr: Attribute) -> ValueRule {
             min: 0,
             max: crate::message::NodeState::MAX as u64,
         },
-        Info => ValueRule::Text { min_len: 0 },
-        NodeId | Target => ValueRule::Text { min_len: 1 },
+        Info => ValueRule::Text {
+            min_len: 0,
+            printable: false,
+        },
+        NodeId | Target => ValueRule::Text {
+            min_len: 1,
+            printable: true,
+        },
+        Authenticator => ValueRule::Octets {
+            len: AUTHENTICATOR_LEN,
+        },
     }
 }
 
@@ -111,6 +142,7 @@ pub(crate) const fn type_rule(msg_type: MessageType) -> (AttrSet, AttrSet) {
                 State,
                 PausedUntil,
                 Received,
+                Authenticator,
             ]),
             set(&[CpuUsage, MemUsage]),
         ),
@@ -141,6 +173,10 @@ mod tests {
         assert!(!value_rule(Attribute::Duration).allows_uint(0));
         assert!(!value_rule(Attribute::NodeId).allows_text_len(0));
         assert!(value_rule(Attribute::Info).allows_text_len(0));
+        assert!(!value_rule(Attribute::NodeId).allows_chars("a\u{1b}[2J"));
+        assert!(value_rule(Attribute::NodeId).allows_chars("höst-1"));
+        assert!(value_rule(Attribute::Info).allows_chars("a\nb"));
+        assert!(Attribute::Authenticator.is_octets());
         assert!(!value_rule(Attribute::Info).allows_text_len(256));
     }
 

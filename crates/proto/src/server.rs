@@ -29,20 +29,29 @@
 //! An answer is never larger than the datagram it answers: error answers lose their INFO text
 //! or, when even that is too large, are dropped.
 //!
+//! # Authentication
+//!
+//! When the sink provides a [`Verifier`] ([`ReportSink::verifier`]), every report must be
+//! signed ([`crate::auth`]): one that fails is answered 401 and never reaches
+//! [`ReportSink::on_report`]. On the management plane reports are not accepted at all: they are
+//! answered 501.
+//!
 //! # Fast paths
 //!
 //! Two layouts make up nearly all data-plane traffic and are read by comparing bytes instead of
 //! walking AVPs: the minimal report (CPU, MEM, 4-byte SEQUENCE) and a report laid out exactly
 //! as the previous one of the same session, with the same NODE_ID (what an agent sends over and
-//! over). Both give what the general parser gives; a test checks it on arbitrary streams.
+//! over, signed or not). Both give what the general parser gives; a test checks it on arbitrary
+//! streams.
 
-use crate::avp::{read_uint, Attribute};
+use crate::auth::{self, AuthFailure, Verifier};
+use crate::avp::{read_uint, Attribute, AVP_HEADER_LEN};
 use crate::canonical::{self, MINIMAL_REPORT_LEN};
 use crate::codec::{Codec, Decoded};
 use crate::error::{DatagramError, EncodeError, FramingError};
 use crate::frame::{decode_datagram, Status};
 use crate::message::{result_code, Body, Message, Report};
-use crate::rules::MAX_PERCENT;
+use crate::rules::{AUTHENTICATOR_LEN, MAX_PERCENT};
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fmt;
@@ -77,6 +86,9 @@ pub struct ServerConfig {
     /// Management plane: pushes left unacknowledged this long (no ack arriving while some are
     /// outstanding) time the session out.
     pub ack_timeout: Duration,
+    /// A peer whose unsent output stays at the caller's bound this long is closed (the caller,
+    /// which owns the output, enforces it).
+    pub slow_peer_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -90,6 +102,7 @@ impl ServerConfig {
             frame_timeout: Duration::from_secs(10),
             max_unacked: 65_536,
             ack_timeout: Duration::from_secs(30),
+            slow_peer_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -143,6 +156,15 @@ pub trait ReportSink {
     /// Called for every valid report, in order; the answer follows the decision.
     fn on_report(&mut self, report: &AcceptedReport<'_>) -> Acceptance;
 
+    /// The keys and replay ledger reports must pass before [`ReportSink::on_report`]; `None`
+    /// (the default) accepts reports unsigned.
+    #[inline(always)]
+    fn verifier(&mut self) -> Option<&mut dyn Verifier> {
+        None
+    }
+
+    /// Called for every report that failed authentication (answered 401), in order.
+    fn on_unauthorized(&mut self, _failure: AuthFailure) {}
     /// Called for a PAUSE or RESUME with TARGET (a terminal's command for the fleet). Returns
     /// the command's id when the sink carries it out: its answer then waits for
     /// [`ServerSession::complete_command`]. `None` (the default) treats TARGET as absent.
@@ -205,6 +227,8 @@ pub struct Tally {
     pub relayed: u64,
     /// UDP error answers dropped because even without INFO they were larger than the datagram.
     pub oversize_dropped: u64,
+    /// Reports that failed authentication (answered 401).
+    pub unauthorized: u64,
 }
 
 /// Applies `$op` to every field of two tallies, in a macro so that a new counter cannot be
@@ -225,6 +249,7 @@ macro_rules! each_count {
             pushes: op(a.pushes, b.pushes),
             relayed: op(a.relayed, b.relayed),
             oversize_dropped: op(a.oversize_dropped, b.oversize_dropped),
+            unauthorized: op(a.unauthorized, b.unauthorized),
         }
     }};
 }
@@ -248,6 +273,7 @@ impl Tally {
             + self.unsupported
             + self.push_acks
             + self.unsolicited
+            + self.unauthorized
     }
 }
 
@@ -685,7 +711,7 @@ impl ServerSession {
         if !self.fast_paths {
             return None;
         }
-        if self.config.codec != Codec::Binary {
+        if self.config.codec != Codec::Binary || self.config.role != Role::Data {
             return None;
         }
         let (len, seq, report) = if let Some((cpu, mem, seq)) = canonical::minimal_report(input) {
@@ -708,10 +734,18 @@ impl ServerSession {
             return None;
         }
         let cap = datagram.unwrap_or(Cap::NONE);
+        let (frame, sequence) = (&input[..len], Some(u64::from(seq)));
+        if let Some(Err(failure)) = sink
+            .verifier()
+            .map(|v| auth::check(v, Codec::Binary, frame, &report, sequence))
+        {
+            self.refuse_unauthorized(failure, sequence, out, cap, sink, tally);
+            return Some(len);
+        }
         let accepted = AcceptedReport {
-            sequence: Some(u64::from(seq)),
+            sequence,
             report,
-            frame: &input[..len],
+            frame,
         };
         tally.reports += 1;
         let decision = sink.on_report(&accepted);
@@ -766,7 +800,23 @@ impl ServerSession {
         };
         let seq = msg.sequence;
         match msg.body {
+            Body::StatReport(_) if self.config.role != Role::Data => {
+                tally.unsupported += 1;
+                let answer = Message::command_response(
+                    seq,
+                    result_code::UNSUPPORTED_TYPE,
+                    "reports are not accepted on the management plane",
+                );
+                self.write_answer(&answer, None, out, cap, tally);
+            }
             Body::StatReport(report) => {
+                if let Some(Err(failure)) = sink
+                    .verifier()
+                    .map(|v| auth::check(v, self.config.codec, frame, &report, seq))
+                {
+                    self.refuse_unauthorized(failure, seq, out, cap, sink, tally);
+                    return;
+                }
                 tally.reports += 1;
                 self.learn_shape(frame, &report, seq);
                 let accepted = AcceptedReport {
@@ -834,6 +884,24 @@ impl ServerSession {
                 }
             }
         }
+    }
+
+    /// Answers a report that failed authentication with 401.
+    #[cold]
+    fn refuse_unauthorized<S: ReportSink>(
+        &mut self,
+        failure: AuthFailure,
+        sequence: Option<u64>,
+        out: &mut Vec<u8>,
+        cap: Cap,
+        sink: &mut S,
+        tally: &mut Tally,
+    ) {
+        tally.unauthorized += 1;
+        sink.on_unauthorized(failure);
+        let answer =
+            Message::command_response(sequence, result_code::UNAUTHORIZED, failure.to_string());
+        self.write_answer(&answer, None, out, cap, tally);
     }
 
     /// Hands a fleet command to the sink; its answer waits for its results when the sink takes
@@ -981,6 +1049,15 @@ struct DatagramStaging<'s, S> {
 
 impl<S: ReportSink> ReportSink for DatagramStaging<'_, S> {
     #[inline(always)]
+    fn verifier(&mut self) -> Option<&mut dyn Verifier> {
+        self.sink.verifier()
+    }
+
+    fn on_unauthorized(&mut self, failure: AuthFailure) {
+        self.sink.on_unauthorized(failure);
+    }
+
+    #[inline(always)]
     fn on_report(&mut self, report: &AcceptedReport<'_>) -> Acceptance {
         match self.sink.on_report(report) {
             // A datagram's answer is sent on its own once confirmed: nothing queues behind it.
@@ -993,10 +1070,10 @@ impl<S: ReportSink> ReportSink for DatagramStaging<'_, S> {
     }
 }
 
-/// The layout of a named report: CPU, MEM, TIMESTAMP, NODE_ID, optionally INSTANCE, and a
-/// 4-byte SEQUENCE, in the order the encoder writes them. A frame of the same layout, NODE_ID,
-/// INSTANCE and widths is read by comparing its fixed bytes with this one's and reading its
-/// values where they sit.
+/// The layout of a named report: CPU, MEM, TIMESTAMP, NODE_ID, optionally INSTANCE, a 4-byte
+/// SEQUENCE, in the order the encoder writes them, and optionally the AUTHENTICATOR a signer
+/// appends. A frame of the same layout, NODE_ID, INSTANCE and widths is read by comparing its
+/// fixed bytes with this one's and reading its values where they sit.
 #[derive(Debug)]
 struct ReportShape {
     /// The report the shape was learnt from.
@@ -1007,6 +1084,8 @@ struct ReportShape {
     instance: Option<u64>,
     /// Width of its TIMESTAMP.
     ts_width: usize,
+    /// Offset of its SEQUENCE value; an AUTHENTICATOR follows it when the frame goes on.
+    seq_at: usize,
 }
 
 /// Offsets in a report of the shape: header, CPU AVP (3 bytes), MEM AVP (3), TIMESTAMP AVP.
@@ -1027,7 +1106,11 @@ impl ReportShape {
         let instance_at = node_at + 2 + node.len();
         let instance_width = report.instance.map(crate::avp::uint_width);
         let seq_at = instance_at + instance_width.map_or(0, |w| 2 + w);
-        let laid_out = frame.len() == seq_at + 6
+        let end = seq_at + 6;
+        let signed = [Attribute::Authenticator as u8, AUTHENTICATOR_LEN as u8];
+        let laid_out = (frame.len() == end
+            || frame.len() == end + AVP_HEADER_LEN + AUTHENTICATOR_LEN
+                && frame[end..end + AVP_HEADER_LEN] == signed)
             && frame[3..CPU_AT] == [Attribute::CpuUsage as u8, 1]
             && frame[CPU_AT + 1..MEM_AT] == [Attribute::MemUsage as u8, 1]
             && frame[MEM_AT + 1..TS_AT] == [Attribute::Timestamp as u8, ts_width as u8]
@@ -1041,6 +1124,7 @@ impl ReportShape {
             node: node.into(),
             instance: report.instance,
             ts_width,
+            seq_at: seq_at + AVP_HEADER_LEN,
         })
     }
 
@@ -1050,17 +1134,20 @@ impl ReportShape {
         let t = &*self.frame;
         let f = input.get(..t.len())?;
         let node_at = TS_AT + self.ts_width;
-        let seq_at = t.len() - 4;
+        let (seq_at, seq_end) = (self.seq_at, self.seq_at + 4);
+        // INVARIANT: seq_end <= t.len(), with room for an AVP header when it is less.
         let fixed = f[..CPU_AT] == t[..CPU_AT]
             && f[CPU_AT + 1..MEM_AT] == t[CPU_AT + 1..MEM_AT]
             && f[MEM_AT + 1..TS_AT] == t[MEM_AT + 1..TS_AT]
-            && f[node_at..seq_at] == t[node_at..seq_at];
+            && f[node_at..seq_at] == t[node_at..seq_at]
+            && (seq_end == t.len()
+                || f[seq_end..seq_end + AVP_HEADER_LEN] == t[seq_end..seq_end + AVP_HEADER_LEN]);
         let (cpu, mem) = (f[CPU_AT], f[MEM_AT]);
         if !fixed || cpu > MAX_PERCENT || mem > MAX_PERCENT {
             return None;
         }
         let ts = read_uint(&f[TS_AT..node_at]).ok()?;
-        let seq = u32::from_be_bytes(f[seq_at..].try_into().ok()?);
+        let seq = u32::from_be_bytes(f[seq_at..seq_end].try_into().ok()?);
         Some((cpu, mem, ts, seq))
     }
 }

@@ -35,6 +35,17 @@ fn text(min_bytes: usize) -> impl Strategy<Value = String> {
     })
 }
 
+/// Printable text of 1 to 255 bytes, as NODE_ID and TARGET hold (no control characters).
+fn name() -> impl Strategy<Value = String> {
+    text(1).prop_map(|mut s| {
+        s.retain(|c| !c.is_control());
+        if s.is_empty() {
+            s.push('x');
+        }
+        s
+    })
+}
+
 fn sequence() -> impl Strategy<Value = u64> {
     prop_oneof![
         0..=u32::MAX as u64,
@@ -64,16 +75,16 @@ fn message() -> impl Strategy<Value = Message<'static>> {
     let body = prop_oneof![
         (
             prop_oneof![1..=MAX_PAUSE_SECS, Just(1), Just(MAX_PAUSE_SECS)],
-            option::of(text(1))
+            option::of(name())
         )
             .prop_map(|(duration_secs, target)| Body::Pause {
                 target: target.map(Cow::Owned),
                 duration_secs,
             }),
-        option::of(text(1)).prop_map(|target| Body::Resume {
+        option::of(name()).prop_map(|target| Body::Resume {
             target: target.map(Cow::Owned)
         }),
-        (100u16..=999, option::of(text(0)), option::of(text(1))).prop_map(|(code, info, node)| {
+        (100u16..=999, option::of(text(0)), option::of(name())).prop_map(|(code, info, node)| {
             Body::CommandResponse {
                 node: node.map(Cow::Owned),
                 code,
@@ -84,7 +95,7 @@ fn message() -> impl Strategy<Value = Message<'static>> {
             0u8..=100,
             0u8..=100,
             option::of(any::<u64>()),
-            option::of(text(1)),
+            option::of(name()),
             option::of(any::<u64>()),
             option::of(fleet_state()),
         )

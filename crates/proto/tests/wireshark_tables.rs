@@ -209,7 +209,8 @@ fn uint_bytes(v: u64) -> Vec<u8> {
 fn valid_value(attr: Attribute) -> Vec<u8> {
     match value_rule(attr) {
         ValueRule::Uint { min, .. } => uint_bytes(min),
-        ValueRule::Text { min_len } => vec![b'x'; min_len.max(1)],
+        ValueRule::Text { min_len, .. } => vec![b'x'; min_len.max(1)],
+        ValueRule::Octets { len } => vec![0; len],
     }
 }
 
@@ -235,13 +236,20 @@ fn decode(bytes: &[u8]) -> Decoded<'_> {
     }
 }
 
-/// The JSON encoding of a binary frame's message, parsed.
+/// The JSON encoding of a binary frame's message, parsed; signed when the frame carries an
+/// AUTHENTICATOR (which only a signer writes).
 fn as_json(bytes: &[u8]) -> serde_json::Value {
     let Decoded::Message(msg) = decode(bytes) else {
         panic!("{bytes:02x?} is invalid")
     };
     let mut out = Vec::new();
     Codec::Json.encode(&msg, &mut out).expect("encodes as JSON");
+    let signed = avp_proto::avp::AvpIter::new(&bytes[3..])
+        .any(|a| a.is_ok_and(|a| a.attribute == Attribute::Authenticator as u8));
+    if signed {
+        let key = avp_proto::auth::Key::new(b"test");
+        avp_proto::auth::sign(Codec::Json, &mut out, 0, &key).expect("signs");
+    }
     let body = &out[out.iter().position(|&b| b == b'\n').unwrap() + 1..];
     serde_json::from_slice(body).expect("JSON")
 }
@@ -315,9 +323,15 @@ fn attributes_match_by_number_name_kind_and_range() {
                 // No `max` in the table: any 64-bit value.
                 assert_eq!(entry.num("max").unwrap_or(u64::MAX), max, "{attr}");
             }
-            ValueRule::Text { min_len } => {
+            ValueRule::Text { min_len, printable } => {
                 assert_eq!(entry.str("kind"), "text", "{attr}");
                 assert_eq!(entry.num("min_len"), Some(min_len as u64), "{attr}");
+                let flagged = entry.get("printable") == Some(&Lua::Name("true".into()));
+                assert_eq!(flagged, printable, "{attr}");
+            }
+            ValueRule::Octets { len } => {
+                assert_eq!(entry.str("kind"), "octets", "{attr}");
+                assert_eq!(entry.num("len"), Some(len as u64), "{attr}");
             }
         }
     }

@@ -3,7 +3,7 @@
 //! A connection holds an input buffer only while it has unprocessed bytes and an output buffer
 //! only while it has unsent bytes; otherwise both are back in the pool, so idle connections cost
 //! no buffer memory. The pool keeps a bounded number of standard-size buffers; grown or excess
-//! buffers are freed.
+//! buffers are freed, and so is every free buffer while the node is over its memory budget.
 
 use avp_proto::{MAX_FRAME_LEN, MAX_TEXT_FRAME_LEN};
 
@@ -40,6 +40,12 @@ impl InputBuffer {
         &self.data[self.start..self.end]
     }
 
+    /// Bytes of memory the buffer takes.
+    #[inline]
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+
     /// True when no unprocessed bytes remain.
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -65,15 +71,15 @@ impl InputBuffer {
     }
 
     /// Free space to read into. Moves unprocessed bytes to the front when the tail is full,
-    /// and grows the buffer (up to [`MAX_INPUT_CAPACITY`]) when even that leaves no room, so a
-    /// partial frame always fits.
-    pub fn spare_mut(&mut self) -> &mut [u8] {
+    /// and, if `grow`, grows the buffer (up to [`MAX_INPUT_CAPACITY`]) when even that leaves no
+    /// room, so a partial frame always fits. Empty when the buffer is full and may not grow.
+    pub fn spare_mut(&mut self, grow: bool) -> &mut [u8] {
         if self.end == self.data.len() && self.start > 0 {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
         }
-        if self.end == self.data.len() && self.data.len() < MAX_INPUT_CAPACITY {
+        if grow && self.end == self.data.len() && self.data.len() < MAX_INPUT_CAPACITY {
             let mut grown = vec![0; (self.data.len() * 2).min(MAX_INPUT_CAPACITY)];
             grown[..self.end].copy_from_slice(&self.data[..self.end]);
             self.data = grown.into_boxed_slice();
@@ -107,6 +113,11 @@ pub struct BufferPool {
     inputs: Vec<Box<InputBuffer>>,
     outputs: Vec<Box<OutputBuffer>>,
     max_pooled: usize,
+    /// Bytes of the free buffers kept. INVARIANT: the capacities of `inputs` and `outputs`.
+    pooled: usize,
+    /// Free buffers are kept for reuse; off (they are freed) while the node is over its
+    /// memory budget.
+    keep: bool,
 }
 
 impl BufferPool {
@@ -116,22 +127,44 @@ impl BufferPool {
             inputs: Vec::new(),
             outputs: Vec::new(),
             max_pooled,
+            pooled: 0,
+            keep: true,
+        }
+    }
+
+    /// Bytes of the free buffers the pool keeps.
+    pub fn pooled_bytes(&self) -> usize {
+        self.pooled
+    }
+
+    /// Keeps free buffers for reuse, or (`false`) frees them now and from now on.
+    pub fn keep_free_buffers(&mut self, keep: bool) {
+        self.keep = keep;
+        if !keep {
+            self.inputs = Vec::new();
+            self.outputs = Vec::new();
+            self.pooled = 0;
         }
     }
 
     /// An empty input buffer.
     #[inline]
     pub fn take_input(&mut self) -> Box<InputBuffer> {
-        self.inputs
-            .pop()
-            .unwrap_or_else(|| Box::new(InputBuffer::with_capacity(STANDARD_CAPACITY)))
+        match self.inputs.pop() {
+            Some(buf) => {
+                self.pooled -= buf.capacity();
+                buf
+            }
+            None => Box::new(InputBuffer::with_capacity(STANDARD_CAPACITY)),
+        }
     }
 
     /// Returns a drained input buffer; grown buffers are freed.
     #[inline]
     pub fn give_input(&mut self, buf: Box<InputBuffer>) {
         debug_assert!(buf.is_empty());
-        if buf.data.len() == STANDARD_CAPACITY && self.inputs.len() < self.max_pooled {
+        if self.keep && buf.data.len() == STANDARD_CAPACITY && self.inputs.len() < self.max_pooled {
+            self.pooled += buf.capacity();
             self.inputs.push(buf);
         }
     }
@@ -139,20 +172,28 @@ impl BufferPool {
     /// An empty output buffer.
     #[inline]
     pub fn take_output(&mut self) -> Box<OutputBuffer> {
-        self.outputs.pop().unwrap_or_else(|| {
-            Box::new(OutputBuffer {
+        match self.outputs.pop() {
+            Some(buf) => {
+                self.pooled -= buf.data.capacity();
+                buf
+            }
+            None => Box::new(OutputBuffer {
                 data: Vec::with_capacity(STANDARD_CAPACITY),
                 written: 0,
-            })
-        })
+            }),
+        }
     }
 
     /// Returns an output buffer; buffers that grew past four times the standard size are freed.
     #[inline]
     pub fn give_output(&mut self, mut buf: Box<OutputBuffer>) {
-        if buf.data.capacity() <= 4 * STANDARD_CAPACITY && self.outputs.len() < self.max_pooled {
+        if self.keep
+            && buf.data.capacity() <= 4 * STANDARD_CAPACITY
+            && self.outputs.len() < self.max_pooled
+        {
             buf.data.clear();
             buf.written = 0;
+            self.pooled += buf.data.capacity();
             self.outputs.push(buf);
         }
     }
@@ -166,24 +207,24 @@ mod tests {
     fn compacts_then_grows_for_a_large_partial_frame() {
         let mut pool = BufferPool::new(4);
         let mut buf = pool.take_input();
-        let n = buf.spare_mut().len();
+        let n = buf.spare_mut(true).len();
         assert_eq!(n, STANDARD_CAPACITY);
         buf.commit(n);
         buf.consume(10);
         assert_eq!(
-            buf.spare_mut().len(),
+            buf.spare_mut(true).len(),
             10,
             "compaction frees the consumed prefix"
         );
         buf.commit(10);
         assert_eq!(buf.filled().len(), STANDARD_CAPACITY);
         assert_eq!(
-            buf.spare_mut().len(),
+            buf.spare_mut(true).len(),
             STANDARD_CAPACITY,
             "a full buffer doubles"
         );
         loop {
-            let n = buf.spare_mut().len();
+            let n = buf.spare_mut(true).len();
             if n == 0 {
                 break;
             }
@@ -194,6 +235,8 @@ mod tests {
             MAX_INPUT_CAPACITY,
             "growth stops at one maximal frame"
         );
+        buf.consume(1);
+        assert_eq!(buf.spare_mut(false).len(), 1, "compaction without growth");
         let len = buf.filled().len();
         buf.consume(len);
         pool.give_input(buf);
@@ -207,5 +250,11 @@ mod tests {
         pool.give_output(a);
         pool.give_output(b);
         assert_eq!(pool.outputs.len(), 1);
+        assert_eq!(pool.pooled_bytes(), STANDARD_CAPACITY);
+        let c = pool.take_output();
+        assert_eq!(pool.pooled_bytes(), 0);
+        pool.keep_free_buffers(false);
+        pool.give_output(c);
+        assert_eq!(pool.pooled_bytes(), 0, "not kept over the budget");
     }
 }

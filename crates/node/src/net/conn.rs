@@ -5,12 +5,16 @@
 //! [`ServerSession`] (which appends the answers to the output in request order), and writes
 //! until the socket would block. WRITABLE interest is registered only while output is pending.
 //! A connection whose unsent output reaches the bound stops reading and decoding until it has
-//! drained, so a peer that never reads cannot grow the node's memory. This module moves bytes;
-//! what they mean is the session's business.
+//! drained, so a peer that never reads cannot grow the node's memory; the bound falls when
+//! the node nears its memory budget ([`super::budget`]). One readiness event reads at most
+//! [`READ_BUDGET`] bytes (Redis's way of sharing a thread): a connection with input left
+//! says so and the worker drives it again in its next round, after the others' events and its
+//! timers. This module moves bytes; what they mean is the session's business.
 
 use super::buffer::{BufferPool, InputBuffer, OutputBuffer};
 use super::peer::PeerAddr;
 use super::transport::Transport;
+use crate::auth::WorkerVerifier;
 use crate::fleet::{FleetShard, LatestReport};
 use crate::intake::ConnIntake;
 use crate::relay::CommandQueue;
@@ -22,7 +26,7 @@ use mio::{Interest, Registry, Token};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Worker-wide state a connection uses while handling an event.
 pub struct Context<'a> {
@@ -42,8 +46,12 @@ pub struct Context<'a> {
     pub now_ms: u64,
     /// Unsent output at which reading pauses.
     pub max_output: usize,
+    /// Input buffers may grow for a partial frame larger than the standard size.
+    pub may_grow_input: bool,
     /// The worker's store, when the node stores reports.
     pub store: Option<&'a mut StoreIntake>,
+    /// The worker's agent keys, when reports must be signed.
+    pub verifier: Option<&'a mut WorkerVerifier>,
     /// Fleet commands terminals sent (the management plane only).
     pub commands: Option<&'a mut CommandQueue>,
     /// Answers of agents to relayed commands (the data plane).
@@ -59,6 +67,9 @@ pub enum CloseReason {
     Session(server::CloseReason),
     /// A socket error (reset, broken pipe...).
     Io(io::Error),
+    /// The unsent output stayed at its bound for the slow-peer timeout, or the node was over
+    /// its memory budget while the peer read nothing.
+    SlowPeer,
     /// The node is shutting down and the drain time is over.
     Shutdown,
 }
@@ -69,6 +80,9 @@ impl fmt::Display for CloseReason {
             CloseReason::PeerClosed => f.write_str("peer closed"),
             CloseReason::Session(r) => r.fmt(f),
             CloseReason::Io(e) => write!(f, "socket error: {e}"),
+            CloseReason::SlowPeer => {
+                f.write_str("slow peer: unsent output stayed at its bound too long")
+            }
             CloseReason::Shutdown => f.write_str("node shutting down"),
         }
     }
@@ -88,7 +102,25 @@ pub struct Connection {
     output: Option<Box<OutputBuffer>>,
     latest: LatestReport,
     refusing: Refusing,
+    /// Since when the unsent output has been at its bound (while [`OUTPUT_FULL`] is set), in
+    /// ms since the session's epoch, wrapping: 4 bytes that fit the struct's padding.
+    full_since: u32,
+    /// The bytes of buffers this connection was last charged to the budget for.
+    accounted: u32,
 }
+
+/// What one [`Connection::drive`] left to do.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Driven {
+    /// The latest-report cache became dirty (the worker flushes it on its next tick).
+    pub dirty: bool,
+    /// The read budget ran out with input possibly left in the socket: drive again next round
+    /// (no new readiness event will come for it).
+    pub again: bool,
+}
+
+/// Bytes one readiness event reads from a connection at most.
+pub const READ_BUDGET: usize = 64 * 1024;
 
 /// WRITABLE interest is registered.
 const WRITABLE_REGISTERED: u8 = 1;
@@ -102,6 +134,10 @@ const PEER_SENT_FIN: u8 = 8;
 const HELD_LISTED: u8 = 16;
 /// The agent registry lists the connection as its node's.
 const AGENT_LISTED: u8 = 32;
+/// The unsent output is at its bound: the slow-peer deadline runs.
+const OUTPUT_FULL: u8 = 64;
+/// The worker lists the connection as a slow peer (to close when over the memory budget).
+const SLOW_LISTED: u8 = 128;
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
@@ -117,6 +153,8 @@ impl Connection {
             output: None,
             latest: LatestReport::default(),
             refusing: None,
+            full_since: 0,
+            accounted: 0,
         }
     }
 
@@ -147,9 +185,93 @@ impl Connection {
         &self.session
     }
 
-    /// The protocol session, for its timers.
-    pub fn session_mut(&mut self) -> &mut ServerSession {
-        &mut self.session
+    /// When [`Connection::handle_timeout`] is next due, as of `now`: the session's deadline,
+    /// or the slow-peer deadline while the output is at its bound.
+    pub fn poll_timeout(&self, now: Instant) -> Instant {
+        let at = self.session.poll_timeout();
+        match self.full_since(now) {
+            Some(since) => at.min(since + self.session.config().slow_peer_timeout),
+            None => at,
+        }
+    }
+
+    /// Handles the deadlines due at `now`; an error when the connection must close.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), CloseReason> {
+        let slow = self.session.config().slow_peer_timeout;
+        if self.full_since(now).is_some_and(|t| now >= t + slow) {
+            return Err(CloseReason::SlowPeer);
+        }
+        self.session
+            .handle_timeout(now)
+            .map_err(CloseReason::Session)
+    }
+
+    /// Since when the unsent output has been at its bound, if it is.
+    fn full_since(&self, now: Instant) -> Option<Instant> {
+        if !self.has(OUTPUT_FULL) {
+            return None;
+        }
+        let ago = self.millis(now).wrapping_sub(self.full_since);
+        Some(
+            now.checked_sub(Duration::from_millis(u64::from(ago)))
+                .unwrap_or(now),
+        )
+    }
+
+    /// `t` in ms since the session's epoch, wrapping at 2^32.
+    fn millis(&self, t: Instant) -> u32 {
+        let epoch = self.session.config().epoch;
+        // Truncation is the wrapping the field documents.
+        t.saturating_duration_since(epoch).as_millis() as u32
+    }
+
+    /// Starts or stops the slow-peer deadline after output was produced or written at `now`:
+    /// it runs while the socket takes no more (`drained` false) and the output holds the
+    /// connection back, reading paused on it or pushes stopped at the bound. Answers held for
+    /// the store are not the peer's doing and do not count.
+    fn note_output(&mut self, now: Instant, drained: bool, max_output: usize) {
+        let full = !drained && (self.has(READ_PAUSED) || self.pending_output() >= max_output);
+        if full && !self.has(OUTPUT_FULL) {
+            self.full_since = self.millis(now);
+        }
+        self.set(OUTPUT_FULL, full);
+    }
+
+    /// Bytes of buffers the connection holds: input and output buffers and answers held for
+    /// the store.
+    pub fn holdings(&self) -> usize {
+        self.input.as_ref().map_or(0, |i| i.capacity())
+            + self.output.as_ref().map_or(0, |o| o.data.capacity())
+            + self.session.held_len()
+    }
+
+    /// Charges the holdings' change since the last call: `(before, after)` for
+    /// [`super::budget::Budget::charge`].
+    pub fn account(&mut self) -> (usize, usize) {
+        let before = self.accounted as usize;
+        let after = self.holdings();
+        self.accounted = u32::try_from(after).unwrap_or(u32::MAX);
+        (before, self.accounted as usize)
+    }
+
+    /// True when the slow-peer deadline runs and the worker has not listed the connection as
+    /// a slow peer yet; lists it.
+    pub fn newly_slow(&mut self) -> bool {
+        if !self.has(OUTPUT_FULL) || self.has(SLOW_LISTED) {
+            return false;
+        }
+        self.set(SLOW_LISTED, true);
+        true
+    }
+
+    /// True while the slow-peer deadline runs; otherwise takes the connection off the
+    /// worker's list of slow peers.
+    pub fn still_slow(&mut self) -> bool {
+        let slow = self.has(OUTPUT_FULL);
+        if !slow {
+            self.set(SLOW_LISTED, false);
+        }
+        slow
     }
 
     /// Bytes of output not yet written to the socket.
@@ -163,19 +285,20 @@ impl Connection {
         self.set(PEER_SENT_FIN, true);
     }
 
-    /// Handles a readiness event: reads, decodes and answers, writes as far as possible.
+    /// Handles a readiness event: reads (up to [`READ_BUDGET`]), decodes and answers, writes
+    /// as far as possible.
     ///
-    /// Returns true when the connection's latest-report cache became dirty (the worker flushes
-    /// it on its next tick), or an error when the connection must be closed.
+    /// Returns what is left to do, or an error when the connection must be closed.
     pub fn drive(
         &mut self,
         registry: &Registry,
         token: Token,
         ctx: &mut Context<'_>,
-    ) -> Result<bool, CloseReason> {
+    ) -> Result<Driven, CloseReason> {
         let mut dirty = false;
-        loop {
-            dirty |= self.read_and_process(ctx, token.0)?;
+        let mut budget = READ_BUDGET;
+        let drained = loop {
+            dirty |= self.read_and_process(ctx, token.0, &mut budget)?;
             let drained = self.write_output(ctx)?;
             // Answers held for the store count against the bound until they are released.
             if drained && self.has(READ_PAUSED) && self.session.held_len() < ctx.max_output {
@@ -183,8 +306,9 @@ impl Connection {
                 dirty |= self.process(ctx, token.0);
                 continue;
             }
-            break;
-        }
+            break drained;
+        };
+        self.note_output(ctx.now, drained, ctx.max_output);
         if self.has(INPUT_CLOSED)
             && self.output.is_none()
             && !self.stream.wants_write()
@@ -197,7 +321,8 @@ impl Connection {
                 .map_or(CloseReason::PeerClosed, CloseReason::Session));
         }
         self.update_interest(registry, token)?;
-        Ok(dirty)
+        let again = budget == 0 && !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED);
+        Ok(Driven { dirty, again })
     }
 
     /// Stops reading: what is already buffered is still answered, then the connection closes.
@@ -322,19 +447,28 @@ impl Connection {
         }
     }
 
+    /// Reads and processes until the socket is drained, reading pauses, or `budget` bytes
+    /// (taken off it) were read.
     fn read_and_process(
         &mut self,
         ctx: &mut Context<'_>,
         token: usize,
+        budget: &mut usize,
     ) -> Result<bool, CloseReason> {
         let mut dirty = false;
-        while !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED) {
+        while !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED) && *budget > 0 {
             let input = self.input.get_or_insert_with(|| ctx.pool.take_input());
-            let spare = input.spare_mut();
-            let wanted = spare.len();
-            match self.stream.read(spare) {
+            let spare = input.spare_mut(ctx.may_grow_input);
+            if spare.is_empty() {
+                // A partial frame larger than the standard buffer while the node is over its
+                // memory budget: not read until it may grow (or its deadline closes it).
+                break;
+            }
+            let wanted = spare.len().min(*budget);
+            match self.stream.read(&mut spare[..wanted]) {
                 Ok(0) => self.set(INPUT_CLOSED, true),
                 Ok(n) => {
+                    *budget = budget.saturating_sub(n);
                     *ctx.bytes_in += n as u64;
                     input.commit(n);
                     dirty |= self.process(ctx, token);
@@ -378,6 +512,7 @@ impl Connection {
             store: ctx.store.as_deref_mut(),
             codec: self.session.config().codec,
             refusing: &mut self.refusing,
+            verifier: ctx.verifier.as_deref_mut(),
             token,
             commands: ctx.commands.as_deref_mut(),
             answered: ctx.answered.as_deref_mut(),
@@ -421,7 +556,16 @@ impl Connection {
                     *ctx.bytes_out += n as u64;
                     output.written += n;
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A peer that reads slowly but never lets the output drain would otherwise
+                    // grow it by what it did read; moving the unsent rest costs no more than
+                    // what was sent before it.
+                    if output.written >= output.pending() {
+                        output.data.drain(..output.written);
+                        output.written = 0;
+                    }
+                    return Ok(false);
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(CloseReason::Io(e)),
             }
@@ -445,5 +589,79 @@ impl Connection {
             self.set(WRITABLE_REGISTERED, want_writable);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use avp_proto::server::{Role, ServerConfig};
+    use avp_proto::Codec;
+    use mio::net::TcpStream;
+    use std::io::Write;
+    use std::sync::Arc;
+
+    #[test]
+    fn one_event_reads_at_most_the_read_budget_then_asks_to_be_driven_again() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let reports: Vec<u8> = (0..20_000).flat_map(avp_testkit::report).collect();
+        let per_report = reports.len() / 20_000;
+        client.write_all(&reports).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let mut stream = TcpStream::from_std(server);
+        let token = Token(7);
+        poll.registry()
+            .register(&mut stream, token, Interest::READABLE)
+            .unwrap();
+        let now = Instant::now();
+        let config = Arc::new(ServerConfig::new(Codec::Binary, Role::Data, now));
+        let mut conn = Connection::new(
+            Transport::Plain(stream),
+            peer,
+            ServerSession::new(config, now),
+        );
+        let (mut pool, mut tally) = (BufferPool::new(4), Tally::default());
+        let (mut bytes_in, mut bytes_out) = (0, 0);
+        let mut ctx = Context {
+            pool: &mut pool,
+            tally: &mut tally,
+            bytes_in: &mut bytes_in,
+            bytes_out: &mut bytes_out,
+            shard: None,
+            now,
+            now_ms: 0,
+            max_output: usize::MAX,
+            may_grow_input: true,
+            store: None,
+            verifier: None,
+            commands: None,
+            answered: None,
+        };
+        let mut events = 0;
+        loop {
+            // Wait until the kernel holds what the client wrote but the node has not read.
+            let before = ctx.tally.reports;
+            let driven = conn.drive(poll.registry(), token, &mut ctx).unwrap();
+            events += 1;
+            // What one event decodes: what it read, and a partial frame left from before.
+            let read = (ctx.tally.reports - before) as usize * per_report;
+            assert!(read < READ_BUDGET + per_report, "{read} bytes in one event");
+            if ctx.tally.reports == 20_000 {
+                break;
+            }
+            assert!(events < 100_000, "the reports never all arrived");
+            if !driven.again {
+                // The socket was drained: the rest is still on its way from the client.
+                std::thread::yield_now();
+            }
+        }
+        assert!(
+            events >= reports.len() / READ_BUDGET,
+            "{events} events for {} bytes",
+            reports.len()
+        );
     }
 }

@@ -116,7 +116,7 @@ impl Worker {
         let session = ServerSession::new(config, now);
         let mut conn = Connection::new(transport, peer, session);
         conn.timer = self.timers.slot();
-        let at = conn.session().poll_timeout();
+        let at = conn.poll_timeout(now);
         self.timers.arm(key, &mut conn.timer, at);
         entry.insert(Some(conn));
         self.counters.accepted += 1;

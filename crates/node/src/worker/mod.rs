@@ -20,10 +20,13 @@ pub use agents::RelaySide;
 pub use command::CommandSide;
 pub use push::Pusher;
 
+use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::live::LiveWatch;
+use crate::loglimit::LogLimit;
+use crate::net::budget::{Budget, Totals};
 use crate::net::buffer::BufferPool;
-use crate::net::conn::{CloseReason, Connection, Context};
+use crate::net::conn::{CloseReason, Connection, Context, Driven};
 use crate::net::tls::{self, RefusalLog};
 use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
@@ -68,6 +71,10 @@ pub struct Limits {
     pub open: Arc<AtomicUsize>,
     /// Most distinct nodes a fleet shard or view holds.
     pub max_fleet_nodes: usize,
+    /// Bytes of buffers held over all workers of the node, as each last published.
+    pub buffered: Arc<Totals>,
+    /// The budget `buffered` must stay within (`--max-buffer-memory`).
+    pub max_buffer_memory: usize,
 }
 
 /// How a worker talks to the rest of the node.
@@ -101,6 +108,12 @@ pub struct Worker {
     store: Option<StoreIntake>,
     /// Connections holding answers until the store confirms their reports.
     holding: Vec<usize>,
+    /// Connections whose read budget ran out with input left: driven again next round.
+    again: Vec<usize>,
+    /// Connections whose slow-peer deadline runs, closed first when over the memory budget.
+    slow: Vec<usize>,
+    /// This worker's share of the node's memory budget.
+    budget: Budget,
     /// Commands relayed to this worker's agents (data plane).
     relay: Option<RelaySide>,
     /// Terminals' commands for the fleet (management plane).
@@ -116,10 +129,29 @@ pub struct Worker {
     push: Option<PushPlane>,
     accept: accept::Backoff,
     tls_refusals: RefusalLog,
+    /// The agent keys reports must be signed with, if any.
+    verifier: Option<WorkerVerifier>,
+    /// Bounds the log lines peers cause.
+    log: LogLimit,
 }
 
 /// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
 /// checker sees which fields are borrowed (the connection slab stays free).
+/// The [`Lists`] of a worker's fields, for [`settle`]; a macro for the same reason as
+/// [`context`].
+macro_rules! lists {
+    ($worker:ident) => {
+        Lists {
+            timers: &mut $worker.timers,
+            dirty: &mut $worker.dirty,
+            holding: Some(&mut $worker.holding),
+            again: &mut $worker.again,
+            slow: &mut $worker.slow,
+            budget: &mut $worker.budget,
+        }
+    };
+}
+
 macro_rules! context {
     ($worker:ident, $now:expr, $now_ms:expr) => {
         Context {
@@ -130,8 +162,10 @@ macro_rules! context {
             shard: $worker.fleet.as_mut(),
             now: $now,
             now_ms: $now_ms,
-            max_output: $worker.limits.max_output,
+            max_output: $worker.budget.output_bound(),
+            may_grow_input: $worker.budget.may_grow_input(),
             store: $worker.store.as_mut(),
+            verifier: $worker.verifier.as_mut(),
             commands: $worker.commands.as_mut().map(|c| &mut c.queue),
             answered: $worker.relay.as_mut().map(|r| r.desk_answers()),
         }
@@ -178,6 +212,13 @@ impl Worker {
             dirty: Vec::new(),
             store,
             holding: Vec::new(),
+            again: Vec::new(),
+            slow: Vec::new(),
+            budget: Budget::new(
+                limits.buffered.clone(),
+                limits.max_buffer_memory,
+                limits.max_output,
+            ),
             relay,
             commands,
             timers: Timers::new(now),
@@ -189,6 +230,8 @@ impl Worker {
             links,
             accept: accept::Backoff::default(),
             tls_refusals: RefusalLog::default(),
+            verifier: None,
+            log: LogLimit::default(),
         };
         for (i, entry) in worker.tcp.iter_mut().enumerate() {
             worker
@@ -197,6 +240,12 @@ impl Worker {
                 .register(&mut entry.listener, Token(i), Interest::READABLE)?;
         }
         Ok((worker, waker))
+    }
+
+    /// Makes every report of this worker's connections pass the checks of `keys`.
+    pub fn verify_with(mut self, keys: Arc<AgentKeys>) -> Worker {
+        self.verifier = Some(WorkerVerifier::new(keys));
+        self
     }
 
     /// Runs the event loop until shutdown is requested and the owed answers are sent.
@@ -212,6 +261,8 @@ impl Worker {
                 self.accept.paused_until(),
                 self.timers.next_deadline(),
                 self.commands.as_ref().and_then(CommandSide::next_deadline),
+                // Connections to drive again: poll only for what is ready now.
+                (!self.again.is_empty()).then_some(now),
             ]
             .into_iter()
             .flatten()
@@ -228,6 +279,9 @@ impl Worker {
             }
             let now = Instant::now();
             let now_ms = unix_millis();
+            if let Some(v) = self.verifier.as_mut() {
+                v.refresh(now, now_ms);
+            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => {}
@@ -240,6 +294,12 @@ impl Worker {
                     }
                 }
             }
+            // Those left with input last round, after this round's events: one greedy peer
+            // cannot hold the worker.
+            for key in std::mem::take(&mut self.again) {
+                self.on_connection_event(key, false, now, now_ms);
+                self.push_owed(key, now);
+            }
             self.free_closed_slots();
             self.exchange_with_store(now, now_ms);
             self.serve_relays(now, now_ms);
@@ -251,6 +311,7 @@ impl Worker {
                 }
             }
             self.on_timers(now);
+            self.reconcile_budget();
             if drain_deadline.is_none() && self.links.shutdown.load(Ordering::Acquire) {
                 drain_deadline = Some(now + DRAIN_LIMIT);
                 self.begin_drain(now, now_ms);
@@ -287,18 +348,42 @@ impl Worker {
             conn.note_read_closed();
         }
         match conn.drive(self.poll.registry(), token, &mut ctx) {
-            Ok(dirty) => {
-                if dirty {
-                    self.dirty.push(key);
-                }
-                if conn.newly_holding() {
-                    self.holding.push(key);
-                }
-                let at = conn.session().poll_timeout();
-                self.timers.arm(key, &mut conn.timer, at);
-            }
+            Ok(driven) => settle(key, conn, driven, now, lists!(self)),
             Err(reason) => self.close(key, reason),
         }
+    }
+
+    /// Publishes this worker's buffer holdings and reads the node's; over the budget, closes
+    /// slow peers (those that leave their output unread), largest holders first, until the
+    /// node is under it again as far as this worker can tell.
+    fn reconcile_budget(&mut self) {
+        let open = self.limits.open.load(Ordering::Relaxed);
+        self.budget.reconcile(open, self.pool.pooled_bytes());
+        self.pool.keep_free_buffers(!self.budget.over());
+        if !self.budget.over() || self.slow.is_empty() {
+            return;
+        }
+        let mut slow: Vec<(usize, usize)> = Vec::with_capacity(self.slow.len());
+        let mut listed = std::mem::take(&mut self.slow);
+        // A slot reused by a new connection may be listed twice.
+        listed.sort_unstable();
+        listed.dedup();
+        for key in listed {
+            if let Some(Some(conn)) = self.conns.get_mut(key) {
+                if conn.still_slow() {
+                    slow.push((conn.holdings(), key));
+                }
+            }
+        }
+        slow.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, key) in slow {
+            if self.budget.over() {
+                self.close(key, CloseReason::SlowPeer);
+            } else {
+                self.slow.push(key);
+            }
+        }
+        self.free_closed_slots();
     }
 
     /// Fires the deadlines that passed: each due session says whether it must close, and is
@@ -318,12 +403,12 @@ impl Worker {
                 continue;
             };
             Timers::disarm(&mut conn.timer);
-            match conn.session_mut().handle_timeout(now) {
+            match conn.handle_timeout(now) {
                 Ok(()) => {
-                    let at = conn.session().poll_timeout();
+                    let at = conn.poll_timeout(now);
                     self.timers.arm(key, &mut conn.timer, at);
                 }
-                Err(reason) => self.close(key, CloseReason::Session(reason)),
+                Err(reason) => self.close(key, reason),
             }
         }
         self.free_closed_slots();
@@ -335,6 +420,8 @@ impl Worker {
         };
         let Some(mut conn) = slot.take() else { return };
         let peer = conn.peer();
+        let (held, _) = conn.account();
+        self.budget.charge(held, 0);
         let c = &mut self.counters;
         match &reason {
             CloseReason::PeerClosed => {
@@ -352,11 +439,15 @@ impl Worker {
             }
             CloseReason::Session(server::CloseReason::AckTimeout) => {
                 c.ack_timeouts += 1;
-                tracing::info!(%peer, "closed: {reason}");
+                if self.log.allow(Instant::now()) {
+                    tracing::info!(%peer, "closed: {reason}");
+                }
             }
             CloseReason::Session(_) => {
                 c.framing_errors += 1;
-                tracing::info!(%peer, "closed: {reason}");
+                if self.log.allow(Instant::now()) {
+                    tracing::info!(%peer, "closed: {reason}");
+                }
             }
             CloseReason::Io(e) if tls::failure(e).is_some_and(|f| f.handshake) => {
                 c.tls_refused += 1;
@@ -371,6 +462,12 @@ impl Worker {
             CloseReason::Io(_) => {
                 c.io_errors += 1;
                 tracing::debug!(%peer, "closed: {reason}");
+            }
+            CloseReason::SlowPeer => {
+                c.slow_peers += 1;
+                if self.log.allow(Instant::now()) {
+                    tracing::info!(%peer, "closed: {reason}");
+                }
             }
         }
         if !matches!(reason, CloseReason::Io(_)) {
@@ -405,6 +502,7 @@ impl Worker {
     /// Flushes the fleet records of the connections that received reports since the last
     /// tick, hands the shard on, and reports the counters.
     fn on_tick(&mut self) {
+        self.log.flush(Instant::now());
         let dirty = std::mem::take(&mut self.dirty);
         self.list_agents(&dirty, Instant::now());
         self.dirty = dirty;
@@ -449,6 +547,7 @@ impl Worker {
                 worker: self.id,
                 kind,
                 open: self.conns.len() - self.closed_this_round.len(),
+                buffered: self.budget.local(),
                 counters: self.counters,
             };
             // A full status channel only delays a log line; the next tick sends fresher figures.
@@ -468,7 +567,15 @@ impl Worker {
         };
         let mut ctx = context!(self, now, now_ms);
         let mut failed = Vec::new();
-        let (conns, timers, dirty) = (&mut self.conns, &mut self.timers, &mut self.dirty);
+        let conns = &mut self.conns;
+        let mut lists = Lists {
+            timers: &mut self.timers,
+            dirty: &mut self.dirty,
+            holding: None,
+            again: &mut self.again,
+            slow: &mut self.slow,
+            budget: &mut self.budget,
+        };
         let registry = self.poll.registry();
         self.holding.retain(|&key| {
             let Some(Some(conn)) = conns.get_mut(key) else {
@@ -479,13 +586,7 @@ impl Worker {
             }
             // Sending the released answers may unpause reading, which may hold more.
             match conn.drive(registry, Token(FIRST_CONNECTION + key), &mut ctx) {
-                Ok(became_dirty) => {
-                    if became_dirty {
-                        dirty.push(key);
-                    }
-                    let at = conn.session().poll_timeout();
-                    timers.arm(key, &mut conn.timer, at);
-                }
+                Ok(driven) => settle(key, conn, driven, now, lists.reborrow()),
                 Err(reason) => failed.push((key, reason)),
             }
             conn.is_listed_holding() || conn.newly_holding()
@@ -524,14 +625,7 @@ impl Worker {
             prepare(key, conn, &mut ctx);
             let token = Token(FIRST_CONNECTION + key);
             match conn.drive(self.poll.registry(), token, &mut ctx) {
-                Ok(dirty) => {
-                    if dirty {
-                        self.dirty.push(key);
-                    }
-                    if conn.newly_holding() {
-                        self.holding.push(key);
-                    }
-                }
+                Ok(driven) => settle(key, conn, driven, now, lists!(self)),
                 Err(reason) => failed.push((key, reason)),
             }
         }
@@ -554,8 +648,9 @@ impl Worker {
         };
         prepare(key, conn, &mut ctx);
         let token = Token(FIRST_CONNECTION + key);
-        if let Err(reason) = conn.drive(self.poll.registry(), token, &mut ctx) {
-            self.close(key, reason);
+        match conn.drive(self.poll.registry(), token, &mut ctx) {
+            Ok(driven) => settle(key, conn, driven, now, lists!(self)),
+            Err(reason) => self.close(key, reason),
         }
     }
 
@@ -578,6 +673,55 @@ impl Worker {
         }
         self.free_closed_slots();
     }
+}
+
+/// The worker's lists a driven connection may join, its timers and its budget.
+struct Lists<'a> {
+    timers: &'a mut Timers,
+    dirty: &'a mut Vec<usize>,
+    /// `None` while the worker walks the list itself.
+    holding: Option<&'a mut Vec<usize>>,
+    again: &'a mut Vec<usize>,
+    slow: &'a mut Vec<usize>,
+    budget: &'a mut Budget,
+}
+
+impl Lists<'_> {
+    fn reborrow(&mut self) -> Lists<'_> {
+        Lists {
+            timers: self.timers,
+            dirty: self.dirty,
+            holding: self.holding.as_deref_mut(),
+            again: self.again,
+            slow: self.slow,
+            budget: self.budget,
+        }
+    }
+}
+
+/// After connection `key` was driven at `now`: lists it as dirty (its latest-report cache
+/// changed), as holding answers for the store, as to be driven again, as a slow peer, where
+/// it became so; charges its buffers to the budget; and arms its timer for its next deadline,
+/// which what was read, written or pushed may have moved.
+fn settle(key: usize, conn: &mut Connection, driven: Driven, now: Instant, lists: Lists<'_>) {
+    if driven.dirty {
+        lists.dirty.push(key);
+    }
+    if driven.again {
+        lists.again.push(key);
+    }
+    if let Some(holding) = lists.holding {
+        if conn.newly_holding() {
+            holding.push(key);
+        }
+    }
+    if conn.newly_slow() {
+        lists.slow.push(key);
+    }
+    let (before, after) = conn.account();
+    lists.budget.charge(before, after);
+    let at = conn.poll_timeout(now);
+    lists.timers.arm(key, &mut conn.timer, at);
 }
 
 /// The key of a connection's token.

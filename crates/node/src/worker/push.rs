@@ -132,7 +132,7 @@ impl Worker {
         for cursor in plane.cursors.values_mut() {
             cursor.target = head;
         }
-        let max_output = self.limits.max_output;
+        let max_output = self.budget.output_bound();
         self.drive_each(now, now_ms, max_output, |key, conn, ctx| {
             plane.send_owed(key, conn, ctx)
         });

@@ -37,3 +37,33 @@ pub fn connect(node: &Node, scheme: Scheme) -> Peer {
         scheme.codec(),
     )
 }
+
+/// Waits until the node's counters, as its workers last reported them, satisfy `ok`; panics
+/// after [`WAIT`]. Workers report every tick, so this polls.
+pub fn wait_for_counters(
+    node: &Node,
+    ok: impl Fn(&avpd_node::stats::Counters) -> bool,
+) -> avpd_node::stats::Counters {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let counters = node.counters();
+        if ok(&counters) {
+            return counters;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the counters never got there: {counters:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// A UDP socket on loopback, connected to `node`'s UDP endpoint, whose reads wait [`WAIT`].
+pub fn udp_client(node: &Node) -> std::net::UdpSocket {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    socket
+        .connect(node.local_addr(Scheme::Udp).unwrap())
+        .unwrap();
+    socket
+}

@@ -25,16 +25,60 @@ fn data() -> ServerSession {
     ServerSession::new(config(Codec::Binary, Role::Data), start())
 }
 
-/// A sink that records every report and answers as told.
+/// The test clock of signed reports, ms since the Unix epoch.
+const NOW_MS: u64 = 1_700_000_000_000;
+
+/// What a node with keys gives its sessions: a key for "ws-17" only, a minute's window around
+/// [`NOW_MS`], and a ledger.
+struct Keys {
+    key: auth::Key,
+    ledger: auth::Ledger,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        Keys {
+            key: auth::Key::new(b"ws-17 secret"),
+            ledger: auth::Ledger::default(),
+        }
+    }
+}
+
+impl Verifier for Keys {
+    fn key(&self, node_id: &str) -> Option<&auth::Key> {
+        (node_id == "ws-17").then_some(&self.key)
+    }
+    fn now_ms(&self) -> u64 {
+        NOW_MS
+    }
+    fn window_ms(&self) -> u64 {
+        60_000
+    }
+    fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
+        self.ledger.advance(node_id, instance, sequence)
+    }
+}
+
+/// A sink that records every report and answers as told; with keys, it asks for signatures.
 #[derive(Default)]
 struct Recorder {
     reports: Vec<(Option<u64>, Report<'static>, Vec<u8>)>,
     decide: Vec<Acceptance>,
     next_ticket: u64,
     hold_all: bool,
+    keys: Option<Keys>,
+    failures: Vec<AuthFailure>,
 }
 
 impl ReportSink for Recorder {
+    fn verifier(&mut self) -> Option<&mut dyn Verifier> {
+        self.keys.as_mut().map(|k| k as &mut dyn Verifier)
+    }
+
+    fn on_unauthorized(&mut self, failure: AuthFailure) {
+        self.failures.push(failure);
+    }
+
     fn on_report(&mut self, r: &AcceptedReport<'_>) -> Acceptance {
         self.reports
             .push((r.sequence, r.report.clone().into_owned(), r.frame.to_vec()));
@@ -72,6 +116,12 @@ fn agent_report(seq: u32, node: &str, cpu: u8, ts: u64, instance: Option<u64>) -
             instance,
         }),
     })
+}
+
+/// `frame` signed with the key [`Keys`] holds.
+fn signed(mut frame: Vec<u8>) -> Vec<u8> {
+    auth::sign(Codec::Binary, &mut frame, 0, &Keys::new().key).unwrap();
+    frame
 }
 
 /// Every message in `bytes`, decoded.
@@ -534,6 +584,94 @@ fn a_terminal_that_never_acks_its_pushes_times_out() {
 }
 
 #[test]
+fn with_keys_only_signed_fresh_new_reports_are_accepted() {
+    let t0 = start();
+    let mut s = data();
+    let mut sink = Recorder {
+        keys: Some(Keys::new()),
+        ..Recorder::default()
+    };
+    let first = signed(agent_report(5, "ws-17", 10, NOW_MS, Some(7)));
+    let next = signed(agent_report(6, "ws-17", 11, NOW_MS + 1000, Some(7)));
+    let mut forged = next.clone();
+    forged[5] = 99;
+    let input = [
+        first.clone(),
+        report_frame(1, 2, 3).unwrap().to_vec(),
+        agent_report(9, "ws-17", 10, NOW_MS, Some(7)),
+        signed(agent_report(9, "ws-18", 10, NOW_MS, Some(7))),
+        forged,
+        signed(agent_report(10, "ws-17", 10, NOW_MS - 61_000, Some(7))),
+        first,
+        next.clone(),
+        next,
+    ]
+    .concat();
+    let mut tally = Tally::default();
+    let mut out = Vec::new();
+    s.handle_input(t0, &input, &mut out, usize::MAX, &mut sink, &mut tally)
+        .unwrap();
+    let answers = messages(&out);
+    let codes: Vec<u16> = answers
+        .iter()
+        .map(|m| match m.body {
+            Body::StatReportAck => 200,
+            _ => code_and_info(m).0,
+        })
+        .collect();
+    assert_eq!(codes, [200, 401, 401, 401, 401, 401, 401, 200, 401]);
+    assert_eq!(
+        sink.failures,
+        [
+            AuthFailure::Unnamed,
+            AuthFailure::Unsigned,
+            AuthFailure::UnknownNode,
+            AuthFailure::BadSignature,
+            AuthFailure::Stale,
+            AuthFailure::Replayed,
+            AuthFailure::Replayed,
+        ]
+    );
+    let cpus: Vec<u8> = sink.reports.iter().map(|r| r.1.cpu_percent).collect();
+    assert_eq!(cpus, [10, 11], "only the authentic reports reach the sink");
+    assert_eq!((tally.reports, tally.unauthorized), (2, 7));
+    assert!(answers[1..7].iter().all(|m| m.sequence.is_some()));
+}
+
+#[test]
+fn the_management_plane_does_not_take_reports() {
+    let mut s = ServerSession::new(config(Codec::Binary, Role::Management), start());
+    let mut sink = Recorder::default();
+    let input = [
+        report_frame(1, 2, 3).unwrap().to_vec(),
+        named_report(4, "ws-17", 1, 2),
+    ]
+    .concat();
+    let out = feed(&mut s, start(), &input, &mut sink);
+    let answers = messages(&out);
+    assert_eq!(answers.len(), 2);
+    for a in &answers {
+        assert_eq!(code_and_info(a).0, result_code::UNSUPPORTED_TYPE);
+    }
+    assert!(sink.reports.is_empty());
+}
+
+#[test]
+fn control_characters_in_a_node_id_are_answered_400() {
+    let mut s = data();
+    let mut sink = Recorder::default();
+    let mut frame = named_report(3, "ws-17", 1, 2);
+    let at = frame.windows(5).position(|w| w == b"ws-17").unwrap();
+    frame[at + 2] = 0x1b;
+    let out = feed(&mut s, start(), &frame, &mut sink);
+    let answers = messages(&out);
+    let (code, info) = code_and_info(&answers[0]);
+    assert_eq!((code, answers[0].sequence), (400, Some(3)));
+    assert_eq!(info, "NODE_ID holds a control character");
+    assert!(sink.reports.is_empty());
+}
+
+#[test]
 fn datagram_answers_are_never_larger_than_the_datagram() {
     let mut s = data();
     let mut sink = Recorder::default();
@@ -638,9 +776,25 @@ fn frame() -> impl Strategy<Value = Vec<u8>> {
             f[5] = cpu; // sometimes out of range
             f
         });
+    let signed_named = (
+        0u8..=100,
+        NOW_MS - 90_000..NOW_MS + 90_000,
+        0u32..40,
+        prop_oneof![Just(None), Just(Some(7))],
+        any::<Option<(Index, u8)>>(),
+    )
+        .prop_map(|(cpu, ts, seq, instance, flip)| {
+            let mut f = signed(agent_report(seq, "ws-17", cpu, ts, instance));
+            if let Some((at, b)) = flip {
+                let i = 3 + at.index(f.len() - 3);
+                f[i] ^= b;
+            }
+            f
+        });
     prop_oneof![
         4 => minimal,
         4 => named,
+        4 => signed_named,
         1 => (any::<u8>(), any::<u8>(), any::<u32>()).prop_map(|(cpu, mem, seq)| {
             let mut f = report_frame(0, 0, seq).unwrap().to_vec();
             (f[5], f[8]) = (cpu, mem);
@@ -672,10 +826,17 @@ struct Run {
     error: Option<CloseReason>,
 }
 
-fn run_stream(s: ServerSession, input: &[u8], limit: usize, decide: &[Acceptance]) -> Run {
+fn run_stream(
+    s: ServerSession,
+    input: &[u8],
+    limit: usize,
+    decide: &[Acceptance],
+    keys: bool,
+) -> Run {
     let mut s = s;
     let mut sink = Recorder {
         decide: decide.to_vec(),
+        keys: keys.then(Keys::new),
         ..Recorder::default()
     };
     let mut run = Run {
@@ -748,11 +909,12 @@ proptest! {
         tail in 0usize..20,
         limit in prop_oneof![1usize..300, Just(usize::MAX)],
         decide in decisions(),
+        keys in any::<bool>(),
     ) {
         let mut input: Vec<u8> = frames.concat();
         input.extend_from_slice(&named_report(1, "ws-17", 1, 2)[..tail.min(20)]);
-        let fast = run_stream(data(), &input, limit, &decide);
-        let general = run_stream(data().without_fast_paths(), &input, limit, &decide);
+        let fast = run_stream(data(), &input, limit, &decide, keys);
+        let general = run_stream(data().without_fast_paths(), &input, limit, &decide, keys);
         prop_assert_eq!(fast, general);
     }
 
@@ -762,6 +924,7 @@ proptest! {
         frames in vec(frame(), 0..40),
         cut in any::<Index>(),
         decide in decisions(),
+        keys in any::<bool>(),
     ) {
         let mut datagrams = frames;
         if let Some(d) = datagrams.first_mut() {
@@ -769,7 +932,11 @@ proptest! {
             d.truncate(n);
         }
         let answer_all = |mut s: ServerSession| {
-            let mut sink = Recorder { decide: decide.clone(), ..Recorder::default() };
+            let mut sink = Recorder {
+                decide: decide.clone(),
+                keys: keys.then(Keys::new),
+                ..Recorder::default()
+            };
             let mut tally = Tally::default();
             let mut outs = Vec::new();
             for d in &datagrams {
@@ -778,7 +945,7 @@ proptest! {
                 assert!(out.len() <= d.len(), "an answer larger than its datagram");
                 outs.push((answer, out));
             }
-            (outs, tally, sink.reports)
+            (outs, tally, sink.reports, sink.failures)
         };
         prop_assert_eq!(answer_all(data()), answer_all(data().without_fast_paths()));
     }

@@ -1,0 +1,519 @@
+//! Signed reports: the AUTHENTICATOR attribute, how a frame is signed and checked, and the
+//! replay rule.
+//!
+//! A signed report carries an AUTHENTICATOR (attribute 14, 32 bytes): an HMAC-SHA256 over the
+//! whole frame, header included, with the authenticator's own value taken as zeros (the idea of
+//! RADIUS's Message-Authenticator), keyed by the secret of the report's NODE_ID. In the text
+//! form the value is `"auth"`, 64 hexadecimal digits, the last member of the object; the HMAC
+//! covers the whole text frame with those digits taken as `0` characters.
+//!
+//! A node that holds keys accepts a report only when, in this order: it names a NODE_ID that
+//! has a key, it is signed with that key, its TIMESTAMP is within the node's window of the
+//! node's clock, and its SEQUENCE is above every SEQUENCE accepted before from the same
+//! NODE_ID and INSTANCE ([`Ledger`]). Otherwise it is answered 401 and goes no further.
+//!
+//! The session runs the check ([`crate::ServerSession`]); the keys, the clock and the ledger
+//! come from its caller through [`Verifier`], so that nothing here reads a file or a clock.
+
+use crate::avp::{Attribute, AvpIter, AVP_HEADER_LEN};
+use crate::codec::Codec;
+use crate::frame::{HEADER_LEN, MAX_FRAME_LEN};
+use crate::json::MAX_HEADER_DIGITS;
+use crate::message::Report;
+use crate::rules::AUTHENTICATOR_LEN;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::fmt;
+
+/// One node's secret, ready to sign and check (the HMAC's keyed state, computed once).
+#[derive(Clone)]
+pub struct Key(Hmac<Sha256>);
+
+impl Key {
+    /// The key of `secret`.
+    pub fn new(secret: &[u8]) -> Key {
+        Key(Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"))
+    }
+
+    /// The key of a secret file's contents (`avpd agent --key-file`): the file's bytes
+    /// without one trailing line end. `None` when that leaves nothing.
+    pub fn from_secret_file(contents: &[u8]) -> Option<Key> {
+        let secret = contents
+            .strip_suffix(b"\n")
+            .map_or(contents, |s| s.strip_suffix(b"\r").unwrap_or(s));
+        (!secret.is_empty()).then(|| Key::new(secret))
+    }
+
+    /// The HMAC of `frame` with the `AUTHENTICATOR_LEN` (binary) or twice that (text) bytes
+    /// from `at` taken as `fill`.
+    fn mac(&self, frame: &[u8], at: usize, len: usize, fill: u8) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(&frame[..at]);
+        mac.update(&[fill; 2 * AUTHENTICATOR_LEN][..len]);
+        mac.update(&frame[at + len..]);
+        mac
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+/// Why a frame could not be signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The bytes are not one complete frame of the codec.
+    NotAFrame,
+    /// The frame already carries an AUTHENTICATOR.
+    AlreadySigned,
+    /// With the AUTHENTICATOR the frame would exceed the largest frame.
+    TooLong,
+}
+
+impl fmt::Display for SignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignError::NotAFrame => f.write_str("not one complete frame"),
+            SignError::AlreadySigned => f.write_str("the frame is signed already"),
+            SignError::TooLong => f.write_str("the signed frame would be too long"),
+        }
+    }
+}
+
+impl std::error::Error for SignError {}
+
+/// Signs the frame that fills `out[start..]` (as `codec` writes it) with `key`: appends an
+/// AUTHENTICATOR and fixes the frame's length. On error `out` is unchanged.
+pub fn sign(codec: Codec, out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), SignError> {
+    let frame = &out[start..];
+    if authenticator_at(codec, frame).is_some() {
+        return Err(SignError::AlreadySigned);
+    }
+    match codec {
+        Codec::Binary => sign_binary(out, start, key),
+        Codec::Json => sign_json(out, start, key),
+    }
+}
+
+fn sign_binary(out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), SignError> {
+    let frame = &out[start..];
+    let declared = frame
+        .get(..2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    if frame.len() < HEADER_LEN || declared != Some(frame.len()) {
+        return Err(SignError::NotAFrame);
+    }
+    let len = frame.len() + AVP_HEADER_LEN + AUTHENTICATOR_LEN;
+    if len > MAX_FRAME_LEN {
+        return Err(SignError::TooLong);
+    }
+    out[start..start + 2].copy_from_slice(&(len as u16).to_be_bytes());
+    out.extend_from_slice(&[Attribute::Authenticator as u8, AUTHENTICATOR_LEN as u8]);
+    let at = out.len() - start;
+    out.extend_from_slice(&[0; AUTHENTICATOR_LEN]);
+    let mac = key.mac(&out[start..], at, AUTHENTICATOR_LEN, 0).finalize();
+    out[start + at..].copy_from_slice(&mac.into_bytes());
+    Ok(())
+}
+
+/// The member a signed text body ends with, before the digits.
+const JSON_MEMBER: &[u8] = b",\"auth\":\"";
+/// What follows the digits: the closing quote and brace.
+const JSON_TAIL: &[u8] = b"\"}";
+
+fn sign_json(out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), SignError> {
+    let frame = &out[start..];
+    let newline = frame
+        .iter()
+        .take(MAX_HEADER_DIGITS + 1)
+        .position(|&b| b == b'\n')
+        .ok_or(SignError::NotAFrame)?;
+    let body = &frame[newline + 1..];
+    let declared = std::str::from_utf8(&frame[..newline])
+        .ok()
+        .and_then(|d| d.parse::<usize>().ok());
+    if declared != Some(body.len()) || body.last() != Some(&b'}') || body.len() < 2 {
+        return Err(SignError::NotAFrame);
+    }
+    let mut signed = body[..body.len() - 1].to_vec();
+    signed.extend_from_slice(JSON_MEMBER);
+    signed.extend_from_slice(&[b'0'; 2 * AUTHENTICATOR_LEN]);
+    signed.extend_from_slice(JSON_TAIL);
+    if signed.len() > MAX_FRAME_LEN {
+        return Err(SignError::TooLong);
+    }
+    out.truncate(start);
+    out.extend_from_slice(signed.len().to_string().as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(&signed);
+    let at = out.len() - start - JSON_TAIL.len() - 2 * AUTHENTICATOR_LEN;
+    let mac = key
+        .mac(&out[start..], at, 2 * AUTHENTICATOR_LEN, b'0')
+        .finalize();
+    for (i, b) in mac.into_bytes().iter().enumerate() {
+        let digits = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]];
+        out[start + at + 2 * i..start + at + 2 * i + 2].copy_from_slice(&digits);
+    }
+    Ok(())
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Where the AUTHENTICATOR's value starts in `frame` (one complete frame of `codec`), if it
+/// carries one: the first AVP 14 of 32 bytes of a binary frame, or the digits of a text body
+/// that ends with the `"auth"` member.
+pub(crate) fn authenticator_at(codec: Codec, frame: &[u8]) -> Option<usize> {
+    match codec {
+        Codec::Binary => {
+            let mut at = HEADER_LEN;
+            for avp in AvpIter::new(frame.get(HEADER_LEN..)?) {
+                let avp = avp.ok()?;
+                if avp.attribute == Attribute::Authenticator as u8
+                    && avp.value.len() == AUTHENTICATOR_LEN
+                {
+                    return Some(at + AVP_HEADER_LEN);
+                }
+                at += AVP_HEADER_LEN + avp.value.len();
+            }
+            None
+        }
+        Codec::Json => {
+            let digits = 2 * AUTHENTICATOR_LEN;
+            let tail = frame.len().checked_sub(JSON_TAIL.len())?;
+            let at = tail.checked_sub(digits)?;
+            let member = at.checked_sub(JSON_MEMBER.len())?;
+            let shaped = frame[tail..] == *JSON_TAIL
+                && frame[member..at] == *JSON_MEMBER
+                && frame[at..tail].iter().all(u8::is_ascii_hexdigit);
+            shaped.then_some(at)
+        }
+    }
+}
+
+/// True when the AUTHENTICATOR whose value starts at `at` in `frame` is `key`'s signature.
+fn signed_by(codec: Codec, frame: &[u8], at: usize, key: &Key) -> bool {
+    match codec {
+        Codec::Binary => key
+            .mac(frame, at, AUTHENTICATOR_LEN, 0)
+            .verify_slice(&frame[at..at + AUTHENTICATOR_LEN])
+            .is_ok(),
+        Codec::Json => {
+            let mut value = [0u8; AUTHENTICATOR_LEN];
+            let digits = &frame[at..at + 2 * AUTHENTICATOR_LEN];
+            for (v, pair) in value.iter_mut().zip(digits.chunks_exact(2)) {
+                *v = (hex_value(pair[0]) << 4) | hex_value(pair[1]);
+            }
+            key.mac(frame, at, 2 * AUTHENTICATOR_LEN, b'0')
+                .verify_slice(&value)
+                .is_ok()
+        }
+    }
+}
+
+/// The value of an ASCII hexadecimal digit (checked by the caller).
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit.wrapping_sub(b'A').wrapping_add(10) & 0xF,
+    }
+}
+
+/// What a session checks signed reports against; its caller provides it through
+/// [`crate::server::ReportSink::verifier`].
+pub trait Verifier {
+    /// The key of `node_id`, if it has one.
+    fn key(&self, node_id: &str) -> Option<&Key>;
+    /// The caller's clock, ms since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// How far a report's TIMESTAMP may be from [`Verifier::now_ms`], in ms.
+    fn window_ms(&self) -> u64;
+    /// Records `sequence` for `(node_id, instance)` (see [`Ledger::advance`]); true when it is
+    /// above every SEQUENCE recorded for them.
+    fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool;
+}
+
+/// Why a report is not authenticated (answered 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// The report names no NODE_ID.
+    Unnamed,
+    /// The report carries no AUTHENTICATOR.
+    Unsigned,
+    /// The NODE_ID has no key on this node.
+    UnknownNode,
+    /// The AUTHENTICATOR is not the NODE_ID's signature of the frame.
+    BadSignature,
+    /// The report carries no TIMESTAMP or no SEQUENCE, which the replay rule needs.
+    Unordered,
+    /// The TIMESTAMP is outside the node's window of its clock.
+    Stale,
+    /// The SEQUENCE is not above the last one accepted from this NODE_ID and INSTANCE.
+    Replayed,
+}
+
+impl fmt::Display for AuthFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AuthFailure::Unnamed => "unauthorized: a signed report needs a NODE_ID",
+            AuthFailure::Unsigned => "unauthorized: the report carries no AUTHENTICATOR",
+            AuthFailure::UnknownNode => "unauthorized: no key for this NODE_ID",
+            AuthFailure::BadSignature => "unauthorized: the AUTHENTICATOR does not match",
+            AuthFailure::Unordered => "unauthorized: a signed report needs TIMESTAMP and SEQUENCE",
+            AuthFailure::Stale => "unauthorized: TIMESTAMP is outside the node's window",
+            AuthFailure::Replayed => "unauthorized: SEQUENCE was seen already (a replay)",
+        })
+    }
+}
+
+impl std::error::Error for AuthFailure {}
+
+/// Checks the report `report` with SEQUENCE `sequence`, received as `frame`, against `v`.
+/// The signature is checked before the ledger is touched, so that a forged report cannot
+/// advance it.
+pub(crate) fn check(
+    v: &mut dyn Verifier,
+    codec: Codec,
+    frame: &[u8],
+    report: &Report<'_>,
+    sequence: Option<u64>,
+) -> Result<(), AuthFailure> {
+    let node = report.node_id.as_deref().ok_or(AuthFailure::Unnamed)?;
+    let at = authenticator_at(codec, frame).ok_or(AuthFailure::Unsigned)?;
+    let key = v.key(node).ok_or(AuthFailure::UnknownNode)?;
+    if !signed_by(codec, frame, at, key) {
+        return Err(AuthFailure::BadSignature);
+    }
+    let (Some(ts), Some(seq)) = (report.timestamp_ms, sequence) else {
+        return Err(AuthFailure::Unordered);
+    };
+    if ts.abs_diff(v.now_ms()) > v.window_ms() {
+        return Err(AuthFailure::Stale);
+    }
+    if !v.advance(node, report.instance, seq) {
+        return Err(AuthFailure::Replayed);
+    }
+    Ok(())
+}
+
+/// Instances remembered per node: an agent draws a new one on every start without a spool,
+/// so the oldest are forgotten.
+pub const INSTANCES_PER_NODE: usize = 4;
+
+/// The highest SEQUENCE accepted per (NODE_ID, INSTANCE), for the replay rule. Only
+/// authenticated reports reach it, so it holds at most [`INSTANCES_PER_NODE`] entries per node
+/// that has a key.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Per node, `(instance, highest SEQUENCE)`, the most recently advanced first.
+    nodes: HashMap<Box<str>, Vec<(Option<u64>, u64)>>,
+}
+
+impl Ledger {
+    /// Records `sequence` for `(node_id, instance)`; true when it is above every SEQUENCE
+    /// recorded for them (or the first one), false for a replay, which changes nothing.
+    pub fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
+        let Some(seen) = self.nodes.get_mut(node_id) else {
+            self.nodes
+                .insert(node_id.into(), vec![(instance, sequence)]);
+            return true;
+        };
+        match seen.iter().position(|&(i, _)| i == instance) {
+            Some(p) if seen[p].1 >= sequence => false,
+            Some(p) => {
+                seen[p].1 = sequence;
+                seen[..=p].rotate_right(1);
+                true
+            }
+            None => {
+                seen.truncate(INSTANCES_PER_NODE - 1);
+                seen.insert(0, (instance, sequence));
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Body, Message};
+
+    struct Fixed {
+        key: Key,
+        now_ms: u64,
+        ledger: Ledger,
+    }
+
+    impl Verifier for Fixed {
+        fn key(&self, node_id: &str) -> Option<&Key> {
+            (node_id == "host-1").then_some(&self.key)
+        }
+        fn now_ms(&self) -> u64 {
+            self.now_ms
+        }
+        fn window_ms(&self) -> u64 {
+            60_000
+        }
+        fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
+            self.ledger.advance(node_id, instance, sequence)
+        }
+    }
+
+    fn report(node: &str, seq: u64, ts: u64) -> Message<'_> {
+        Message {
+            sequence: Some(seq),
+            body: Body::StatReport(Report {
+                cpu_percent: 10,
+                mem_percent: 20,
+                timestamp_ms: Some(ts),
+                node_id: Some(node.into()),
+                instance: Some(7),
+                fleet: None,
+            }),
+        }
+    }
+
+    fn signed(codec: Codec, msg: &Message<'_>, key: &Key) -> Vec<u8> {
+        let mut out = vec![0xEE];
+        codec.encode(msg, &mut out).unwrap();
+        sign(codec, &mut out, 1, key).unwrap();
+        out.remove(0);
+        out
+    }
+
+    fn verify(v: &mut Fixed, codec: Codec, frame: &[u8]) -> Result<(), AuthFailure> {
+        let crate::Status::Complete((crate::Decoded::Message(msg), used)) =
+            codec.decode(frame).unwrap()
+        else {
+            panic!("a valid signed frame");
+        };
+        assert_eq!(used, frame.len());
+        let Body::StatReport(r) = &msg.body else {
+            panic!("a report")
+        };
+        check(v, codec, frame, r, msg.sequence)
+    }
+
+    #[test]
+    fn signed_reports_pass_once_and_tampering_fails() {
+        for codec in [Codec::Binary, Codec::Json] {
+            let key = Key::new(b"s3cret");
+            let mut v = Fixed {
+                key: Key::new(b"s3cret"),
+                now_ms: 1_000_000,
+                ledger: Ledger::default(),
+            };
+            let frame = signed(codec, &report("host-1", 5, 1_000_500), &key);
+            assert_eq!(verify(&mut v, codec, &frame), Ok(()), "{codec:?}");
+            assert_eq!(
+                verify(&mut v, codec, &frame),
+                Err(AuthFailure::Replayed),
+                "{codec:?}"
+            );
+            let later = signed(codec, &report("host-1", 6, 1_000_600), &key);
+            let mut tampered = later.clone();
+            let cpu = match codec {
+                Codec::Binary => 5,
+                Codec::Json => later.windows(3).position(|w| w == b"10%").unwrap() + 1,
+            };
+            tampered[cpu] += 1;
+            assert!(verify(&mut v, codec, &tampered).is_err(), "{codec:?}");
+            assert_eq!(verify(&mut v, codec, &later), Ok(()), "{codec:?}");
+            let stale = signed(codec, &report("host-1", 9, 1), &key);
+            assert_eq!(verify(&mut v, codec, &stale), Err(AuthFailure::Stale));
+            let other = signed(codec, &report("host-2", 9, 1_000_000), &key);
+            assert_eq!(verify(&mut v, codec, &other), Err(AuthFailure::UnknownNode));
+            let wrong_key = signed(codec, &report("host-1", 10, 1_000_000), &Key::new(b"x"));
+            assert_eq!(
+                verify(&mut v, codec, &wrong_key),
+                Err(AuthFailure::BadSignature)
+            );
+            let mut unsigned = Vec::new();
+            codec
+                .encode(&report("host-1", 11, 1_000_000), &mut unsigned)
+                .unwrap();
+            assert_eq!(verify(&mut v, codec, &unsigned), Err(AuthFailure::Unsigned));
+        }
+    }
+
+    #[test]
+    fn a_peer_session_signs_every_report_it_sends() {
+        for codec in [Codec::Binary, Codec::Json] {
+            let mut peer: crate::PeerSession =
+                crate::PeerSession::new(codec, crate::peer::Transport::Stream, Default::default());
+            peer.sign_reports_with(Key::from_secret_file(b"s3cret\r\n").unwrap());
+            let Body::StatReport(r) = report("host-1", 0, 1_000_000).body else {
+                unreachable!()
+            };
+            let mut out = Vec::new();
+            let now = std::time::Instant::now();
+            peer.send_reports(now, &r, 3, (), &mut out).unwrap();
+            let one = crate::peer::Request::Report(r);
+            peer.send_with_sequence(now, 9, &one, (), &mut out).unwrap();
+            let mut v = Fixed {
+                key: Key::new(b"s3cret"),
+                now_ms: 1_000_000,
+                ledger: Ledger::default(),
+            };
+            let mut rest = &out[..];
+            let mut accepted = 0;
+            while !rest.is_empty() {
+                let crate::Status::Complete((_, used)) = codec.decode(rest).unwrap() else {
+                    panic!("complete frames")
+                };
+                assert_eq!(verify(&mut v, codec, &rest[..used]), Ok(()), "{codec:?}");
+                rest = &rest[used..];
+                accepted += 1;
+            }
+            assert_eq!(accepted, 4);
+        }
+        assert!(Key::from_secret_file(b"\n").is_none());
+    }
+
+    #[test]
+    fn signing_twice_or_a_non_frame_is_refused() {
+        let key = Key::new(b"k");
+        let mut out = signed(Codec::Binary, &report("host-1", 1, 1), &key);
+        let before = out.clone();
+        assert_eq!(
+            sign(Codec::Binary, &mut out, 0, &key),
+            Err(SignError::AlreadySigned)
+        );
+        assert_eq!(out, before);
+        let mut short = vec![0, 9, 3];
+        assert_eq!(
+            sign(Codec::Binary, &mut short, 0, &key),
+            Err(SignError::NotAFrame)
+        );
+        let mut text = b"3\n{}x".to_vec();
+        assert_eq!(
+            sign(Codec::Json, &mut text, 0, &key),
+            Err(SignError::NotAFrame)
+        );
+    }
+
+    #[test]
+    fn ledger_orders_per_instance_and_forgets_the_oldest() {
+        let mut l = Ledger::default();
+        assert!(l.advance("a", Some(1), 5));
+        assert!(!l.advance("a", Some(1), 5));
+        assert!(!l.advance("a", Some(1), 4));
+        assert!(
+            l.advance("a", Some(2), 1),
+            "another instance has its own order"
+        );
+        assert!(l.advance("a", None, 0));
+        assert!(l.advance("b", Some(1), 1), "another node too");
+        for i in 3..3 + INSTANCES_PER_NODE as u64 {
+            assert!(l.advance("a", Some(i), 1));
+        }
+        assert!(l.advance("a", Some(1), 5), "instance 1 was forgotten");
+        assert_eq!(l.nodes["a"].len(), INSTANCES_PER_NODE);
+    }
+}

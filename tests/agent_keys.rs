@@ -1,0 +1,82 @@
+//! `avpd agent --key-file` against `avpd serve --agent-keys`: signed reports are acknowledged,
+//! an agent with the wrong secret is refused and drops its reports, the node counts it.
+
+mod client_support;
+
+use client_support::{avpd, field, serve, NodeProc};
+use std::path::Path;
+
+/// `avpd serve` on an ephemeral port with the key file `keys`, a status line every `status`.
+fn keyed_node(keys: &Path, status: &str) -> NodeProc {
+    serve(&[
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--no-admin",
+        "--agent-keys",
+        keys.to_str().unwrap(),
+        "--status-interval",
+        status,
+    ])
+}
+
+#[test]
+fn signed_agents_are_acked_and_a_wrong_secret_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("agent-keys.toml");
+    std::fs::write(&keys, "\"ws-17\" = \"right\"\n").unwrap();
+    let (right, wrong) = (dir.path().join("right"), dir.path().join("wrong"));
+    std::fs::write(&right, "right\n").unwrap();
+    std::fs::write(&wrong, "wrong\n").unwrap();
+    let mut node = keyed_node(&keys, "100ms");
+    for (key, acked, unauthorized) in [(&right, "3", "0"), (&wrong, "0", "3")] {
+        let mut agent = avpd(&[
+            "agent",
+            "--collector",
+            &node.data,
+            "--interval",
+            "20ms",
+            "--node-id",
+            "ws-17",
+            "--count",
+            "3",
+            "--key-file",
+            key.to_str().unwrap(),
+        ]);
+        let line = agent.stderr.wait_contains("agent stopped:");
+        assert_eq!(field(&line, "acked"), Some(acked), "{line}");
+        assert_eq!(field(&line, "unauthorized"), Some(unauthorized), "{line}");
+        assert_eq!(agent.wait_exit(), 0);
+    }
+    node.proc.stderr.wait_for("unauthorized=3", |l| {
+        l.contains("report refused (401)").then_some(())
+    });
+    let status = node
+        .proc
+        .stderr
+        .wait_for("a status line counting them", |l| {
+            field(l, "unauthorized")
+                .filter(|n| *n != "0")
+                .map(str::to_string)
+        });
+    assert!(status.parse::<u64>().unwrap() > 0);
+}
+
+#[test]
+fn sighup_reads_the_agent_keys_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("agent-keys.toml");
+    std::fs::write(&keys, "\"ws-17\" = \"one\"\n").unwrap();
+    // A status interval this long leaves the reading to SIGHUP: the file's time is checked on
+    // the status tick only.
+    let mut node = keyed_node(&keys, "1h");
+    std::fs::write(&keys, "\"ws-17\" = \"one\"\n\"ws-18\" = \"two\"\n").unwrap();
+    node.proc.signal("HUP");
+    node.proc
+        .stderr
+        .wait_contains("SIGHUP: agent keys read again: 2 nodes have a key");
+    std::fs::write(&keys, "not toml at all = = =\n").unwrap();
+    node.proc.signal("HUP");
+    node.proc
+        .stderr
+        .wait_contains("SIGHUP: agent keys not read, the previous ones stay");
+}
