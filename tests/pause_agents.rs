@@ -52,6 +52,18 @@ fn wait_rows(term: &mut Peer, nodes: &[&str]) {
     }
 }
 
+/// Waits for `agent` to end its pause and report again, and checks it reported nothing while
+/// paused.
+fn reports_again_after_a_silent_pause(agent: &mut Program) {
+    agent.stderr.wait_contains("pause over, sampling again");
+    agent.stderr.wait_contains("report seq=");
+    assert_eq!(
+        reports_between(agent, "paused: no sampling", "pause over"),
+        0,
+        "no report while paused"
+    );
+}
+
 /// The reports an agent logged between the line containing `from` and the one containing
 /// `to`.
 fn reports_between(agent: &Program, from: &str, to: &str) -> usize {
@@ -116,14 +128,7 @@ fn paused_agents_stop_reporting_until_resumed() {
         (None, 200, "resumed 2 of 2 nodes".into())
     );
     for agent in &mut agents {
-        agent.stderr.wait_contains("pause over, sampling again");
-        // Reporting again after the resume, and not during the pause.
-        agent.stderr.wait_contains("report seq=");
-        assert_eq!(
-            reports_between(agent, "paused: no sampling", "pause over"),
-            0,
-            "no report while paused"
-        );
+        reports_again_after_a_silent_pause(agent);
     }
 }
 
@@ -202,13 +207,7 @@ fn one_shot_terminals_pause_one_a_set_and_all_and_a_new_terminal_sees_the_pause(
     let status = one_shot(&admin, &["resume", "--all"], &[]);
     assert_eq!(status, 0);
     for agent in &mut agents {
-        agent.stderr.wait_contains("pause over, sampling again");
-        agent.stderr.wait_contains("report seq=");
-        assert_eq!(
-            reports_between(agent, "paused: no sampling", "pause over"),
-            0,
-            "no report while paused"
-        );
+        reports_again_after_a_silent_pause(agent);
     }
     // The pause ended: the rows go back to ok as their reports arrive.
     late.stdout.wait_for("lab-2-a reporting again", |l| {
