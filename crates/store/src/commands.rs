@@ -107,13 +107,21 @@ pub(crate) fn send(
 }
 
 /// Subscribes to the commands for `collector`, and waits until the server has the
-/// subscription.
+/// subscription: a message this connection sends itself after subscribing comes back only
+/// once the server has handled everything the connection sent before it (a flush only says
+/// the bytes left; a command from another connection could still find no responder).
 pub(crate) async fn listen(
     client: &async_nats::Client,
     collector: &str,
 ) -> Result<async_nats::Subscriber, Box<dyn std::error::Error + Send + Sync>> {
     let requests = client.subscribe(subject_of(collector)).await?;
-    client.flush().await?;
+    let probe = client.new_inbox();
+    let mut echo = client.subscribe(probe.clone()).await?;
+    client.publish(probe, Vec::new().into()).await?;
+    tokio::time::timeout(REMOTE_TIMEOUT, echo.next())
+        .await
+        .map_err(|_| "the server did not confirm the command subscription")?;
+    echo.unsubscribe().await?;
     Ok(requests)
 }
 
