@@ -3,28 +3,11 @@
 //!
 //! The same files seed the fuzz corpus (see `fuzz/README.md`).
 
+mod fixtures;
+
 use avp_proto::avp::{read_uint, Avp, AvpIter};
 use avp_proto::{decode_datagram, Attribute, Body, Codec, Decoded, Message, Report, Status};
-
-const SEED_REPORT: &[u8] = include_bytes!("fixtures/seed_report.bin");
-const CPU_AVP: &[u8] = include_bytes!("fixtures/cpu_avp.bin");
-const MEM_AVP: &[u8] = include_bytes!("fixtures/mem_avp.bin");
-const PAUSE_200: &[u8] = include_bytes!("fixtures/pause_200.bin");
-const PAUSE_200_WIDE: &[u8] = include_bytes!("fixtures/pause_200_wide.bin");
-const PAUSE_200_SEQ: &[u8] = include_bytes!("fixtures/pause_200_seq.bin");
-const PAUSE_200_RESPONSE: &[u8] = include_bytes!("fixtures/pause_200_response.bin");
-const RESUME: &[u8] = include_bytes!("fixtures/resume.bin");
-const REPORT_SEQ: &[u8] = include_bytes!("fixtures/report_seq.bin");
-const REPORT_SEQ_ACK: &[u8] = include_bytes!("fixtures/report_seq_ack.bin");
-const BAD_CPU: &[u8] = include_bytes!("fixtures/bad_cpu.bin");
-const BAD_CPU_RESPONSE: &[u8] = include_bytes!("fixtures/bad_cpu_response.bin");
-const UNKNOWN_TYPE: &[u8] = include_bytes!("fixtures/unknown_type.bin");
-const UNKNOWN_TYPE_RESPONSE: &[u8] = include_bytes!("fixtures/unknown_type_response.bin");
-const JSON_REPORT: &[u8] = include_bytes!("fixtures/json_report.txt");
-const JSON_REPORT_ACK: &[u8] = include_bytes!("fixtures/json_report_ack.txt");
-const JSON_PAUSE: &[u8] = include_bytes!("fixtures/json_pause.txt");
-const JSON_RESUME: &[u8] = include_bytes!("fixtures/json_resume.txt");
-const JSON_CMD_ACK: &[u8] = include_bytes!("fixtures/json_cmd_ack.txt");
+use fixtures::*;
 
 /// Decodes `bytes` as exactly one complete, valid frame of `codec`.
 fn decode(codec: Codec, bytes: &[u8]) -> Message<'_> {

@@ -7,26 +7,12 @@
 //! Skipped, with a note on stderr, where tshark or text2pcap is not installed (Debian
 //! packages tshark and wireshark-common).
 
+mod fixtures;
+
 use avp_proto::{Codec, Decoded, Status};
+use fixtures::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-const SEED_REPORT: &[u8] = include_bytes!("fixtures/seed_report.bin");
-const REPORT_SEQ: &[u8] = include_bytes!("fixtures/report_seq.bin");
-const REPORT_SEQ_ACK: &[u8] = include_bytes!("fixtures/report_seq_ack.bin");
-const PAUSE_200_SEQ: &[u8] = include_bytes!("fixtures/pause_200_seq.bin");
-const PAUSE_200_RESPONSE: &[u8] = include_bytes!("fixtures/pause_200_response.bin");
-const PAUSE_200_WIDE: &[u8] = include_bytes!("fixtures/pause_200_wide.bin");
-const RESUME: &[u8] = include_bytes!("fixtures/resume.bin");
-const BAD_CPU: &[u8] = include_bytes!("fixtures/bad_cpu.bin");
-const BAD_CPU_RESPONSE: &[u8] = include_bytes!("fixtures/bad_cpu_response.bin");
-const UNKNOWN_TYPE: &[u8] = include_bytes!("fixtures/unknown_type.bin");
-const UNKNOWN_TYPE_RESPONSE: &[u8] = include_bytes!("fixtures/unknown_type_response.bin");
-const JSON_REPORT: &[u8] = include_bytes!("fixtures/json_report.txt");
-const JSON_REPORT_ACK: &[u8] = include_bytes!("fixtures/json_report_ack.txt");
-const JSON_PAUSE: &[u8] = include_bytes!("fixtures/json_pause.txt");
-const JSON_RESUME: &[u8] = include_bytes!("fixtures/json_resume.txt");
-const JSON_CMD_ACK: &[u8] = include_bytes!("fixtures/json_cmd_ack.txt");
 
 /// A STAT_REPORT with an unknown attribute (100, skipped) before CPU_USAGE 30, then a
 /// MEM_USAGE whose value length (9) runs past the end of the frame (so MEM_USAGE, required,
