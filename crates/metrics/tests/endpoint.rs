@@ -2,7 +2,7 @@
 //! values of reports sent, health and readiness, and the HTTP edges.
 
 use avp_endpoint::Scheme;
-use avp_proto::{Body, Message, Report};
+use avp_proto::Message;
 use avp_testkit::{Peer, WAIT};
 use avpd_metrics::{MetricsConfig, MetricsServer};
 use avpd_node::observe::FleetFiguresConfig;
@@ -46,20 +46,6 @@ fn sample(body: &str, series: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-fn report(seq: u64, node: &str, cpu: u8, mem: u8) -> Message<'static> {
-    Message {
-        sequence: Some(seq),
-        body: Body::StatReport(Report {
-            cpu_percent: cpu,
-            mem_percent: mem,
-            timestamp_ms: None,
-            node_id: Some(node.to_string().into()),
-            instance: None,
-            fleet: None,
-        }),
-    }
-}
-
 /// A node on loopback ports with a management plane that pushes (and records the fleet's
 /// figures) every 20 ms, and the endpoint in front of it.
 fn start() -> (Node, MetricsServer) {
@@ -91,7 +77,7 @@ fn metrics_show_the_reports_sent_in_both_formats() {
         avp_proto::Codec::Binary,
     );
     for seq in 1..=4 {
-        peer.send_msg(&report(seq, "ws-7", 37, 61));
+        peer.send_msg(&avp_testkit::named_report(seq, "ws-7", 37, 61));
         assert_eq!(peer.expect(), Message::ack(Some(seq)));
     }
     let reports = "avpd_messages_received_total{plane=\"data\",transport=\"tcp\",kind=\"report\"}";

@@ -4,7 +4,7 @@
 mod common;
 
 use avp_endpoint::Scheme;
-use avp_proto::{Body, Message, Report};
+use avp_proto::{Body, Message};
 use avpd_node::live::Live;
 use avpd_node::observe::FleetFiguresConfig;
 use avpd_node::stats::{Counters, WorkerKind};
@@ -16,19 +16,10 @@ use std::time::Duration;
 
 /// A binary report from `node` with `cpu` and `mem`.
 fn named(seq: u64, node: &str, cpu: u8, mem: u8) -> Vec<u8> {
-    let msg = Message {
-        sequence: Some(seq),
-        body: Body::StatReport(Report {
-            cpu_percent: cpu,
-            mem_percent: mem,
-            timestamp_ms: None,
-            node_id: Some(node.to_string().into()),
-            instance: None,
-            fleet: None,
-        }),
-    };
     let mut out = Vec::new();
-    msg.encode(&mut out).unwrap();
+    avp_testkit::named_report(seq, node, cpu, mem)
+        .encode(&mut out)
+        .unwrap();
     out
 }
 

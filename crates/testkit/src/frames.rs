@@ -32,19 +32,28 @@ pub fn frame(msg_type: u8, body: &[u8]) -> Vec<u8> {
     v
 }
 
-/// A STAT_REPORT as a node pushes it to a terminal.
-pub fn pushed_report(seq: u64, node: &str, cpu: u8, mem: u8, ts: u64) -> Message<'static> {
+/// A STAT_REPORT from `node` with `cpu` and `mem`, as an agent without a clock would send it.
+pub fn named_report(seq: u64, node: &str, cpu: u8, mem: u8) -> Message<'static> {
     Message {
         sequence: Some(seq),
         body: Body::StatReport(Report {
             fleet: None,
             cpu_percent: cpu,
             mem_percent: mem,
-            timestamp_ms: Some(ts),
+            timestamp_ms: None,
             node_id: Some(node.to_string().into()),
             instance: None,
         }),
     }
+}
+
+/// A STAT_REPORT as a node pushes it to a terminal.
+pub fn pushed_report(seq: u64, node: &str, cpu: u8, mem: u8, ts: u64) -> Message<'static> {
+    let mut msg = named_report(seq, node, cpu, mem);
+    if let Body::StatReport(r) = &mut msg.body {
+        r.timestamp_ms = Some(ts);
+    }
+    msg
 }
 
 /// A STAT_REPORT as a node pushes it to a terminal, with the row's STATE, RECEIVED and

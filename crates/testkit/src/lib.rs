@@ -14,7 +14,9 @@ pub mod process;
 pub mod tls;
 pub mod tmux;
 
-pub use frames::{command_response, frame, node_result, pushed_report, pushed_row, report};
+pub use frames::{
+    command_response, frame, named_report, node_result, pushed_report, pushed_row, report,
+};
 pub use node::FakeNode;
 pub use peer::{accept, listener, Peer};
 pub use process::{field, Lines, Program};
