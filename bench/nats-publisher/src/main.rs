@@ -92,7 +92,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 .payload(record(node, seq).into())
                 .message_id(format!("{subject}:{:016x}:{seq}", 1));
             let ack = js.send_publish(subject.clone(), message).await?;
-            acks.push(ack.into_future());
+            // Outside tokio's cooperative budget, as in avpd's store (see its pipeline).
+            acks.push(tokio::task::unconstrained(ack.into_future()));
             sent += 1;
         }
         match acks.next().await {

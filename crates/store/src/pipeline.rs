@@ -28,6 +28,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tokio::task::unconstrained;
 
 /// Publishes awaiting their acknowledgement at most.
 const MAX_IN_FLIGHT: usize = 8192;
@@ -649,7 +650,12 @@ impl Pipeline {
                 message = message.message_id(format!("{}:{instance:016x}:{seq}", q.subject));
             }
             match self.js.send_publish(q.subject.clone(), message).await {
-                Ok(ack) => self.acks.push(Box::pin(async move { (q, ack.await) })),
+                // Outside tokio's cooperative budget: thousands of acknowledgements wait here,
+                // and with the budget, each one polled once it was spent is woken and polled
+                // again, which took more of the thread than the publishes themselves.
+                Ok(ack) => self
+                    .acks
+                    .push(Box::pin(unconstrained(async move { (q, ack.await) }))),
                 Err(e) => {
                     self.retry(q, &e);
                     return;
@@ -701,9 +707,9 @@ impl Pipeline {
     /// Marks a worker's ticket stored.
     fn done(&mut self, worker: usize, ticket: u64) {
         if let Some(c) = self.workers.get_mut(worker).and_then(Option::as_mut) {
-            // Recent tickets are at the back; a retried one may be older.
-            if let Some(slot) = c.pending.iter_mut().rev().find(|(t, _, _)| *t == ticket) {
-                slot.2 = true;
+            // A worker's tickets rise, and its batches come in order: `pending` is sorted.
+            if let Ok(at) = c.pending.binary_search_by_key(&ticket, |&(t, _, _)| t) {
+                c.pending[at].2 = true;
             }
         }
     }
