@@ -119,6 +119,17 @@ pub struct Driven {
     pub again: bool,
 }
 
+/// What one [`Connection::release_stored`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// No answer was due yet: the connection is as it was.
+    Nothing,
+    /// Answers moved to the output; others are still held.
+    Some,
+    /// Nothing is held any more.
+    All,
+}
+
 /// Bytes one readiness event reads from a connection at most.
 pub const READ_BUDGET: usize = 64 * 1024;
 
@@ -350,18 +361,24 @@ impl Connection {
     }
 
     /// Moves the answers held for the store into the output once their tickets (up to
-    /// `confirmed`) are stored; the caller then calls [`Connection::drive`]. Returns true when
-    /// nothing is held any more.
-    pub fn release_stored(&mut self, confirmed: u64, ctx: &mut Context<'_>) -> bool {
+    /// `confirmed`) are stored; unless it says [`Released::Nothing`], the caller then calls
+    /// [`Connection::drive`].
+    pub fn release_stored(&mut self, confirmed: u64, ctx: &mut Context<'_>) -> Released {
         if self.session.held_len() == 0 {
-            return true;
+            return Released::All;
         }
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
+        let before = output.data.len();
         let done = self.session.release(confirmed, &mut output.data);
+        let moved = output.data.len() > before;
         if output.data.is_empty() {
             ctx.pool.give_output(self.output.take().expect("just used"));
         }
-        done
+        match (done, moved) {
+            (true, _) => Released::All,
+            (false, true) => Released::Some,
+            (false, false) => Released::Nothing,
+        }
     }
 
     /// Moves the latest report received on this connection into the worker's fleet shard, as

@@ -26,7 +26,7 @@ use crate::live::LiveWatch;
 use crate::loglimit::LogLimit;
 use crate::net::budget::{Budget, Totals};
 use crate::net::buffer::BufferPool;
-use crate::net::conn::{CloseReason, Connection, Context, Driven};
+use crate::net::conn::{CloseReason, Connection, Context, Driven, Released};
 use crate::net::tls::{self, RefusalLog};
 use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
@@ -581,8 +581,11 @@ impl Worker {
             let Some(Some(conn)) = conns.get_mut(key) else {
                 return false;
             };
-            if conn.release_stored(confirmed, &mut ctx) {
-                conn.unlist_holding();
+            match conn.release_stored(confirmed, &mut ctx) {
+                // Driving a connection with nothing new to send would only try its socket.
+                Released::Nothing => return true,
+                Released::Some => {}
+                Released::All => conn.unlist_holding(),
             }
             // Sending the released answers may unpause reading, which may hold more.
             match conn.drive(registry, Token(FIRST_CONNECTION + key), &mut ctx) {
