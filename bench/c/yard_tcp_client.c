@@ -17,7 +17,8 @@
  *
  * Reports: "minimal" (default) is the 15-byte CPU, MEM, SEQUENCE report;
  * "full" is what an agent sends: CPU, MEM, TIMESTAMP (ms since the epoch,
- * shortest width), NODE_ID "loadgen-%05d" (per connection), SEQUENCE.
+ * shortest width), NODE_ID "loadgen-%05d" (per connection), INSTANCE (8 bytes,
+ * per connection and run), SEQUENCE: 48 bytes.
  *
  * Build: gcc -O2 -Wall -Wextra -o target/yardsticks/yard_tcp_client bench/c/yard_tcp_client.c
  * Run:   taskset -c 1 target/yardsticks/yard_tcp_client PORT CONNS DEPTH SECS [minimal|full] [HOST]
@@ -42,7 +43,7 @@
 
 #define READ_CHUNK 65536
 #define RBUF_CAP (65536 + READ_CHUNK)
-#define MAX_REPORT 64           /* a full report is 38 bytes */
+#define MAX_REPORT 64           /* a full report is 48 bytes */
 #define SEND_CHUNK 8192         /* reports built per write (more than one read can ask for) */
 
 struct conn {
@@ -54,6 +55,7 @@ struct conn {
     uint8_t node_len;
     uint8_t cpu;                /* CPU figure of the last report; MEM is 100 - CPU */
     char node[16];
+    uint64_t instance;
     uint8_t *part;              /* unfinished answer kept between reads */
     size_t part_len, part_cap;
     uint8_t *pend;              /* reports the socket has not taken yet */
@@ -142,7 +144,8 @@ static size_t put_report(uint8_t *p, struct conn *c, const uint8_t *tmpl, size_t
 }
 
 /* The full report of connection c stamped ts, with placeholder SEQUENCE and load:
- * CPU, MEM, TIMESTAMP (shortest width), NODE_ID, SEQUENCE (4 bytes). */
+ * CPU, MEM, TIMESTAMP (shortest width), NODE_ID, INSTANCE (8 bytes), SEQUENCE
+ * (4 bytes). */
 static size_t full_template(uint8_t *p, const struct conn *c, uint64_t ts)
 {
     size_t ts_w = 1;
@@ -153,6 +156,7 @@ static size_t full_template(uint8_t *p, const struct conn *c, uint64_t ts)
     p[n++] = 2; p[n++] = 1; p[n++] = 0;
     p[n++] = 7; p[n++] = (uint8_t)ts_w; put_be(p + n, ts, ts_w); n += ts_w;
     p[n++] = 8; p[n++] = c->node_len; memcpy(p + n, c->node, c->node_len); n += c->node_len;
+    p[n++] = 9; p[n++] = 8; put_be(p + n, c->instance, 8); n += 8;
     p[n++] = 6; p[n++] = 4; put_be(p + n, 0, 4); n += 4;
     p[0] = (uint8_t)(n >> 8);
     p[1] = (uint8_t)n;
@@ -315,6 +319,9 @@ int main(int argc, char **argv)
     double secs = atof(argv[4]);
     const char *kind = argc > 5 ? argv[5] : "minimal";
     const char *host = argc > 6 ? argv[6] : "127.0.0.1";
+    /* INSTANCEs differ from run to run, as restarted agents' do not but new ones' do:
+     * a store keeps every run's reports. */
+    uint64_t run_seed = epoch_ms() * 0xBF58476D1CE4E5B9u ^ (uint64_t)getpid();
     if (strcmp(kind, "full") == 0)
         full = true;
     else if (strcmp(kind, "minimal") != 0) {
@@ -359,6 +366,8 @@ int main(int argc, char **argv)
         fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
         c->open = true;
         c->node_len = (uint8_t)snprintf(c->node, sizeof c->node, "loadgen-%05d", i % 100000);
+        /* the top bit set: eight bytes wide, as a random instance almost always is */
+        c->instance = (run_seed ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15u)) | (1ull << 63);
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
         if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
             die("epoll_ctl");

@@ -17,7 +17,8 @@
  *
  * Reports: "minimal" (default) is the 15-byte CPU, MEM, SEQUENCE report;
  * "full" is what an agent sends: CPU, MEM, TIMESTAMP (ms since the epoch,
- * shortest width), NODE_ID "loadgen-%05d" (per socket), SEQUENCE.
+ * shortest width), NODE_ID "loadgen-%05d" (per socket), INSTANCE (8 bytes,
+ * per socket and run), SEQUENCE: 48 bytes.
  *
  * Build: gcc -O2 -Wall -Wextra -o target/yardsticks/yard_udp_client bench/c/yard_udp_client.c
  * Run:   taskset -c 1 target/yardsticks/yard_udp_client PORT SOCKETS DEPTH SECS [minimal|full] [HOST]
@@ -39,7 +40,7 @@
 #include <unistd.h>
 
 #define BATCH 64
-#define MAX_REPORT 64           /* a full report is 38 bytes */
+#define MAX_REPORT 64           /* a full report is 48 bytes */
 #define ANSWER_SLOT 2048        /* larger answers are truncated: not acks anyway */
 #define STALL_SECS 0.2
 #define CHECK_SECS 0.05         /* how often sockets are checked for a stall */
@@ -50,6 +51,7 @@ struct usock {
     double last_answer;         /* monotonic time of the last answer or (re)prime */
     uint8_t node_len;
     char node[16];
+    uint64_t instance;
 };
 
 static uint8_t rep[BATCH][MAX_REPORT];
@@ -102,6 +104,7 @@ static size_t put_report(uint8_t *p, struct usock *s, uint64_t ts, size_t ts_w)
     p[n++] = 2; p[n++] = 1; p[n++] = (uint8_t)(100 - cpu);
     p[n++] = 7; p[n++] = (uint8_t)ts_w; put_be(p + n, ts, ts_w); n += ts_w;
     p[n++] = 8; p[n++] = s->node_len; memcpy(p + n, s->node, s->node_len); n += s->node_len;
+    p[n++] = 9; p[n++] = 8; put_be(p + n, s->instance, 8); n += 8;
     p[n++] = 6; p[n++] = 4; put_be(p + n, seq, 4); n += 4;
     p[0] = (uint8_t)(n >> 8);
     p[1] = (uint8_t)n;
@@ -187,6 +190,9 @@ int main(int argc, char **argv)
     double secs = atof(argv[4]);
     const char *kind = argc > 5 ? argv[5] : "minimal";
     const char *host = argc > 6 ? argv[6] : "127.0.0.1";
+    /* INSTANCEs differ from run to run, as new agents' do: a store keeps every run's
+     * reports. */
+    uint64_t run_seed = epoch_ms() * 0xBF58476D1CE4E5B9u ^ (uint64_t)getpid();
     if (strcmp(kind, "full") == 0)
         full = true;
     else if (strcmp(kind, "minimal") != 0) {
@@ -232,6 +238,8 @@ int main(int argc, char **argv)
         if (connect(s->fd, (struct sockaddr *)&sa, sizeof sa) < 0)
             die("connect");
         s->node_len = (uint8_t)snprintf(s->node, sizeof s->node, "loadgen-%05d", i % 100000);
+        /* the top bit set: eight bytes wide, as a random instance almost always is */
+        s->instance = (run_seed ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15u)) | (1ull << 63);
         struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
         if (epoll_ctl(ep, EPOLL_CTL_ADD, s->fd, &ev) < 0)
             die("epoll_ctl");

@@ -16,7 +16,8 @@ pub const SAMPLE_EVERY: u32 = 64;
 /// Which attributes a STAT_REPORT carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ReportFields {
-    /// CPU, MEM, SEQUENCE, TIMESTAMP and NODE_ID, as a real agent sends (about 40 bytes).
+    /// CPU, MEM, TIMESTAMP, NODE_ID, INSTANCE and SEQUENCE, as a real agent sends (48 bytes
+    /// with the default names).
     #[default]
     Full,
     /// CPU, MEM and SEQUENCE only: the 15-byte minimal report, for calibrating the loadgen
@@ -65,6 +66,9 @@ pub struct RequestWriter {
     /// `next + stride` (the number of connections), modulo K.
     cycle: Option<(usize, usize, usize)>,
     node_id: String,
+    /// The INSTANCE of full reports: one per connection and run, as an agent has one per
+    /// installation, so that a store keeps every run's reports (they are not resends).
+    instance: u64,
     rng: u64,
     cpu: u8,
     mem: u8,
@@ -81,6 +85,7 @@ impl RequestWriter {
                 .cycle
                 .map(|k| (k.max(1), connections.max(1), index % k.max(1))),
             node_id: format!("{}-{index:05}", names.prefix),
+            instance: run_instance(index),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             cpu: 20 + (index % 50) as u8,
             mem: 40 + (index % 30) as u8,
@@ -107,7 +112,7 @@ impl RequestWriter {
             mem_percent: self.mem,
             timestamp_ms: full.then_some(epoch_ms),
             node_id: full.then_some(Cow::Borrowed(self.node_id.as_str())),
-            instance: None,
+            instance: full.then_some(self.instance),
         }
     }
 
@@ -148,6 +153,15 @@ pub fn command(kind: RequestKind) -> Option<Request<'static>> {
     }
 }
 
+/// The INSTANCE of connection `index` in this run: random per process, different per
+/// connection, and eight bytes wide like a random agent's.
+fn run_instance(index: usize) -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(|| RandomState::new().hash_one("avp-loadgen"));
+    (base ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1 << 63
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,7 +185,7 @@ mod tests {
 
     #[test]
     fn full_reports_carry_every_field_and_minimal_ones_match_the_c_client() {
-        for (fields, len) in [(ReportFields::Full, 38), (ReportFields::Minimal, 15)] {
+        for (fields, len) in [(ReportFields::Full, 48), (ReportFields::Minimal, 15)] {
             let mut w = RequestWriter::new(fields, &NodeNames::default(), 7, 10);
             let mut s: PeerSession =
                 PeerSession::new(Codec::Binary, Transport::Stream, Duration::from_secs(1));
@@ -188,6 +202,11 @@ mod tests {
             if fields == ReportFields::Full {
                 assert_eq!(report.node_id.as_deref(), Some("loadgen-00007"));
                 assert_eq!(report.timestamp_ms, Some(1_700_000_000_000));
+                let other = RequestWriter::new(fields, &NodeNames::default(), 8, 10)
+                    .report(9, 0)
+                    .instance;
+                assert!(report.instance.is_some() && other.is_some());
+                assert_ne!(report.instance, other, "one INSTANCE per connection");
             } else {
                 assert_eq!(&out[..3], &[0x00, 0x0F, 0x03]);
             }
