@@ -112,14 +112,14 @@ pub(crate) fn encode(msg: &Message<'_>, out: &mut Vec<u8>) -> Option<usize> {
 }
 
 /// Size of the canonical (minimal) STAT_REPORT frame.
-pub const MINIMAL_REPORT_LEN: usize = 3 + REPORT_BODY_LEN;
+pub(crate) const MINIMAL_REPORT_LEN: usize = 3 + REPORT_BODY_LEN;
 /// Header of the canonical STAT_REPORT frame: its length and type.
 const REPORT_HEADER: [u8; 3] = [0, MINIMAL_REPORT_LEN as u8, MessageType::StatReport as u8];
 
 /// The canonical STAT_REPORT of CPU `cpu` %, memory `mem` % and SEQUENCE `seq`, as the general
 /// encoder writes it; `None` when a percentage is above 100.
 #[inline(always)]
-pub fn report_frame(cpu: u8, mem: u8, seq: u32) -> Option<[u8; MINIMAL_REPORT_LEN]> {
+pub(crate) fn report_frame(cpu: u8, mem: u8, seq: u32) -> Option<[u8; MINIMAL_REPORT_LEN]> {
     if cpu > MAX_PERCENT || mem > MAX_PERCENT {
         return None;
     }
@@ -129,12 +129,12 @@ pub fn report_frame(cpu: u8, mem: u8, seq: u32) -> Option<[u8; MINIMAL_REPORT_LE
 }
 
 /// Size of the canonical STAT_REPORT_ACK frame.
-pub const ACK_FRAME_LEN: usize = 3 + ACK_BODY_LEN;
+pub(crate) const ACK_FRAME_LEN: usize = 3 + ACK_BODY_LEN;
 
 /// The canonical STAT_REPORT_ACK echoing `seq`: the exact bytes the node answers a report with
 /// SEQUENCE `seq`, for a client that checks answers by comparing bytes.
 #[inline(always)]
-pub fn ack_frame(seq: u32) -> [u8; ACK_FRAME_LEN] {
+pub(crate) fn ack_frame(seq: u32) -> [u8; ACK_FRAME_LEN] {
     let [a, b, c, d] = seq.to_be_bytes();
     [0, 9, MessageType::StatReportAck as u8, SEQ, 4, a, b, c, d]
 }

@@ -27,7 +27,6 @@ pub mod rules;
 pub mod server;
 
 pub use avp::Attribute;
-pub use canonical::{ack_frame, report_frame, ACK_FRAME_LEN, MINIMAL_REPORT_LEN};
 pub use codec::{Codec, Decoded};
 pub use error::{DatagramError, EncodeError, FramingError, InvalidReason, MessageError};
 pub use frame::{decode_datagram, decode_frame, Frame, Status, HEADER_LEN, MAX_FRAME_LEN};
