@@ -59,6 +59,12 @@ pub(crate) fn encode(
             observation.workers.iter().map(|(s, _)| s.buffered as i64).sum::<i64>(),
         )],
     )?;
+    out.gauge(
+        "buffer_limit",
+        "The bound on avpd_buffered_bytes (--max-buffer-memory).",
+        Some(&Unit::Bytes),
+        [(Labels::new(), observation.buffer_limit as i64)],
+    )?;
     if let Some(store) = &observation.store {
         store_families(&mut out, store)?;
     }

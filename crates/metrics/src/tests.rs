@@ -32,6 +32,7 @@ fn everything() -> Observation {
         (snapshot, Instant::now())
     };
     Observation {
+        buffer_limit: 1 << 20,
         workers: vec![
             worker(0, WorkerKind::DataTcp),
             worker(1, WorkerKind::DataUdp),

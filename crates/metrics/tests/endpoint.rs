@@ -53,6 +53,7 @@ fn start() -> (Node, MetricsServer) {
         listen: vec!["tcp://127.0.0.1:0".parse().unwrap()],
         workers: 1,
         fleet_figures: Some(FleetFiguresConfig { per_node: true }),
+        max_buffer_memory: 3 << 20,
         ..Config::default()
     };
     config.admin.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
@@ -132,6 +133,10 @@ fn metrics_show_the_reports_sent_in_both_formats() {
         Some(1.0)
     );
     assert_eq!(sample(body, "avpd_fleet_nodes"), Some(1.0));
+    assert_eq!(
+        sample(body, "avpd_buffer_limit_bytes"),
+        Some(f64::from(3 << 20))
+    );
     let received = sample(
         body,
         "avpd_received_bytes_total{plane=\"data\",transport=\"tcp\"}",

@@ -172,7 +172,7 @@ impl Node {
         // that hold them exist: it finds them through this once they do.
         let local_relayer: Arc<OnceLock<Relayer>> = Arc::default();
         let live = LiveWatch::new(Live::of(&config));
-        let observer = Observer::default();
+        let observer = Observer::new(config.max_buffer_memory);
         let store = match config.store {
             Some(settings) => {
                 let fleet = has_admin.then(|| fleet_tx.clone());

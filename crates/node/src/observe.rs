@@ -25,6 +25,8 @@ pub struct FleetFiguresConfig {
 pub struct Observation {
     /// The latest snapshot of each worker that has sent one, with the time it arrived.
     pub workers: Vec<(WorkerSnapshot, Instant)>,
+    /// The bound on the bytes the workers' connections buffer (`--max-buffer-memory`).
+    pub buffer_limit: usize,
     /// The store's state, when the node stores reports.
     pub store: Option<StoreStatus>,
     /// The fleet view's figures, when the node has a management plane and was asked for
@@ -61,6 +63,13 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// An observer of a node whose connections buffer at most `buffer_limit` bytes.
+    pub fn new(buffer_limit: usize) -> Observer {
+        let observer = Observer::default();
+        observer.lock().buffer_limit = buffer_limit;
+        observer
+    }
+
     /// A copy of the latest figures.
     pub fn latest(&self) -> Observation {
         self.lock().clone()
