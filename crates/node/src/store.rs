@@ -14,6 +14,10 @@ use avp_proto::server::{Acceptance, AcceptedReport, Refusal};
 use avp_proto::{Body, Codec, Message};
 use avpd_store::{StoreConfig, WorkerStore};
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A worker warns about the reports it refused for a full store buffer at most this often.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Where a node stores its reports, and what an acknowledgement waits for.
 #[derive(Debug, Clone)]
@@ -39,8 +43,10 @@ pub struct StoreIntake {
     pub link: WorkerStore,
     /// When acknowledgements go out.
     pub ack_after: AckAfter,
-    /// Reports refused because the store buffer was full.
-    pub refused: u64,
+    /// Reports refused because the store buffer was full, since [`StoreIntake::take_refused`].
+    refused: u64,
+    /// When to warn about the refusals.
+    refusal_log: RefusalLog,
     /// The binary encoding of a report received in the JSON form.
     scratch: Vec<u8>,
 }
@@ -56,8 +62,22 @@ impl StoreIntake {
             link,
             ack_after,
             refused: 0,
+            refusal_log: RefusalLog::default(),
             scratch: Vec::new(),
         }
+    }
+
+    /// The reports refused with 503 since the last call; warns about them, at most once per
+    /// [`REFUSAL_LOG_EVERY`] (call it on every tick, so that the last ones are told too).
+    pub fn take_refused(&mut self, now: Instant) -> u64 {
+        let refused = std::mem::take(&mut self.refused);
+        if let Some(untold) = self.refusal_log.note(refused, now) {
+            tracing::warn!(
+                "store: buffer full (--store-buffer): {untold} reports answered 503 since the \
+                 last such line; their senders resend them"
+            );
+        }
+        refused
     }
 
     /// Takes report `r` (received in `codec` from `peer` at `received_ms`) for the store and
@@ -145,8 +165,52 @@ impl StoreIntake {
     }
 }
 
+/// Refused reports no warning has told yet, and when the last warning was.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    untold: u64,
+    told_at: Option<Instant>,
+}
+
+impl RefusalLog {
+    /// Adds `refused` reports at `now`; the number to warn about now, if it is time.
+    fn note(&mut self, refused: u64, now: Instant) -> Option<u64> {
+        self.untold += refused;
+        if self.untold == 0 || self.told_at.is_some_and(|t| now < t + REFUSAL_LOG_EVERY) {
+            return None;
+        }
+        self.told_at = Some(now);
+        Some(std::mem::take(&mut self.untold))
+    }
+}
+
 /// The node id under which a report without NODE_ID is kept: its sender's IP address, so that
 /// a reporter that reconnects from another port stays one node.
 fn unnamed_node(peer: SocketAddr) -> String {
     peer.ip().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_told_at_once_then_at_most_once_per_interval_and_none_are_left_out() {
+        let t0 = Instant::now();
+        let mut log = RefusalLog::default();
+        assert_eq!(log.note(0, t0), None, "nothing refused, nothing to tell");
+        assert_eq!(
+            log.note(3, t0),
+            Some(3),
+            "the first refusals are told at once"
+        );
+        assert_eq!(log.note(5, t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.note(0, t0 + Duration::from_secs(9)), None);
+        assert_eq!(
+            log.note(0, t0 + REFUSAL_LOG_EVERY),
+            Some(5),
+            "told on a later tick even when no more come"
+        );
+        assert_eq!(log.note(0, t0 + REFUSAL_LOG_EVERY * 3), None);
+    }
 }

@@ -269,7 +269,7 @@ impl UdpWorker {
     /// Hands the fleet records on and reports the counters.
     fn on_tick(&mut self) {
         if let Some(store) = &mut self.store {
-            self.counters.store_refused += std::mem::take(&mut store.refused);
+            self.counters.store_refused += store.take_refused(Instant::now());
         }
         if let Some(fleet) = self.fleet.as_mut() {
             self.counters.fleet_dropped += fleet.take_dropped();

@@ -536,7 +536,7 @@ impl Worker {
             }
         }
         if let Some(store) = &mut self.store {
-            self.counters.store_refused += std::mem::take(&mut store.refused);
+            self.counters.store_refused += store.take_refused(Instant::now());
         }
         if let Some(tx) = &self.links.status {
             let kind = match self.push {
