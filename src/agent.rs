@@ -134,11 +134,6 @@ pub fn run(
     };
     let stop = Arc::new(AtomicBool::new(false));
     watch_signals(Arc::clone(&stop), invocation.clone(), settings, file)?;
-    info!(
-        "agent started: node={node_id} instance={instance:016x} collector={collectors} \
-         interval={:?} buffer={}",
-        args.interval, args.buffer
-    );
     let config = ReporterConfig {
         node_id,
         interval: args.interval,
@@ -149,8 +144,22 @@ pub fn run(
         journal: spooled.is_some(),
     };
     let (plane, on_sample) = serve_terminals(&args.listen, args.interval)?;
+    let terminals = plane.as_ref().map_or(String::new(), |p| {
+        let bound: Vec<String> = p.endpoints().iter().map(ToString::to_string).collect();
+        format!(" terminals={}", bound.join(","))
+    });
+    info!(
+        "agent started: avpd {} node={} instance={instance:016x} collector={collectors}{terminals} \
+         interval={:?} buffer={}",
+        env!("CARGO_PKG_VERSION"),
+        config.node_id,
+        args.interval,
+        args.buffer
+    );
+    crate::notify::ready();
     let mut sampler = HostSampler::new()?;
     let t = avpd_agent::run::run(config, link, &mut sampler, on_sample, spooled, &stop);
+    crate::notify::stopping();
     if let Some(plane) = plane {
         plane.shutdown();
     }
@@ -193,7 +202,9 @@ fn watch_signals(
                 match (signal, &file) {
                     (Signal::Stop(_), _) => stop.store(true, Ordering::Release),
                     (Signal::Reload, Some(path)) => {
+                        crate::notify::reloading();
                         running = reload_config(&invocation, running, path);
+                        crate::notify::ready();
                     }
                     (Signal::Reload, None) => {
                         tracing::info!("SIGHUP: no --config file to read again");

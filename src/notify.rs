@@ -1,8 +1,9 @@
-//! Telling the service manager how the node is doing (`sd_notify`): ready, reloading,
-//! stopping, the status line, and the watchdog's keep-alive.
+//! Telling the service manager how the node or the agent is doing (`sd_notify`): ready,
+//! reloading, stopping, the node's status line, and the watchdog's keep-alive.
 //!
 //! Every call does nothing when `NOTIFY_SOCKET` is unset (not started by systemd with
-//! `Type=notify`). A failed notification is logged, never fatal: the node serves either way.
+//! `Type=notify`). A failed notification is logged, never fatal: the process serves either
+//! way.
 
 use sd_notify::NotifyState;
 use std::time::Duration;
@@ -14,7 +15,7 @@ fn send(states: &[NotifyState<'_>]) {
     }
 }
 
-/// Every listener is bound (and the store connected, when there is one).
+/// Started: every listener is bound (and the node's store connected, when it has one).
 pub fn ready() {
     send(&[NotifyState::Ready]);
 }
@@ -30,7 +31,7 @@ pub fn reloading() {
     }
 }
 
-/// The node is stopping.
+/// The process is stopping.
 pub fn stopping() {
     send(&[NotifyState::Stopping]);
 }

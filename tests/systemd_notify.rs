@@ -1,11 +1,14 @@
-//! `avpd serve` under a service manager: the test plays systemd's side of `sd_notify` with a
-//! datagram socket of its own (NOTIFY_SOCKET) and a watchdog (WATCHDOG_USEC).
+//! `avpd serve` and `avpd agent` under a service manager: the test plays systemd's side of
+//! `sd_notify` with a datagram socket of its own (NOTIFY_SOCKET) and, for the node, a
+//! watchdog (WATCHDOG_USEC).
 
 mod client_support;
 
 use avp_proto::{Codec, Message};
 use client_support::{report, Peer, Program, WAIT};
+use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The service manager's end: every notification the node sends, in order.
@@ -36,18 +39,30 @@ impl Manager {
     fn wait_line(&mut self, line: &str) {
         self.wait_for(line, |l| l == line);
     }
+
+    /// A manager listening in `dir`, and the path to give as NOTIFY_SOCKET.
+    fn bind(dir: &Path) -> (Manager, PathBuf) {
+        let path = dir.join("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(WAIT)).unwrap();
+        let manager = Manager {
+            socket,
+            seen: Vec::new(),
+        };
+        (manager, path)
+    }
+
+    /// True when READY=1 came before STOPPING=1.
+    fn ready_before_stopping(&self) -> bool {
+        let at = |what| self.seen.iter().position(|m| m.contains(what));
+        matches!((at("READY=1"), at("STOPPING=1")), (Some(r), Some(s)) if r < s)
+    }
 }
 
 #[test]
 fn serve_notifies_ready_status_watchdog_reloading_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("notify");
-    let socket = UnixDatagram::bind(&path).unwrap();
-    socket.set_read_timeout(Some(WAIT)).unwrap();
-    let mut manager = Manager {
-        socket,
-        seen: Vec::new(),
-    };
+    let (mut manager, path) = Manager::bind(dir.path());
     let config = dir.path().join("avpd.toml");
     std::fs::write(&config, "status-interval = \"50ms\"\n").unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_avpd"));
@@ -91,15 +106,51 @@ fn serve_notifies_ready_status_watchdog_reloading_and_stopping() {
     node.terminate();
     manager.wait_line("STOPPING=1");
     assert_eq!(node.wait_exit(), 0, "{}", node.stderr.tail());
-    let ready = manager
-        .seen
-        .iter()
-        .position(|m| m.contains("READY=1"))
-        .unwrap();
-    let stopping = manager
-        .seen
-        .iter()
-        .position(|m| m.contains("STOPPING=1"))
-        .unwrap();
-    assert!(ready < stopping);
+    assert!(manager.ready_before_stopping(), "{:?}", manager.seen);
+}
+
+#[test]
+fn agent_notifies_ready_reloading_and_stopping_and_names_its_version_and_listeners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut manager, path) = Manager::bind(dir.path());
+    // A collector that never answers: the agent runs (and keeps its reports) all the same.
+    let collector = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(&config, "log = \"info\"\n").unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_avpd"));
+    command
+        .args([
+            "agent",
+            "--node-id",
+            "ws-sd",
+            "--listen",
+            "tcp://127.0.0.1:0",
+        ])
+        .arg("--collector")
+        .arg(format!("tcp://{}", collector.local_addr().unwrap()))
+        .arg("--config")
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &path);
+    let mut agent = Program::spawn(command);
+
+    manager.wait_line("READY=1");
+    let line = agent.stderr.wait_contains("agent started:");
+    let version = format!("avpd {} node=ws-sd", env!("CARGO_PKG_VERSION"));
+    assert!(line.contains(&version), "{line}");
+    let terminals = line
+        .split(" terminals=tcp://")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or_else(|| panic!("no bound terminal listener in {line}"));
+    let port: u16 = terminals.rsplit(':').next().unwrap().parse().unwrap();
+    assert_ne!(port, 0, "the bound port, not the one asked for: {line}");
+
+    agent.signal("HUP");
+    manager.wait_line("RELOADING=1");
+    manager.wait_line("READY=1");
+
+    agent.terminate();
+    manager.wait_line("STOPPING=1");
+    assert_eq!(agent.wait_exit(), 0, "{}", agent.stderr.tail());
+    assert!(manager.ready_before_stopping(), "{:?}", manager.seen);
 }

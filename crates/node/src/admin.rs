@@ -114,6 +114,11 @@ impl AdminPlane {
         first_addr(&self.bound, scheme)
     }
 
+    /// Every listener, as bound (port 0 replaced by the port the system chose).
+    pub fn endpoints(&self) -> &[Endpoint] {
+        &self.bound
+    }
+
     /// Stops pushing, sends what is owed, closes the connections and waits for the thread.
     pub fn shutdown(mut self) {
         self.threads.stop();
