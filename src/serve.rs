@@ -148,7 +148,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub metrics: Option<Endpoint>,
     /// Also export each fleet node's CPU, memory and last report time: three series per
-    /// node of the fleet view (which holds at most 100,000 nodes).
+    /// node of the fleet view (which holds up to --max-nodes).
     #[arg(long, requires = "metrics")]
     pub metrics_per_node: bool,
     #[command(flatten)]

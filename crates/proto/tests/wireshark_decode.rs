@@ -474,3 +474,54 @@ fn every_integer_width_is_read() {
         assert_eq!(row[2], "COMMAND_RESPONSE result_code=200 OK");
     }
 }
+
+#[test]
+fn a_signed_report_and_its_refusal_show_the_authenticator_and_the_code_by_name() {
+    if !tools_present() {
+        return;
+    }
+    use avp_proto::auth::{sign, Key};
+    use avp_proto::{Body, Message, Report};
+    let mut signed = Vec::new();
+    Message {
+        sequence: Some(7),
+        body: Body::StatReport(Report {
+            fleet: None,
+            cpu_percent: 30,
+            mem_percent: 53,
+            timestamp_ms: Some(1_700_000_000_000),
+            node_id: Some("ws-1".into()),
+            instance: Some(9),
+        }),
+    }
+    .encode(&mut signed)
+    .unwrap();
+    sign(Codec::Binary, &mut signed, 0, &Key::new(b"secret")).unwrap();
+    let mac: String = signed[signed.len() - 32..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut refusal = Vec::new();
+    Message {
+        sequence: Some(7),
+        body: Body::CommandResponse {
+            code: 401,
+            info: Some("not signed with ws-1's key".into()),
+            node: None,
+        },
+    }
+    .encode(&mut refusal)
+    .unwrap();
+    let pcap = capture("signed", &["-T", "40000,7700"], &[signed, refusal]);
+    let rows = decode(
+        &pcap,
+        &["avp.node_id", "avp.authenticator", "avp.result_code"],
+    );
+    check(
+        &rows,
+        &[
+            &["ws-1", &mac, "", "", "~STAT_REPORT cpu=30 mem=53"],
+            &["", "", "401", "", "~result_code=401 UNAUTHORIZED"],
+        ],
+    );
+}
