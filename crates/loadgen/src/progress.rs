@@ -20,6 +20,11 @@ impl<W: Write> Progress<W> {
     pub fn new(out: W) -> Self {
         Progress { out, step: None }
     }
+
+    /// The writer the lines went to.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
 }
 
 impl<W: Write> Observer for Progress<W> {

@@ -1,5 +1,6 @@
-//! The binary end to end: a run writing its files, `compare` on two reports, a run with no
-//! answer, output files checked first, and what the first run of a newcomer prints.
+//! The binary end to end: a run writing its files, `compare` on two reports, runs with no
+//! answer (refused, timed out), output files checked first, and what the first run of a
+//! newcomer prints.
 
 mod common;
 
@@ -103,6 +104,24 @@ fn a_run_with_no_answer_says_why() {
         "{corrected}"
     );
     assert!(stdout.contains("Nothing was answered"), "{stdout}");
+}
+
+#[test]
+fn a_run_whose_requests_are_never_answered_says_they_timed_out() {
+    // A target that takes every request and answers none.
+    let addr = spawn_server(Arc::new(|_, _: &avp_proto::Message<'_>| Vec::new()));
+    let out = Command::new(BIN)
+        .args(["--target", &format!("tcp://{addr}")])
+        .args(["--duration", "1s", "--timeout", "100ms", "-q"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("NO ANSWERS"), "{stdout}");
+    assert!(
+        stdout.contains("requests timed out: no answer came within --timeout"),
+        "{stdout}"
+    );
 }
 
 #[test]
