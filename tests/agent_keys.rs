@@ -1,10 +1,15 @@
 //! `avpd agent --key-file` against `avpd serve --agent-keys`: signed reports are acknowledged,
-//! an agent with the wrong secret is refused and drops its reports, the node counts it.
+//! an agent with the wrong secret is refused and drops its reports, the node counts it; and
+//! avp-loadgen's signed reports (`--key-file`, here its library) are acknowledged alike.
 
 mod client_support;
 
+use avp_loadgen::mix::Mix;
+use avp_loadgen::run::{run, RunConfig};
+use avp_proto::auth::Key;
 use client_support::{avpd, field, serve, NodeProc};
 use std::path::Path;
+use std::time::Duration;
 
 /// `avpd serve` on an ephemeral port with the key file `keys`, a status line every `status`.
 fn keyed_node(keys: &Path, status: &str) -> NodeProc {
@@ -79,4 +84,35 @@ fn sighup_reads_the_agent_keys_again() {
     node.proc
         .stderr
         .wait_contains("SIGHUP: agent keys not read, the previous ones stay");
+}
+
+#[test]
+fn a_keyed_node_acks_every_signed_loadgen_report_and_refuses_a_wrong_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("agent-keys.toml");
+    std::fs::write(
+        &keys,
+        "\"loadgen-00000\" = \"s\"\n\"loadgen-00001\" = \"s\"\n",
+    )
+    .unwrap();
+    let node = keyed_node(&keys, "10s");
+    for (secret, ok) in [(&b"s"[..], 400), (&b"not it"[..], 0)] {
+        let cfg = RunConfig {
+            connections: 2,
+            pipeline: 8,
+            requests: Some(400),
+            timeout: Duration::from_secs(30),
+            mix: Mix::reports_only(),
+            signer: Some(Key::new(secret)),
+            ..RunConfig::new(node.data.parse().unwrap())
+        };
+        let stats = run(&cfg, &mut ()).unwrap().stats;
+        assert_eq!(stats.answered, 400, "{stats:?}");
+        assert_eq!(stats.ok, ok, "{stats:?}");
+        assert_eq!(
+            stats.errors.status_4xx,
+            400 - ok,
+            "every other one answered 401"
+        );
+    }
 }
