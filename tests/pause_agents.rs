@@ -203,6 +203,19 @@ fn one_shot_terminals_pause_one_a_set_and_all_and_a_new_terminal_sees_the_pause(
         "a target that did not answer 200 fails the command"
     );
 
+    // Everyone, paused: each agent, the ones paused already too, takes the new length.
+    let status = one_shot(
+        &admin,
+        &["pause", "--all", "45s"],
+        &["lab-1-a: 200 ", "lab-1-b: 200 ", "lab-2-a: 200 "],
+    );
+    assert_eq!(status, 0);
+    for agent in &mut agents {
+        agent
+            .stderr
+            .wait_contains("paused by the collector for 45 s");
+    }
+
     // Everyone, resumed: each agent reports again.
     let status = one_shot(&admin, &["resume", "--all"], &[]);
     assert_eq!(status, 0);
