@@ -62,10 +62,11 @@ struct Stored {
     collector: String,
 }
 
-/// Every stored report by node, in stream order, read with `avpd history`.
-fn history(store: &str) -> BTreeMap<String, Vec<Stored>> {
+/// What `avpd history --store STORE ARGS` prints.
+fn history_output(store: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_avpd"))
-        .args(["history", "--store", store, "--format", "json"])
+        .args(["history", "--store", store])
+        .args(args)
         .output()
         .expect("run avpd history");
     assert!(
@@ -73,8 +74,13 @@ fn history(store: &str) -> BTreeMap<String, Vec<Stored>> {
         "avpd history failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Every stored report by node, in stream order, read with `avpd history`.
+fn history(store: &str) -> BTreeMap<String, Vec<Stored>> {
     let mut rows: BTreeMap<String, Vec<Stored>> = BTreeMap::new();
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
+    for line in history_output(store, &["--format", "json"]).lines() {
         let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
         rows.entry(v["node"].as_str().unwrap().to_string())
             .or_default()
@@ -246,7 +252,7 @@ fn with_the_broker_away_agents_keep_their_reports_and_everything_arrives_once() 
     let mut server = NatsServer::start();
     let stores = [server.url()];
     // A small buffer, so that it fills while the broker is away.
-    let node = store_node(&stores, 0, &["--store-buffer", "4KiB"]);
+    let mut node = store_node(&stores, 0, &["--store-buffer", "4KiB"]);
     let count = COUNT.to_string();
     let mut agent = start_agent(
         &[&node.data],
@@ -257,6 +263,9 @@ fn with_the_broker_away_agents_keep_their_reports_and_everything_arrives_once() 
     server.kill();
     // The node holds what it took, then refuses; the agent keeps its reports.
     agent.stderr.wait_contains("refused for now");
+    node.proc
+        .stderr
+        .wait_contains("store: buffer full (--store-buffer): ");
     server.restart();
     all_acknowledged(&mut agent, "away-1");
     let stored = history(&stores[0]);
@@ -436,4 +445,115 @@ fn a_store_that_does_not_answer_stops_the_node_at_start_with_a_clear_error() {
     let line = node.stderr.wait_contains("store unavailable");
     assert!(line.contains(&url), "{line}");
     assert_ne!(node.wait_exit(), 0);
+}
+
+#[test]
+fn history_selects_by_node_glob_and_time_and_prints_csv_tables_and_summaries() {
+    need_nats!();
+    let server = NatsServer::start();
+    let stores = [server.url()];
+    let node = store_node(&stores, 0, &[]);
+    for name in ["lab-1", "lab-2", "desk-1"] {
+        let mut agent = start_agent(&[&node.data], name, &["--count", "4"]);
+        all_acknowledged(&mut agent, name);
+    }
+    let store = &stores[0];
+    let nodes_of = |text: &str, column: usize| -> BTreeMap<String, usize> {
+        let mut seen = BTreeMap::new();
+        for line in text.lines().skip(1) {
+            let cell = line.split(',').nth(column).unwrap().to_string();
+            *seen.entry(cell).or_default() += 1;
+        }
+        seen
+    };
+    let counts = |pairs: &[(&str, usize)]| -> BTreeMap<String, usize> {
+        pairs.iter().map(|(n, c)| (n.to_string(), *c)).collect()
+    };
+
+    let csv = history_output(store, &["--format", "csv", "--node", "lab-2"]);
+    assert!(
+        csv.starts_with("received,node,cpu_percent,mem_percent,sampled,sequence,instance,"),
+        "{csv}"
+    );
+    assert_eq!(nodes_of(&csv, 1), counts(&[("lab-2", 4)]), "{csv}");
+
+    let globbed = history_output(store, &["--format", "csv", "--match", "lab-*"]);
+    assert_eq!(
+        nodes_of(&globbed, 1),
+        counts(&[("lab-1", 4), ("lab-2", 4)]),
+        "{globbed}"
+    );
+
+    let recent = history_output(store, &["--format", "csv", "--since", "1h"]);
+    assert_eq!(nodes_of(&recent, 1).values().sum::<usize>(), 12, "{recent}");
+    let old = history_output(
+        store,
+        &["--format", "csv", "--until", "2000-01-01T00:00:00Z"],
+    );
+    assert_eq!(old.lines().count(), 1, "only the header: {old}");
+
+    let summary = history_output(store, &["--format", "csv", "--summary"]);
+    assert!(summary.starts_with("node,samples,first,last,"), "{summary}");
+    let samples: BTreeMap<String, String> = summary
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[0].to_string(), cells[1].to_string())
+        })
+        .collect();
+    let want: BTreeMap<String, String> = ["desk-1", "lab-1", "lab-2"]
+        .iter()
+        .map(|n| (n.to_string(), "4".to_string()))
+        .collect();
+    assert_eq!(samples, want, "{summary}");
+
+    let table = history_output(store, &["--node", "desk-1"]);
+    let mut lines = table.lines();
+    assert!(lines.next().unwrap().starts_with("RECEIVED "), "{table}");
+    assert_eq!(
+        lines.filter(|l| l.contains(" desk-1 ")).count(),
+        4,
+        "{table}"
+    );
+    drop(node);
+}
+
+#[test]
+fn a_node_stores_to_a_broker_that_wants_a_password_or_a_token_and_says_why_without() {
+    need_nats!();
+    let with_password = NatsServer::start_with(&["--user", "avp", "--pass", "s3cret"]);
+    let with_token = NatsServer::start_with(&["--auth", "t0ken"]);
+    for (server, creds) in [
+        (
+            &with_password,
+            &["--store-user", "avp", "--store-password", "s3cret"][..],
+        ),
+        (&with_token, &["--store-token", "t0ken"][..]),
+    ] {
+        let stores = [server.url()];
+        // Without the credentials the node does not start, and says why.
+        let mut refused = avpd(&[
+            "serve",
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--no-admin",
+            "--store",
+            &stores[0],
+        ]);
+        let why = refused
+            .stderr
+            .wait_contains("store unavailable: no NATS server of");
+        assert!(why.contains("authorization violation"), "{why}");
+        assert_ne!(refused.wait_exit(), 0, "{}", refused.stderr.tail());
+
+        let node = store_node(&stores, 0, creds);
+        let mut agent = start_agent(&[&node.data], "guarded", &["--count", "3"]);
+        all_acknowledged(&mut agent, "guarded");
+        let mut args = vec!["--format", "csv", "--node", "guarded"];
+        args.extend_from_slice(creds);
+        let stored = history_output(&stores[0], &args);
+        assert_eq!(stored.lines().count(), 1 + 3, "{stored}");
+        drop(node);
+    }
 }

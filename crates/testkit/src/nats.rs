@@ -41,9 +41,16 @@ fn free_port() -> u16 {
 impl NatsServer {
     /// One server with JetStream.
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// One server with JetStream and the further nats-server options `extra` (for instance
+    /// `--user U --pass P`, or `--auth TOKEN`).
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let (port, monitor) = (free_port(), free_port());
         let dir = tempfile::tempdir().expect("temporary directory");
-        let args = base_args(port, monitor, dir.path(), "solo");
+        let mut args = base_args(port, monitor, dir.path(), "solo");
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut s = NatsServer {
             child: None,
             port,
