@@ -105,10 +105,11 @@ struct Queued {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Mark {
     /// Every report of the instance up to `upto` is stored, but for those in `in_flight`:
-    /// taken, and not confirmed by the stream yet.
+    /// taken, and not confirmed by the stream yet. `upto: None`: none is stored (a first
+    /// report may have any SEQUENCE, 0 too).
     Known {
-        /// The highest SEQUENCE taken (or found stored).
-        upto: u64,
+        /// The highest SEQUENCE taken (or found stored), if any.
+        upto: Option<u64>,
         /// SEQUENCEs taken and not confirmed yet.
         in_flight: BTreeSet<u64>,
     },
@@ -117,8 +118,8 @@ enum Mark {
 }
 
 impl Mark {
-    /// Stored up to `seq` (as a lookup found).
-    fn upto(seq: u64) -> Mark {
+    /// Stored up to `seq` (as a lookup found), or nothing stored yet (`None`).
+    fn upto(seq: Option<u64>) -> Mark {
         Mark::Known {
             upto: seq,
             in_flight: BTreeSet::new(),
@@ -578,15 +579,19 @@ impl Pipeline {
         }
         match self.marks.get_mut(&key) {
             // A resend of a report already stored.
-            Some(Mark::Known { upto, in_flight }) if seq <= *upto && !in_flight.contains(&seq) => {
+            Some(Mark::Known { upto, in_flight })
+                if upto.is_some_and(|u| seq <= u) && !in_flight.contains(&seq) =>
+            {
                 self.duplicates += 1;
                 self.done(q.worker, q.ticket);
             }
             // A resend of a report still on its way: published again, so that its ack waits
             // for a stored copy; the stream's duplicate window keeps one of the two.
-            Some(Mark::Known { upto, .. }) if seq <= *upto => self.queue.push_back(q),
+            Some(Mark::Known { upto, .. }) if upto.is_some_and(|u| seq <= u) => {
+                self.queue.push_back(q)
+            }
             Some(Mark::Known { upto, in_flight }) => {
-                *upto = seq;
+                *upto = Some(seq);
                 in_flight.insert(seq);
                 self.queue.push_back(q);
             }
@@ -612,7 +617,9 @@ impl Pipeline {
                     match stream.direct_get_last_for_subject(subject.clone()).await {
                         Ok(m) => break mark_of(&m.payload, key.1),
                         // No report of that node yet: nothing stored.
-                        Err(e) if e.kind() == DirectGetErrorKind::NotFound => break Mark::upto(0),
+                        Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                            break Mark::upto(None)
+                        }
                         // The records wait (parked) until the stream answers.
                         Err(e) => {
                             tracing::debug!("store: looking up {subject} failed: {e}; retrying");
@@ -821,7 +828,9 @@ fn mark_of(envelope: &[u8], instance: u64) -> Mark {
     };
     match Codec::Binary.decode(stored.frame) {
         Ok(Status::Complete((Decoded::Message(m), _))) => match (m.body, m.sequence) {
-            (Body::StatReport(r), Some(seq)) if r.instance == Some(instance) => Mark::upto(seq),
+            (Body::StatReport(r), Some(seq)) if r.instance == Some(instance) => {
+                Mark::upto(Some(seq))
+            }
             _ => Mark::Unknown,
         },
         _ => Mark::Unknown,

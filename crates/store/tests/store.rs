@@ -111,23 +111,24 @@ fn every_report_is_stored_once_and_reads_back_with_its_fields() {
     let server = NatsServer::start();
     let store = start(config(&server, "collector-a"));
     let (mut w, woken) = worker(&store);
-    let tickets = add(&mut w, 1..=100);
-    assert_eq!(tickets, (1..=100).collect::<Vec<_>>());
-    confirmed_through(&w, &woken, 100);
+    // From SEQUENCE 0: nothing is stored of the instance yet, so 0 is new too.
+    let tickets = add(&mut w, 0..=100);
+    assert_eq!(tickets, (1..=101).collect::<Vec<_>>());
+    confirmed_through(&w, &woken, 101);
     // Resent: 50..=100 again, then new ones to 110. Only 101..=110 are new.
     let last = *add(&mut w, 50..=110).last().unwrap();
     confirmed_through(&w, &woken, last);
     let status = store.status();
-    assert_eq!((status.stored, status.duplicates), (110, 51), "{status:?}");
+    assert_eq!((status.stored, status.duplicates), (111, 51), "{status:?}");
 
     let cfg = config(&server, "reader");
     let mut rows = Vec::new();
     history::read(&cfg, &Query::default(), |row| rows.push(row)).unwrap();
     assert_eq!(
         rows.iter().map(|r| r.sequence.unwrap()).collect::<Vec<_>>(),
-        (1..=110).collect::<Vec<_>>()
+        (0..=110).collect::<Vec<_>>()
     );
-    let r = &rows[41];
+    let r = &rows[42];
     assert_eq!(
         (r.node.as_str(), r.collector.as_str(), r.peer),
         ("ws-1", "collector-a", PEER.parse().unwrap())
