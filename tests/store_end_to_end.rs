@@ -2,10 +2,13 @@
 //! reporter played by the test send to `avpd serve --store`; what the stream holds is read
 //! back with `avpd history`. A node killed mid-stream, the broker stopped mid-stream, an
 //! agent restarted with its spool, an agent failing over between two nodes, and a JetStream
-//! cluster losing a server: every acknowledged report is stored, and stored once.
+//! cluster losing a server: every acknowledged report is stored, and stored once; avp-loadgen's
+//! reports likewise.
 
 mod client_support;
 
+use avp_loadgen::mix::Mix;
+use avp_loadgen::run::{run, RunConfig};
 use avp_proto::{Body, Codec, Decoded, Message, Report, Status};
 use avp_testkit::nats::{self, NatsServer};
 use client_support::{avpd, field, port, serve, NodeProc, Peer, Program, WAIT};
@@ -556,4 +559,37 @@ fn a_node_stores_to_a_broker_that_wants_a_password_or_a_token_and_says_why_witho
         assert_eq!(stored.lines().count(), 1 + 3, "{stored}");
         drop(node);
     }
+}
+
+#[test]
+fn every_report_avp_loadgen_has_acknowledged_is_in_the_stream_once() {
+    need_nats!();
+    let server = NatsServer::start();
+    let stores = [server.url()];
+    let node = store_node(&stores, 0, &[]);
+    let cfg = RunConfig {
+        connections: 2,
+        pipeline: 8,
+        requests: Some(400),
+        timeout: Duration::from_secs(30),
+        mix: Mix::reports_only(),
+        ..RunConfig::new(node.data.parse().unwrap())
+    };
+    let stats = run(&cfg, &mut ()).unwrap().stats;
+    assert_eq!(stats.ok, 400, "every report acknowledged: {stats:?}");
+    let stored = history(&stores[0]);
+    let mut total = 0;
+    for name in ["loadgen-00000", "loadgen-00001"] {
+        let rows = &stored[name];
+        let mut seqs = sequences(rows);
+        seqs.dedup();
+        assert_eq!(seqs.len(), rows.len(), "{name}: stored once each");
+        assert!(
+            rows.iter().all(|r| r.instance.is_some()),
+            "{name}: with its INSTANCE"
+        );
+        total += rows.len();
+    }
+    assert_eq!(total, 400);
+    drop(node);
 }
