@@ -24,13 +24,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The keys a reload applies to the running node; the others need a restart.
-pub const LIVE: [&str; 8] = [
+pub const LIVE: [&str; 9] = [
     "log",
     "log-format",
     "max-connections",
     "idle-timeout",
     "frame-timeout",
     "ack-timeout",
+    "slow-peer-timeout",
     "report-interval",
     "status-interval",
 ];

@@ -23,6 +23,8 @@ pub struct Live {
     pub frame_timeout: Duration,
     /// Terminals that leave pushes unacknowledged this long are closed.
     pub ack_timeout: Duration,
+    /// Peers whose unsent output stays at its bound this long are closed, on both planes.
+    pub slow_peer_timeout: Duration,
     /// Time between two pushes of the fleet view.
     pub report_interval: Duration,
     /// Time between two status log lines.
@@ -37,6 +39,7 @@ impl Live {
             idle_timeout: config.idle_timeout,
             frame_timeout: config.frame_timeout,
             ack_timeout: config.admin.ack_timeout,
+            slow_peer_timeout: config.slow_peer_timeout,
             report_interval: config.admin.report_interval,
             status_interval: config.status_interval,
         }

@@ -16,6 +16,7 @@ impl Worker {
         for entry in &mut self.tcp {
             let mut session = (*entry.session).clone();
             session.frame_timeout = live.frame_timeout;
+            session.slow_peer_timeout = live.slow_peer_timeout;
             if management {
                 session.ack_timeout = live.ack_timeout;
             } else {
