@@ -70,6 +70,13 @@ fn every_error_is_answered_and_the_connection_stays_usable() {
         ),
         (
             3,
+            // ESC [ 2 J: a terminal escape that would clear an operator's screen.
+            with_seq(&[1, 1, 1, 2, 1, 3, 8, 5, b'w', 0x1b, b'[', b'2', b'J']),
+            400,
+            "NODE_ID holds a control character",
+        ),
+        (
+            3,
             with_seq(&[1, 1, 1]),
             400,
             "STAT_REPORT requires MEM_USAGE",
