@@ -5,7 +5,7 @@
 mod client_support;
 
 use avp_proto::{Body, Codec, Message};
-use client_support::{accept, avpd, listener, report, Peer, Program, WAIT};
+use client_support::{accept, avpd, listener, report, started_addr, Peer, Program, WAIT};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Instant;
@@ -20,16 +20,7 @@ fn serve(config: &Path) -> (Program, SocketAddr) {
         config.to_str().unwrap(),
     ]);
     let line = node.stderr.wait_contains("serving: data tcp://");
-    let addr = line
-        .split("data tcp://")
-        .nth(1)
-        .unwrap()
-        .split([',', ' '])
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    (node, addr)
+    (node, started_addr(&line, "data tcp://"))
 }
 
 /// True when `program` has logged a line containing `needle` (among the lines read so far).

@@ -7,7 +7,7 @@
 mod client_support;
 
 use avp_proto::{Body, Codec, Message, Report};
-use client_support::{avpd, Peer, Program, WAIT};
+use client_support::{avpd, started_addr, Peer, Program, WAIT};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -146,11 +146,11 @@ fn serve() -> (Program, SocketAddr, SocketAddr) {
         "--metrics-per-node",
     ]);
     let line = node.stderr.wait_contains("serving: data tcp://");
-    let after = |marker: &str| -> SocketAddr {
-        let rest = &line[line.find(marker).unwrap() + marker.len()..];
-        rest.split([',', ' ', '/']).next().unwrap().parse().unwrap()
-    };
-    (node, after("data tcp://"), after("metrics http://"))
+    let (data, metrics) = (
+        started_addr(&line, "data tcp://"),
+        started_addr(&line, "metrics http://"),
+    );
+    (node, data, metrics)
 }
 
 #[test]

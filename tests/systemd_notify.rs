@@ -5,7 +5,7 @@
 mod client_support;
 
 use avp_proto::{Codec, Message};
-use client_support::{report, Peer, Program, WAIT};
+use client_support::{report, started_addr, Peer, Program, WAIT};
 use std::net::TcpListener;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -84,14 +84,7 @@ fn serve_notifies_ready_status_watchdog_reloading_and_stopping() {
 
     manager.wait_line("READY=1");
     let line = node.stderr.wait_contains("serving: data tcp://");
-    let addr = line
-        .split("data tcp://")
-        .nth(1)
-        .unwrap()
-        .split([',', ' '])
-        .next()
-        .unwrap();
-    let mut peer = Peer::connect(addr.parse().unwrap(), Codec::Binary);
+    let mut peer = Peer::connect(started_addr(&line, "data tcp://"), Codec::Binary);
     peer.send(&report(1));
     assert_eq!(peer.expect(), Message::ack(Some(1)), "ready means serving");
     let status = manager.wait_for("a STATUS=", |l| l.starts_with("STATUS="));

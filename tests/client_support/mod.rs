@@ -46,6 +46,16 @@ pub fn serve(args: &[&str]) -> NodeProc {
     }
 }
 
+/// The address after `marker` (`data tcp://`, `metrics http://`) in the node's start-up line
+/// (`avpd 0.1.0 serving: data tcp://127.0.0.1:7700, metrics http://…`).
+pub fn started_addr(line: &str, marker: &str) -> std::net::SocketAddr {
+    let at = line
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {line}"));
+    let rest = &line[at + marker.len()..];
+    rest.split([',', ' ', '/']).next().unwrap().parse().unwrap()
+}
+
 /// The port of a `scheme://host:port` URL.
 pub fn port(url: &str) -> u16 {
     url.rsplit(':').next().unwrap().parse().unwrap()
