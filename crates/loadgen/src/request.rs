@@ -85,7 +85,7 @@ impl RequestWriter {
                 .cycle
                 .map(|k| (k.max(1), connections.max(1), index % k.max(1))),
             node_id: format!("{}-{index:05}", names.prefix),
-            instance: run_instance(index),
+            instance: new_instance(),
             rng: 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             cpu: 20 + (index % 50) as u8,
             mem: 40 + (index % 30) as u8,
@@ -153,13 +153,19 @@ pub fn command(kind: RequestKind) -> Option<Request<'static>> {
     }
 }
 
-/// The INSTANCE of connection `index` in this run: random per process, different per
-/// connection, and eight bytes wide like a random agent's.
-fn run_instance(index: usize) -> u64 {
+/// A new INSTANCE for one connection of one run: random per process, and never the same
+/// twice in it (a sweep's steps, each a run of its own, start their SEQUENCEs again, so they
+/// must not look like resends to a store or to the replay rule); eight bytes wide like a
+/// random agent's.
+fn new_instance() -> u64 {
     use std::hash::{BuildHasher, RandomState};
-    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static BASE: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let base = *BASE.get_or_init(|| RandomState::new().hash_one("avp-loadgen"));
-    (base ^ (index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1 << 63
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    (base ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) | 1 << 63
 }
 
 #[cfg(test)]
@@ -205,8 +211,12 @@ mod tests {
                 let other = RequestWriter::new(fields, &NodeNames::default(), 8, 10)
                     .report(9, 0)
                     .instance;
+                let next_run = RequestWriter::new(fields, &NodeNames::default(), 7, 10)
+                    .report(9, 0)
+                    .instance;
                 assert!(report.instance.is_some() && other.is_some());
                 assert_ne!(report.instance, other, "one INSTANCE per connection");
+                assert_ne!(report.instance, next_run, "and per run");
             } else {
                 assert_eq!(&out[..3], &[0x00, 0x0F, 0x03]);
             }
