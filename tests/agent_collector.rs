@@ -1,5 +1,6 @@
 //! `avpd agent` against a collector played by the test: what it sends, resending after a
-//! reconnect, the bounded buffer, PAUSE/RESUME, and the JSON form.
+//! reconnect, failing over when a collector does not answer, the bounded buffer,
+//! PAUSE/RESUME, and the JSON form.
 
 mod client_support;
 
@@ -223,4 +224,46 @@ fn invalid_messages_are_answered_and_the_agent_goes_on() {
         }
     }
     next_report(&mut peer);
+}
+
+#[test]
+fn an_answer_timeout_fails_over_to_the_next_collector_which_gets_the_reports_again() {
+    let (silent, silent_addr) = listener();
+    let (l, addr) = listener();
+    let next = format!("tcp://{addr}");
+    let mut agent = start_agent(
+        &format!("tcp://{silent_addr}"),
+        "50ms",
+        &[
+            "--collector",
+            &next,
+            "--node-id",
+            "ws-9",
+            "--count",
+            "3",
+            "--answer-timeout",
+            "300ms",
+            "--failback-after",
+            "1h",
+        ],
+    );
+    // The first collector takes the reports and never answers.
+    let mut mute = accept(&silent, Codec::Binary);
+    assert_eq!(next_report(&mut mute).0, 1);
+    agent.stderr.wait_contains("no answer in time");
+    let mut second = accept(&l, Codec::Binary);
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (seq, _) = next_report(&mut second);
+        if !seen.contains(&seq) {
+            seen.push(seq);
+        }
+        second.send_msg(&Message::ack(Some(seq)));
+    }
+    assert_eq!(seen, [1, 2, 3], "every report again, oldest first");
+    let line = totals(&mut agent);
+    assert_eq!(field(&line, "acked"), Some("3"), "{line}");
+    assert_eq!(field(&line, "unacked"), Some("0"), "{line}");
+    assert_eq!(agent.wait_exit(), 0);
+    drop(mute);
 }
