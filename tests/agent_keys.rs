@@ -4,12 +4,9 @@
 
 mod client_support;
 
-use avp_loadgen::mix::Mix;
-use avp_loadgen::run::{run, RunConfig};
 use avp_proto::auth::Key;
-use client_support::{avpd, field, serve, NodeProc};
+use client_support::{avpd, field, loadgen_reports, serve, NodeProc};
 use std::path::Path;
-use std::time::Duration;
 
 /// `avpd serve` on an ephemeral port with the key file `keys`, a status line every `status`.
 fn keyed_node(keys: &Path, status: &str) -> NodeProc {
@@ -97,16 +94,7 @@ fn a_keyed_node_acks_every_signed_loadgen_report_and_refuses_a_wrong_key() {
     .unwrap();
     let node = keyed_node(&keys, "10s");
     for (secret, ok) in [(&b"s"[..], 400), (&b"not it"[..], 0)] {
-        let cfg = RunConfig {
-            connections: 2,
-            pipeline: 8,
-            requests: Some(400),
-            timeout: Duration::from_secs(30),
-            mix: Mix::reports_only(),
-            signer: Some(Key::new(secret)),
-            ..RunConfig::new(node.data.parse().unwrap())
-        };
-        let stats = run(&cfg, &mut ()).unwrap().stats;
+        let stats = loadgen_reports(&node.data, Some(Key::new(secret)));
         assert_eq!(stats.answered, 400, "{stats:?}");
         assert_eq!(stats.ok, ok, "{stats:?}");
         assert_eq!(

@@ -7,11 +7,9 @@
 
 mod client_support;
 
-use avp_loadgen::mix::Mix;
-use avp_loadgen::run::{run, RunConfig};
 use avp_proto::{Body, Codec, Decoded, Message, Report, Status};
 use avp_testkit::nats::{self, NatsServer};
-use client_support::{avpd, field, port, serve, NodeProc, Peer, Program, WAIT};
+use client_support::{avpd, field, loadgen_reports, port, serve, NodeProc, Peer, Program, WAIT};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -567,15 +565,7 @@ fn every_report_avp_loadgen_has_acknowledged_is_in_the_stream_once() {
     let server = NatsServer::start();
     let stores = [server.url()];
     let node = store_node(&stores, 0, &[]);
-    let cfg = RunConfig {
-        connections: 2,
-        pipeline: 8,
-        requests: Some(400),
-        timeout: Duration::from_secs(30),
-        mix: Mix::reports_only(),
-        ..RunConfig::new(node.data.parse().unwrap())
-    };
-    let stats = run(&cfg, &mut ()).unwrap().stats;
+    let stats = loadgen_reports(&node.data, None);
     assert_eq!(stats.ok, 400, "every report acknowledged: {stats:?}");
     let stored = history(&stores[0]);
     let mut total = 0;

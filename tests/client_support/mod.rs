@@ -46,6 +46,25 @@ pub fn serve(args: &[&str]) -> NodeProc {
     }
 }
 
+/// Runs avp-loadgen (its library) against the data plane at `url`: 400 full reports, two
+/// connections (NODE_IDs `loadgen-00000` and `loadgen-00001`) of 8 in flight, signed with
+/// `signer` when given; the run's figures.
+pub fn loadgen_reports(
+    url: &str,
+    signer: Option<avp_proto::auth::Key>,
+) -> avp_loadgen::stats::Stats {
+    let cfg = avp_loadgen::run::RunConfig {
+        connections: 2,
+        pipeline: 8,
+        requests: Some(400),
+        timeout: std::time::Duration::from_secs(30),
+        mix: avp_loadgen::mix::Mix::reports_only(),
+        signer,
+        ..avp_loadgen::run::RunConfig::new(url.parse().unwrap())
+    };
+    avp_loadgen::run::run(&cfg, &mut ()).unwrap().stats
+}
+
 /// The address after `marker` (`data tcp://`, `metrics http://`) in the node's start-up line
 /// (`avpd 0.1.0 serving: data tcp://127.0.0.1:7700, metrics http://…`).
 pub fn started_addr(line: &str, marker: &str) -> std::net::SocketAddr {
