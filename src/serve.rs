@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The keys a reload applies to the running node; the others need a restart.
-pub const LIVE: [&str; 9] = [
+pub const LIVE: [&str; 18] = [
     "log",
     "log-format",
     "max-connections",
@@ -34,6 +34,15 @@ pub const LIVE: [&str; 9] = [
     "slow-peer-timeout",
     "report-interval",
     "status-interval",
+    "max-output",
+    "max-buffer-memory",
+    "max-unacked",
+    "stale-after",
+    "node-ttl",
+    "max-nodes",
+    "max-clock-skew",
+    "auth-window",
+    "udp-allow",
 ];
 
 /// A worker that sent no snapshot for this long is stuck: the watchdog is not fed.
@@ -224,6 +233,7 @@ impl ServeArgs {
                 tls: admin_tls,
                 insecure: self.admin_insecure,
                 slow_peer_timeout: self.slow_peer_timeout,
+                max_output: self.max_output,
                 ..admin_defaults
             },
             workers: self.workers.unwrap_or(defaults.workers),
@@ -456,7 +466,23 @@ mod tests {
             );
             let changed = match key {
                 "log" | "log-format" => continue,
-                "max-connections" => live(&["--max-connections", "7"]),
+                "max-connections" | "max-output" | "max-unacked" | "max-nodes" => {
+                    live(&[&format!("--{key}"), "7"])
+                }
+                "max-buffer-memory" => live(&["--max-buffer-memory", "7MiB"]),
+                "udp-allow" => live(&["--udp-allow", "10.0.0.0/8"]),
+                "auth-window" => {
+                    // The window is the node's only with agent keys.
+                    let keys = tempfile::NamedTempFile::new().unwrap();
+                    std::fs::write(keys.path(), "\"ws-1\" = \"secret\"\n").unwrap();
+                    let path = keys.path().to_str().unwrap();
+                    assert_ne!(
+                        live(&["--agent-keys", path, "--auth-window", "1234ms"]),
+                        live(&["--agent-keys", path]),
+                        "auth-window changes nothing live"
+                    );
+                    continue;
+                }
                 _ => live(&[&format!("--{key}"), "1234ms"]),
             };
             assert_ne!(changed, defaults, "{key} changes nothing live");

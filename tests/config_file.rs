@@ -6,9 +6,9 @@ mod client_support;
 
 use avp_proto::{Body, Codec, Message};
 use client_support::{accept, avpd, listener, report, started_addr, Peer, Program, WAIT};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Starts `avpd serve --config FILE` (one worker) and returns it with its data address.
 fn serve(config: &Path) -> (Program, SocketAddr) {
@@ -128,6 +128,55 @@ fn sighup_applies_live_changes_and_keeps_the_running_configuration_on_a_bad_file
         again, 2,
         "a change waiting for a restart is announced at every reload"
     );
+    node.terminate();
+    assert_eq!(node.wait_exit(), 0);
+}
+
+/// True when a report datagram from `socket` to `addr` is answered (one try, 200 ms).
+fn udp_answered(socket: &UdpSocket, addr: SocketAddr, seq: u64) -> bool {
+    socket.send_to(&report(seq), addr).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut answer = [0u8; 512];
+    socket.recv_from(&mut answer).is_ok()
+}
+
+#[test]
+fn sighup_applies_the_memory_budget_and_the_udp_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("avpd.toml");
+    let base = "listen = [\"tcp://127.0.0.1:0\", \"udp://127.0.0.1:0\"]\nno-admin = true\n\
+                log = \"info\"\nstatus-interval = \"100ms\"\n";
+    std::fs::write(
+        &file,
+        format!("{base}max-buffer-memory = \"64MiB\"\nudp-allow = [\"10.0.0.0/8\"]\n"),
+    )
+    .unwrap();
+    let (mut node, _) = serve(&file);
+    let line = node
+        .stderr
+        .seen
+        .iter()
+        .find(|l| l.contains("serving: data"));
+    let udp = started_addr(line.unwrap(), "udp://");
+    node.stderr.wait_contains("buffered=0B/64MiB ");
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.send_to(&report(1), udp).unwrap();
+    node.stderr.wait_contains("udp_refused=1 ");
+
+    std::fs::write(&file, format!("{base}max-buffer-memory = \"32MiB\"\n")).unwrap();
+    node.signal("HUP");
+    node.stderr
+        .wait_contains("max-buffer-memory: \"64MiB\" -> \"32MiB\"");
+    node.stderr.wait_contains("buffered=0B/32MiB ");
+    // UDP workers take the new allow-list at their next tick.
+    let deadline = Instant::now() + WAIT;
+    let mut seq = 2;
+    while !udp_answered(&socket, udp, seq) {
+        assert!(Instant::now() < deadline, "the allow-list never went");
+        seq += 1;
+    }
     node.terminate();
     assert_eq!(node.wait_exit(), 0);
 }

@@ -140,6 +140,12 @@ impl AgentKeys {
         })
     }
 
+    /// How far a report's TIMESTAMP may be from the node's clock, as loaded; each worker's
+    /// [`WorkerVerifier::set_window`] changes its own.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
     /// The key file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -196,6 +202,10 @@ impl AgentKeys {
     }
 }
 
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// The file's modification time, `None` when it cannot be read (then the next poll retries).
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
@@ -210,6 +220,7 @@ pub struct WorkerVerifier {
     generation: u64,
     now: Instant,
     now_ms: u64,
+    window_ms: u64,
     log: LogLimit,
 }
 
@@ -219,6 +230,7 @@ impl WorkerVerifier {
         let generation = shared.generation.load(Ordering::Acquire);
         WorkerVerifier {
             keys: shared.keys(),
+            window_ms: millis(shared.window),
             shared,
             generation,
             now: Instant::now(),
@@ -241,6 +253,11 @@ impl WorkerVerifier {
 }
 
 impl WorkerVerifier {
+    /// Takes reports whose TIMESTAMP is within `window` of the node's clock from now on.
+    pub fn set_window(&mut self, window: Duration) {
+        self.window_ms = millis(window);
+    }
+
     /// Logs that a report from `peer` failed authentication, within the log limit.
     pub fn log_failure(&mut self, peer: SocketAddr, failure: AuthFailure) {
         if self.log.allow(self.now) {
@@ -262,7 +279,7 @@ impl Verifier for WorkerVerifier {
 
     #[inline]
     fn window_ms(&self) -> u64 {
-        u64::try_from(self.shared.window.as_millis()).unwrap_or(u64::MAX)
+        self.window_ms
     }
 
     #[inline]

@@ -81,6 +81,11 @@ impl FleetShard {
         }
     }
 
+    /// Holds at most `max_nodes` distinct nodes between flushes from now on.
+    pub fn set_max_nodes(&mut self, max_nodes: usize) {
+        self.max_nodes = max_nodes;
+    }
+
     /// Records `report` from `peer`, received at `received_ms`; counted as dropped when the
     /// shard is full.
     ///

@@ -294,7 +294,9 @@ impl Node {
             if let Some(keys) = &config.agent_keys {
                 worker = worker.verify_with(keys.clone());
             }
-            worker = worker.allow_only(config.udp_allow.clone());
+            worker = worker
+                .allow_only(config.udp_allow.as_slice().into())
+                .watch(live.clone());
             threads.spawn_plain(&format!("avpd-udp-{i}"), move || worker.run())?;
         }
         drop(fleet_tx);

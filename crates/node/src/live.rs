@@ -3,17 +3,22 @@
 //!
 //! The node keeps them in one shared cell with a generation number. Each thread looks at the
 //! number once per tick, never per message, and when it moved copies the settings and applies
-//! its part: data-plane workers their connection bound and session timeouts, the management
-//! plane its push interval and timeouts, the status reporter its interval. A session takes its
-//! timeouts when it is accepted: connections already open keep theirs.
+//! its part: data-plane workers their connection bound, output bound, share of the memory
+//! budget, fleet bound, TIMESTAMP window and session timeouts; the management plane its push
+//! interval, fleet rules, unacknowledged-push bound and timeouts; UDP workers their source
+//! allow-list, fleet bound and TIMESTAMP window; the status reporter its interval and the
+//! budget it reports against. A session takes its timeouts and push bound when it is
+//! accepted: connections already open keep theirs.
 
+use crate::allow::Cidr;
+use crate::fleet::FleetRules;
 use crate::Config;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The settings of a node that change while it runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Live {
     /// Most data-plane connections open at once ([`Config::max_connections`]).
     pub max_connections: usize,
@@ -29,6 +34,20 @@ pub struct Live {
     pub report_interval: Duration,
     /// Time between two status log lines.
     pub status_interval: Duration,
+    /// Unsent output at which a connection stops being read, on both planes
+    /// ([`Config::max_output`]).
+    pub max_output: usize,
+    /// Bytes of buffers all connections may hold together ([`Config::max_buffer_memory`]).
+    pub max_buffer_memory: usize,
+    /// Unacknowledged pushes at which a terminal is not pushed more until it catches up.
+    pub max_unacked: usize,
+    /// How the fleet view's rows age, and how many nodes it holds.
+    pub fleet: FleetRules,
+    /// How far a signed report's TIMESTAMP may be from the node's clock; `None` when the
+    /// node takes reports unsigned.
+    pub auth_window: Option<Duration>,
+    /// The only sources UDP datagrams are taken from; empty takes them from anywhere.
+    pub udp_allow: Arc<[Cidr]>,
 }
 
 impl Live {
@@ -42,6 +61,12 @@ impl Live {
             slow_peer_timeout: config.slow_peer_timeout,
             report_interval: config.admin.report_interval,
             status_interval: config.status_interval,
+            max_output: config.max_output,
+            max_buffer_memory: config.max_buffer_memory,
+            max_unacked: config.admin.max_unacked,
+            fleet: config.admin.fleet,
+            auth_window: config.agent_keys.as_ref().map(|k| k.window()),
+            udp_allow: config.udp_allow.as_slice().into(),
         }
     }
 }
@@ -85,7 +110,13 @@ impl LiveWatch {
             return None;
         }
         self.seen = generation;
-        Some(*self.shared.live.lock().unwrap_or_else(|e| e.into_inner()))
+        Some(
+            self.shared
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 }
 
@@ -96,15 +127,15 @@ mod tests {
     #[test]
     fn every_watch_sees_a_change_once() {
         let before = Live::of(&Config::default());
-        let node = LiveWatch::new(before);
+        let node = LiveWatch::new(before.clone());
         let (mut a, mut b) = (node.clone(), node.clone());
         assert_eq!(a.changed(), None, "nothing changed yet");
         let after = Live {
             max_connections: 1,
-            ..before
+            ..before.clone()
         };
-        node.publish(after);
-        assert_eq!(a.changed(), Some(after));
+        node.publish(after.clone());
+        assert_eq!(a.changed(), Some(after.clone()));
         assert_eq!(a.changed(), None, "seen already");
         assert_eq!(b.changed(), Some(after), "each watch sees it");
     }

@@ -70,6 +70,11 @@ impl Observer {
         observer
     }
 
+    /// Reports buffered bytes against `buffer_limit` from now on.
+    pub(crate) fn set_buffer_limit(&self, buffer_limit: usize) {
+        self.lock().buffer_limit = buffer_limit;
+    }
+
     /// A copy of the latest figures.
     pub fn latest(&self) -> Observation {
         self.lock().clone()

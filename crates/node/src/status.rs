@@ -42,7 +42,7 @@ impl StatusReporter {
         let mut previous_store = StoreStatus::default();
         let mut previous_at = Instant::now();
         let mut next = previous_at + interval;
-        let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant| {
+        let mut line = |latest: &[Option<WorkerSnapshot>], now: Instant, limit: usize| {
             let mut total = Counters::default();
             let (mut open, mut buffered) = (0, 0);
             for s in latest.iter().flatten() {
@@ -57,7 +57,7 @@ impl StatusReporter {
                 previous_store = now;
                 line
             });
-            let buffered = (buffered, self.buffer_limit);
+            let buffered = (buffered, limit);
             let status = StatusLine::new(open, buffered, total, &previous, secs, store_line);
             tracing::info!("{status}");
             if let Some(hook) = self.hook.as_mut() {
@@ -69,6 +69,8 @@ impl StatusReporter {
         loop {
             if let Some(live) = self.live.changed() {
                 interval = live.status_interval;
+                self.buffer_limit = live.max_buffer_memory;
+                self.observer.set_buffer_limit(live.max_buffer_memory);
                 next = Instant::now() + interval;
             }
             match self.snapshots.recv_deadline(next) {
@@ -89,11 +91,11 @@ impl StatusReporter {
                 Err(RecvTimeoutError::Timeout) => {
                     (self.on_tick)();
                     let now = Instant::now();
-                    line(&latest, now);
+                    line(&latest, now, self.buffer_limit);
                     next = now + interval;
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    line(&latest, Instant::now());
+                    line(&latest, Instant::now(), self.buffer_limit);
                     return;
                 }
             }

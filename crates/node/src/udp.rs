@@ -11,7 +11,8 @@
 //! and see a shutdown when no datagram comes.
 //!
 //! Datagrams from sources outside `--udp-allow` are dropped unanswered and counted
-//! (`udp_refused=`): a node is no reflector for a spoofed source outside it.
+//! (`udp_refused=`): a node is no reflector for a spoofed source outside it. The allow-list,
+//! the fleet bound and the TIMESTAMP window follow a live reconfiguration at the next tick.
 //!
 //! When the node stores reports, each batch's reports go to the store after the batch; with
 //! `--ack-after stored` their answers wait in a queue of held answers until the store confirms
@@ -21,6 +22,7 @@ use crate::allow::{allowed, Cidr};
 use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
 use crate::intake::DatagramIntake;
+use crate::live::LiveWatch;
 use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
 use crate::timers::TICK;
@@ -59,7 +61,9 @@ pub struct UdpWorker {
     /// The agent keys reports must be signed with, if any.
     verifier: Option<WorkerVerifier>,
     /// The only sources datagrams are taken from (`--udp-allow`); empty: any.
-    allow: Vec<Cidr>,
+    allow: Arc<[Cidr]>,
+    /// The settings that change while the node runs, when they can.
+    live: Option<LiveWatch>,
 }
 
 /// Datagram answers waiting for the store to confirm their reports, oldest first.
@@ -135,14 +139,21 @@ impl UdpWorker {
             store: store.map(|(s, ack)| StoreIntake::new(s.worker(id, Arc::new(|| {})), ack)),
             held: HeldAnswers::default(),
             verifier: None,
-            allow: Vec::new(),
+            allow: Arc::new([]),
+            live: None,
         })
     }
 
     /// Takes datagrams only from sources in `ranges` (all when empty); others are dropped
     /// unanswered and counted.
-    pub fn allow_only(mut self, ranges: Vec<Cidr>) -> UdpWorker {
+    pub fn allow_only(mut self, ranges: Arc<[Cidr]>) -> UdpWorker {
         self.allow = ranges;
+        self
+    }
+
+    /// Follows the live settings of `live` (allow-list, fleet bound, TIMESTAMP window).
+    pub fn watch(mut self, live: LiveWatch) -> UdpWorker {
+        self.live = Some(live);
         self
     }
 
@@ -266,8 +277,23 @@ impl UdpWorker {
         counters.udp_send_dropped += (queued - sent.datagrams) as u64;
     }
 
-    /// Hands the fleet records on and reports the counters.
+    /// Applies the live settings when they changed.
+    fn apply_live(&mut self) {
+        let Some(live) = self.live.as_mut().and_then(LiveWatch::changed) else {
+            return;
+        };
+        self.allow = live.udp_allow;
+        if let Some(fleet) = self.fleet.as_mut() {
+            fleet.set_max_nodes(live.fleet.max_nodes);
+        }
+        if let (Some(verifier), Some(window)) = (self.verifier.as_mut(), live.auth_window) {
+            verifier.set_window(window);
+        }
+    }
+
+    /// Takes changed live settings, hands the fleet records on and reports the counters.
     fn on_tick(&mut self) {
+        self.apply_live();
         if let Some(store) = &mut self.store {
             self.counters.store_refused += store.take_refused(Instant::now());
         }

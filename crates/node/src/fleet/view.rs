@@ -118,6 +118,13 @@ pub struct FleetView {
 }
 
 impl FleetView {
+    /// Ages and bounds the rows by `rules` from now on: a shorter time to live or stale time
+    /// applies at the next [`FleetView::tick`], a lower bound refuses new nodes until the view
+    /// is under it again (rows held are kept).
+    pub fn set_rules(&mut self, rules: FleetRules) {
+        self.rules = rules;
+    }
+
     /// An empty view with `rules`.
     pub fn new(rules: FleetRules) -> FleetView {
         FleetView {

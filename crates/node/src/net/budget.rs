@@ -66,6 +66,13 @@ impl Budget {
         }
     }
 
+    /// Bounds the node's buffers to `limit` bytes and connections' unsent output to
+    /// `max_output` from now on.
+    pub fn set_limits(&mut self, limit: usize, max_output: usize) {
+        self.limit = limit;
+        self.max_output = max_output;
+    }
+
     /// Records that a connection's holdings went from `before` to `after` bytes.
     #[inline]
     pub fn charge(&mut self, before: usize, after: usize) {
@@ -184,5 +191,19 @@ mod tests {
         assert!(w.over() && !w.may_grow_input());
         w.charge(64 << 20, 0);
         assert_eq!(w.output_bound(), 1 << 20);
+    }
+
+    #[test]
+    fn new_limits_apply_to_the_next_bound() {
+        let shared = Arc::new(Totals::default());
+        let mut w = Budget::new(shared, 64 << 20, 1 << 20);
+        w.charge(0, 40 << 20);
+        w.reconcile(1, 0);
+        assert!(!w.over());
+        w.set_limits(32 << 20, 1 << 16);
+        assert!(w.over(), "the holdings are over the smaller budget");
+        assert_eq!(w.output_bound(), FLOOR);
+        w.charge(40 << 20, 0);
+        assert_eq!(w.output_bound(), 1 << 16, "the smaller output bound");
     }
 }

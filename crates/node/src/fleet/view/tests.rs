@@ -120,6 +120,26 @@ fn the_view_is_bounded_and_counts_what_it_refused() {
 }
 
 #[test]
+fn new_rules_apply_to_the_rows_already_held() {
+    let mut view = FleetView::new(FleetRules::default());
+    view.apply([report("a", 1, T0), report("b", 1, T0 + 5_000)]);
+    view.set_rules(FleetRules {
+        node_ttl: Duration::from_secs(8),
+        max_nodes: 1,
+        ..FleetRules::default()
+    });
+    view.tick(T0 + 8_000);
+    assert_eq!(state(&view, "a"), None, "the shorter TTL removed it");
+    assert_eq!(state(&view, "b"), Some(NodeState::Ok));
+    view.apply([report("c", 1, T0 + 8_000)]);
+    assert_eq!(
+        (view.len(), view.refused()),
+        (1, 1),
+        "the lower bound refuses"
+    );
+}
+
+#[test]
 fn a_paused_node_shows_paused_until_its_pause_ends_then_ages_from_there() {
     let mut view = FleetView::new(FleetRules::default());
     view.apply([report("p", 1, T0), report("p", 1, T0 + 1_000)]);
