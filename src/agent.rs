@@ -1,5 +1,6 @@
 //! `avpd agent`: command-line options and start-up of the reporting agent, and what a SIGHUP
-//! changes in it (the log filter and format; every other option needs a restart).
+//! changes in it (the log filter and format, the interval, the timeouts and the key file; the
+//! other options need a restart).
 
 use crate::codec_arg::CodecArg;
 use crate::config::{ConfigArgs, Setting};
@@ -8,7 +9,7 @@ use crate::{reload, Command, Invocation};
 use anyhow::{bail, Context};
 use avp_endpoint::Endpoint;
 use avpd_agent::reporter::ReporterConfig;
-use avpd_agent::run::{SampleFeed, Spooled};
+use avpd_agent::run::{LiveSettings, SampleFeed, Spooled};
 use avpd_agent::sampler::{host_name, HostSample, HostSampler};
 use avpd_agent::spool::Spool;
 use avpd_client::{Link, PeerLink};
@@ -17,6 +18,7 @@ use avpd_node::fleet::NodeReport;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::info;
@@ -76,7 +78,14 @@ pub struct AgentArgs {
 }
 
 /// The keys a reload applies to the running agent; the others need a restart.
-pub const LIVE: [&str; 2] = ["log", "log-format"];
+pub const LIVE: [&str; 6] = [
+    "log",
+    "log-format",
+    "interval",
+    "answer-timeout",
+    "failback-after",
+    "key-file",
+];
 
 /// Runs the agent until SIGINT/SIGTERM (or `--count`), then logs its totals; SIGHUP reads
 /// `file` again. `settings` are the options in force.
@@ -87,13 +96,11 @@ pub fn run(
     file: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     crate::logging::init(args.log.as_deref())?;
-    let node_id = args.node_id.unwrap_or_else(host_name);
+    let node_id = args.node_id.clone().unwrap_or_else(host_name);
     if !(1..=255).contains(&node_id.len()) {
         bail!("--node-id must be 1 to 255 bytes long");
     }
-    if args.interval.is_zero() {
-        bail!("--interval must be above zero");
-    }
+    let live = args.live_settings()?;
     if args.buffer == 0 {
         bail!("--buffer must be at least 1");
     }
@@ -112,8 +119,8 @@ pub fn run(
         .join(", ");
     let link = Link::with_tls(args.collector, args.failback_after, args.tls.config()?)?;
     let mut link = PeerLink::over(link, args.codec.map(Into::into), args.answer_timeout);
-    if let Some(path) = &args.key_file {
-        link.sign_reports_with(read_key(path)?);
+    if let Some(key) = live.key {
+        link.sign_reports_with(key);
     }
     let (instance, first_seq, spooled) = match &args.spool {
         Some(path) => {
@@ -133,7 +140,14 @@ pub fn run(
         None => (fastrand::u64(..), 1, None),
     };
     let stop = Arc::new(AtomicBool::new(false));
-    watch_signals(Arc::clone(&stop), invocation.clone(), settings, file)?;
+    let (reload_tx, reloads) = std::sync::mpsc::channel();
+    watch_signals(
+        Arc::clone(&stop),
+        reload_tx,
+        invocation.clone(),
+        settings,
+        file,
+    )?;
     let config = ReporterConfig {
         node_id,
         interval: args.interval,
@@ -158,7 +172,15 @@ pub fn run(
     );
     crate::notify::ready();
     let mut sampler = HostSampler::new()?;
-    let t = avpd_agent::run::run(config, link, &mut sampler, on_sample, spooled, &stop);
+    let t = avpd_agent::run::run(
+        config,
+        link,
+        &mut sampler,
+        on_sample,
+        spooled,
+        &reloads,
+        &stop,
+    );
     crate::notify::stopping();
     if let Some(plane) = plane {
         plane.shutdown();
@@ -186,10 +208,27 @@ pub fn read_key(path: &std::path::Path) -> anyhow::Result<avp_proto::auth::Key> 
         .with_context(|| format!("key file {} holds no secret", path.display()))
 }
 
+impl AgentArgs {
+    /// The settings a reload may change, checked: a positive interval, a key file that holds
+    /// a secret.
+    fn live_settings(&self) -> anyhow::Result<LiveSettings> {
+        if self.interval.is_zero() {
+            bail!("--interval must be above zero");
+        }
+        Ok(LiveSettings {
+            interval: self.interval,
+            answer_timeout: self.answer_timeout,
+            failback_after: self.failback_after,
+            key: self.key_file.as_deref().map(read_key).transpose()?,
+        })
+    }
+}
+
 /// Handles signals on a thread of its own: SIGINT and SIGTERM set `stop`, SIGHUP reads `file`
-/// again.
+/// (and the key file) again and sends what changes live to `reloads`.
 fn watch_signals(
     stop: Arc<AtomicBool>,
+    reloads: Sender<LiveSettings>,
     invocation: Invocation,
     mut running: Vec<Setting>,
     file: Option<PathBuf>,
@@ -199,15 +238,12 @@ fn watch_signals(
         .name("avpd-agent-signals".into())
         .spawn(move || {
             for signal in signals {
-                match (signal, &file) {
-                    (Signal::Stop(_), _) => stop.store(true, Ordering::Release),
-                    (Signal::Reload, Some(path)) => {
+                match signal {
+                    Signal::Stop(_) => stop.store(true, Ordering::Release),
+                    Signal::Reload => {
                         crate::notify::reloading();
-                        running = reload_config(&invocation, running, path);
+                        running = reload_config(&invocation, running, file.as_deref(), &reloads);
                         crate::notify::ready();
-                    }
-                    (Signal::Reload, None) => {
-                        tracing::info!("SIGHUP: no --config file to read again");
                     }
                 }
             }
@@ -215,9 +251,15 @@ fn watch_signals(
     Ok(())
 }
 
-/// Reads the configuration again and applies the log settings; returns the settings in force
+/// Reads the configuration `file` (if any) and the key file again, applies the log settings
+/// and sends the other live ones to the reporting loop; returns the settings in force
 /// afterwards (`running` when the file is refused).
-fn reload_config(invocation: &Invocation, running: Vec<Setting>, path: &Path) -> Vec<Setting> {
+fn reload_config(
+    invocation: &Invocation,
+    running: Vec<Setting>,
+    file: Option<&Path>,
+    reloads: &Sender<LiveSettings>,
+) -> Vec<Setting> {
     let checked = invocation
         .parse()
         .map_err(anyhow::Error::from)
@@ -226,22 +268,29 @@ fn reload_config(invocation: &Invocation, running: Vec<Setting>, path: &Path) ->
                 unreachable!("the same command line parses to the same subcommand");
             };
             let logs = crate::logging::prepare(args.log.as_deref(), parsed.cli.log_format)?;
-            Ok((parsed.settings, logs))
+            let live = args.live_settings()?;
+            if let Some(path) = &args.key_file {
+                tracing::info!("SIGHUP: key file {} read again", path.display());
+            }
+            Ok((parsed.settings, logs, live))
         });
     match checked {
-        Ok((read, logs)) => {
+        Ok((read, logs, live)) => {
             // Said before it is done, so that the lines come out under the filter they name.
-            reload::log(&reload::changes(&running, &read, &LIVE), path);
+            match file {
+                Some(path) => reload::log(&reload::changes(&running, &read, &LIVE), path),
+                None => tracing::info!("SIGHUP: no --config file to read again"),
+            }
             if let Err(e) = logs.apply() {
                 tracing::error!("{e:#}");
             }
+            // The reporting loop is gone only when the agent is stopping.
+            let _ = reloads.send(live);
             reload::applied(&running, &read, &LIVE)
         }
         Err(e) => {
-            tracing::error!(
-                "reload of {} refused, configuration unchanged: {e}",
-                path.display()
-            );
+            let what = file.map_or("the key file".into(), |p| p.display().to_string());
+            tracing::error!("reload of {what} refused, configuration unchanged: {e}");
             running
         }
     }

@@ -1,6 +1,7 @@
 //! `avpd agent --key-file` against `avpd serve --agent-keys`: signed reports are acknowledged,
 //! an agent with the wrong secret is refused and drops its reports, the node counts it; and
-//! avp-loadgen's signed reports (`--key-file`, here its library) are acknowledged alike.
+//! avp-loadgen's signed reports (`--key-file`, here its library) are acknowledged alike; a
+//! SIGHUP gives the node new keys and the agent a new secret and interval.
 
 mod client_support;
 
@@ -81,6 +82,37 @@ fn sighup_reads_the_agent_keys_again() {
     node.proc
         .stderr
         .wait_contains("SIGHUP: agent keys not read, the previous ones stay");
+}
+
+#[test]
+fn sighup_gives_the_agent_its_new_secret_and_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("agent-keys.toml");
+    std::fs::write(&keys, "\"ws-17\" = \"new\"\n").unwrap();
+    let node = keyed_node(&keys, "1h");
+    let (secret, config) = (dir.path().join("secret"), dir.path().join("agent.toml"));
+    std::fs::write(&secret, "old\n").unwrap();
+    let agent_config = |interval: &str| {
+        format!(
+            "collector = [\"{}\"]\nnode-id = \"ws-17\"\nlog = \"debug\"\ninterval = \"{interval}\"\n\
+             key-file = \"{}\"\n",
+            node.data,
+            secret.display()
+        )
+    };
+    std::fs::write(&config, agent_config("1h")).unwrap();
+    let mut agent = avpd(&["agent", "--config", config.to_str().unwrap()]);
+    agent
+        .stderr
+        .wait_contains("report seq=1 refused, dropped: ");
+    std::fs::write(&secret, "new\n").unwrap();
+    std::fs::write(&config, agent_config("20ms")).unwrap();
+    agent.signal("HUP");
+    agent.stderr.wait_contains("interval: \"1h\" -> \"20ms\"");
+    // With the old interval no second report would come; with the old secret none is acked.
+    agent.stderr.wait_contains("acked seq=");
+    agent.terminate();
+    assert_eq!(agent.wait_exit(), 0);
 }
 
 #[test]

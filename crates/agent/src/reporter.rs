@@ -138,6 +138,13 @@ impl Reporter {
         ((self.instance, self.next_seq), self.queue.all())
     }
 
+    /// Samples every `interval` from now on: the next sample is due one new interval from
+    /// `now` at the latest.
+    pub fn set_interval(&mut self, now: Instant, interval: Duration) {
+        self.config.interval = interval;
+        self.next_sample = self.next_sample.min(now + interval);
+    }
+
     /// The NODE_ID the reports carry.
     pub fn node_id(&self) -> &str {
         &self.config.node_id

@@ -5,8 +5,10 @@ use crate::queue::Pending;
 use crate::reporter::{Reporter, ReporterConfig, Totals};
 use crate::sampler::{HostSample, Sampler};
 use crate::spool::Spool;
+use avp_proto::auth::Key;
 use avpd_client::{ClientEvent, PeerLink};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 /// Longest the loop waits before checking the stop flag again.
@@ -14,6 +16,32 @@ const STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// Receives every sample as it is taken, with the NODE_ID (feeds the `--listen` plane).
 pub type SampleFeed = Box<dyn FnMut(&str, HostSample)>;
+
+/// The settings a configuration reload changes in a running agent.
+#[derive(Debug, Clone)]
+pub struct LiveSettings {
+    /// Time between samples.
+    pub interval: Duration,
+    /// How long an answer may take before the link is given up.
+    pub answer_timeout: Duration,
+    /// While on another collector than the first, how often the first is tried.
+    pub failback_after: Duration,
+    /// The key reports are signed with; `None` sends them unsigned.
+    pub key: Option<Key>,
+}
+
+impl LiveSettings {
+    /// Applies the settings to `reporter` and `link` at `now`.
+    fn apply(self, now: Instant, reporter: &mut Reporter, link: &mut PeerLink) {
+        reporter.set_interval(now, self.interval);
+        link.set_answer_timeout(self.answer_timeout);
+        link.link_mut().set_failback_every(self.failback_after);
+        match self.key {
+            Some(key) => link.sign_reports_with(key),
+            None => link.stop_signing(),
+        }
+    }
+}
 
 /// An open spool and the reports it kept from an earlier run.
 pub struct Spooled {
@@ -25,13 +53,15 @@ pub struct Spooled {
 
 /// Runs `config` over `link` until `stop` is set, or until `count` reports are sampled and
 /// acknowledged; returns the totals. With a spool, its reports are sent first and every report
-/// is on disk before it is sent.
+/// is on disk before it is sent. Settings that arrive on `reloads` apply within
+/// 200 ms.
 pub fn run(
     config: ReporterConfig,
     mut link: PeerLink,
     sampler: &mut dyn Sampler,
     mut on_sample: SampleFeed,
     spooled: Option<Spooled>,
+    reloads: &Receiver<LiveSettings>,
     stop: &AtomicBool,
 ) -> Totals {
     let mut reporter = Reporter::new(config, Instant::now());
@@ -48,6 +78,9 @@ pub fn run(
     });
     while !stop.load(Ordering::Relaxed) && !reporter.finished() {
         let now = Instant::now();
+        while let Ok(settings) = reloads.try_recv() {
+            settings.apply(now, &mut reporter, &mut link);
+        }
         let paused_until = link.session().paused_until();
         let (sample, outgoing) = reporter.due(now, paused_until, link.is_connected(), sampler);
         if let Some(sample) = sample {

@@ -319,6 +319,15 @@ impl Link {
         }
     }
 
+    /// While connected to another endpoint than the first, tries the first every
+    /// `failback_every` from now on (the next try `failback_every` from now).
+    pub fn set_failback_every(&mut self, failback_every: Duration) {
+        self.failback_every = failback_every;
+        if self.failback_at.is_some() {
+            self.failback_at = Instant::now().checked_add(failback_every);
+        }
+    }
+
     fn connected(&mut self, stream: Stream) {
         self.stream = Some(stream);
         self.connected_at = Instant::now();

@@ -102,6 +102,21 @@ impl<T: Copy + PartialEq> PeerLink<T> {
         self.session.sign_reports_with(key);
     }
 
+    /// Sends reports unsigned from now on.
+    pub fn stop_signing(&mut self) {
+        self.session.stop_signing();
+    }
+
+    /// Gives up on an answer after `answer_timeout` from now on.
+    pub fn set_answer_timeout(&mut self, answer_timeout: Duration) {
+        self.session.set_answer_timeout(answer_timeout);
+    }
+
+    /// The link under the session, to change how it fails over.
+    pub fn link_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
     /// The protocol session, for what it knows (the pause in force, the requests outstanding).
     pub fn session(&self) -> &PeerSession<T> {
         &self.session

@@ -335,6 +335,17 @@ impl<T: Copy + PartialEq> PeerSession<T> {
         self.signer = Some(key);
     }
 
+    /// Sends reports unsigned from now on.
+    pub fn stop_signing(&mut self) {
+        self.signer = None;
+    }
+
+    /// Gives up on an answer `answer_timeout` after its request from now on, for requests
+    /// already waiting too.
+    pub fn set_answer_timeout(&mut self, answer_timeout: Duration) {
+        self.answer_timeout = answer_timeout;
+    }
+
     /// The wire form.
     pub fn codec(&self) -> Codec {
         self.codec

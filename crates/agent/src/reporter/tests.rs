@@ -117,6 +117,31 @@ fn one_report_per_interval_and_count_ends_after_the_acks() {
 }
 
 #[test]
+fn a_new_interval_applies_from_the_next_sample_on() {
+    let t0 = Instant::now();
+    let mut r = reporter(10, None, t0);
+    let mut s = Script(0);
+    r.due(t0, None, true, &mut s);
+    assert_eq!(r.wake_at(None), Some(t0 + INTERVAL));
+    let reload = t0 + Duration::from_millis(100);
+    let short = Duration::from_millis(250);
+    r.set_interval(reload, short);
+    assert_eq!(
+        r.wake_at(None),
+        Some(reload + short),
+        "sooner than the old schedule"
+    );
+    r.due(reload + short, None, true, &mut s);
+    assert_eq!(r.wake_at(None), Some(reload + short * 2));
+    r.set_interval(reload + short, Duration::from_secs(60));
+    assert_eq!(
+        r.wake_at(None),
+        Some(reload + short * 2),
+        "a longer interval starts after the sample due"
+    );
+}
+
+#[test]
 fn a_pause_stops_sampling_for_its_duration_and_resume_ends_it_early() {
     let t0 = Instant::now();
     let mut r = reporter(10, None, t0);
