@@ -7,6 +7,7 @@ mod client_support;
 use avp_proto::{Body, Message};
 use avp_testkit::tls::{Identity, Pki};
 use client_support::{avpd, field, report, serve, NodeProc};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -104,6 +105,33 @@ fn refused_handshakes_are_counted_on_the_status_line_and_logged() {
     let mut term = avpd(&["term", "--plain", "--connect", &admin]);
     assert_ne!(term.wait_exit(), 0);
     term.stderr.wait_contains("--ca FILE");
+}
+
+#[test]
+fn a_handshake_that_never_completes_is_closed_after_the_frame_timeout() {
+    let pki = Pki::new("stalled");
+    let fast = ["--frame-timeout", "300ms", "--status-interval", "200ms"];
+    let mut node = serve_tls(&pki.server(), &pki.ca(), &fast);
+    // The first bytes of a ClientHello record header, then nothing: the idle timeout (300 s)
+    // would hold it for minutes.
+    let mut stalled = std::net::TcpStream::connect(local(&node.data)).unwrap();
+    stalled.write_all(&[0x16, 0x03]).unwrap();
+    stalled
+        .set_read_timeout(Some(client_support::WAIT))
+        .unwrap();
+    // At most an alert comes before the end of the stream.
+    let mut rest = Vec::new();
+    let end = stalled.read_to_end(&mut rest);
+    assert!(
+        end.is_ok() || end.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+        "the node closes the connection: {end:?}"
+    );
+    let line = node
+        .proc
+        .stderr
+        .wait_contains("TLS handshake not complete within the frame timeout");
+    assert!(line.contains("127.0.0.1"), "{line}");
+    node.proc.stderr.wait_contains("tls_refused=1");
 }
 
 #[test]

@@ -66,6 +66,11 @@ where
         TlsStream { sock, tls }
     }
 
+    /// True until the handshake has completed.
+    pub fn is_handshaking(&self) -> bool {
+        self.tls.is_handshaking()
+    }
+
     /// The socket, for registration.
     pub fn socket_mut(&mut self) -> &mut S {
         &mut self.sock

@@ -70,6 +70,8 @@ pub enum CloseReason {
     /// The unsent output stayed at its bound for the slow-peer timeout, or the node was over
     /// its memory budget while the peer read nothing.
     SlowPeer,
+    /// A TLS handshake was not complete within the frame timeout of the accept.
+    HandshakeTimeout,
     /// The node is shutting down and the drain time is over.
     Shutdown,
 }
@@ -82,6 +84,9 @@ impl fmt::Display for CloseReason {
             CloseReason::Io(e) => write!(f, "socket error: {e}"),
             CloseReason::SlowPeer => {
                 f.write_str("slow peer: unsent output stayed at its bound too long")
+            }
+            CloseReason::HandshakeTimeout => {
+                f.write_str("TLS handshake not complete within the frame timeout")
             }
             CloseReason::Shutdown => f.write_str("node shutting down"),
         }
@@ -197,9 +202,13 @@ impl Connection {
     }
 
     /// When [`Connection::handle_timeout`] is next due, as of `now`: the session's deadline,
-    /// or the slow-peer deadline while the output is at its bound.
+    /// the TLS handshake's while it runs, or the slow-peer deadline while the output is at its
+    /// bound.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
-        let at = self.session.poll_timeout();
+        let mut at = self.session.poll_timeout();
+        if let Some(t) = self.stream.handshake_deadline() {
+            at = at.min(t);
+        }
         match self.full_since(now) {
             Some(since) => at.min(since + self.session.config().slow_peer_timeout),
             None => at,
@@ -211,6 +220,9 @@ impl Connection {
         let slow = self.session.config().slow_peer_timeout;
         if self.full_since(now).is_some_and(|t| now >= t + slow) {
             return Err(CloseReason::SlowPeer);
+        }
+        if self.stream.handshake_deadline().is_some_and(|t| now >= t) {
+            return Err(CloseReason::HandshakeTimeout);
         }
         self.session
             .handle_timeout(now)

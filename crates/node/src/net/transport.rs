@@ -3,7 +3,7 @@
 //! An enum rather than a trait object: a plain connection pays one branch per call and no
 //! indirection, and keeps its socket inline; only a TLS connection holds a box.
 
-use super::tls::TlsStream;
+use super::tls::TlsConn;
 use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
@@ -14,7 +14,7 @@ pub enum Transport {
     /// Plain TCP: reads and writes go straight to the socket.
     Plain(TcpStream),
     /// TLS over TCP.
-    Tls(Box<TlsStream>),
+    Tls(Box<TlsConn>),
 }
 
 impl Transport {
@@ -23,7 +23,7 @@ impl Transport {
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
-            Transport::Tls(t) => t.read(buf),
+            Transport::Tls(t) => t.stream.read(buf),
         }
     }
 
@@ -32,7 +32,7 @@ impl Transport {
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.write(buf),
-            Transport::Tls(t) => t.write(buf),
+            Transport::Tls(t) => t.stream.write(buf),
         }
     }
 
@@ -41,7 +41,7 @@ impl Transport {
     pub fn flush(&mut self) -> io::Result<bool> {
         match self {
             Transport::Plain(_) => Ok(true),
-            Transport::Tls(t) => t.flush(),
+            Transport::Tls(t) => t.stream.flush(),
         }
     }
 
@@ -50,21 +50,30 @@ impl Transport {
     pub fn wants_write(&self) -> bool {
         match self {
             Transport::Plain(_) => false,
-            Transport::Tls(t) => t.wants_write(),
+            Transport::Tls(t) => t.stream.wants_write(),
+        }
+    }
+
+    /// When a TLS handshake must be complete, while it is not.
+    #[inline]
+    pub fn handshake_deadline(&self) -> Option<std::time::Instant> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(t) => t.handshake_deadline(),
         }
     }
 
     /// Ends the stream politely before the socket closes: TLS sends close_notify.
     pub fn close(&mut self) {
         if let Transport::Tls(t) = self {
-            t.close();
+            t.stream.close();
         }
     }
 
     fn socket_mut(&mut self) -> &mut TcpStream {
         match self {
             Transport::Plain(s) => s,
-            Transport::Tls(t) => t.socket_mut(),
+            Transport::Tls(t) => t.stream.socket_mut(),
         }
     }
 }

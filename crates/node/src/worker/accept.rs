@@ -91,7 +91,7 @@ impl Worker {
         }
         let mut transport = match tls {
             None => Transport::Plain(stream),
-            Some(config) => match tls::accept(stream, config) {
+            Some(tls) => match tls::accept(stream, tls, now + config.frame_timeout) {
                 Ok(t) => Transport::Tls(Box::new(t)),
                 Err(e) => {
                     self.limits.open.fetch_sub(1, Ordering::AcqRel);

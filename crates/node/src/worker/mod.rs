@@ -451,13 +451,11 @@ impl Worker {
             }
             CloseReason::Io(e) if tls::failure(e).is_some_and(|f| f.handshake) => {
                 c.tls_refused += 1;
-                if let Some(unlogged) = self.tls_refusals.note(Instant::now()) {
-                    let since = match unlogged {
-                        0 => String::new(),
-                        n => format!(" ({n} more refused since the last such line)"),
-                    };
-                    tracing::warn!(%peer, "closed: {e}{since}");
-                }
+                self.tls_refusals.log(peer, e);
+            }
+            CloseReason::HandshakeTimeout => {
+                c.tls_refused += 1;
+                self.tls_refusals.log(peer, &reason);
             }
             CloseReason::Io(_) => {
                 c.io_errors += 1;
