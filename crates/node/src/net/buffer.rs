@@ -102,6 +102,16 @@ impl OutputBuffer {
     pub fn pending(&self) -> usize {
         self.data.len() - self.written
     }
+
+    /// Drops the written bytes once they are at least as many as the unsent ones, so that a
+    /// peer that reads slowly but never lets the output drain does not grow it by what it did
+    /// read; moving the rest costs no more than what was sent before it.
+    pub fn compact(&mut self) {
+        if self.written >= self.pending() {
+            self.data.drain(..self.written);
+            self.written = 0;
+        }
+    }
 }
 
 /// Per-worker free lists of input and output buffers. They are boxed so that a connection

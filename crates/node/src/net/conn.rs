@@ -137,6 +137,20 @@ pub enum Released {
 
 /// Bytes one readiness event reads from a connection at most.
 pub const READ_BUDGET: usize = 64 * 1024;
+/// Bytes one readiness event writes to a connection at most: a peer whose answers or pushes
+/// piled up cannot hold its worker in one long write while the others wait.
+pub const WRITE_BUDGET: usize = 64 * 1024;
+
+/// How far one [`Connection::drive`] got with the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flushed {
+    /// Everything is sent, including what the transport holds.
+    All,
+    /// The socket takes no more now.
+    Blocked,
+    /// The write budget ran out with output left.
+    Budget,
+}
 
 /// WRITABLE interest is registered.
 const WRITABLE_REGISTERED: u8 = 1;
@@ -309,7 +323,7 @@ impl Connection {
     }
 
     /// Handles a readiness event: reads (up to [`READ_BUDGET`]), decodes and answers, writes
-    /// as far as possible.
+    /// as far as the socket takes it (up to [`WRITE_BUDGET`]).
     ///
     /// Returns what is left to do, or an error when the connection must be closed.
     pub fn drive(
@@ -319,19 +333,23 @@ impl Connection {
         ctx: &mut Context<'_>,
     ) -> Result<Driven, CloseReason> {
         let mut dirty = false;
-        let mut budget = READ_BUDGET;
-        let drained = loop {
+        let (mut budget, mut write_budget) = (READ_BUDGET, WRITE_BUDGET);
+        let flushed = loop {
             dirty |= self.read_and_process(ctx, token.0, &mut budget)?;
-            let drained = self.write_output(ctx)?;
+            let flushed = self.write_output(ctx, &mut write_budget)?;
             // Answers held for the store count against the bound until they are released.
-            if drained && self.has(READ_PAUSED) && self.session.held_len() < ctx.max_output {
+            if flushed == Flushed::All
+                && self.has(READ_PAUSED)
+                && self.session.held_len() < ctx.max_output
+            {
                 self.set(READ_PAUSED, false);
                 dirty |= self.process(ctx, token.0);
                 continue;
             }
-            break drained;
+            break flushed;
         };
-        self.note_output(ctx.now, drained, ctx.max_output);
+        // A spent write budget is no sign of a slow peer: its socket took all it was given.
+        self.note_output(ctx.now, flushed != Flushed::Blocked, ctx.max_output);
         if self.has(INPUT_CLOSED)
             && self.output.is_none()
             && !self.stream.wants_write()
@@ -344,7 +362,8 @@ impl Connection {
                 .map_or(CloseReason::PeerClosed, CloseReason::Session));
         }
         self.update_interest(registry, token)?;
-        let again = budget == 0 && !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED);
+        let again = (budget == 0 && !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED))
+            || flushed == Flushed::Budget;
         Ok(Driven { dirty, again })
     }
 
@@ -572,28 +591,32 @@ impl Connection {
         dirty
     }
 
-    /// Writes pending output until done or the socket would block; true when all is sent,
-    /// including what the transport holds (TLS records).
-    fn write_output(&mut self, ctx: &mut Context<'_>) -> Result<bool, CloseReason> {
+    /// Writes pending output until done, the socket would block, or `budget` bytes (taken off
+    /// it) were written.
+    fn write_output(
+        &mut self,
+        ctx: &mut Context<'_>,
+        budget: &mut usize,
+    ) -> Result<Flushed, CloseReason> {
         let Some(output) = self.output.as_mut() else {
-            return self.stream.flush().map_err(CloseReason::Io);
+            return self.flush_transport();
         };
         while output.written < output.data.len() {
-            match self.stream.write(&output.data[output.written..]) {
+            if *budget == 0 {
+                output.compact();
+                return Ok(Flushed::Budget);
+            }
+            let end = output.data.len().min(output.written + *budget);
+            match self.stream.write(&output.data[output.written..end]) {
                 Ok(0) => return Err(CloseReason::Io(io::ErrorKind::WriteZero.into())),
                 Ok(n) => {
                     *ctx.bytes_out += n as u64;
+                    *budget -= n;
                     output.written += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // A peer that reads slowly but never lets the output drain would otherwise
-                    // grow it by what it did read; moving the unsent rest costs no more than
-                    // what was sent before it.
-                    if output.written >= output.pending() {
-                        output.data.drain(..output.written);
-                        output.written = 0;
-                    }
-                    return Ok(false);
+                    output.compact();
+                    return Ok(Flushed::Blocked);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(CloseReason::Io(e)),
@@ -601,7 +624,15 @@ impl Connection {
         }
         ctx.pool
             .give_output(self.output.take().expect("checked above"));
-        self.stream.flush().map_err(CloseReason::Io)
+        self.flush_transport()
+    }
+
+    /// Sends what the transport holds (TLS records).
+    fn flush_transport(&mut self) -> Result<Flushed, CloseReason> {
+        match self.stream.flush().map_err(CloseReason::Io)? {
+            true => Ok(Flushed::All),
+            false => Ok(Flushed::Blocked),
+        }
     }
 
     fn update_interest(&mut self, registry: &Registry, token: Token) -> Result<(), CloseReason> {
@@ -627,7 +658,7 @@ mod tests {
     use avp_proto::server::{Role, ServerConfig};
     use avp_proto::Codec;
     use mio::net::TcpStream;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::sync::Arc;
 
     #[test]
@@ -692,5 +723,77 @@ mod tests {
             "{events} events for {} bytes",
             reports.len()
         );
+    }
+
+    #[test]
+    fn one_event_writes_at_most_the_write_budget_then_asks_to_be_driven_again() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let poll = mio::Poll::new().unwrap();
+        let mut stream = TcpStream::from_std(server);
+        let token = Token(7);
+        poll.registry()
+            .register(&mut stream, token, Interest::READABLE)
+            .unwrap();
+        let now = Instant::now();
+        let config = Arc::new(ServerConfig::new(Codec::Binary, Role::Management, now));
+        let mut conn = Connection::new(
+            Transport::Plain(stream),
+            peer,
+            ServerSession::new(config, now),
+        );
+        let (mut pool, mut tally) = (BufferPool::new(4), Tally::default());
+        let (mut bytes_in, mut bytes_out) = (0, 0);
+        let mut ctx = Context {
+            pool: &mut pool,
+            tally: &mut tally,
+            bytes_in: &mut bytes_in,
+            bytes_out: &mut bytes_out,
+            shard: None,
+            now,
+            now_ms: 0,
+            max_output: usize::MAX,
+            may_grow_input: true,
+            store: None,
+            verifier: None,
+            commands: None,
+            answered: None,
+        };
+        let report = Report {
+            cpu_percent: 1,
+            mem_percent: 2,
+            timestamp_ms: Some(1_700_000_000_000),
+            node_id: Some("a-node-with-a-long-name-for-bigger-pushes".into()),
+            instance: None,
+            fleet: None,
+        };
+        while conn.pending_output() < 4 * WRITE_BUDGET {
+            assert!(conn.push(&report, &mut ctx).unwrap());
+        }
+        let total = conn.pending_output();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0u8; total];
+            client.read_exact(&mut got).unwrap();
+        });
+        let mut events = 0;
+        loop {
+            let before = *ctx.bytes_out;
+            let driven = conn.drive(poll.registry(), token, &mut ctx).unwrap();
+            events += 1;
+            let wrote = (*ctx.bytes_out - before) as usize;
+            assert!(wrote <= WRITE_BUDGET, "{wrote} bytes in one event");
+            if conn.pending_output() == 0 {
+                break;
+            }
+            assert!(events < 100_000, "the output never drained");
+            if !driven.again {
+                // The socket took no more: the reader catches up.
+                std::thread::yield_now();
+            }
+        }
+        assert!(events >= 4, "{events} events for {total} bytes");
+        reader.join().unwrap();
     }
 }
