@@ -429,6 +429,44 @@ fn a_cluster_losing_a_server_loses_nothing_and_each_node_shows_the_whole_fleet()
 }
 
 #[test]
+fn a_restarted_node_has_the_fleet_view_back_from_the_store_at_once() {
+    need_nats!();
+    let server = NatsServer::start();
+    let store = server.url();
+    let node_with_admin = |id: &str| {
+        serve(&[
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--admin",
+            "tcp://127.0.0.1:0",
+            "--report-interval",
+            "100ms",
+            "--store",
+            &store,
+            "--store-max-bytes",
+            "256MiB",
+            "--collector-id",
+            id,
+        ])
+    };
+    let mut a = node_with_admin("node-a");
+    let mut agent = start_agent(&[&a.data], "reported-once", &["--count", "3"]);
+    all_acknowledged(&mut agent, "reported-once");
+    // A node started after the agent stopped sees it: the bucket of latest reports holds it.
+    let b = node_with_admin("node-b");
+    let mut term = avpd(&["term", "--plain", "--connect", b.admin.as_deref().unwrap()]);
+    term.stdout.wait_contains("node=reported-once ");
+    term.kill();
+
+    a.proc.kill();
+    let a = node_with_admin("node-a");
+    let mut term = avpd(&["term", "--plain", "--connect", a.admin.as_deref().unwrap()]);
+    term.stdout.wait_contains("node=reported-once ");
+    term.kill();
+    drop((a, b));
+}
+
+#[test]
 fn a_store_that_does_not_answer_stops_the_node_at_start_with_a_clear_error() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("nats://{}", closed.local_addr().unwrap());
