@@ -253,6 +253,85 @@ fn the_full_screen_at_160x40_and_a_lost_link() {
 }
 
 #[test]
+fn the_full_screen_at_160x40_scrolls_filters_helps_and_pauses_the_fleet() {
+    let (tmux, _l, mut node, _url) = start(160, 40);
+    for i in 0..80u8 {
+        let name = format!("rack-{:02}-blade-{:02}.example.org", i / 10, i % 10);
+        node.push(&name, i, 80 - i, state(NodeState::Ok, None));
+    }
+    tmux.wait_screen("every row counted, the busiest first", |s| {
+        s.contains("80 nodes · 0 stale") && line_has(s, "rack-07-blade-09", " 79% ")
+    });
+    tmux.keys(&["n"]);
+    tmux.wait_screen("name order, one screen of rows", |s| {
+        s.contains("sort name")
+            && s.contains("rack-00-blade-00")
+            && s.contains("rack-02-blade-09")
+            && !s.contains("rack-07-blade-09")
+    });
+    tmux.keys(&["End"]);
+    tmux.wait_screen("the last row", |s| {
+        s.contains("rack-07-blade-09") && !s.contains("rack-00-blade-00")
+    });
+    tmux.keys(&["Home", "PgDn"]);
+    tmux.wait_screen("the next page, not one more row", |s| {
+        s.contains("rack-07-blade-00") && !s.contains("rack-00-")
+    });
+    tmux.keys(&["Home"]);
+
+    // A substring filter, then the detail of its second row, with both charts.
+    tmux.keys(&["/", "blade-07", "Enter"]);
+    tmux.wait_screen("the filter", |s| {
+        s.contains("filter blade-07 (8 shown)")
+            && s.contains("rack-07-blade-07")
+            && !s.contains("rack-00-blade-00")
+    });
+    tmux.keys(&["Down", "Enter"]);
+    tmux.wait_screen("the detail", |s| {
+        s.contains("rack-01-blade-07.example.org · ok · cpu 17% · mem 63%")
+            && s.contains("CPU % (last 5m)")
+            && s.contains("memory % (last 5m)")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.keys(&["/", "C-u", "Enter"]);
+    tmux.wait_screen("the filter cleared", |s| {
+        s.contains("rack-00-blade-00") && !s.contains("filter blade-07")
+    });
+
+    // Help lists every key, Esc closes it.
+    tmux.keys(&["?"]);
+    tmux.wait_screen("the help", |s| {
+        s.contains("keys (Esc closes)") && s.contains("pause agents")
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_screen("the help closed", |s| {
+        !s.contains("keys (Esc closes)") && s.contains("80 nodes")
+    });
+
+    // Pause the whole fleet for an hour and a half.
+    tmux.keys(&["p"]);
+    tmux.wait_screen("the pause prompt", |s| {
+        s.contains("▸ this node: rack-00-blade-00.example.org")
+            && s.contains("the whole fleet: * (80 nodes)")
+    });
+    tmux.keys(&["Tab", "1h30m", "Enter"]);
+    let pause = node.command();
+    assert_eq!(
+        pause.body,
+        Body::Pause {
+            target: Some("*".into()),
+            duration_secs: 5400
+        }
+    );
+    node.answer(&pause, &[], 200, "paused 80 of 80 nodes");
+    tmux.wait_screen("the fleet's result", |s| {
+        s.contains("done: pause --all 1h30m")
+    });
+    tmux.keys(&["Escape", "q"]);
+    tmux.wait_screen("the shell after quitting", |s| !s.contains("nodes · "));
+}
+
+#[test]
 fn every_key_is_documented() {
     let docs = include_str!("../docs/OPERATIONS.md");
     let start = docs

@@ -111,7 +111,7 @@ fn link_lines(view: &View, now: Now) -> Vec<Line<'static>> {
 fn footer_line(view: &View) -> Line<'static> {
     match &view.overlay {
         Overlay::Filter { .. } => Line::from(format!(
-            "/{}_   Enter keeps · Esc cancels · * or ? make it a glob",
+            "/{}_   Enter keeps · Esc cancels · Ctrl-U clears · * or ? make it a glob",
             avp_units::printable(view.filter.text())
         )),
         _ if !view.message.is_empty() => Line::from(view.message.clone()),

@@ -4,7 +4,7 @@
 /// The keys of the table and the detail view, and what they do.
 pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓  k j", "move the cursor one row"),
-    ("PgUp PgDn", "move the cursor one page"),
+    ("PgUp PgDn", "scroll one page"),
     ("Home End", "first or last row"),
     ("/", "filter by name: a substring, or a glob with * or ?"),
     ("n c m a", "sort by name, CPU, memory or age"),
@@ -25,4 +25,4 @@ pub const KEYS: &[(&str, &str)] = &[
 ];
 
 /// The keys inside a prompt.
-pub const PROMPT_KEYS: &str = "Tab ↑ ↓ choose the nodes · Enter sends · Esc cancels";
+pub const PROMPT_KEYS: &str = "Tab ↑ ↓ choose · Ctrl-U clears · Enter sends · Esc cancels";

@@ -317,6 +317,7 @@ impl View {
             KeyCode::Backspace => {
                 text.pop();
             }
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => text.clear(),
             KeyCode::Char(c) if !c.is_control() && text.chars().count() < MAX_TYPED => text.push(c),
             _ => return Action::None,
         }
@@ -340,6 +341,9 @@ impl View {
             }
             KeyCode::Backspace => {
                 prompt.typed.pop();
+            }
+            KeyCode::Char('u') if key.modifiers.contains(KeyModifiers::CONTROL) => {
+                prompt.typed.clear()
             }
             KeyCode::Char(c)
                 if prompt.kind != PromptKind::Resume
@@ -368,8 +372,8 @@ impl View {
             KeyCode::Char('?') => self.overlay = Overlay::Help,
             KeyCode::Up | KeyCode::Char('k') => self.move_cursor(-1),
             KeyCode::Down | KeyCode::Char('j') => self.move_cursor(1),
-            KeyCode::PageUp => self.move_cursor(-page),
-            KeyCode::PageDown => self.move_cursor(page),
+            KeyCode::PageUp => self.turn_page(-page),
+            KeyCode::PageDown => self.turn_page(page),
             KeyCode::Home => self.move_cursor(isize::MIN / 2),
             KeyCode::End => self.move_cursor(isize::MAX / 2),
             KeyCode::Enter => self.detail = self.under_cursor(),
@@ -393,6 +397,14 @@ impl View {
             _ => {}
         }
         Action::None
+    }
+
+    /// Scrolls the rows shown by `by` (a page, or minus one) and moves the cursor with them,
+    /// so that PgDn shows the next page, not one more row.
+    fn turn_page(&mut self, by: isize) {
+        let top = self.order.len().saturating_sub(self.page) as isize;
+        self.offset = (self.offset as isize).saturating_add(by).clamp(0, top) as usize;
+        self.move_cursor(by);
     }
 
     fn move_cursor(&mut self, by: isize) {
@@ -504,6 +516,32 @@ mod tests {
     }
 
     #[test]
+    fn a_page_key_shows_the_next_page() {
+        let mut v = view_with(30);
+        press(&mut v, &[KeyCode::Char('n')]);
+        v.refresh();
+        v.scroll_to_cursor(10);
+        press(&mut v, &[KeyCode::PageDown]);
+        v.scroll_to_cursor(10);
+        assert_eq!(
+            (v.offset, v.under_cursor().unwrap().as_str()),
+            (10, "ws-10")
+        );
+        press(&mut v, &[KeyCode::PageDown, KeyCode::PageDown]);
+        v.scroll_to_cursor(10);
+        assert_eq!(
+            (v.offset, v.under_cursor().unwrap().as_str()),
+            (20, "ws-29")
+        );
+        press(&mut v, &[KeyCode::PageUp]);
+        v.scroll_to_cursor(10);
+        assert_eq!(
+            (v.offset, v.under_cursor().unwrap().as_str()),
+            (10, "ws-19")
+        );
+    }
+
+    #[test]
     fn the_cursor_moves_by_rows_and_pages() {
         let mut v = view_with(30);
         let under = |v: &mut View| {
@@ -554,6 +592,20 @@ mod tests {
         press(&mut v, &[KeyCode::Char('/')]);
         typed(&mut v, "q");
         assert_eq!(v.filter.text(), "ws-1*q", "q is text while filtering");
+        let ctrl_u = KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL);
+        v.handle_key(ctrl_u, at());
+        assert_eq!(
+            (v.filter.text(), v.order.len()),
+            ("", 30),
+            "Ctrl-U clears it"
+        );
+        press(&mut v, &[KeyCode::Esc, KeyCode::Char('p')]);
+        typed(&mut v, "5m");
+        v.handle_key(ctrl_u, at());
+        let Overlay::Prompt(prompt) = &v.overlay else {
+            panic!("the prompt is open");
+        };
+        assert_eq!(prompt.typed, "", "and a prompt's duration");
     }
 
     #[test]
