@@ -1,7 +1,7 @@
 //! What the plots of each report show, as [`Figure`]s and [`Panel`]s for [`crate::plot`] to
 //! draw into SVG and PNG files and into the HTML report: the percentile spectrum (corrected and
-//! uncorrected), the time series (throughput and latency per second) and a sweep's
-//! throughput-latency curve with its SLO and the best step marked.
+//! uncorrected), the time series (throughput and latency per second, for a sweep over all its
+//! steps) and a sweep's throughput-latency curve with its SLO and the best step marked.
 
 use crate::plot::{Axis, Figure, Mark, Panel, Scale, Series, Style, Ticks};
 use crate::report::{fmt_latency, group, Params, RunReport};
@@ -253,6 +253,52 @@ pub fn sweep_curve(s: &SweepReport) -> Panel {
     }
 }
 
+/// A sweep's steps as one run whose time series holds theirs one after the other, each step
+/// starting where the one before ended; `None` for a sweep without steps.
+fn steps_in_a_row(s: &SweepReport) -> Option<RunReport> {
+    let mut run = s.steps.first()?.report.clone();
+    run.timeline.clear();
+    let mut start = 0.0;
+    for st in &s.steps {
+        run.timeline.extend(st.report.timeline.iter().map(|sec| {
+            let mut sec = sec.clone();
+            sec.t_s += start;
+            sec
+        }));
+        start += st.report.timeline.last().map_or(0.0, |l| l.t_s);
+    }
+    Some(run)
+}
+
+/// A sweep's throughput and corrected latency second by second over all its steps, with a
+/// line where each step after the first started; none for a sweep without steps.
+pub fn sweep_timeline(s: &SweepReport) -> Vec<Panel> {
+    let Some(run) = steps_in_a_row(s) else {
+        return Vec::new();
+    };
+    let mut starts = Vec::new();
+    let mut start = 0.0;
+    for st in &s.steps {
+        if start > 0.0 {
+            let legend = if starts.is_empty() {
+                "a step starts"
+            } else {
+                ""
+            };
+            starts.push((legend.to_string(), start));
+        }
+        start += st.report.timeline.last().map_or(0.0, |l| l.t_s);
+    }
+    let runs = [("", &run)];
+    let mut panels = vec![throughput(&runs), latency_over_time(&runs)];
+    for p in &mut panels {
+        p.title.push_str(", step after step");
+        p.x.label = "seconds since the sweep started".into();
+        p.vlines = starts.clone();
+    }
+    panels
+}
+
 /// The parameters as lines of text of about `width` characters.
 pub fn notes(p: &Params, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
@@ -291,17 +337,19 @@ pub fn run_figure(r: &RunReport) -> Result<Figure, String> {
     })
 }
 
-/// The figure of a sweep: its curve under the first step's parameters.
+/// The figure of a sweep: its curve and its timeline under the first step's parameters.
 pub fn sweep_figure(s: &SweepReport) -> Figure {
     let mut notes = s
         .steps
         .first()
         .map_or_else(Vec::new, |st| notes(&st.report.params, 130));
     notes.push(s.summary());
+    let mut panels = vec![sweep_curve(s)];
+    panels.extend(sweep_timeline(s));
     Figure {
         title: "avp-loadgen sweep".into(),
         notes,
-        panels: vec![sweep_curve(s)],
+        panels,
     }
 }
 

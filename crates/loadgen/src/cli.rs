@@ -145,7 +145,8 @@ pub struct LoadArgs {
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     /// Plot (.svg or .png): the latency percentile spectrum and the time series, or with
-    /// --sweep throughput against latency (repeatable, e.g. once for each format).
+    /// --sweep throughput against latency and the steps' time series (repeatable, e.g. once
+    /// for each format).
     #[arg(long, value_name = "FILE")]
     pub plot: Vec<PathBuf>,
     /// Step the open-loop rate up geometrically until --slo or --error-budget breaks.

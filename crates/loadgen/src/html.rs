@@ -256,6 +256,13 @@ pub fn sweep_page(s: &SweepReport) -> Result<String, String> {
     }
     b.push_str("<h2>Throughput and latency</h2>\n");
     b.push_str(&figure("sweep", charts::sweep_curve(s))?);
+    let timeline = charts::sweep_timeline(s);
+    if !timeline.is_empty() {
+        b.push_str("<h2>Timeline</h2>\n");
+    }
+    for (id, panel) in ["timeline", "timeline-latency"].into_iter().zip(timeline) {
+        b.push_str(&figure(id, panel)?);
+    }
     b.push_str(
         "<h2>Steps</h2>\n<table id=\"steps\">\n<tr><th>step</th><th>agents</th><th>offered msg/s</th>\
          <th>achieved msg/s</th><th>p50</th><th>p99</th><th>p99.9</th><th>failed</th><th class=\"k\">verdict</th></tr>\n",

@@ -143,7 +143,8 @@ pub struct Panel {
     pub series: Vec<Series>,
     /// Horizontal lines `(legend, y)`, e.g. an SLO.
     pub hlines: Vec<(String, f64)>,
-    /// Vertical lines `(legend, x)`, e.g. the end of the warmup.
+    /// Vertical lines `(legend, x)`, e.g. the end of the warmup; an empty legend shares the
+    /// entry of the line before it.
     pub vlines: Vec<(String, f64)>,
     /// Labelled points.
     pub marks: Vec<Mark>,
@@ -369,16 +370,20 @@ where
     let (y_lo, y_hi) = (chart.y_range().start, chart.y_range().end);
     for (name, xv) in &p.vlines {
         let grey = RGBColor(0x80, 0x80, 0x80);
-        chart
+        let drawn = chart
             .draw_series(DashedLineSeries::new(
                 [(*xv, y_lo), (*xv, y_hi)],
                 4,
                 4,
                 grey.stroke_width(1),
             ))
-            .map_err(e)?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+            .map_err(e)?;
+        // Lines of one kind share the first one's legend entry.
+        if !name.is_empty() {
+            drawn
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+        }
     }
     for m in &p.marks {
         chart

@@ -160,7 +160,7 @@ fn pages_load_cleanly_in_chromium_with_their_plots_drawn() {
             "merge.html",
             &["percentiles", "timeline", "timeline-latency"],
         ),
-        ("sweep.html", &["sweep"]),
+        ("sweep.html", &["sweep", "timeline", "timeline-latency"]),
     ];
     for (page, figures) in pages {
         let html = std::fs::read_to_string(f(page)).unwrap();
@@ -203,6 +203,10 @@ fn pages_load_cleanly_in_chromium_with_their_plots_drawn() {
     assert!(
         sweep.contains("SLO p99 &lt;= 1.000s") && sweep.contains("highest passing"),
         "SLO line and best step marked"
+    );
+    assert!(
+        sweep.contains("seconds since the sweep started") && sweep.contains("a step starts"),
+        "the steps' timeline, one after the other"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
