@@ -1,5 +1,6 @@
 //! A fleet of agents: one connection each, named `<prefix>-<i>`, obeying the PAUSE and RESUME
-//! the node sends; and connections opened from the local addresses asked for.
+//! the node sends; connections opened from the local addresses asked for, and ramped at the
+//! connect rate.
 
 mod common;
 
@@ -161,4 +162,22 @@ fn connections_are_opened_from_the_source_addresses_round_robin() {
         RunReport::new(&cfg, &out).params.source_addrs,
         "127.0.0.2-127.0.0.3"
     );
+}
+
+#[test]
+fn connections_are_ramped_at_the_connect_rate() {
+    let (addr, _) = spawn_server_with_peers(Arc::new(|_, m: &Message<'_>| vec![correct_answer(m)]));
+    let mut cfg = config(addr);
+    cfg.connections = 20;
+    cfg.connect_rate = Some(10.0);
+    cfg.duration = Duration::from_secs(3);
+    let (tx, rx) = mpsc::channel();
+    let out = run(&cfg, &mut Seconds(tx)).unwrap();
+    assert!(out.stats.ok > 0, "{:?}", out.stats.errors);
+    let open: Vec<u64> = rx.try_iter().map(|c| c.connections).collect();
+    // Connection i is opened i / 10 s after the start: never more than 11 by the end of the
+    // first second, however slow the machine; all 20 once the ramp is over.
+    assert!(open[0] <= 11, "{open:?}");
+    assert!(open.windows(2).all(|w| w[0] <= w[1]), "{open:?}");
+    assert_eq!(open.iter().max(), Some(&20), "{open:?}");
 }
