@@ -487,6 +487,36 @@ fn a_store_that_does_not_answer_stops_the_node_at_start_with_a_clear_error() {
 }
 
 #[test]
+fn a_server_with_less_room_than_the_stream_asks_for_stops_the_start_saying_what_to_do() {
+    need_nats!();
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small.conf");
+    std::fs::write(&small, "jetstream { max_file_store: 64MB }\n").unwrap();
+    let server = NatsServer::start_with(&["-c", small.to_str().unwrap()]);
+    let url = server.url();
+    let mut node = avpd(&[
+        "serve",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--no-admin",
+        "--store",
+        &url,
+        "--store-max-bytes",
+        "1GiB",
+    ]);
+    let line = node
+        .stderr
+        .wait_contains("cannot create the stream AVP_REPORTS");
+    assert!(
+        line.contains("insufficient storage")
+            && line.contains("lower --store-max-bytes")
+            && line.contains("(1GiB)"),
+        "{line}"
+    );
+    assert_ne!(node.wait_exit(), 0);
+}
+
+#[test]
 fn history_selects_by_node_glob_and_time_and_prints_csv_tables_and_summaries() {
     need_nats!();
     let server = NatsServer::start();

@@ -441,19 +441,34 @@ async fn ensure_stream(js: &Context, config: &StoreConfig) -> Result<stream::Str
                 ..wanted
             })
             .await
-            .map_err(|e| StoreError::Setup {
-                what: format!("update the stream {}", config.stream),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| stream_setup_error("update", config, &e))?;
             Ok(existing)
         }
         Err(_) => js
             .create_stream(wanted)
             .await
-            .map_err(|e| StoreError::Setup {
-                what: format!("create the stream {}", config.stream),
-                reason: e.to_string(),
-            }),
+            .map_err(|e| stream_setup_error("create", config, &e)),
+    }
+}
+
+/// JetStream's error code for a stream whose size limit is more than the server has room for.
+const INSUFFICIENT_STORAGE: &str = "error code 10047";
+
+/// Why creating or updating (`what`) the stream failed, with what to do when the server has
+/// less room than `--store-max-bytes` asks for.
+fn stream_setup_error(what: &str, config: &StoreConfig, e: &dyn std::fmt::Display) -> StoreError {
+    let mut reason = e.to_string();
+    if reason.contains(INSUFFICIENT_STORAGE) {
+        reason.push_str(&format!(
+            "; the server has less JetStream storage left than --store-max-bytes ({}) asks \
+             for: lower --store-max-bytes, or give the server more room (free disk under its \
+             store directory, or a larger max_file_store)",
+            avp_units::format_size(config.max_bytes)
+        ));
+    }
+    StoreError::Setup {
+        what: format!("{what} the stream {}", config.stream),
+        reason,
     }
 }
 
