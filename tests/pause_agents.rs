@@ -9,7 +9,7 @@ mod client_support;
 use avp_proto::{Body, Codec, Message};
 use avp_testkit::field;
 use avp_testkit::nats::{self, NatsServer};
-use client_support::{avpd, serve, Peer, Program};
+use client_support::{avpd, serve_with_admin, storing_node, Peer, Program};
 use std::net::SocketAddr;
 
 fn start_agent(collector: &str, name: &str) -> Program {
@@ -80,14 +80,7 @@ fn reports_between(agent: &Program, from: &str, to: &str) -> usize {
 
 #[test]
 fn paused_agents_stop_reporting_until_resumed() {
-    let node = serve(&[
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--admin",
-        "tcp://127.0.0.1:0",
-        "--report-interval",
-        "100ms",
-    ]);
+    let node = serve_with_admin(&[]);
     let mut agents = [
         start_agent(&node.data, "ws-a"),
         start_agent(&node.data, "ws-b"),
@@ -148,14 +141,7 @@ fn one_shot(admin: &str, command: &[&str], expect: &[&str]) -> i32 {
 
 #[test]
 fn one_shot_terminals_pause_one_a_set_and_all_and_a_new_terminal_sees_the_pause() {
-    let node = serve(&[
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--admin",
-        "tcp://127.0.0.1:0",
-        "--report-interval",
-        "100ms",
-    ]);
+    let node = serve_with_admin(&[]);
     let admin = node.admin.clone().unwrap();
     let mut agents = [
         start_agent(&node.data, "lab-1-a"),
@@ -237,23 +223,8 @@ fn a_terminal_on_one_node_pauses_and_resumes_an_agent_on_another_that_shares_the
         return;
     }
     let server = NatsServer::start();
-    let store = server.url();
-    let node = |id: &str| {
-        serve(&[
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--admin",
-            "tcp://127.0.0.1:0",
-            "--report-interval",
-            "100ms",
-            "--store",
-            &store,
-            "--store-max-bytes",
-            "256MiB",
-            "--collector-id",
-            id,
-        ])
-    };
+    let stores = [server.url()];
+    let node = |id: &str| storing_node(&stores, id, &[]);
     let (a, b) = (node("node-a"), node("node-b"));
     let admin_a = a.admin.clone().unwrap();
     let mut agent = start_agent(&b.data, "far-ws");

@@ -9,7 +9,9 @@ mod client_support;
 
 use avp_proto::{Body, Codec, Decoded, Message, Report, Status};
 use avp_testkit::nats::{self, NatsServer};
-use client_support::{avpd, field, loadgen_reports, port, serve, NodeProc, Peer, Program, WAIT};
+use client_support::{
+    avpd, field, loadgen_reports, port, serve, storing_node, NodeProc, Peer, Program, WAIT,
+};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -383,26 +385,7 @@ fn a_cluster_losing_a_server_loses_nothing_and_each_node_shows_the_whole_fleet()
     const COUNT: u64 = 100;
     let mut cluster = NatsServer::cluster();
     let urls: Vec<String> = cluster.iter().map(NatsServer::url).collect();
-    let node_with_admin = |id: &str| {
-        let mut args = vec![
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--admin",
-            "tcp://127.0.0.1:0",
-            "--report-interval",
-            "100ms",
-            "--store-replicas",
-            "3",
-            "--store-max-bytes",
-            "256MiB",
-            "--collector-id",
-            id,
-        ];
-        for u in &urls {
-            args.extend_from_slice(&["--store", u]);
-        }
-        serve(&args)
-    };
+    let node_with_admin = |id: &str| storing_node(&urls, id, &["--store-replicas", "3"]);
     let a = node_with_admin("node-a");
     let b = node_with_admin("node-b");
     let count = COUNT.to_string();
@@ -432,23 +415,8 @@ fn a_cluster_losing_a_server_loses_nothing_and_each_node_shows_the_whole_fleet()
 fn a_restarted_node_has_the_fleet_view_back_from_the_store_at_once() {
     need_nats!();
     let server = NatsServer::start();
-    let store = server.url();
-    let node_with_admin = |id: &str| {
-        serve(&[
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--admin",
-            "tcp://127.0.0.1:0",
-            "--report-interval",
-            "100ms",
-            "--store",
-            &store,
-            "--store-max-bytes",
-            "256MiB",
-            "--collector-id",
-            id,
-        ])
-    };
+    let stores = [server.url()];
+    let node_with_admin = |id: &str| storing_node(&stores, id, &[]);
     let mut a = node_with_admin("node-a");
     let mut agent = start_agent(&[&a.data], "reported-once", &["--count", "3"]);
     all_acknowledged(&mut agent, "reported-once");
@@ -471,19 +439,30 @@ fn a_store_that_does_not_answer_stops_the_node_at_start_with_a_clear_error() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("nats://{}", closed.local_addr().unwrap());
     drop(closed);
-    let mut node = avpd(&[
+    let line = refused_start(
+        &url,
+        &["--store-connect-timeout", "1s"],
+        "store unavailable",
+    );
+    assert!(line.contains(&url), "{line}");
+}
+
+/// Starts `avpd serve` storing to `url` with `extra` flags, which must fail: the line of its
+/// log that contains `needle`.
+fn refused_start(url: &str, extra: &[&str], needle: &str) -> String {
+    let mut args = vec![
         "serve",
         "--listen",
         "tcp://127.0.0.1:0",
         "--no-admin",
         "--store",
-        &url,
-        "--store-connect-timeout",
-        "1s",
-    ]);
-    let line = node.stderr.wait_contains("store unavailable");
-    assert!(line.contains(&url), "{line}");
-    assert_ne!(node.wait_exit(), 0);
+        url,
+    ];
+    args.extend_from_slice(extra);
+    let mut node = avpd(&args);
+    let line = node.stderr.wait_contains(needle);
+    assert_ne!(node.wait_exit(), 0, "{line}");
+    line
 }
 
 #[test]
@@ -494,26 +473,17 @@ fn a_server_with_less_room_than_the_stream_asks_for_stops_the_start_saying_what_
     std::fs::write(&small, "jetstream { max_file_store: 64MB }\n").unwrap();
     let server = NatsServer::start_with(&["-c", small.to_str().unwrap()]);
     let url = server.url();
-    let mut node = avpd(&[
-        "serve",
-        "--listen",
-        "tcp://127.0.0.1:0",
-        "--no-admin",
-        "--store",
+    let line = refused_start(
         &url,
-        "--store-max-bytes",
-        "1GiB",
-    ]);
-    let line = node
-        .stderr
-        .wait_contains("cannot create the stream AVP_REPORTS");
+        &["--store-max-bytes", "1GiB"],
+        "cannot create the stream AVP_REPORTS",
+    );
     assert!(
         line.contains("insufficient storage")
             && line.contains("lower --store-max-bytes")
             && line.contains("(1GiB)"),
         "{line}"
     );
-    assert_ne!(node.wait_exit(), 0);
 }
 
 #[test]

@@ -46,6 +46,32 @@ pub fn serve(args: &[&str]) -> NodeProc {
     }
 }
 
+/// Starts `avpd serve` on ephemeral ports with a management plane that pushes every 100 ms,
+/// with `extra` flags.
+pub fn serve_with_admin(extra: &[&str]) -> NodeProc {
+    let mut args = vec![
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--admin",
+        "tcp://127.0.0.1:0",
+        "--report-interval",
+        "100ms",
+    ];
+    args.extend_from_slice(extra);
+    serve(&args)
+}
+
+/// [`serve_with_admin`] storing to the NATS servers `stores` (a 256 MiB stream) as collector
+/// `id`, with `extra` flags.
+pub fn storing_node(stores: &[String], id: &str, extra: &[&str]) -> NodeProc {
+    let mut args = vec!["--store-max-bytes", "256MiB", "--collector-id", id];
+    for store in stores {
+        args.extend_from_slice(&["--store", store]);
+    }
+    args.extend_from_slice(extra);
+    serve_with_admin(&args)
+}
+
 /// Runs avp-loadgen (its library) against the data plane at `url`: 400 full reports, two
 /// connections (NODE_IDs `loadgen-00000` and `loadgen-00001`) of 8 in flight, signed with
 /// `signer` when given; the run's figures.

@@ -661,50 +661,80 @@ mod tests {
     use std::io::{Read, Write};
     use std::sync::Arc;
 
+    /// A connection of `role` accepted over loopback and registered with a poll of its own,
+    /// the client's end, and what driving it needs.
+    struct Fixture {
+        client: std::net::TcpStream,
+        poll: mio::Poll,
+        conn: Connection,
+        pool: BufferPool,
+        tally: Tally,
+        bytes_in: u64,
+        bytes_out: u64,
+        now: Instant,
+    }
+
+    const TOKEN: Token = Token(7);
+
+    impl Fixture {
+        fn new(role: Role) -> Fixture {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let (server, peer) = listener.accept().unwrap();
+            server.set_nonblocking(true).unwrap();
+            let poll = mio::Poll::new().unwrap();
+            let mut stream = TcpStream::from_std(server);
+            poll.registry()
+                .register(&mut stream, TOKEN, Interest::READABLE)
+                .unwrap();
+            let now = Instant::now();
+            let config = Arc::new(ServerConfig::new(Codec::Binary, role, now));
+            let session = ServerSession::new(config, now);
+            Fixture {
+                client,
+                poll,
+                conn: Connection::new(Transport::Plain(stream), peer, session),
+                pool: BufferPool::new(4),
+                tally: Tally::default(),
+                bytes_in: 0,
+                bytes_out: 0,
+                now,
+            }
+        }
+
+        /// The connection, the registry, and a context over the fixture's counters.
+        fn parts(&mut self) -> (&mut Connection, &mio::Registry, Context<'_>) {
+            let ctx = Context {
+                pool: &mut self.pool,
+                tally: &mut self.tally,
+                bytes_in: &mut self.bytes_in,
+                bytes_out: &mut self.bytes_out,
+                shard: None,
+                now: self.now,
+                now_ms: 0,
+                max_output: usize::MAX,
+                may_grow_input: true,
+                store: None,
+                verifier: None,
+                commands: None,
+                answered: None,
+            };
+            (&mut self.conn, self.poll.registry(), ctx)
+        }
+    }
+
     #[test]
     fn one_event_reads_at_most_the_read_budget_then_asks_to_be_driven_again() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, peer) = listener.accept().unwrap();
-        server.set_nonblocking(true).unwrap();
+        let mut f = Fixture::new(Role::Data);
         let reports: Vec<u8> = (0..20_000).flat_map(avp_testkit::report).collect();
         let per_report = reports.len() / 20_000;
-        client.write_all(&reports).unwrap();
-        let poll = mio::Poll::new().unwrap();
-        let mut stream = TcpStream::from_std(server);
-        let token = Token(7);
-        poll.registry()
-            .register(&mut stream, token, Interest::READABLE)
-            .unwrap();
-        let now = Instant::now();
-        let config = Arc::new(ServerConfig::new(Codec::Binary, Role::Data, now));
-        let mut conn = Connection::new(
-            Transport::Plain(stream),
-            peer,
-            ServerSession::new(config, now),
-        );
-        let (mut pool, mut tally) = (BufferPool::new(4), Tally::default());
-        let (mut bytes_in, mut bytes_out) = (0, 0);
-        let mut ctx = Context {
-            pool: &mut pool,
-            tally: &mut tally,
-            bytes_in: &mut bytes_in,
-            bytes_out: &mut bytes_out,
-            shard: None,
-            now,
-            now_ms: 0,
-            max_output: usize::MAX,
-            may_grow_input: true,
-            store: None,
-            verifier: None,
-            commands: None,
-            answered: None,
-        };
+        f.client.write_all(&reports).unwrap();
+        let (conn, registry, mut ctx) = f.parts();
         let mut events = 0;
         loop {
             // Wait until the kernel holds what the client wrote but the node has not read.
             let before = ctx.tally.reports;
-            let driven = conn.drive(poll.registry(), token, &mut ctx).unwrap();
+            let driven = conn.drive(registry, TOKEN, &mut ctx).unwrap();
             events += 1;
             // What one event decodes: what it read, and a partial frame left from before.
             let read = (ctx.tally.reports - before) as usize * per_report;
@@ -727,40 +757,9 @@ mod tests {
 
     #[test]
     fn one_event_writes_at_most_the_write_budget_then_asks_to_be_driven_again() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, peer) = listener.accept().unwrap();
-        server.set_nonblocking(true).unwrap();
-        let poll = mio::Poll::new().unwrap();
-        let mut stream = TcpStream::from_std(server);
-        let token = Token(7);
-        poll.registry()
-            .register(&mut stream, token, Interest::READABLE)
-            .unwrap();
-        let now = Instant::now();
-        let config = Arc::new(ServerConfig::new(Codec::Binary, Role::Management, now));
-        let mut conn = Connection::new(
-            Transport::Plain(stream),
-            peer,
-            ServerSession::new(config, now),
-        );
-        let (mut pool, mut tally) = (BufferPool::new(4), Tally::default());
-        let (mut bytes_in, mut bytes_out) = (0, 0);
-        let mut ctx = Context {
-            pool: &mut pool,
-            tally: &mut tally,
-            bytes_in: &mut bytes_in,
-            bytes_out: &mut bytes_out,
-            shard: None,
-            now,
-            now_ms: 0,
-            max_output: usize::MAX,
-            may_grow_input: true,
-            store: None,
-            verifier: None,
-            commands: None,
-            answered: None,
-        };
+        let mut f = Fixture::new(Role::Management);
+        let mut client = f.client.try_clone().unwrap();
+        let (conn, registry, mut ctx) = f.parts();
         let report = Report {
             cpu_percent: 1,
             mem_percent: 2,
@@ -780,7 +779,7 @@ mod tests {
         let mut events = 0;
         loop {
             let before = *ctx.bytes_out;
-            let driven = conn.drive(poll.registry(), token, &mut ctx).unwrap();
+            let driven = conn.drive(registry, TOKEN, &mut ctx).unwrap();
             events += 1;
             let wrote = (*ctx.bytes_out - before) as usize;
             assert!(wrote <= WRITE_BUDGET, "{wrote} bytes in one event");
