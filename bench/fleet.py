@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Fleet-size figures of docs/CAPACITY.md: a terminal over 100,000 nodes, and 19,000 agents.
+"""Fleet-size figures of docs/CAPACITY.md: terminals over 100,000 nodes and across nodes, agents.
 
-usage: python3 bench/fleet.py [--nodes 100000] [--agents 19000] [--secs 20] [--no-build]
-                              [--skip terminal|agents]
+usage: python3 bench/fleet.py [--nodes 100000] [--agents 19000] [--across 1000] [--secs 20]
+                              [--no-build] [--skip terminal|agents|across]
 
   terminal  `avpd serve --workers 1` with a management plane on CPU 0; on CPU 1 avp-loadgen
             sends --nodes reports a second (100 connections, NODE_IDs cycling through --nodes
@@ -16,6 +16,11 @@ usage: python3 bench/fleet.py [--nodes 100000] [--agents 19000] [--secs 20] [--n
             --interval 1s` on CPU 1: the share of reports answered before the agent's next
             one was due, the achieved rate against the fleet's schedule, p99, and the
             loadgen's busiest thread.
+  across    two nodes sharing a nats-server (both on CPU 0, nats-server on CPU 1): --across
+            agents report every second to node B, and a terminal on node A prints what A
+            pushes. Figures: how long A's terminal took to hold every agent, how old each
+            row was when printed, and the share of rows at most two report intervals old
+            (needs nats-server on PATH).
 
 It rewrites the block between the GENERATED markers for bench/fleet in docs/CAPACITY.md
 (appending them when missing). Stdlib only.
@@ -95,17 +100,13 @@ def terminal_argvs(a, port, admin):
     return serve, load, term
 
 
-def part_terminal(a):
-    port, admin = sidebyside.free_port("tcp"), sidebyside.free_port("tcp")
-    serve, load, term = terminal_argvs(a, port, admin)
-    server = node(serve, port)
+def watch(server, term, secs):
+    """Runs the terminal `term` for `secs`, its rows written to a temporary file; returns the
+    rows (see parse_rows), when it connected (ms since the epoch), the window in seconds, and
+    the CPU seconds of `server`'s threads over it."""
     tmp = tempfile.mkdtemp(prefix="avp-bench-fleet-")
     rows_path = os.path.join(tmp, "rows.txt")
     try:
-        loadgen = subprocess.Popen(["taskset", "-c", LOAD_CPU] + load,
-                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, text=True)
-        time.sleep(FLEET_UP_S)   # the fleet's first round of reports; not synchronisation
         with open(rows_path, "w") as rows:
             connected = time.time() * 1000
             before = thread_cpu(server.proc.pid)
@@ -113,18 +114,25 @@ def part_terminal(a):
             terminal = subprocess.Popen(["taskset", "-c", LOAD_CPU] + term,
                                         stdin=subprocess.PIPE, stdout=rows,
                                         stderr=subprocess.DEVNULL)
-            time.sleep(a.secs)
+            time.sleep(secs)
             after = thread_cpu(server.proc.pid)
             window = time.monotonic() - t0
             terminal.terminate()
             terminal.wait()
-        loadgen.wait(timeout=120)
-        if loadgen.returncode != 0:
-            raise RuntimeError(f"avp-loadgen failed: {loadgen.stderr.read()[-300:]}")
+        parsed = parse_rows(rows_path)
     finally:
-        server.stop()
+        if os.path.exists(rows_path):
+            os.remove(rows_path)
+        os.rmdir(tmp)
+    cpu = {k: (after.get(k, 0) - before.get(k, 0)) / window for k in after}
+    return parsed, connected, window, cpu
+
+
+def parse_rows(path):
+    """({node: when the terminal first printed it, ms}, [age of each printed row, ms], rows)
+    from `avpd term --plain` output."""
     seen, lags, lines = {}, [], 0
-    with open(rows_path) as f:
+    with open(path) as f:
         for line in f:
             fields = dict(w.split("=", 1) for w in line.split() if "=" in w)
             name, received = fields.get("node"), fields.get("received", "-")
@@ -134,22 +142,53 @@ def part_terminal(a):
             at = iso_ms(fields["time"])
             seen.setdefault(name, at)
             lags.append(at - int(received))
-    os.remove(rows_path)
-    os.rmdir(tmp)
-    every = len(seen) >= a.nodes
-    full_s = (max(seen.values()) - connected) / 1000 if every else None
-    cpu = {k: (after.get(k, 0) - before.get(k, 0)) / window for k in after}
+    return seen, lags, lines
+
+
+def start_load(load):
+    return subprocess.Popen(["taskset", "-c", LOAD_CPU] + load, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def end_load(loadgen):
+    loadgen.wait(timeout=120)
+    if loadgen.returncode != 0:
+        raise RuntimeError(f"avp-loadgen failed: {loadgen.stderr.read()[-300:]}")
+
+
+def age_row(lags):
+    if not lags:
+        return "| age of a pushed row | no rows |"
+    return (f"| age of a pushed row when printed: p50 / p99 / max | "
+            f"{percentile(lags, 0.5) / 1000:.2f} s / {percentile(lags, 0.99) / 1000:.2f} s / "
+            f"{max(lags) / 1000:.2f} s |")
+
+
+def held_every_node(seen, nodes, connected):
+    if len(seen) < nodes:
+        return "not every node"
+    return f"{(max(seen.values()) - connected) / 1000:.2f} s"
+
+
+def part_terminal(a):
+    port, admin = sidebyside.free_port("tcp"), sidebyside.free_port("tcp")
+    serve, load, term = terminal_argvs(a, port, admin)
+    server = node(serve, port)
+    try:
+        loadgen = start_load(load)
+        time.sleep(FLEET_UP_S)   # the fleet's first round of reports; not synchronisation
+        (seen, lags, lines), connected, window, cpu = watch(server, term, a.secs)
+        end_load(loadgen)
+    finally:
+        server.stop()
     rows = [
         "| figure | value |",
         "|---|---:|",
         f"| nodes reporting, one report a second each | {a.nodes:,} |",
         f"| distinct nodes the new terminal printed | {len(seen):,} |",
         f"| rows it printed in {window:.0f} s | {lines:,} |",
-        f"| from connecting to holding every node | "
-        f"{f'{full_s:.2f} s' if full_s is not None else 'not every node'} |",
-        f"| age of a pushed row when printed: p50 / p99 / max | "
-        f"{percentile(lags, 0.5) / 1000:.2f} s / {percentile(lags, 0.99) / 1000:.2f} s / "
-        f"{max(lags) / 1000:.2f} s |" if lags else "| age of a pushed row | no rows |",
+        f"| from connecting to holding every node | {held_every_node(seen, a.nodes, connected)} |",
+        age_row(lags),
         f"| management plane thread (avpd-admin) CPU | {cpu.get('avpd-admin', 0):.1%} of a core |",
         f"| data-plane worker (avpd-worker-0) CPU | {cpu.get('avpd-worker-0', 0):.1%} of a core |",
     ]
@@ -164,6 +203,62 @@ def part_terminal(a):
     return (["### A terminal over a fleet of " + f"{a.nodes:,} nodes", "", intro, ""] + rows
             + ["", "```sh", commands.replace(str(port), "PORT").replace(str(admin), "ADMIN"),
                "```", ""])
+
+
+def part_across(a):
+    import store  # noqa: E402  (its nats-server helper)
+    nats = store.Nats()
+    port_a, admin, port_b = (sidebyside.free_port("tcp") for _ in range(3))
+    shared = ["--store", nats.url, "--store-max-bytes", "1GiB"]
+    serve_b = [AVPD, "serve", "--workers", "1", "--no-admin", "--listen",
+               f"tcp://{HOST}:{port_b}", "--collector-id", "node-b"] + shared
+    serve_a = [AVPD, "serve", "--workers", "1", "--listen", f"tcp://{HOST}:{port_a}",
+               "--admin", f"tcp://{HOST}:{admin}", "--collector-id", "node-a"] + shared
+    load = [LOADGEN, "-q", "--target", f"tcp://{HOST}:{port_b}", "--agents", str(a.across),
+            "--interval", "1s", "--warmup", "1s", "--duration", f"{FLEET_UP_S + a.secs + 5}s"]
+    term = [AVPD, "term", "--plain", "--connect", f"tcp://{HOST}:{admin}"]
+    servers = []
+    try:
+        servers.append(node(serve_b, port_b))
+        servers.append(node(serve_a, port_a))
+        loadgen = start_load(load)
+        time.sleep(FLEET_UP_S)   # the fleet's first reports; not synchronisation
+        (seen, lags, lines), connected, window, _ = watch(servers[1], term, a.secs)
+        end_load(loadgen)
+    finally:
+        for s in servers:
+            s.stop()
+        nats.stop()
+    within = sum(1 for lag in lags if lag <= 2000) / len(lags) if lags else 0
+    rows = [
+        "| figure | value |",
+        "|---|---:|",
+        f"| agents reporting to node B, one report a second each | {a.across:,} |",
+        f"| distinct agents the terminal on node A printed | {len(seen):,} |",
+        f"| rows it printed in {window:.0f} s | {lines:,} |",
+        f"| from connecting to holding every agent | "
+        f"{held_every_node(seen, a.across, connected)} |",
+        age_row(lags),
+        f"| rows at most two report intervals (2 s) old | {within:.2%} |",
+    ]
+    intro = (f"{a.across:,} agents (`avp-loadgen --agents`, CPU {LOAD_CPU}) report every "
+             f"second to node B; a terminal on node A, which shares B's nats-server (CPU "
+             f"{LOAD_CPU}), connects {FLEET_UP_S} s into the load and is measured for "
+             f"{window:.0f} s. Both nodes run on CPU {sidebyside.SERVER_CPU}. A row's age is "
+             f"the terminal's receive time minus node B's receive time of the report it shows: "
+             f"B's worker, B's store thread and the bucket of latest reports (each node's row "
+             f"is put at most once a second), A's watch of the bucket and A's next push.")
+    commands = "\n".join([
+        f"taskset -c {LOAD_CPU} nats-server -js -a {HOST} -p NATS_PORT -sd DIR &",
+        f"taskset -c {sidebyside.SERVER_CPU} {shlex.join(serve_b)} &",
+        f"taskset -c {sidebyside.SERVER_CPU} {shlex.join(serve_a)} &",
+        f"taskset -c {LOAD_CPU} {shlex.join(load)} &",
+        f"taskset -c {LOAD_CPU} {shlex.join(term)} > rows.txt"])
+    for value, name in ((port_a, "PORT_A"), (port_b, "PORT_B"), (admin, "ADMIN"),
+                        (nats.port, "NATS_PORT")):
+        commands = commands.replace(str(value), name)
+    return ([f"### Agents on node B seen from a terminal on node A ({a.across:,} agents)", "",
+             intro, ""] + rows + ["", "```sh", commands, "```", ""])
 
 
 def part_agents(a):
@@ -220,8 +315,11 @@ def main():
                                  epilog="\n".join(__doc__.splitlines()[2:]))
     ap.add_argument("--nodes", type=int, default=100_000)
     ap.add_argument("--agents", type=int, default=19_000)
+    ap.add_argument("--across", type=int, default=1_000,
+                    help="agents reporting to node B in the across part")
     ap.add_argument("--secs", type=float, default=20, help="measured seconds per part")
-    ap.add_argument("--skip", action="append", default=[], choices=["terminal", "agents"])
+    ap.add_argument("--skip", action="append", default=[],
+                    choices=["terminal", "agents", "across"])
     ap.add_argument("--no-build", action="store_true", help="skip the cargo build")
     a = ap.parse_args()
     os.chdir(ROOT)
@@ -229,7 +327,8 @@ def main():
         subprocess.run(["cargo", "build", "--release", "-p", "avpd", "-p", "avp-loadgen"],
                        check=True)
     lines = []
-    for name, part in (("terminal", part_terminal), ("agents", part_agents)):
+    parts = (("terminal", part_terminal), ("agents", part_agents), ("across", part_across))
+    for name, part in parts:
         if name in a.skip:
             continue
         log(name)
