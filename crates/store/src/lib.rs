@@ -4,8 +4,9 @@
 //! The store runs async-nats on one thread of its own with a current-thread tokio runtime.
 //! Workers never block or await: each holds a [`WorkerStore`], appends the reports it accepts
 //! to a batch ([`WorkerStore::add`]), hands the batch over once per event-loop round
-//! ([`WorkerStore::flush`]) and learns which of its reports are stored from
-//! [`WorkerStore::confirmed`] (the store thread wakes it when there is news).
+//! ([`WorkerStore::flush`]) over a crossbeam channel that wakes the store's task, and learns
+//! which of its reports are stored from [`WorkerStore::confirmed`], another crossbeam channel
+//! (the store thread wakes it when there is news).
 //!
 //! - [`subject`]: node ids as subject tokens; [`envelope`]: the stored record's layout.
 //! - [`budget`]: the bound on the bytes held for the store (`--store-buffer`).
@@ -21,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod budget;
+mod channel;
 pub mod commands;
 pub mod envelope;
 pub mod history;

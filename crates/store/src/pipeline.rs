@@ -3,6 +3,7 @@
 //! them to each worker in the order it added them, put the latest report of each node in the
 //! bucket, and watch the bucket for the whole fleet.
 
+use crate::channel::FromNodes;
 use crate::commands::{self, CommandReply, OnCommand};
 use crate::envelope;
 use crate::subject::token;
@@ -27,7 +28,6 @@ use std::ops::Range;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use tokio::task::unconstrained;
 
 /// Publishes awaiting their acknowledgement at most.
@@ -180,7 +180,7 @@ struct Pipeline {
 /// stopped.
 pub(crate) async fn run(
     config: StoreConfig,
-    mut from_nodes: mpsc::UnboundedReceiver<ToStore>,
+    mut from_nodes: FromNodes<ToStore>,
     budget: Arc<crate::budget::Budget>,
     status: Arc<Mutex<StoreStatus>>,
     mut on_latest: Box<dyn FnMut(Vec<LatestRow>) + Send>,

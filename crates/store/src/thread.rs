@@ -2,6 +2,7 @@
 //! [`WorkerStore`] per worker.
 
 use crate::budget::{Budget, Credit};
+use crate::channel::{self, ToStoreTx};
 use crate::commands::{CommandReply, OnCommand};
 use crate::envelope;
 use crate::pipeline::{self, Control, Record, ToStore};
@@ -14,14 +15,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use tokio::sync::mpsc;
 
 /// Called by the store thread to wake a worker that has confirmations to read.
 pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// The running store: its thread and what the node needs to reach it.
 pub struct Store {
-    to_store: mpsc::UnboundedSender<ToStore>,
+    to_store: ToStoreTx<ToStore>,
     budget: Arc<Budget>,
     status: Arc<Mutex<StoreStatus>>,
     collector: Arc<str>,
@@ -46,7 +46,7 @@ impl Store {
             buffer_limit: config.buffer,
             ..StoreStatus::default()
         }));
-        let (to_store, from_nodes) = mpsc::unbounded_channel();
+        let (to_store, from_nodes) = channel::channel();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let collector: Arc<str> = config.collector.as_str().into();
         let thread_budget = budget.clone();
@@ -169,7 +169,7 @@ impl Drop for Store {
 /// in order ([`WorkerStore::confirmed`] is the highest ticket stored so far).
 pub struct WorkerStore {
     id: usize,
-    to_store: mpsc::UnboundedSender<ToStore>,
+    to_store: ToStoreTx<ToStore>,
     confirmed: Receiver<u64>,
     credit: Credit,
     next_ticket: u64,
