@@ -22,6 +22,7 @@ use avp_proto::{Body, Codec, Decoded, Status};
 use bytes::Bytes;
 use crossbeam_channel::Sender;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::future::Future;
 use std::ops::Range;
@@ -277,6 +278,11 @@ pub(crate) async fn run(
                 }
                 p.report_status();
             }
+        }
+        // Every acknowledgement already in, so that one confirmation (one wake of each worker,
+        // one status update) covers the whole read of them rather than each.
+        while let Some(Some((record, result))) = p.acks.next().now_or_never() {
+            p.on_ack(record, result);
         }
         if p.latest_backlog && p.latest_acks.len() <= MAX_LATEST_IN_FLIGHT / 2 {
             p.put_latest().await;
