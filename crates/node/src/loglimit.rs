@@ -1,6 +1,8 @@
-//! A limit on log lines that peers cause (framing errors, failed authentication), so that a
-//! hostile peer cannot flood the node's log: a few lines per second, then one line saying how
-//! many were left out.
+//! Limits on log lines that peers cause, so that a hostile peer cannot flood the node's log:
+//! [`LogLimit`] lets a few lines per second through (framing errors, failed authentication),
+//! then one line saying how many were left out; [`CountedLine`] tells events of one kind
+//! (refused handshakes, reports refused for a full store) in one line at most once per
+//! interval, with their count.
 
 use std::time::{Duration, Instant};
 
@@ -73,9 +75,57 @@ impl Default for LogLimit {
     }
 }
 
+/// Events of one kind counted and told together: the first at once, the others with the next
+/// line that is due, at most one line per interval.
+#[derive(Debug)]
+pub struct CountedLine {
+    every: Duration,
+    untold: u64,
+    told_at: Option<Instant>,
+}
+
+impl CountedLine {
+    /// At most one line every `every`.
+    pub const fn new(every: Duration) -> CountedLine {
+        CountedLine {
+            every,
+            untold: 0,
+            told_at: None,
+        }
+    }
+
+    /// Adds `n` events at `now` (0 on a tick, so that the last ones are told too); the number
+    /// of events to tell now, when a line is due.
+    pub fn note(&mut self, n: u64, now: Instant) -> Option<u64> {
+        self.untold += n;
+        if self.untold == 0 || self.told_at.is_some_and(|t| now < t + self.every) {
+            return None;
+        }
+        self.told_at = Some(now);
+        Some(std::mem::take(&mut self.untold))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counted_events_are_told_at_once_then_at_most_once_per_interval_and_none_are_left_out() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(10);
+        let mut line = CountedLine::new(every);
+        assert_eq!(line.note(0, t0), None, "nothing happened, nothing to tell");
+        assert_eq!(line.note(3, t0), Some(3), "the first are told at once");
+        assert_eq!(line.note(5, t0 + Duration::from_secs(1)), None);
+        assert_eq!(line.note(0, t0 + Duration::from_secs(9)), None);
+        assert_eq!(
+            line.note(0, t0 + every),
+            Some(5),
+            "told on a later tick even when no more come"
+        );
+        assert_eq!(line.note(0, t0 + every * 3), None);
+    }
 
     #[test]
     fn lines_past_the_limit_wait_for_the_next_window() {

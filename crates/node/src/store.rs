@@ -10,6 +10,7 @@
 //! resend check (the highest SEQUENCE stored) relies on.
 
 use crate::fleet::NodeReport;
+use crate::loglimit::CountedLine;
 use avp_proto::server::{Acceptance, AcceptedReport, Refusal};
 use avp_proto::{Body, Codec, Message};
 use avpd_store::{StoreConfig, WorkerStore};
@@ -46,7 +47,7 @@ pub struct StoreIntake {
     /// Reports refused because the store buffer was full, since [`StoreIntake::take_refused`].
     refused: u64,
     /// When to warn about the refusals.
-    refusal_log: RefusalLog,
+    refusal_log: CountedLine,
     /// The binary encoding of a report received in the JSON form.
     scratch: Vec<u8>,
 }
@@ -62,7 +63,7 @@ impl StoreIntake {
             link,
             ack_after,
             refused: 0,
-            refusal_log: RefusalLog::default(),
+            refusal_log: CountedLine::new(REFUSAL_LOG_EVERY),
             scratch: Vec::new(),
         }
     }
@@ -165,52 +166,8 @@ impl StoreIntake {
     }
 }
 
-/// Refused reports no warning has told yet, and when the last warning was.
-#[derive(Debug, Default)]
-struct RefusalLog {
-    untold: u64,
-    told_at: Option<Instant>,
-}
-
-impl RefusalLog {
-    /// Adds `refused` reports at `now`; the number to warn about now, if it is time.
-    fn note(&mut self, refused: u64, now: Instant) -> Option<u64> {
-        self.untold += refused;
-        if self.untold == 0 || self.told_at.is_some_and(|t| now < t + REFUSAL_LOG_EVERY) {
-            return None;
-        }
-        self.told_at = Some(now);
-        Some(std::mem::take(&mut self.untold))
-    }
-}
-
 /// The node id under which a report without NODE_ID is kept: its sender's IP address, so that
 /// a reporter that reconnects from another port stays one node.
 fn unnamed_node(peer: SocketAddr) -> String {
     peer.ip().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refusals_are_told_at_once_then_at_most_once_per_interval_and_none_are_left_out() {
-        let t0 = Instant::now();
-        let mut log = RefusalLog::default();
-        assert_eq!(log.note(0, t0), None, "nothing refused, nothing to tell");
-        assert_eq!(
-            log.note(3, t0),
-            Some(3),
-            "the first refusals are told at once"
-        );
-        assert_eq!(log.note(5, t0 + Duration::from_secs(1)), None);
-        assert_eq!(log.note(0, t0 + Duration::from_secs(9)), None);
-        assert_eq!(
-            log.note(0, t0 + REFUSAL_LOG_EVERY),
-            Some(5),
-            "told on a later tick even when no more come"
-        );
-        assert_eq!(log.note(0, t0 + REFUSAL_LOG_EVERY * 3), None);
-    }
 }

@@ -2,6 +2,7 @@
 //! work is [`avp_tls::stream`]'s) with the time its handshake must be complete by, and the
 //! rate limit on the log lines about refused handshakes.
 
+use crate::loglimit::CountedLine;
 use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 use std::sync::Arc;
@@ -41,14 +42,14 @@ pub fn accept(
 
 /// At most one log line a second about refused handshakes, with a count of the refusals
 /// not logged since the last line: a scanner cannot fill the log.
-#[derive(Debug, Default)]
-pub struct RefusalLog {
-    last: Option<Instant>,
-    unlogged: u64,
-}
+#[derive(Debug)]
+pub struct RefusalLog(CountedLine);
 
-/// Time between two log lines about refused handshakes.
-const LOG_EVERY: Duration = Duration::from_secs(1);
+impl Default for RefusalLog {
+    fn default() -> Self {
+        RefusalLog(CountedLine::new(Duration::from_secs(1)))
+    }
+}
 
 impl RefusalLog {
     /// Records the refusal of `peer` for `reason` and logs it, with the count of those not
@@ -66,12 +67,7 @@ impl RefusalLog {
     /// Records one refusal at `now`; returns the number of earlier refusals not logged when
     /// this one should be logged, `None` when it is only counted.
     pub fn note(&mut self, now: Instant) -> Option<u64> {
-        if self.last.is_some_and(|t| now.duration_since(t) < LOG_EVERY) {
-            self.unlogged += 1;
-            return None;
-        }
-        self.last = Some(now);
-        Some(std::mem::take(&mut self.unlogged))
+        self.0.note(1, now).map(|told| told - 1)
     }
 }
 
