@@ -337,20 +337,31 @@ pub fn run_figure(r: &RunReport) -> Result<Figure, String> {
     })
 }
 
-/// The figure of a sweep: its curve and its timeline under the first step's parameters.
-pub fn sweep_figure(s: &SweepReport) -> Figure {
+/// The percentile panel of a sweep's [`SweepReport::shown_step`], named after it.
+pub fn sweep_percentiles(s: &SweepReport) -> Result<Option<Panel>, String> {
+    let Some(step) = s.shown_step() else {
+        return Ok(None);
+    };
+    let name = format!("step {} ({} msg/s)", step.number, group(step.rate));
+    percentiles(&[(name.as_str(), &step.report)]).map(Some)
+}
+
+/// The figure of a sweep: its curve, the percentiles of its best step (the last one when none
+/// passed) and its timeline, under the first step's parameters.
+pub fn sweep_figure(s: &SweepReport) -> Result<Figure, String> {
     let mut notes = s
         .steps
         .first()
         .map_or_else(Vec::new, |st| notes(&st.report.params, 130));
     notes.push(s.summary());
     let mut panels = vec![sweep_curve(s)];
+    panels.extend(sweep_percentiles(s)?);
     panels.extend(sweep_timeline(s));
-    Figure {
+    Ok(Figure {
         title: "avp-loadgen sweep".into(),
         notes,
         panels,
-    }
+    })
 }
 
 /// The figure of a comparison: the runs overlaid.

@@ -37,6 +37,9 @@ pub enum Command {
         /// Write a page overlaying the runs.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// Plot the runs overlaid (.svg or .png, repeatable).
+        #[arg(long, value_name = "FILE")]
+        plot: Vec<PathBuf>,
     },
     /// Combine run reports made at the same time from several load hosts into one: counts
     /// summed, percentiles from the merged histograms, rates summed over the shared window.
@@ -108,7 +111,7 @@ pub struct LoadArgs {
     /// Message mix, e.g. report=98,pause=1,resume=1.
     #[arg(long, default_value = "report=1")]
     pub mix: Mix,
-    /// Attributes of each report: full (CPU, MEM, SEQUENCE, TIMESTAMP, NODE_ID) or minimal
+    /// Attributes of each report: full (CPU, MEM, SEQUENCE, TIMESTAMP, NODE_ID, INSTANCE) or minimal
     /// (CPU, MEM, SEQUENCE: the 15-byte report the C yardstick client sends).
     #[arg(long, value_enum, default_value_t = ReportFieldsArg::Full)]
     pub report_fields: ReportFieldsArg,
@@ -166,7 +169,7 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 30, requires = "sweep")]
     pub sweep_steps: usize,
     /// Largest tolerated fraction of failed requests in a --sweep step (0.001 = 0.1%).
-    #[arg(long, default_value_t = 0.001)]
+    #[arg(long, default_value_t = 0.001, requires = "sweep")]
     pub error_budget: f64,
     /// No live view and no progress lines.
     #[arg(long, short)]
@@ -174,6 +177,7 @@ pub struct LoadArgs {
     /// Plain progress lines on stderr even when stdout is a terminal (no live view).
     #[arg(long, conflicts_with = "quiet")]
     pub plain: bool,
+    /// For a tls:// target: the CA to trust and the client certificate to present.
     #[command(flatten)]
     pub tls: avp_tls::ClientFiles,
 }
@@ -225,7 +229,7 @@ impl LoadArgs {
 /// `--report-fields`: which attributes each report carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFieldsArg {
-    /// CPU, MEM, SEQUENCE, TIMESTAMP and NODE_ID, as a real agent sends.
+    /// CPU, MEM, SEQUENCE, TIMESTAMP, NODE_ID and INSTANCE, as a real agent sends.
     Full,
     /// CPU, MEM and SEQUENCE only: the 15-byte minimal report.
     Minimal,

@@ -1,6 +1,6 @@
 //! The `.hgrm` percentile distribution: HdrHistogram's standard text output
 //! (`outputPercentileDistribution`, five ticks per half distance), values in milliseconds, as
-//! read by HdrHistogram's online plotter and by `HistogramLogAnalyzer`.
+//! read by HdrHistogram's online plotter.
 
 use hdrhistogram::Histogram;
 use std::io::{self, Write};

@@ -256,6 +256,10 @@ pub fn sweep_page(s: &SweepReport) -> Result<String, String> {
     }
     b.push_str("<h2>Throughput and latency</h2>\n");
     b.push_str(&figure("sweep", charts::sweep_curve(s))?);
+    if let Some(panel) = charts::sweep_percentiles(s)? {
+        b.push_str("<h2>Latency by percentile, best step</h2>\n");
+        b.push_str(&figure("percentiles", panel)?);
+    }
     let timeline = charts::sweep_timeline(s);
     if !timeline.is_empty() {
         b.push_str("<h2>Timeline</h2>\n");
@@ -270,7 +274,6 @@ pub fn sweep_page(s: &SweepReport) -> Result<String, String> {
     for st in &s.steps {
         let r = &st.report;
         let l = &r.latency.corrected;
-        let us = |v: f64| fmt_latency((v * 1e3) as u64);
         let _ = writeln!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"k\">{}</td></tr>",
@@ -278,9 +281,9 @@ pub fn sweep_page(s: &SweepReport) -> Result<String, String> {
             group(st.agents.map_or(r.capacity_agents, |n| n as f64)),
             group(st.rate),
             group(r.throughput),
-            us(l.p50_us),
-            us(l.p99_us),
-            us(l.p99_9_us),
+            l.shown(l.p50_us),
+            l.shown(l.p99_us),
+            l.shown(l.p99_9_us),
             group(r.errors.failed_requests() as f64),
             esc(st.broken.as_deref().unwrap_or("ok"))
         );

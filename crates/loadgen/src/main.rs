@@ -34,7 +34,11 @@ fn main() -> ExitCode {
 fn real_main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Compare { reports, html }) => return run_compare(&reports, html.as_deref()),
+        Some(Command::Compare {
+            reports,
+            html,
+            plot,
+        }) => return run_compare(&reports, html.as_deref(), &plot),
         Some(Command::Merge {
             reports,
             json,
@@ -250,24 +254,35 @@ fn write_sweep_files(result: &SweepReport, args: &LoadArgs) -> anyhow::Result<()
         let page = html::sweep_page(result).map_err(anyhow::Error::msg)?;
         write_file(path, |w| w.write_all(page.as_bytes()))?;
     }
-    let figure = charts::sweep_figure(result);
+    let figure = charts::sweep_figure(result).map_err(anyhow::Error::msg)?;
     for path in &args.plot {
         plot::render(&figure, path)?;
     }
     Ok(())
 }
 
-/// `compare`: the table on stdout and, with `--html`, the page.
-fn run_compare(paths: &[PathBuf], html_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    if let Some(p) = html_path {
-        output::check(&[(p, Output::Html)])?;
-    }
+/// `compare`: the table on stdout and, with `--html` and `--plot`, the page and the plots.
+fn run_compare(
+    paths: &[PathBuf],
+    html_path: Option<&Path>,
+    plots: &[PathBuf],
+) -> anyhow::Result<ExitCode> {
+    let mut outputs: Vec<(&Path, Output)> = Vec::new();
+    outputs.extend(html_path.map(|p| (p, Output::Html)));
+    outputs.extend(plots.iter().map(|p| (p.as_path(), Output::Plot)));
+    output::check(&outputs)?;
     let loaded = load_all(paths)?;
     let runs: Vec<(&str, &RunReport)> = loaded.iter().map(|(n, r)| (n.as_str(), r)).collect();
     print!("{}", compare::compare(&runs));
     if let Some(path) = html_path {
         let page = html::compare_page(&runs).map_err(anyhow::Error::msg)?;
         write_file(path, |w| w.write_all(page.as_bytes()))?;
+    }
+    if !plots.is_empty() {
+        let figure = charts::compare_figure(&runs).map_err(anyhow::Error::msg)?;
+        for path in plots {
+            plot::render(&figure, path)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -113,7 +113,7 @@ impl Params {
         rows.push((
             "node ids",
             match self.node_ids {
-                Some(k) => format!("{k} cycled, {}-0 ...", self.node_prefix),
+                Some(k) => format!("{k} cycled, {}-00000 ...", self.node_prefix),
                 None => format!("{}-<connection>", self.node_prefix),
             },
         ));
@@ -152,6 +152,18 @@ pub struct LatencySummary {
     pub p99_99_us: f64,
     /// Largest value.
     pub max_us: f64,
+}
+
+impl LatencySummary {
+    /// `us` (one of this summary's figures) as the tables print it, or `-` when there were no
+    /// samples: a run with no answers has no latency, not a latency of zero.
+    pub fn shown(&self, us: f64) -> String {
+        if self.count == 0 {
+            "-".into()
+        } else {
+            fmt_latency((us * 1e3) as u64)
+        }
+    }
 }
 
 impl LatencySummary {

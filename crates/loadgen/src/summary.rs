@@ -87,6 +87,12 @@ fn fleet_verdict(r: &RunReport) -> String {
         )
     } else if e.failed_requests() > 0 || e.disconnects > 0 || r.ok < r.sent {
         "that fleet does not fit: see the errors".into()
+    } else if let Some(late) = r.on_time.map(|share| 1.0 - share).filter(|&l| l > 0.0) {
+        format!(
+            "that fleet is not on schedule: {:.3}% of the answers came after the agent's next \
+             report was due",
+            late * 100.0
+        )
     } else {
         "that fleet fits at this latency".into()
     }

@@ -124,6 +124,9 @@ pub fn judge(report: &RunReport, slo: &[Slo], error_budget: f64) -> Option<Strin
     if report.stopped_early {
         return Some("stopped before its end".into());
     }
+    if let Some(why) = &report.no_answer {
+        return Some(format!("nothing answered: {why}"));
+    }
     let failed = report.errors.failed_requests() as f64 / report.sent.max(1) as f64;
     if failed > error_budget || report.sent == 0 {
         return Some(format!(
@@ -194,7 +197,7 @@ pub fn sweep(
             break;
         }
     }
-    let best = steps.iter().take_while(|s| s.broken.is_none()).last();
+    let best = best_step(&steps);
     let best_rate = best.map(|s| s.rate);
     let best_agents = best.map(|s| match s.agents {
         Some(n) => n as f64,
@@ -224,7 +227,6 @@ pub fn table_header() -> String {
 pub fn table_row(step: &Step) -> String {
     let r = &step.report;
     let l = &r.latency.corrected;
-    let us = |v: f64| fmt_latency((v * 1e3) as u64);
     // How busy the busiest load thread was: near 100 %, the step measured the loadgen too.
     let busy = r
         .loadgen_busy
@@ -235,16 +237,28 @@ pub fn table_row(step: &Step) -> String {
         group(step.agents.map_or(r.capacity_agents, |n| n as f64)),
         group(step.rate),
         group(r.throughput),
-        us(l.p50_us),
-        us(l.p99_us),
-        us(l.p99_9_us),
+        l.shown(l.p50_us),
+        l.shown(l.p99_us),
+        l.shown(l.p99_9_us),
         group(r.errors.failed_requests() as f64),
         busy,
         step.broken.as_deref().unwrap_or("ok"),
     )
 }
 
+/// The step at the highest rate that met the objectives: the last of the passing steps
+/// before the first that broke one.
+fn best_step(steps: &[Step]) -> Option<&Step> {
+    steps.iter().take_while(|s| s.broken.is_none()).last()
+}
+
 impl SweepReport {
+    /// The step whose latency the sweep's percentile plot shows: the best one, or the last
+    /// when none met the objectives.
+    pub fn shown_step(&self) -> Option<&Step> {
+        best_step(&self.steps).or(self.steps.last())
+    }
+
     /// The closing summary.
     pub fn summary(&self) -> String {
         let mut t = String::new();

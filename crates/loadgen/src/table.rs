@@ -30,7 +30,7 @@ impl RunReport {
         );
         let names = match p.node_ids {
             Some(k) => format!(
-                "{} NODE_IDs {}-0 ... cycled",
+                "{} NODE_IDs {}-00000 ... cycled",
                 group(k as f64),
                 p.node_prefix
             ),

@@ -51,14 +51,20 @@ fn run_writes_its_files_and_compare_reads_them() {
     let hgrm = std::fs::read_to_string(dir.join("a.hgrm")).unwrap();
     assert!(hgrm.contains("Total count    =          300]"), "{hgrm}");
 
+    let plot = dir.join("compare.svg");
     let out = Command::new(BIN)
         .arg("compare")
         .arg(&a)
         .arg(&b)
+        .arg("--plot")
+        .arg(&plot)
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("avp-loadgen compare"), "{svg}");
+    assert!(svg.contains("latency by percentile"), "{svg}");
     let sent = text.lines().find(|l| l.starts_with("sent ")).unwrap();
     assert!(sent.ends_with("1.000x"), "{sent}");
     assert!(
@@ -104,6 +110,40 @@ fn a_run_with_no_answer_says_why() {
         "{corrected}"
     );
     assert!(stdout.contains("Nothing was answered"), "{stdout}");
+}
+
+#[test]
+fn a_sweep_with_no_answer_says_why_and_shows_no_latency() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args(["--target", &format!("tcp://127.0.0.1:{port}"), "--sweep"])
+        .args([
+            "--slo",
+            "p99=5ms",
+            "--sweep-steps",
+            "1",
+            "--duration",
+            "1s",
+            "-q",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let row = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("1 "))
+        .unwrap_or_else(|| panic!("no step row: {stdout}"));
+    assert!(row.contains("nothing answered"), "{row}");
+    assert!(row.contains("Connection refused"), "{row}");
+    assert!(
+        !row.contains("us "),
+        "a latency where nothing was answered: {row}"
+    );
 }
 
 #[test]

@@ -160,7 +160,10 @@ fn pages_load_cleanly_in_chromium_with_their_plots_drawn() {
             "merge.html",
             &["percentiles", "timeline", "timeline-latency"],
         ),
-        ("sweep.html", &["sweep", "timeline", "timeline-latency"]),
+        (
+            "sweep.html",
+            &["sweep", "percentiles", "timeline", "timeline-latency"],
+        ),
     ];
     for (page, figures) in pages {
         let html = std::fs::read_to_string(f(page)).unwrap();
