@@ -50,6 +50,10 @@ impl Verifier for Keys {
     fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
         self.ledger.advance(node_id, instance, sequence)
     }
+
+    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
+        self.ledger.withdraw(node_id, instance, sequence);
+    }
 }
 
 /// Records the reports it is handed and the failures; acknowledges every report.

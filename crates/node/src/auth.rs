@@ -192,13 +192,19 @@ impl AgentKeys {
         }
     }
 
-    fn advance(&self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
+    /// The ledger shard of `node_id`, locked.
+    fn ledger(&self, node_id: &str) -> std::sync::MutexGuard<'_, Ledger> {
         // Fx hashing: only authenticated NODE_IDs reach the ledger.
         let shard = &self.ledger[FxBuildHasher.hash_one(node_id) as usize % LEDGER_SHARDS];
-        shard
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .advance(node_id, instance, sequence)
+        shard.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn advance(&self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
+        self.ledger(node_id).advance(node_id, instance, sequence)
+    }
+
+    fn withdraw(&self, node_id: &str, instance: Option<u64>, sequence: u64) {
+        self.ledger(node_id).withdraw(node_id, instance, sequence);
     }
 }
 
@@ -285,6 +291,10 @@ impl Verifier for WorkerVerifier {
     #[inline]
     fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
         self.shared.advance(node_id, instance, sequence)
+    }
+
+    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
+        self.shared.withdraw(node_id, instance, sequence);
     }
 }
 

@@ -235,6 +235,10 @@ pub trait Verifier {
     /// Records `sequence` for `(node_id, instance)` (see [`Ledger::advance`]); true when it is
     /// above every SEQUENCE recorded for them.
     fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool;
+    /// Takes back the `sequence` just recorded for `(node_id, instance)` (see
+    /// [`Ledger::withdraw`]): the report was refused after its check (503), so that its resend
+    /// is not a replay.
+    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64);
 }
 
 /// Why a report is not authenticated (answered 401).
@@ -301,6 +305,14 @@ pub(crate) fn check(
     Ok(())
 }
 
+/// Takes back what a successful [`check`] of `report` recorded in the ledger: the report was
+/// refused after it, and its resend must not be a replay.
+pub(crate) fn withdraw(v: &mut dyn Verifier, report: &Report<'_>, sequence: Option<u64>) {
+    if let (Some(node), Some(seq)) = (report.node_id.as_deref(), sequence) {
+        v.withdraw(node, report.instance, seq);
+    }
+}
+
 /// Instances remembered per node: an agent draws a new one on every start without a spool,
 /// so the oldest are forgotten.
 pub const INSTANCES_PER_NODE: usize = 4;
@@ -310,30 +322,69 @@ pub const INSTANCES_PER_NODE: usize = 4;
 /// that has a key.
 #[derive(Debug, Default)]
 pub struct Ledger {
-    /// Per node, `(instance, highest SEQUENCE)`, the most recently advanced first.
-    nodes: HashMap<Box<str>, Vec<(Option<u64>, u64)>>,
+    /// Per node, its instances, the most recently advanced first.
+    nodes: HashMap<Box<str>, Vec<Mark>>,
+}
+
+/// One instance's place in the [`Ledger`].
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    instance: Option<u64>,
+    /// The highest SEQUENCE accepted.
+    highest: u64,
+    /// The one before it (`None`: it is the first), what [`Ledger::withdraw`] goes back to.
+    before: Option<u64>,
 }
 
 impl Ledger {
     /// Records `sequence` for `(node_id, instance)`; true when it is above every SEQUENCE
     /// recorded for them (or the first one), false for a replay, which changes nothing.
     pub fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
+        let first = Mark {
+            instance,
+            highest: sequence,
+            before: None,
+        };
         let Some(seen) = self.nodes.get_mut(node_id) else {
-            self.nodes
-                .insert(node_id.into(), vec![(instance, sequence)]);
+            self.nodes.insert(node_id.into(), vec![first]);
             return true;
         };
-        match seen.iter().position(|&(i, _)| i == instance) {
-            Some(p) if seen[p].1 >= sequence => false,
+        match seen.iter().position(|m| m.instance == instance) {
+            Some(p) if seen[p].highest >= sequence => false,
             Some(p) => {
-                seen[p].1 = sequence;
+                seen[p].before = Some(seen[p].highest);
+                seen[p].highest = sequence;
                 seen[..=p].rotate_right(1);
                 true
             }
             None => {
                 seen.truncate(INSTANCES_PER_NODE - 1);
-                seen.insert(0, (instance, sequence));
+                seen.insert(0, first);
                 true
+            }
+        }
+    }
+
+    /// Takes back `sequence`, the last SEQUENCE recorded for `(node_id, instance)`: the
+    /// instance's highest goes back to the one before it (or the instance is forgotten when it
+    /// was its first). Does nothing when a higher SEQUENCE was recorded since.
+    pub fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
+        let Some(seen) = self.nodes.get_mut(node_id) else {
+            return;
+        };
+        let Some(p) = seen
+            .iter()
+            .position(|m| m.instance == instance && m.highest == sequence)
+        else {
+            return;
+        };
+        match seen[p].before.take() {
+            Some(before) => seen[p].highest = before,
+            None => {
+                seen.remove(p);
+                if seen.is_empty() {
+                    self.nodes.remove(node_id);
+                }
             }
         }
     }
@@ -362,6 +413,9 @@ mod tests {
         }
         fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
             self.ledger.advance(node_id, instance, sequence)
+        }
+        fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
+            self.ledger.withdraw(node_id, instance, sequence);
         }
     }
 
@@ -515,5 +569,27 @@ mod tests {
         }
         assert!(l.advance("a", Some(1), 5), "instance 1 was forgotten");
         assert_eq!(l.nodes["a"].len(), INSTANCES_PER_NODE);
+    }
+
+    #[test]
+    fn a_withdrawn_sequence_is_new_again() {
+        let mut l = Ledger::default();
+        assert!(l.advance("a", Some(1), 5));
+        l.withdraw("a", Some(1), 5);
+        assert!(
+            l.nodes.is_empty(),
+            "the first SEQUENCE withdrawn forgets the instance"
+        );
+        assert!(l.advance("a", Some(1), 5));
+        assert!(l.advance("a", Some(1), 6));
+        l.withdraw("a", Some(1), 6);
+        assert!(l.advance("a", Some(1), 6), "6 is new again");
+        assert!(!l.advance("a", Some(1), 5), "5 stays accepted");
+        assert!(l.advance("a", Some(1), 7));
+        l.withdraw("a", Some(1), 6);
+        assert!(
+            !l.advance("a", Some(1), 7),
+            "only the last one recorded is withdrawn"
+        );
     }
 }

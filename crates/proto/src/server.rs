@@ -761,6 +761,9 @@ impl ServerSession {
                 tally.answers += 1;
             }
             Acceptance::Refuse(refusal) => {
+                if let Some(v) = sink.verifier() {
+                    auth::withdraw(v, &accepted.report, sequence);
+                }
                 tally.refused += 1;
                 let answer = refusal.answer(Some(u64::from(seq)));
                 self.write_answer(&answer, None, out, cap, tally);
@@ -832,6 +835,9 @@ impl ServerSession {
                         self.write_answer(&Message::ack(seq), Some(t), out, cap, tally)
                     }
                     Acceptance::Refuse(refusal) => {
+                        if let Some(v) = sink.verifier() {
+                            auth::withdraw(v, &accepted.report, seq);
+                        }
                         tally.refused += 1;
                         self.write_answer(&refusal.answer(seq), None, out, cap, tally);
                     }

@@ -57,6 +57,10 @@ impl Verifier for Keys {
     fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
         self.ledger.advance(node_id, instance, sequence)
     }
+
+    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
+        self.ledger.withdraw(node_id, instance, sequence);
+    }
 }
 
 /// A sink that records every report and answers as told; with keys, it asks for signatures.
@@ -581,6 +585,44 @@ fn a_terminal_that_never_acks_its_pushes_times_out() {
         s.handle_timeout(t0 + Duration::from_secs(55)),
         Err(CloseReason::AckTimeout)
     );
+}
+
+#[test]
+fn a_signed_report_refused_503_is_accepted_when_resent() {
+    let mut s = data();
+    let mut sink = Recorder {
+        keys: Some(Keys::new()),
+        decide: vec![
+            Acceptance::Refuse(Refusal::Overloaded),
+            Acceptance::Refuse(Refusal::Overloaded),
+        ],
+        ..Recorder::default()
+    };
+    let five = signed(agent_report(5, "ws-17", 10, NOW_MS, Some(7)));
+    let six = signed(agent_report(6, "ws-17", 11, NOW_MS, Some(7)));
+    // The second report of a learnt layout takes the fast path: both paths withdraw.
+    let input = [five.clone(), six.clone(), five, six].concat();
+    let mut tally = Tally::default();
+    let mut out = Vec::new();
+    s.handle_input(start(), &input, &mut out, usize::MAX, &mut sink, &mut tally)
+        .unwrap();
+    let codes: Vec<(u16, Option<u64>)> = messages(&out)
+        .iter()
+        .map(|m| match m.body {
+            Body::StatReportAck => (200, m.sequence),
+            _ => (code_and_info(m).0, m.sequence),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            (503, Some(5)),
+            (503, Some(6)),
+            (200, Some(5)),
+            (200, Some(6))
+        ]
+    );
+    assert!(sink.failures.is_empty(), "{:?}", sink.failures);
 }
 
 #[test]
