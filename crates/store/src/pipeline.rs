@@ -16,7 +16,7 @@ use async_nats::jetstream::publish::PublishAck;
 use async_nats::jetstream::stream::{
     self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
 };
-use async_nats::Subject;
+use async_nats::{HeaderMap, Subject};
 use avp_proto::server::Action;
 use avp_proto::{Body, Codec, Decoded, Status};
 use bytes::Bytes;
@@ -126,7 +126,26 @@ impl Mark {
             in_flight: BTreeSet::new(),
         }
     }
+
+    /// What the copy of report `seq` now being published tells a later lookup (its
+    /// [`STORED_THROUGH`] header): the highest SEQUENCE up to which every report of the
+    /// instance taken is stored once this copy is. A report still in flight below `seq` (one
+    /// being retried) holds it below that report; `None` when nothing can be promised.
+    fn stored_through(&self, seq: u64) -> Option<u64> {
+        let Mark::Known { upto, in_flight } = self else {
+            return None;
+        };
+        match in_flight.iter().find(|&&s| s != seq) {
+            Some(&lowest) => lowest.checked_sub(1),
+            None => *upto,
+        }
+    }
 }
+
+/// The header of a stored report that says up to which SEQUENCE of its instance every report
+/// was stored when it was ([`Mark::stored_through`]); what a node that has not seen the instance
+/// yet learns its mark from.
+const STORED_THROUGH: &str = "Avp-Stored-Through";
 
 type AckFuture = Pin<Box<dyn Future<Output = (Queued, Result<PublishAck, PublishError>)> + Send>>;
 /// A node (its index among the nodes seen) and one of its instances.
@@ -636,7 +655,7 @@ impl Pipeline {
                 let mut wait = RETRY_FIRST;
                 let mark = loop {
                     match stream.direct_get_last_for_subject(subject.clone()).await {
-                        Ok(m) => break mark_of(&m.payload, key.1),
+                        Ok(m) => break mark_of(&m.headers, &m.payload, key.1),
                         // No report of that node yet: nothing stored.
                         Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
                             break Mark::upto(None)
@@ -676,6 +695,13 @@ impl Pipeline {
             if let Some((instance, seq)) = q.identity {
                 // Message ids are unique over the whole stream: the node's subject is part of it.
                 message = message.message_id(format!("{}:{instance:016x}:{seq}", q.subject));
+                let through = self
+                    .marks
+                    .get(&(q.node, instance))
+                    .and_then(|m| m.stored_through(seq));
+                if let Some(through) = through {
+                    message = message.header(STORED_THROUGH, through.to_string().as_str());
+                }
             }
             match self.js.send_publish(q.subject.clone(), message).await {
                 // Outside tokio's cooperative budget: thousands of acknowledgements wait here,
@@ -842,18 +868,78 @@ impl Pipeline {
     }
 }
 
-/// The mark of `instance` that a node's last stored report (its envelope) gives.
-fn mark_of(envelope: &[u8], instance: u64) -> Mark {
+/// The mark of `instance` that a node's last stored report (its headers and envelope) gives:
+/// its [`STORED_THROUGH`] header when the report is of that instance.
+fn mark_of(headers: &HeaderMap, envelope: &[u8], instance: u64) -> Mark {
     let Some(stored) = envelope::decode(envelope) else {
         return Mark::Unknown;
     };
-    match Codec::Binary.decode(stored.frame) {
-        Ok(Status::Complete((Decoded::Message(m), _))) => match (m.body, m.sequence) {
-            (Body::StatReport(r), Some(seq)) if r.instance == Some(instance) => {
-                Mark::upto(Some(seq))
-            }
-            _ => Mark::Unknown,
-        },
+    let of_instance = match Codec::Binary.decode(stored.frame) {
+        Ok(Status::Complete((Decoded::Message(m), _))) => {
+            matches!(m.body, Body::StatReport(r) if r.instance == Some(instance))
+        }
+        _ => false,
+    };
+    let through = headers
+        .get(STORED_THROUGH)
+        .and_then(|v| v.as_str().parse::<u64>().ok());
+    match through {
+        Some(through) if of_instance => Mark::upto(Some(through)),
         _ => Mark::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known(upto: u64, in_flight: &[u64]) -> Mark {
+        Mark::Known {
+            upto: Some(upto),
+            in_flight: in_flight.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn a_report_in_flight_below_holds_the_promise_below_it() {
+        assert_eq!(known(10, &[10]).stored_through(10), Some(10));
+        assert_eq!(known(10, &[]).stored_through(10), Some(10), "a resend");
+        // 5 is being retried while 6 to 10 are published: none of them may promise 10.
+        assert_eq!(known(10, &[5, 9, 10]).stored_through(10), Some(4));
+        assert_eq!(
+            known(10, &[5]).stored_through(5),
+            Some(10),
+            "5 was the last one out"
+        );
+        assert_eq!(known(10, &[0, 10]).stored_through(10), None);
+        assert_eq!(Mark::Unknown.stored_through(3), None);
+    }
+
+    #[test]
+    fn a_lookup_trusts_the_header_of_its_own_instance_only() {
+        let msg = avp_proto::Message {
+            sequence: Some(10),
+            body: Body::StatReport(avp_proto::Report {
+                cpu_percent: 1,
+                mem_percent: 2,
+                timestamp_ms: Some(1),
+                node_id: Some("ws-1".into()),
+                instance: Some(7),
+                fleet: None,
+            }),
+        };
+        let mut frame = Vec::new();
+        msg.encode(&mut frame).unwrap();
+        let mut stored = Vec::new();
+        envelope::encode(1, "127.0.0.1:1".parse().unwrap(), "c", &frame, &mut stored);
+        let mut headers = HeaderMap::new();
+        assert_eq!(mark_of(&headers, &stored, 7), Mark::Unknown, "no header");
+        headers.insert(STORED_THROUGH, "4");
+        assert_eq!(mark_of(&headers, &stored, 7), Mark::upto(Some(4)));
+        assert_eq!(
+            mark_of(&headers, &stored, 8),
+            Mark::Unknown,
+            "another instance"
+        );
     }
 }
