@@ -209,3 +209,33 @@ fn a_tls_endpoint_without_a_certificate_does_not_start() {
     let err = Node::start(c).err().expect("refused");
     assert!(err.to_string().contains("--tls-cert"), "{err}");
 }
+
+#[test]
+fn a_tls_record_trickled_in_is_closed_at_the_frame_deadline() {
+    let pki = Pki::new("trickle");
+    let mut c = config();
+    c.listen = vec!["tls://127.0.0.1:0".parse::<Endpoint>().unwrap()];
+    c.tls = Some(server_tls(&pki, false));
+    c.frame_timeout = Duration::from_millis(300);
+    c.idle_timeout = Duration::from_secs(3600);
+    let node = Node::start(c).expect("node starts");
+    let mut agent = pki
+        .connect(node.local_addr(Scheme::Tls).unwrap(), None)
+        .expect("handshake");
+    agent.send(&report(1));
+    assert_eq!(agent.expect(), Message::ack(Some(1)));
+    // The header of a 16 KiB application-data record and its first byte: rustls holds them,
+    // so the session never sees a partial frame; only the record's deadline can close it.
+    let mut sock = &agent.stream.sock;
+    sock.write_all(&[0x17, 0x03, 0x03, 0x40, 0x00, 0x00])
+        .unwrap();
+    sock.set_read_timeout(Some(common::WAIT)).unwrap();
+    let mut rest = Vec::new();
+    let end = std::io::Read::read_to_end(&mut sock, &mut rest);
+    assert!(
+        end.is_ok() || end.as_ref().unwrap_err().kind() == std::io::ErrorKind::ConnectionReset,
+        "the node closes the connection: {end:?}"
+    );
+    let counted = common::wait_for_counters(&node, |c| c.frame_timeouts == 1);
+    assert_eq!(counted.idle_closed, 0);
+}

@@ -53,6 +53,8 @@ pub fn failure(e: &io::Error) -> Option<&TlsFailure> {
 pub struct TlsStream<C, S> {
     sock: S,
     tls: C,
+    /// Bytes of records read from the socket so far.
+    records_read: u64,
 }
 
 impl<C, S, D> TlsStream<C, S>
@@ -63,7 +65,17 @@ where
 {
     /// The TLS connection `tls` over the connected socket `sock`.
     pub fn new(sock: S, tls: C) -> TlsStream<C, S> {
-        TlsStream { sock, tls }
+        TlsStream {
+            sock,
+            tls,
+            records_read: 0,
+        }
+    }
+
+    /// How many bytes of TLS records were read from the socket so far: with the plaintext
+    /// [`TlsStream::read`] returns, a caller can tell that a record has begun and not ended.
+    pub fn records_read(&self) -> u64 {
+        self.records_read
     }
 
     /// True until the handshake has completed.
@@ -96,6 +108,7 @@ where
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
             };
+            self.records_read += n as u64;
             if n == 0 {
                 // Reading nothing is how rustls learns of the end of the stream.
                 self.tls.read_tls(&mut io::empty())?;

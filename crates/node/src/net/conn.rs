@@ -220,11 +220,15 @@ impl Connection {
     }
 
     /// When [`Connection::handle_timeout`] is next due, as of `now`: the session's deadline,
-    /// the TLS handshake's while it runs, or the slow-peer deadline while the output is at its
-    /// bound.
+    /// the TLS handshake's while it runs, a TLS record's while one comes in, or the slow-peer
+    /// deadline while the output is at its bound.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
         let mut at = self.session.poll_timeout();
         if let Some(t) = self.stream.handshake_deadline() {
+            at = at.min(t);
+        }
+        let frame_timeout = self.session.config().frame_timeout;
+        if let Some(t) = self.stream.record_deadline(frame_timeout) {
             at = at.min(t);
         }
         match self.full_since(now) {
@@ -241,6 +245,14 @@ impl Connection {
         }
         if self.stream.handshake_deadline().is_some_and(|t| now >= t) {
             return Err(CloseReason::HandshakeTimeout);
+        }
+        let frame_timeout = self.session.config().frame_timeout;
+        if self
+            .stream
+            .record_deadline(frame_timeout)
+            .is_some_and(|t| now >= t)
+        {
+            return Err(CloseReason::Session(server::CloseReason::FrameTimeout));
         }
         self.session
             .handle_timeout(now)
@@ -517,7 +529,7 @@ impl Connection {
                 break;
             }
             let wanted = spare.len().min(*budget);
-            match self.stream.read(&mut spare[..wanted]) {
+            match self.stream.read(&mut spare[..wanted], ctx.now) {
                 Ok(0) => self.set(INPUT_CLOSED, true),
                 Ok(n) => {
                     *budget = budget.saturating_sub(n);

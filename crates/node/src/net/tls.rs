@@ -1,6 +1,7 @@
 //! The node's side of TLS: the server connection each `tls://` connection gets (the byte
-//! work is [`avp_tls::stream`]'s) with the time its handshake must be complete by, and the
-//! rate limit on the log lines about refused handshakes.
+//! work is [`avp_tls::stream`]'s) with the time its handshake must be complete by and the
+//! deadline of a record still coming in, and the rate limit on the log lines about refused
+//! handshakes.
 
 use crate::loglimit::CountedLine;
 use mio::net::TcpStream;
@@ -13,17 +14,41 @@ pub use avp_tls::stream::failure;
 /// A TLS server connection over an accepted socket.
 pub type TlsStream = avp_tls::stream::TlsStream<ServerConnection, TcpStream>;
 
-/// A TLS connection and the deadline of its handshake.
+/// A TLS connection, the deadline of its handshake, and since when a record has been coming in.
 pub struct TlsConn {
     /// The TLS connection.
     pub stream: TlsStream,
     handshake_by: Instant,
+    /// Since when records have been read with no plaintext from them, after the handshake: a
+    /// record trickling in, which the session cannot see (its bytes wait inside rustls).
+    record_since: Option<Instant>,
 }
 
 impl TlsConn {
     /// When the handshake must be complete, while it is not.
     pub fn handshake_deadline(&self) -> Option<Instant> {
         self.stream.is_handshaking().then_some(self.handshake_by)
+    }
+
+    /// When the record coming in must be complete, `frame_timeout` after its first bytes: the
+    /// frame deadline of the bytes the session does not see yet.
+    pub fn record_deadline(&self, frame_timeout: Duration) -> Option<Instant> {
+        self.record_since.map(|since| since + frame_timeout)
+    }
+
+    /// Reads plaintext into `buf` (see [`TlsStream::read`]) at `now`, noting a record that
+    /// began and gave no plaintext yet.
+    pub fn read(&mut self, buf: &mut [u8], now: Instant) -> std::io::Result<usize> {
+        let (handshaking, before) = (self.stream.is_handshaking(), self.stream.records_read());
+        let read = self.stream.read(buf);
+        match read {
+            Ok(n) if n > 0 => self.record_since = None,
+            _ if !handshaking && self.stream.records_read() > before => {
+                self.record_since.get_or_insert(now);
+            }
+            _ => {}
+        }
+        read
     }
 }
 
@@ -37,6 +62,7 @@ pub fn accept(
     Ok(TlsConn {
         stream: TlsStream::new(sock, ServerConnection::new(config)?),
         handshake_by,
+        record_since: None,
     })
 }
 

@@ -8,6 +8,7 @@ use mio::event::Source;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 /// A connection's byte stream.
 pub enum Transport {
@@ -18,12 +19,13 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// Reads into `buf`; a short read means the socket is drained (see [`super::tls`]).
+    /// Reads into `buf` at `now`; a short read means the socket is drained (see
+    /// [`super::tls`]).
     #[inline]
-    pub fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn read(&mut self, buf: &mut [u8], now: Instant) -> io::Result<usize> {
         match self {
             Transport::Plain(s) => s.read(buf),
-            Transport::Tls(t) => t.stream.read(buf),
+            Transport::Tls(t) => t.read(buf, now),
         }
     }
 
@@ -56,10 +58,19 @@ impl Transport {
 
     /// When a TLS handshake must be complete, while it is not.
     #[inline]
-    pub fn handshake_deadline(&self) -> Option<std::time::Instant> {
+    pub fn handshake_deadline(&self) -> Option<Instant> {
         match self {
             Transport::Plain(_) => None,
             Transport::Tls(t) => t.handshake_deadline(),
+        }
+    }
+
+    /// When a TLS record coming in must be complete (see [`TlsConn::record_deadline`]).
+    #[inline]
+    pub fn record_deadline(&self, frame_timeout: Duration) -> Option<Instant> {
+        match self {
+            Transport::Plain(_) => None,
+            Transport::Tls(t) => t.record_deadline(frame_timeout),
         }
     }
 
