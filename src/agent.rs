@@ -15,6 +15,7 @@ use avpd_agent::spool::Spool;
 use avpd_client::{Link, PeerLink};
 use avpd_node::admin::{AdminConfig, AdminPlane};
 use avpd_node::fleet::NodeReport;
+use avpd_node::StartError;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,6 +59,10 @@ pub struct AgentArgs {
     /// json+tcp://; repeatable), pushed every --interval.
     #[arg(long)]
     pub listen: Vec<Endpoint>,
+    /// Let --listen bind an address other hosts can reach: its terminals are not
+    /// authenticated, so without this only loopback addresses are accepted.
+    #[arg(long)]
+    pub listen_insecure: bool,
     /// Force the wire form, whatever the URL scheme says.
     #[arg(long, value_enum)]
     pub codec: Option<CodecArg>,
@@ -157,7 +162,7 @@ pub fn run(
         first_seq,
         journal: spooled.is_some(),
     };
-    let (plane, on_sample) = serve_terminals(&args.listen, args.interval)?;
+    let (plane, on_sample) = serve_terminals(&args.listen, args.listen_insecure, args.interval)?;
     let terminals = plane.as_ref().map_or(String::new(), |p| {
         let bound: Vec<String> = p.endpoints().iter().map(ToString::to_string).collect();
         format!(" terminals={}", bound.join(","))
@@ -300,6 +305,7 @@ fn reload_config(
 /// hands it every sample.
 fn serve_terminals(
     listen: &[Endpoint],
+    insecure: bool,
     interval: Duration,
 ) -> anyhow::Result<(Option<AdminPlane>, SampleFeed)> {
     if listen.is_empty() {
@@ -310,9 +316,16 @@ fn serve_terminals(
     let config = AdminConfig {
         listen: listen.to_vec(),
         report_interval: interval,
+        insecure,
         ..AdminConfig::default()
     };
-    let plane = AdminPlane::start(config, rx)?;
+    let plane = AdminPlane::start(config, rx).map_err(|e| match e {
+        StartError::Unprotected(endpoint) => anyhow::anyhow!(
+            "protected mode: --listen {endpoint} is reachable from other hosts and its terminals \
+             are not authenticated; bind it to a loopback address, or add --listen-insecure"
+        ),
+        e => e.into(),
+    })?;
     let feed = Box::new(move |node: &str, s: HostSample| {
         let _ = tx.try_send(vec![NodeReport {
             node: node.to_string(),

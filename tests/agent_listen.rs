@@ -42,3 +42,25 @@ fn a_terminal_watches_the_agent_directly() {
     assert_eq!(field(&sent, "mem"), field(&line, "mem"), "{sent} / {line}");
     assert_eq!(field(&line, "link"), Some(admin.as_str()));
 }
+
+#[test]
+fn an_agent_plane_other_hosts_can_reach_needs_listen_insecure() {
+    let refused = |extra: &[&str]| {
+        let mut args = vec![
+            "agent",
+            "--collector",
+            "tcp://127.0.0.1:1",
+            "--listen",
+            "tcp://0.0.0.0:0",
+        ];
+        args.extend_from_slice(extra);
+        avpd(&args)
+    };
+    let mut agent = refused(&[]);
+    assert_ne!(agent.wait_exit(), 0);
+    let line = agent.stderr.wait_contains("protected mode");
+    assert!(line.contains("--listen-insecure"), "{line}");
+    let mut agent = refused(&["--listen-insecure"]);
+    let line = agent.stderr.wait_contains("(admin)");
+    assert!(line.contains("listening on tcp://0.0.0.0:"), "{line}");
+}

@@ -82,11 +82,13 @@ pub struct AdminPlane {
 }
 
 impl AdminPlane {
-    /// Binds the admin listeners and starts pushing the view fed by `updates`.
+    /// Binds the admin listeners and starts pushing the view fed by `updates`; in protected
+    /// mode (not `config.insecure`) only loopback or client-authenticated TLS endpoints.
     pub fn start(
         config: AdminConfig,
         updates: Receiver<Vec<NodeReport>>,
     ) -> Result<AdminPlane, StartError> {
+        crate::security::check_protected(&config)?;
         let shutdown = Arc::new(AtomicBool::new(false));
         let mut threads = Threads::new(shutdown.clone());
         let bound = spawn(
