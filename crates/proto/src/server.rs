@@ -167,7 +167,8 @@ pub trait ReportSink {
     fn on_unauthorized(&mut self, _failure: AuthFailure) {}
     /// Called for a PAUSE or RESUME with TARGET (a terminal's command for the fleet). Returns
     /// the command's id when the sink carries it out: its answer then waits for
-    /// [`ServerSession::complete_command`]. `None` (the default) treats TARGET as absent.
+    /// [`ServerSession::complete_command`]. `None` (the default): the node relays no command,
+    /// and the terminal is answered 501.
     fn on_fleet_command(&mut self, command: &FleetCommand<'_>) -> Option<u64> {
         let _ = command;
         None
@@ -913,7 +914,7 @@ impl ServerSession {
     }
 
     /// Hands a fleet command to the sink; its answer waits for its results when the sink takes
-    /// it, and is the plain pause or resume of the pushes otherwise.
+    /// it, and is 501 otherwise (this node relays no command to agents).
     #[allow(clippy::too_many_arguments)]
     fn fleet_command<S: ReportSink>(
         &mut self,
@@ -936,14 +937,12 @@ impl ServerSession {
             h.marks.push_back((HoldOn::Command(id), h.bytes.len()));
             return;
         }
-        let now_answer = match action {
-            Action::Pause { duration_secs } => {
-                let info = format!("paused for {duration_secs} s");
-                Message::command_response(sequence, result_code::OK, info)
-            }
-            Action::Resume => Message::command_response(sequence, result_code::OK, "not paused"),
-        };
-        self.write_answer(&now_answer, None, out, cap, tally);
+        let refusal = Message::command_response(
+            sequence,
+            result_code::UNSUPPORTED_TYPE,
+            "this node does not relay commands to agents",
+        );
+        self.write_answer(&refusal, None, out, cap, tally);
     }
 
     /// The id of the relayed command answered with SEQUENCE `seq`, forgetting it.

@@ -370,6 +370,30 @@ fn runs_of_held_reports_release_up_to_the_confirmed_ticket() {
 }
 
 #[test]
+fn a_fleet_command_on_a_plane_that_relays_none_is_answered_501() {
+    let t0 = start();
+    let mut s = ServerSession::new(config(Codec::Binary, Role::Management), t0);
+    let mut sink = Recorder::default();
+    let pause = encode(&Message {
+        sequence: Some(5),
+        body: Body::Pause {
+            target: Some("ws-*".into()),
+            duration_secs: 60,
+        },
+    });
+    let out = feed(&mut s, t0, &pause, &mut sink);
+    let answers = messages(&out);
+    assert_eq!(
+        (code_and_info(&answers[0]), answers[0].sequence),
+        (
+            (501, "this node does not relay commands to agents".into()),
+            Some(5)
+        )
+    );
+    assert!(s.push_credit(t0) > 0, "the pushes are not paused either");
+}
+
+#[test]
 fn refused_reports_are_answered_503() {
     let mut s = data();
     let mut sink = Recorder {
