@@ -284,24 +284,29 @@ fn workers(
 }
 
 /// Answers by result code: every error answer the sessions decided (one per message answered
-/// 400, 401, 501 or 503, including the few a UDP datagram could not carry), and the 200s that
-/// make up the rest of the answers written.
-fn answers_by_code(c: &Counters) -> [(&'static str, u64); 5] {
+/// 400, 401, 501 or 503, including the few a UDP datagram could not carry), the error answers
+/// of fleet commands (404, 503, 504, and `other` for a code an agent answered with), and the
+/// 200s that make up the rest of the answers written.
+fn answers_by_code(c: &Counters) -> [(&'static str, u64); 8] {
     let t = &c.tally;
-    let errors = t.invalid + t.unsupported + t.refused + t.unauthorized;
-    let ok = (t.answers + t.oversize_dropped).saturating_sub(errors);
-    [
-        ("200", ok),
+    let by_code = [
         ("400", t.invalid),
         ("401", t.unauthorized),
-        ("501", t.unsupported),
-        ("503", t.refused),
-    ]
+        ("404", c.command_not_found),
+        ("501", t.unsupported + t.unrelayed),
+        ("503", t.refused + c.command_overloaded),
+        ("504", c.command_timed_out),
+        ("other", c.command_failed),
+    ];
+    let errors: u64 = by_code.iter().map(|(_, v)| v).sum();
+    let ok = (t.answers + t.oversize_dropped).saturating_sub(errors);
+    let [a, b, d, e, f, g, h] = by_code;
+    [("200", ok), a, b, d, e, f, g, h]
 }
 
 /// Closed connections by reason; `shutdown` is what the other reasons leave (connections
 /// closed by a stopping node).
-fn closes_by_reason(c: &Counters) -> [(&'static str, u64); 8] {
+fn closes_by_reason(c: &Counters) -> [(&'static str, u64); 9] {
     let known = [
         ("peer", c.peer_closed),
         ("idle", c.idle_closed),
@@ -310,12 +315,13 @@ fn closes_by_reason(c: &Counters) -> [(&'static str, u64); 8] {
         ("slow_peer", c.slow_peers),
         ("framing", c.framing_errors),
         ("io", c.io_errors),
+        ("tls_refused", c.tls_refused),
     ];
     let rest = c
         .closed
         .saturating_sub(known.iter().map(|(_, v)| v).sum::<u64>());
-    let [a, b, d, e, h, f, g] = known;
-    [a, b, d, e, h, f, g, ("shutdown", rest)]
+    let [a, b, d, e, h, f, g, t] = known;
+    [a, b, d, e, h, f, g, t, ("shutdown", rest)]
 }
 
 fn store_families(out: &mut Families<'_>, s: &StoreStatus) -> Result<(), fmt::Error> {
@@ -410,20 +416,34 @@ mod tests {
     fn answers_add_up_to_what_the_sessions_wrote() {
         let c = Counters {
             tally: Tally {
-                answers: 10,
                 invalid: 2,
                 unsupported: 1,
                 refused: 3,
                 unauthorized: 1,
                 oversize_dropped: 2,
+                unrelayed: 1,
+                answers: 16,
                 ..Tally::default()
             },
+            command_not_found: 2,
+            command_overloaded: 1,
+            command_timed_out: 1,
+            command_failed: 1,
             ..Counters::default()
         };
         let codes = answers_by_code(&c);
         assert_eq!(
             codes,
-            [("200", 5), ("400", 2), ("401", 1), ("501", 1), ("503", 3)]
+            [
+                ("200", 5),
+                ("400", 2),
+                ("401", 1),
+                ("404", 2),
+                ("501", 2),
+                ("503", 4),
+                ("504", 1),
+                ("other", 1)
+            ]
         );
         let decided: u64 = codes.iter().map(|(_, v)| v).sum();
         assert_eq!(decided, c.tally.answers + c.tally.oversize_dropped);
@@ -437,10 +457,12 @@ mod tests {
             idle_closed: 3,
             io_errors: 2,
             slow_peers: 1,
+            tls_refused: 1,
             ..Counters::default()
         };
         let reasons = closes_by_reason(&c);
-        assert_eq!(reasons[7], ("shutdown", 4));
+        assert_eq!(reasons[7], ("tls_refused", 1));
+        assert_eq!(reasons[8], ("shutdown", 3));
         assert_eq!(reasons.iter().map(|(_, v)| v).sum::<u64>(), 20);
     }
 }

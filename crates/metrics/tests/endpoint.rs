@@ -192,3 +192,35 @@ fn health_readiness_and_the_http_edges() {
     );
     assert_eq!(request(addr, "nonsense\r\n\r\n").status, 400);
 }
+
+#[test]
+fn a_fleet_command_for_no_node_counts_as_a_404_answer() {
+    let (node, metrics) = start();
+    let admin = node.admin_addr(Scheme::Tcp).expect("a management plane");
+    let mut term = Peer::connect(admin, avp_proto::Codec::Binary);
+    term.send_msg(&Message::pause(Some(3), 60, Some("ghost-*")));
+    let answer = loop {
+        let m = term.expect();
+        if m.sequence == Some(3) {
+            break m;
+        }
+    };
+    assert!(
+        matches!(
+            answer.body,
+            avp_proto::Body::CommandResponse { code: 404, .. }
+        ),
+        "{answer:?}"
+    );
+    let not_found = "avpd_answers_total{plane=\"management\",transport=\"tcp\",code=\"404\"}";
+    let ok = "avpd_answers_total{plane=\"management\",transport=\"tcp\",code=\"200\"}";
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = get(metrics.local_addr(), "/metrics", None);
+        if sample(&got.body, not_found) == Some(1.0) {
+            assert_eq!(sample(&got.body, ok), Some(0.0), "{}", got.body);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", got.body);
+    }
+}

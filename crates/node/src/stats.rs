@@ -79,6 +79,14 @@ counters! {
     /// TLS handshakes refused: no client certificate, one the client CA did not issue, a
     /// peer that does not speak TLS.
     tls_refused,
+    /// Fleet-command answers 404: a target not connected to any collector, or no node matched.
+    command_not_found,
+    /// Fleet-command answers 503: the node was starting or stopping.
+    command_overloaded,
+    /// Fleet-command answers 504: a target's agent did not answer in time.
+    command_timed_out,
+    /// Fleet-command answers with another error code: one an agent answered with.
+    command_failed,
 }
 
 impl Counters {

@@ -208,7 +208,7 @@ pub struct FleetCommand<'a> {
 pub struct Tally {
     /// Valid STAT_REPORTs (acknowledged, held or refused).
     pub reports: u64,
-    /// Valid PAUSE/RESUME commands (answered 200).
+    /// Valid PAUSE/RESUME commands (answered 200, or with their results for a fleet command).
     pub commands: u64,
     /// Invalid messages (answered 400).
     pub invalid: u64,
@@ -230,6 +230,8 @@ pub struct Tally {
     pub oversize_dropped: u64,
     /// Reports that failed authentication (answered 401).
     pub unauthorized: u64,
+    /// Fleet commands (PAUSE or RESUME with TARGET) answered 501: this plane relays none.
+    pub unrelayed: u64,
 }
 
 /// Applies `$op` to every field of two tallies, in a macro so that a new counter cannot be
@@ -251,6 +253,7 @@ macro_rules! each_count {
             relayed: op(a.relayed, b.relayed),
             oversize_dropped: op(a.oversize_dropped, b.oversize_dropped),
             unauthorized: op(a.unauthorized, b.unauthorized),
+            unrelayed: op(a.unrelayed, b.unrelayed),
         }
     }};
 }
@@ -937,6 +940,7 @@ impl ServerSession {
             h.marks.push_back((HoldOn::Command(id), h.bytes.len()));
             return;
         }
+        tally.unrelayed += 1;
         let refusal = Message::command_response(
             sequence,
             result_code::UNSUPPORTED_TYPE,

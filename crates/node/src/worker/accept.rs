@@ -95,6 +95,9 @@ impl Worker {
                 Ok(t) => Transport::Tls(Box::new(t)),
                 Err(e) => {
                     self.limits.open.fetch_sub(1, Ordering::AcqRel);
+                    // Accepted and closed at once: a TLS refusal like the handshake's.
+                    self.counters.accepted += 1;
+                    self.counters.closed += 1;
                     self.counters.tls_refused += 1;
                     tracing::warn!(%peer, "cannot start a TLS connection: {e}");
                     return;

@@ -196,6 +196,18 @@ impl Worker {
             Message::command_response(p.sequence, code, info)
         };
         answers.push(summary);
+        for answer in &answers {
+            if let Body::CommandResponse { code, .. } = answer.body {
+                let c = &mut self.counters;
+                match code {
+                    result_code::OK => {}
+                    result_code::NOT_FOUND => c.command_not_found += 1,
+                    result_code::OVERLOADED => c.command_overloaded += 1,
+                    result_code::TIMED_OUT => c.command_timed_out += 1,
+                    _ => c.command_failed += 1,
+                }
+            }
+        }
         self.drive_one(key_of(p.token), now, now_ms, |_, conn, ctx| {
             conn.complete_command(id, &answers, ctx)
         });
