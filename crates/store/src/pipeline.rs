@@ -314,6 +314,15 @@ pub(crate) async fn run(
             }
         }
     }
+    if !p.is_idle() {
+        let parked: usize = p.parked.values().map(VecDeque::len).sum();
+        let unsent = p.queue.len() + p.retrying.len() + parked;
+        tracing::error!(
+            "store: stopped before the stream took everything: {unsent} reports not sent, {} \
+             sent and not confirmed; those acknowledged under --ack-after received are lost",
+            p.acks.len()
+        );
+    }
     p.report_status();
 }
 
