@@ -18,11 +18,11 @@ pub struct HistoryArgs {
     /// Only the nodes whose ids match this glob (`*` any run of characters, `?` one).
     #[arg(long = "match", value_name = "GLOB")]
     pub pattern: Option<String>,
-    /// Reports received since then: a duration back from now (`1h`, `90m`) or a time
+    /// Reports stored since then: a duration back from now (`1h`, `90m`) or a time
     /// (`2026-12-01T08:00:00Z`, `2026-12-01 08:00:00`, UTC) [default: everything stored].
     #[arg(long, value_parser = parse_time)]
     pub since: Option<SystemTime>,
-    /// Reports received before then (same forms as --since) [default: now].
+    /// Reports stored before then (same forms as --since) [default: now].
     #[arg(long, value_parser = parse_time)]
     pub until: Option<SystemTime>,
     /// Output form.

@@ -143,7 +143,8 @@ pub struct ServeArgs {
     /// A node silent this long is removed from the fleet view.
     #[arg(long, default_value = "10m", value_parser = avp_units::parse_duration)]
     pub node_ttl: Duration,
-    /// Most nodes the fleet view holds; reports of further nodes are refused and counted.
+    /// Most nodes the fleet view holds; further nodes are left out of it and counted (their
+    /// reports are still acknowledged and stored).
     #[arg(long, default_value_t = 1_000_000)]
     pub max_nodes: usize,
     /// A report whose TIMESTAMP is further than this from the node's clock is flagged as

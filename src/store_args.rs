@@ -123,9 +123,18 @@ pub struct ServeStoreArgs {
     /// How long start-up waits for a NATS server to answer.
     #[arg(long, default_value = "10s", value_parser = avp_units::parse_duration)]
     pub store_connect_timeout: Duration,
-    /// This node's id in every stored report and in the bucket [default: the host name].
-    #[arg(long)]
+    /// This node's id in every stored report and in the bucket (1 to 255 bytes, no control
+    /// character) [default: the host name].
+    #[arg(long, value_parser = parse_collector_id)]
     pub collector_id: Option<String>,
+}
+
+/// `--collector-id`: what a stored report's envelope can carry.
+fn parse_collector_id(id: &str) -> Result<String, String> {
+    if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+        return Err("1 to 255 bytes without control characters".into());
+    }
+    Ok(id.to_string())
 }
 
 impl ServeStoreArgs {

@@ -197,7 +197,8 @@ fn secrets_are_not_printed() {
 }
 
 /// The rows (key, default, on SIGHUP) of the table under `heading` in docs/OPERATIONS.md.
-fn documented(heading: &str) -> Vec<(String, String, String)> {
+/// The rows of the reference table under `heading`: key, default, reload and meaning cells.
+fn documented_rows(heading: &str) -> Vec<[String; 4]> {
     let doc = include_str!("../../docs/OPERATIONS.md");
     let start = doc
         .find(heading)
@@ -207,10 +208,18 @@ fn documented(heading: &str) -> Vec<(String, String, String)> {
         .skip_while(|l| !l.starts_with("| `"))
         .take_while(|l| l.starts_with('|'))
         .map(|row| {
-            let cells: Vec<&str> = row.split(" | ").collect();
+            let cells: Vec<&str> = row.splitn(4, " | ").collect();
             let key = cells[0].trim_start_matches("| ").trim_matches('`');
-            (key.to_string(), cells[1].to_string(), cells[2].to_string())
+            let meaning = cells[3].trim_end_matches(" |");
+            [key, cells[1], cells[2], meaning].map(str::to_string)
         })
+        .collect()
+}
+
+fn documented(heading: &str) -> Vec<(String, String, String)> {
+    documented_rows(heading)
+        .into_iter()
+        .map(|[k, d, r, _]| (k, d, r))
         .collect()
 }
 
@@ -243,5 +252,37 @@ fn the_configuration_reference_is_the_code() {
             expected,
             "docs/OPERATIONS.md, {heading}"
         );
+        // The meaning of each key is its option's help, as `avpd NAME --help` shows it.
+        let stale: Vec<String> = documented_rows(heading)
+            .into_iter()
+            .filter_map(|[key, _, _, meaning]| {
+                let arg = sub
+                    .get_arguments()
+                    .find(|a| a.get_long() == Some(key.as_str()))?;
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                let help = help.trim_end_matches('.');
+                (meaning != help).then(|| format!("{key}\t{help}"))
+            })
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "docs/OPERATIONS.md, {heading}: meanings that are not the help:\n{}",
+            stale.join("\n")
+        );
     }
+}
+
+#[test]
+fn a_collector_id_a_stored_report_cannot_carry_is_refused() {
+    let long = "c".repeat(256);
+    for bad in [long.as_str(), "", "lab\u{1b}[2J"] {
+        let err = parse(&["serve", "--collector-id", bad])
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref().is_some_and(|e| e.contains("1 to 255 bytes")),
+            "{bad:?}: {err:?}"
+        );
+    }
+    assert!(parse(&["serve", "--collector-id", &"c".repeat(255)]).is_ok());
 }

@@ -39,7 +39,7 @@ use avp_proto::result_code;
 use avp_proto::server::{Role, ServerConfig};
 use avpd_store::commands::OnCommand;
 use avpd_store::{LatestRow, Store, StoreStatus};
-use crossbeam_channel::bounded;
+use crossbeam_channel::{bounded, TrySendError};
 pub use error::StartError;
 use error::{bind_error, resolve};
 use fleet::NodeReport;
@@ -49,6 +49,7 @@ use observe::{FleetFiguresConfig, Observer};
 use relay::{AgentRegistry, RelayRequest, Relayer};
 use stats::{Counters, WorkerSnapshot};
 use status::{StatusHook, StatusReporter};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -180,11 +181,21 @@ impl Node {
                     own: settings.config.collector.clone(),
                     collectors: Default::default(),
                 };
+                // Rows the management plane's channel had no room for, the latest per node:
+                // sent with the next tick's, so that none is lost and none waits for ever.
+                let mut unsent: HashMap<String, NodeReport> = HashMap::new();
                 let on_latest = Box::new(move |batch: Vec<LatestRow>| {
-                    if let Some(tx) = &fleet {
-                        // The view is refreshed by the next change; a full channel skips one.
-                        let batch = batch.into_iter().map(|r| rows.node_report(r)).collect();
-                        let _ = tx.try_send(batch);
+                    let Some(tx) = &fleet else { return };
+                    for row in batch {
+                        let report = rows.node_report(row);
+                        unsent.insert(report.node.clone(), report);
+                    }
+                    if unsent.is_empty() {
+                        return;
+                    }
+                    let batch: Vec<NodeReport> = unsent.drain().map(|(_, r)| r).collect();
+                    if let Err(TrySendError::Full(back)) = tx.try_send(batch) {
+                        unsent.extend(back.into_iter().map(|r| (r.node.clone(), r)));
                     }
                 });
                 let relayer = local_relayer.clone();

@@ -95,12 +95,19 @@ pub fn read(
             .messages()
             .await
             .map_err(|e| setup("read the stream", &e))?;
-        let until_ms = query.until.map(unix_ms);
+        // `--since` and `--until` both select by the time the stream stored a report (the
+        // order of the stream), so that neither depends on a collector's clock.
+        let until = query.until.map(to_datetime);
         while let Some(message) = messages.next().await {
             let message = message.map_err(|e| setup("read the stream", &e))?;
-            let pending = message.info().map(|i| i.pending).unwrap_or(0);
+            let (pending, stored) = match message.info() {
+                Ok(i) => (i.pending, Some(i.published)),
+                Err(_) => (0, None),
+            };
+            if until.is_some_and(|u| stored.is_some_and(|s| s >= u)) {
+                break;
+            }
             match row_of(&message.subject, &message.payload) {
-                Some(row) if until_ms.is_some_and(|u| row.received_ms >= u) => break,
                 Some(row)
                     if query
                         .pattern
@@ -208,11 +215,6 @@ impl Summary {
     pub fn nodes(&self) -> impl Iterator<Item = (&str, &NodeSummary)> {
         self.nodes.iter().map(|(k, v)| (k.as_str(), v))
     }
-}
-
-fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn to_datetime(t: SystemTime) -> time::OffsetDateTime {

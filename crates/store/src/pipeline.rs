@@ -291,10 +291,7 @@ pub(crate) async fn run(
             entry = next_entry(&mut watch) => p.on_watched(entry),
             _ = tick.tick() => {
                 p.put_latest().await;
-                let watched = std::mem::take(&mut p.watched);
-                if !watched.is_empty() {
-                    on_latest(watched);
-                }
+                on_latest(std::mem::take(&mut p.watched));
                 p.report_status();
             }
         }

@@ -34,7 +34,8 @@ impl Store {
     /// timeout or when the stream exists with a setting avpd cannot work with.
     ///
     /// `on_latest` receives, on the store thread, the latest reports of every node of the
-    /// fleet (this node's included) as the bucket sees them change. `on_command`, when given,
+    /// fleet (this node's included) as the bucket sees them change: every tick (250 ms), with
+    /// the rows that changed since the last one (none, often). `on_command`, when given,
     /// carries the commands other nodes relay for this node's agents.
     pub fn start(
         config: StoreConfig,

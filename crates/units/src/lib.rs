@@ -134,21 +134,36 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-/// `text` with every control character (C0, DEL, C1: terminal escapes among them) written as
-/// a Rust-style escape (`\u{1b}`); borrowed when there is none.
+/// `text` with every control character (C0, DEL, C1: terminal escapes among them) and every
+/// invisible character that changes how a line reads (bidirectional overrides and isolates,
+/// zero-width characters, the line and paragraph separators, the byte-order mark) written as
+/// a Rust-style escape (`\u{1b}`, `\u{202e}`); borrowed when there is none.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(hides_itself) {
         return text.into();
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if hides_itself(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     out.into()
+}
+
+/// True for a character that does not show as itself on a terminal: a control character, or
+/// an invisible formatting one that can reorder, join or break what is around it.
+fn hides_itself(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
 }
 
 /// Writes a byte size in the syntax [`parse_size`] reads, in the largest binary unit that
@@ -285,6 +300,10 @@ mod tests {
         ));
         assert_eq!(printable("a\x1b[2Jb\n"), "a\\u{1b}[2Jb\\n");
         assert_eq!(printable("caf\u{e9}"), "caf\u{e9}");
+        assert_eq!(
+            printable("ws-1\u{202e}71-sw\u{200b}\u{2028}"),
+            "ws-1\\u{202e}71-sw\\u{200b}\\u{2028}"
+        );
     }
 
     #[test]
