@@ -37,6 +37,12 @@ const MAX_IN_FLIGHT: usize = 8192;
 const MAX_LATEST_IN_FLIGHT: usize = 8192;
 /// Lookups of a node's last stored report in flight at most.
 const MAX_LOOKUPS: usize = 256;
+/// Most nodes whose subject the store thread keeps built (a cache: past it, it starts over).
+const MAX_CACHED_NODES: usize = 65_536;
+/// How often the stored-once marks not used lately are forgotten ([`Pipeline::rotate_marks`]).
+const MARKS_ROTATE_EVERY: Duration = Duration::from_secs(600);
+/// Most instances whose mark is kept as recent before the marks rotate early.
+const MAX_RECENT_MARKS: usize = 262_144;
 /// How long a publish may wait for its acknowledgement before it is sent again.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the latest reports go to the bucket and the fleet's changes to the node.
@@ -92,8 +98,8 @@ pub(crate) struct Record {
 struct Queued {
     worker: usize,
     ticket: u64,
-    /// Its node, as an index into the nodes seen.
-    node: u32,
+    /// Its node's NODE_ID.
+    node: Arc<str>,
     subject: Subject,
     identity: Option<(u64, u64)>,
     payload: Bytes,
@@ -142,14 +148,26 @@ impl Mark {
     }
 }
 
+/// Forgets the `old` marks and makes the `recent` ones old, but for those with reports in
+/// flight, which stay recent.
+fn rotate(recent: &mut HashMap<InstanceKey, Mark>, old: &mut HashMap<InstanceKey, Mark>) {
+    old.clear();
+    for (key, mark) in std::mem::take(recent) {
+        match &mark {
+            Mark::Known { in_flight, .. } if !in_flight.is_empty() => recent.insert(key, mark),
+            _ => old.insert(key, mark),
+        };
+    }
+}
+
 /// The header of a stored report that says up to which SEQUENCE of its instance every report
 /// was stored when it was ([`Mark::stored_through`]); what a node that has not seen the instance
 /// yet learns its mark from.
 const STORED_THROUGH: &str = "Avp-Stored-Through";
 
 type AckFuture = Pin<Box<dyn Future<Output = (Queued, Result<PublishAck, PublishError>)> + Send>>;
-/// A node (its index among the nodes seen) and one of its instances.
-type InstanceKey = (u32, u64);
+/// A node (its NODE_ID) and one of its instances.
+type InstanceKey = (Arc<str>, u64);
 
 type LookupFuture = Pin<Box<dyn Future<Output = (InstanceKey, Mark)> + Send>>;
 type LatestAck = Pin<Box<dyn Future<Output = bool> + Send>>;
@@ -169,16 +187,21 @@ struct Pipeline {
     budget: Arc<crate::budget::Budget>,
     status: Arc<Mutex<StoreStatus>>,
     workers: Vec<Option<Confirms>>,
-    /// The nodes seen, by index, with their subjects (so that each publish does not build one).
-    nodes: HashMap<Box<str>, u32>,
-    subjects: Vec<Subject>,
+    /// The nodes seen lately with their subjects, so that each publish does not build one; a
+    /// cache, emptied when it reaches [`MAX_CACHED_NODES`].
+    nodes: HashMap<Box<str>, (Arc<str>, Subject)>,
     queue: VecDeque<Queued>,
     /// Records whose publish failed, newest first (the next to send is at the end).
     retrying: Vec<Queued>,
     /// Records taken so far.
     taken: u64,
     acks: FuturesUnordered<AckFuture>,
+    /// The marks of the instances seen since the last [`Pipeline::rotate_marks`], and those
+    /// seen only before it: a mark not used for two rotations is forgotten (and looked up
+    /// again if its instance comes back).
     marks: HashMap<InstanceKey, Mark>,
+    old_marks: HashMap<InstanceKey, Mark>,
+    marks_rotated: Instant,
     /// Records of an instance whose mark is being looked up, in order.
     parked: HashMap<InstanceKey, VecDeque<Queued>>,
     lookups: FuturesUnordered<LookupFuture>,
@@ -250,10 +273,11 @@ pub(crate) async fn run(
         status,
         workers: Vec::new(),
         nodes: HashMap::new(),
-        subjects: Vec::new(),
         queue: VecDeque::new(),
         acks: FuturesUnordered::new(),
         marks: HashMap::new(),
+        old_marks: HashMap::new(),
+        marks_rotated: Instant::now(),
         parked: HashMap::new(),
         lookups: FuturesUnordered::new(),
         retrying: Vec::new(),
@@ -290,6 +314,7 @@ pub(crate) async fn run(
             Some(_) = p.latest_acks.next(), if !p.latest_acks.is_empty() => {}
             entry = next_entry(&mut watch) => p.on_watched(entry),
             _ = tick.tick() => {
+                p.rotate_marks(Instant::now());
                 p.put_latest().await;
                 on_latest(std::mem::take(&mut p.watched));
                 p.report_status();
@@ -583,16 +608,17 @@ impl Pipeline {
     fn take(&mut self, worker: usize, records: Vec<Record>, arena: &Bytes) {
         for r in records {
             let name = std::str::from_utf8(&arena[r.node.clone()]).unwrap_or("?");
-            let node = match self.nodes.get(name) {
-                Some(&i) => i,
+            let (node, subject) = match self.nodes.get(name) {
+                Some(known) => known.clone(),
                 None => {
-                    let i = u32::try_from(self.subjects.len()).unwrap_or(u32::MAX);
-                    self.subjects.push(Subject::from(report_subject(name)));
-                    self.nodes.insert(name.into(), i);
-                    i
+                    if self.nodes.len() >= MAX_CACHED_NODES {
+                        self.nodes.clear();
+                    }
+                    let known = (Arc::from(name), Subject::from(report_subject(name)));
+                    self.nodes.insert(name.into(), known.clone());
+                    known
                 }
             };
-            let subject = self.subjects[node as usize].clone();
             if let Some(c) = self.workers.get_mut(worker).and_then(Option::as_mut) {
                 c.pending.push_back((r.ticket, r.cost, false));
             }
@@ -618,7 +644,8 @@ impl Pipeline {
             self.queue.push_back(q);
             return;
         };
-        let key = (q.node, instance);
+        let key = (q.node.clone(), instance);
+        self.promote(&key);
         if let Some(parked) = self.parked.get_mut(&key) {
             parked.push_back(q);
             return;
@@ -643,7 +670,7 @@ impl Pipeline {
             }
             Some(Mark::Unknown) => self.queue.push_back(q),
             None => {
-                self.parked.insert(key, VecDeque::from([q]));
+                self.parked.insert(key.clone(), VecDeque::from([q]));
                 self.waiting_lookups.push_back(key);
                 self.start_lookups();
             }
@@ -656,7 +683,7 @@ impl Pipeline {
                 return;
             };
             let stream = self.stream.clone();
-            let subject = self.subjects[key.0 as usize].to_string();
+            let subject = report_subject(&key.0);
             self.lookups.push(Box::pin(async move {
                 let mut wait = RETRY_FIRST;
                 let mark = loop {
@@ -679,9 +706,31 @@ impl Pipeline {
         }
     }
 
+    /// Moves the mark of `key` back among the recent ones, if it is among the old.
+    fn promote(&mut self, key: &InstanceKey) {
+        if !self.marks.contains_key(key) {
+            if let Some(mark) = self.old_marks.remove(key) {
+                self.marks.insert(key.clone(), mark);
+            }
+        }
+    }
+
+    /// Every [`MARKS_ROTATE_EVERY`], or once [`MAX_RECENT_MARKS`] instances were seen since the
+    /// last time: forgets the marks not used since the rotation before, and makes the recent
+    /// ones old. A mark with reports in flight stays recent.
+    fn rotate_marks(&mut self, now: Instant) {
+        let due = now.duration_since(self.marks_rotated) >= MARKS_ROTATE_EVERY;
+        if !due && self.marks.len() < MAX_RECENT_MARKS {
+            return;
+        }
+        self.marks_rotated = now;
+        rotate(&mut self.marks, &mut self.old_marks);
+    }
+
     fn on_lookup(&mut self, key: InstanceKey, mark: Mark) {
+        let parked = self.parked.remove(&key).unwrap_or_default();
         self.marks.insert(key, mark);
-        for q in self.parked.remove(&key).unwrap_or_default() {
+        for q in parked {
             self.admit(q);
         }
         self.start_lookups();
@@ -701,10 +750,9 @@ impl Pipeline {
             if let Some((instance, seq)) = q.identity {
                 // Message ids are unique over the whole stream: the node's subject is part of it.
                 message = message.message_id(format!("{}:{instance:016x}:{seq}", q.subject));
-                let through = self
-                    .marks
-                    .get(&(q.node, instance))
-                    .and_then(|m| m.stored_through(seq));
+                let key = (q.node.clone(), instance);
+                let mark = self.marks.get(&key).or_else(|| self.old_marks.get(&key));
+                let through = mark.and_then(|m| m.stored_through(seq));
                 if let Some(through) = through {
                     message = message.header(STORED_THROUGH, through.to_string().as_str());
                 }
@@ -733,9 +781,9 @@ impl Pipeline {
                     self.stored += 1;
                 }
                 if let Some((instance, seq)) = q.identity {
-                    if let Some(Mark::Known { in_flight, .. }) =
-                        self.marks.get_mut(&(q.node, instance))
-                    {
+                    let key = (q.node.clone(), instance);
+                    self.promote(&key);
+                    if let Some(Mark::Known { in_flight, .. }) = self.marks.get_mut(&key) {
                         in_flight.remove(&seq);
                     }
                 }
@@ -919,6 +967,19 @@ mod tests {
         );
         assert_eq!(known(10, &[0, 10]).stored_through(10), None);
         assert_eq!(Mark::Unknown.stored_through(3), None);
+    }
+
+    #[test]
+    fn marks_unused_for_two_rotations_are_forgotten_unless_in_flight() {
+        let key = |n: &str| (Arc::<str>::from(n), 1);
+        let mut recent =
+            HashMap::from([(key("idle"), known(5, &[])), (key("busy"), known(5, &[5]))]);
+        let mut old = HashMap::from([(key("gone"), known(1, &[]))]);
+        rotate(&mut recent, &mut old);
+        assert_eq!(recent.keys().collect::<Vec<_>>(), [&key("busy")]);
+        assert_eq!(old.keys().collect::<Vec<_>>(), [&key("idle")]);
+        rotate(&mut recent, &mut old);
+        assert!(recent.contains_key(&key("busy")) && !old.contains_key(&key("idle")));
     }
 
     #[test]
