@@ -105,8 +105,8 @@ pub struct ServeArgs {
     /// Close a terminal that leaves pushed reports unacknowledged this long.
     #[arg(long, default_value = "30s", value_parser = avp_units::parse_duration)]
     pub ack_timeout: Duration,
-    /// Unsent output (bytes) at which a peer stops being read until it drains.
-    #[arg(long, default_value_t = 1 << 20)]
+    /// Unsent output at which a peer stops being read until it drains, e.g. 1MiB.
+    #[arg(long, default_value = "1MiB", value_parser = parse_output_bound)]
     pub max_output: usize,
     /// Take UDP datagrams only from this source range (CIDR, e.g. 10.0.0.0/8, or one
     /// address); repeatable. Others are dropped unanswered and counted.
@@ -270,6 +270,12 @@ impl ServeArgs {
         };
         Ok((Some(data), Some(admin)))
     }
+}
+
+/// `--max-output`: a size ([`avp_units::parse_size`]) that fits in memory.
+fn parse_output_bound(text: &str) -> Result<usize, String> {
+    let bytes = avp_units::parse_size(text).map_err(|e| e.to_string())?;
+    usize::try_from(bytes).map_err(|_| format!("{text:?}: too large"))
 }
 
 /// Runs the collector node until SIGINT or SIGTERM, then shuts down gracefully; SIGHUP reads

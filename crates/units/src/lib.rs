@@ -38,7 +38,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, ParseError> {
     if s.is_empty() {
         return Err(bad());
     }
-    if let Ok(secs) = s.parse::<f64>() {
+    // A bare number is seconds: digits with at most one decimal point (no sign, no exponent).
+    if s.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        let secs: f64 = s.parse().map_err(|_| bad())?;
         return Duration::try_from_secs_f64(secs).map_err(|_| bad());
     }
     const UNITS: [(&str, f64); 6] = [
@@ -244,7 +246,10 @@ mod tests {
             );
         }
         assert_eq!(parse_duration("50us"), Ok(Duration::from_micros(50)));
-        for bad in ["", "ten", "5x", "30m1h", "1h1h", "-1", "s", "1.2.3s"] {
+        for bad in [
+            "", "ten", "5x", "30m1h", "1h1h", "-1", "s", "1.2.3s", "1e3", "+5", "-0", "inf",
+            "1.2.3",
+        ] {
             let e = parse_duration(bad).unwrap_err().to_string();
             assert!(e.contains("expected a duration"), "{bad}: {e}");
         }
