@@ -146,11 +146,6 @@ impl AgentKeys {
         self.window
     }
 
-    /// The key file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// The keys now.
     pub fn keys(&self) -> Arc<KeyRing> {
         self.current

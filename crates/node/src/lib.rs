@@ -2,8 +2,8 @@
 //! graceful shutdown.
 //!
 //! [`Node::start`] binds every listener (one socket per worker per endpoint, sharing the port
-//! through SO_REUSEPORT), starts one thread per worker ([`worker`]: TCP), one per UDP socket
-//! ([`udp`]), the management plane and the status reporter, and returns at once; with a store
+//! through SO_REUSEPORT), starts one thread per worker (TCP), one per UDP socket, the
+//! management plane ([`admin`]) and the status reporter, and returns at once; with a store
 //! configured it first connects to it ([`store`]), and fails to start when the store does not
 //! answer. [`Node::shutdown`] (or dropping the node) stops accepting, sends the answers
 //! already owed, hands what the store still holds to it, and joins every thread within a few
@@ -17,19 +17,19 @@ pub mod allow;
 pub mod auth;
 mod error;
 pub mod fleet;
-pub mod intake;
+mod intake;
 pub mod live;
-pub mod loglimit;
-pub mod net;
+mod loglimit;
+mod net;
 pub mod observe;
-pub mod relay;
+mod relay;
 mod security;
 pub mod stats;
 pub mod status;
 pub mod store;
-pub mod timers;
-pub mod udp;
-pub mod worker;
+mod timers;
+mod udp;
+mod worker;
 
 use crate::net::listen::{bind_tcp, bind_udp};
 use admin::AdminConfig;

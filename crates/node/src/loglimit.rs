@@ -63,6 +63,7 @@ impl LogLimit {
     }
 
     /// Lines left out in the current window.
+    #[cfg(test)]
     pub fn suppressed(&self) -> u64 {
         self.suppressed
     }

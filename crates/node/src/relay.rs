@@ -229,9 +229,4 @@ impl RelayDesk {
             }
         }
     }
-
-    /// True when no command waits.
-    pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
-    }
 }

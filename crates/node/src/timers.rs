@@ -136,11 +136,13 @@ impl Timers {
     }
 
     /// Entries in the wheel, stale ones included.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries
     }
 
     /// True when the wheel holds no entry.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries == 0
     }

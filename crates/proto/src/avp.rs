@@ -251,7 +251,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn iterates_seed_report_body() {
+    fn iterates_a_minimal_report_body() {
         let body = [0x01, 0x01, 0x1E, 0x02, 0x01, 0x35];
         let avps: Vec<_> = AvpIter::new(&body).collect::<Result<_, _>>().unwrap();
         assert_eq!(

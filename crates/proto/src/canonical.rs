@@ -52,7 +52,7 @@ fn report_body(b: &[u8]) -> Option<(u8, u8, u32)> {
     let b: &[u8; REPORT_BODY_LEN] = b.try_into().ok()?;
     let fixed = [b[0], b[1], b[3], b[4], b[6], b[7]];
     let (cpu, mem) = (b[2], b[5]);
-    let canonical = fixed == [CPU, 1, MEM, 1, SEQ, 4] && cpu <= 100 && mem <= 100;
+    let canonical = fixed == [CPU, 1, MEM, 1, SEQ, 4] && cpu <= MAX_PERCENT && mem <= MAX_PERCENT;
     canonical.then(|| (cpu, mem, read_u32(&b[8..12])))
 }
 

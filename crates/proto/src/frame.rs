@@ -88,10 +88,10 @@ mod tests {
     const SEED_REPORT: &[u8] = &[0x00, 0x09, 0x03, 0x01, 0x01, 0x1E, 0x02, 0x01, 0x35];
 
     #[test]
-    fn seed_report_is_one_frame() {
+    fn a_minimal_report_is_one_frame() {
         let (frame, used) = match decode_frame(SEED_REPORT).unwrap() {
             Status::Complete(v) => v,
-            Status::Partial => panic!("seed report must be complete"),
+            Status::Partial => panic!("a minimal report must be complete"),
         };
         assert_eq!(used, 9);
         assert_eq!(frame.msg_type, 3);

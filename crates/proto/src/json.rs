@@ -1,6 +1,6 @@
 //! The JSON text codec: an ASCII decimal body length, `\n`, then a UTF-8 JSON body.
 //!
-//! The seed's first design, kept for peers that speak text. Bodies map onto the same
+//! The protocol's original form, kept for peers that speak text. Bodies map onto the same
 //! [`Message`] model as the binary codec, through the same [`Fields`] rules, so the node's logic
 //! is written once. Unknown JSON fields are ignored, as unknown AVPs are.
 //!
@@ -204,7 +204,7 @@ fn fill_fields(json: JsonIn<'_>) -> Result<Fields<'_>, InvalidReason> {
     Ok(fields)
 }
 
-/// A percentage written as the seed's text form, `"30%"`.
+/// A percentage as the text form writes it, `"30%"`.
 struct Percent(u8);
 
 impl Serialize for Percent {
@@ -333,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_report_and_ack() {
+    fn a_minimal_report_and_its_ack() {
         let body = r#"{"type":"report","info":{"CPU Usage":"30%","Mem usage":"53%"}}"#;
         let bytes = frame(body);
         let Status::Complete((json, used)) = decode_text_frame(&bytes).unwrap() else {

@@ -712,7 +712,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_report() {
+    fn a_minimal_report() {
         let msg = parse(&[0x00, 0x09, 0x03, 0x01, 0x01, 0x1E, 0x02, 0x01, 0x35]).unwrap();
         assert_eq!(
             msg,

@@ -214,11 +214,6 @@ impl Connection {
         &mut self.stream
     }
 
-    /// The protocol session.
-    pub fn session(&self) -> &ServerSession {
-        &self.session
-    }
-
     /// When [`Connection::handle_timeout`] is next due, as of `now`: the session's deadline,
     /// the TLS handshake's while it runs, a TLS record's while one comes in, or the slow-peer
     /// deadline while the output is at its bound.
