@@ -44,7 +44,7 @@ enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Sample this host and report to a collector.
     Agent(agent::AgentArgs),
-    /// Watch the fleet live and pause or resume the stream.
+    /// Watch the fleet live, and pause or resume its agents.
     Term(term::TermArgs),
     /// Print the reports a store holds, or a per-node summary.
     History(history::HistoryArgs),

@@ -1,7 +1,7 @@
 //! Host sampling: CPU usage since the previous sample and memory used, read with sysinfo.
 //!
-//! Shared by `avpd agent` and the node, which reports its own host. This module only reads the
-//! host; it knows nothing of the protocol or of time beyond stamping each sample.
+//! Used by `avpd agent` (and, for its default collector id, by the node). This module only
+//! reads the host; it knows nothing of the protocol or of time beyond stamping each sample.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -1,10 +1,10 @@
 //! The management plane: admin listeners whose connections receive the fleet view.
 //!
-//! It is one worker (see [`super::worker`]) whose listeners push: every report interval it
-//! merges the batches that arrived on its channel into its [`crate::fleet::FleetView`] and
-//! pushes one STAT_REPORT per known node to every connection that is not paused and not too
-//! far behind on acks. The node feeds it from its data-plane workers; `avpd agent --listen`
-//! feeds it the agent's own samples.
+//! It is one worker whose listeners push: every report interval it merges the batches that
+//! arrived on its channel into its [`crate::fleet::FleetView`] and pushes to every connection
+//! that is not paused and not too far behind on acks first every row, then the rows that
+//! changed since that connection last got them. The node feeds it from its data-plane workers
+//! (and the store's bucket); `avpd agent --listen` feeds it the agent's own samples.
 
 use crate::error::{bind_error, resolve, StartError};
 use crate::fleet::{FleetRules, NodeReport};
