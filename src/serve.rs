@@ -113,7 +113,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "CIDR")]
     pub udp_allow: Vec<avpd_node::allow::Cidr>,
     /// Input and output buffered by all connections of the node together, e.g. 256MiB: near
-    /// it the largest holders stop being read, over it peers that read nothing are closed.
+    /// it the largest holders stop being read, over it peers that read nothing are closed,
+    /// then peers holding an incomplete frame.
     #[arg(long, default_value = "256MiB", value_parser = avp_units::parse_size)]
     pub max_buffer_memory: u64,
     /// Receive buffer asked of the kernel for each UDP socket (capped by

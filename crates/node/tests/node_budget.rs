@@ -73,3 +73,43 @@ fn a_fleet_that_never_reads_stays_within_the_budget_and_others_are_answered() {
     );
     drop(hogs);
 }
+
+#[test]
+fn peers_holding_partial_frames_are_closed_when_they_take_the_node_over_its_budget() {
+    const BUDGET: usize = 1 << 20;
+    const PEERS: usize = 100;
+    let mut cfg = config();
+    cfg.max_buffer_memory = BUDGET;
+    cfg.workers = 1;
+    // Only the budget may close them: the frame deadline is an hour away.
+    cfg.frame_timeout = Duration::from_secs(3600);
+    cfg.idle_timeout = Duration::from_secs(3600);
+    let node = Node::start(cfg).unwrap();
+    let addr = node.local_addr(Scheme::Tcp).unwrap();
+    // Each says a maximal frame is coming and sends 40 KB of it: 4 MB held, four budgets.
+    let mut partial = vec![0xff, 0xff, 3];
+    partial.resize(40_000, 0);
+    let peers: Vec<_> = (0..PEERS)
+        .map(|_| {
+            let mut peer = std::net::TcpStream::connect(addr).unwrap();
+            peer.write_all(&partial).unwrap();
+            peer
+        })
+        .collect();
+    let shed = common::wait_for_counters(&node, |c| c.slow_peers > 0);
+    assert!(
+        shed.slow_peers < PEERS as u64,
+        "only as many as the budget needs are closed ({} of {PEERS})",
+        shed.slow_peers
+    );
+    // Under the budget again, and another peer is answered.
+    let mut other = connect(&node, Scheme::Tcp);
+    other.send(&report(1));
+    assert_eq!(other.expect(), Message::ack(Some(1)));
+    assert!(
+        node.buffered() <= BUDGET,
+        "{} bytes held for a budget of {BUDGET}",
+        node.buffered()
+    );
+    drop(peers);
+}

@@ -652,6 +652,11 @@ impl ServerSession {
         self.push.as_ref().map_or(0, |p| p.unacked)
     }
 
+    /// Since when the input has ended in a frame not complete yet, if it has.
+    pub fn partial_since(&self) -> Option<Instant> {
+        self.partial_since.get(self.config.epoch)
+    }
+
     /// When the current pause ends, if the peer paused the pushes.
     pub fn paused_until(&self) -> Option<Instant> {
         self.push.as_ref().and_then(|p| p.paused_until)

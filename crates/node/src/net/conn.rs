@@ -285,6 +285,11 @@ impl Connection {
         self.set(OUTPUT_FULL, full);
     }
 
+    /// Since when the connection's input has ended in an incomplete frame, if it has.
+    pub fn partial_since(&self) -> Option<Instant> {
+        self.session.partial_since()
+    }
+
     /// Bytes of buffers the connection holds: input and output buffers and answers held for
     /// the store.
     pub fn holdings(&self) -> usize {

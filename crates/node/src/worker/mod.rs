@@ -102,6 +102,8 @@ pub struct Worker {
     /// for it cannot reach a connection accepted into the same slot.
     conns: Slab<Option<Connection>>,
     closed_this_round: Vec<usize>,
+    /// When [`Worker::shed_partial_frames`] may walk the connections again.
+    next_shed: Instant,
     /// Connections whose latest-report cache holds a report to flush.
     dirty: Vec<usize>,
     /// The worker's link to the store, when the node stores reports.
@@ -209,6 +211,7 @@ impl Worker {
             // slab of thousands of connections would copy it and keep both copies resident.
             conns: Slab::with_capacity(limits.max_connections),
             closed_this_round: Vec::new(),
+            next_shed: Instant::now(),
             dirty: Vec::new(),
             store,
             holding: Vec::new(),
@@ -311,7 +314,7 @@ impl Worker {
                 }
             }
             self.on_timers(now);
-            self.reconcile_budget();
+            self.reconcile_budget(now);
             if drain_deadline.is_none() && self.links.shutdown.load(Ordering::Acquire) {
                 drain_deadline = Some(now + DRAIN_LIMIT);
                 self.begin_drain(now, now_ms);
@@ -354,13 +357,23 @@ impl Worker {
     }
 
     /// Publishes this worker's buffer holdings and reads the node's; over the budget, closes
-    /// slow peers (those that leave their output unread), largest holders first, until the
-    /// node is under it again as far as this worker can tell.
-    fn reconcile_budget(&mut self) {
+    /// slow peers (those that leave their output unread), largest holders first, then peers
+    /// holding a partial frame, until the node is under it again as far as this worker can
+    /// tell.
+    fn reconcile_budget(&mut self, now: Instant) {
         let open = self.limits.open.load(Ordering::Relaxed);
         self.budget.reconcile(open, self.pool.pooled_bytes());
         self.pool.keep_free_buffers(!self.budget.over());
-        if !self.budget.over() || self.slow.is_empty() {
+        if !self.budget.over() {
+            return;
+        }
+        self.shed_slow_peers();
+        self.shed_partial_frames(now);
+    }
+
+    /// Over the budget: closes the slow peers, largest holders first, while it lasts.
+    fn shed_slow_peers(&mut self) {
+        if self.slow.is_empty() {
             return;
         }
         let mut slow: Vec<(usize, usize)> = Vec::with_capacity(self.slow.len());
@@ -382,6 +395,30 @@ impl Worker {
             } else {
                 self.slow.push(key);
             }
+        }
+        self.free_closed_slots();
+    }
+
+    /// Still over the budget once the slow peers are gone: closes the connections whose input
+    /// ends in an incomplete frame, the oldest frame first (a peer trickling frames in holds
+    /// an input buffer until its frame deadline), while it lasts. It walks every connection,
+    /// so at most once per [`TICK`].
+    fn shed_partial_frames(&mut self, now: Instant) {
+        if !self.budget.over() || now < self.next_shed {
+            return;
+        }
+        self.next_shed = now + TICK;
+        let mut partial: Vec<(Instant, usize)> = self
+            .conns
+            .iter()
+            .filter_map(|(key, c)| Some((c.as_ref()?.partial_since()?, key)))
+            .collect();
+        partial.sort_unstable();
+        for (_, key) in partial {
+            if !self.budget.over() {
+                break;
+            }
+            self.close(key, CloseReason::SlowPeer);
         }
         self.free_closed_slots();
     }
