@@ -156,7 +156,7 @@ fn serve() -> (Program, SocketAddr, SocketAddr) {
 #[test]
 fn prometheus_scrapes_the_reports_and_the_documented_rules_fire() {
     if !installed("prometheus") || !installed("promtool") {
-        eprintln!("SKIPPED: prometheus or promtool is not installed (Debian package prometheus)");
+        avp_testkit::skip_without("prometheus or promtool (Debian package prometheus)");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

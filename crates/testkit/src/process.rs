@@ -8,15 +8,20 @@ use std::time::{Duration, Instant};
 
 /// A running program whose stdout and stderr lines are collected as they come.
 pub struct Program {
+    /// The process.
     pub child: Child,
+    /// Its stdin, until the test closes it.
     pub stdin: Option<ChildStdin>,
+    /// Its stdout lines.
     pub stdout: Lines,
+    /// Its stderr lines.
     pub stderr: Lines,
 }
 
 /// The lines of one output stream, and everything seen so far for failure messages.
 pub struct Lines {
     rx: Receiver<String>,
+    /// Every line read so far.
     pub seen: Vec<String>,
     name: &'static str,
 }
