@@ -213,3 +213,20 @@ fn sighup_changes_the_agents_log_filter_and_announces_the_rest() {
     assert_eq!(agent.wait_exit(), 0, "{}", agent.stderr.tail());
     acker.join().unwrap();
 }
+
+#[test]
+fn sighup_switches_the_log_format_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("avpd.toml");
+    let listen = "listen = [\"tcp://127.0.0.1:0\"]\nno-admin = true\n";
+    std::fs::write(&file, format!("{listen}log-format = \"text\"\n")).unwrap();
+    let (mut node, _) = serve(&file);
+    std::fs::write(&file, format!("{listen}log-format = \"json\"\n")).unwrap();
+    node.signal("HUP");
+    // The reload's own lines come in the new form: one JSON object per line.
+    let line = node.stderr.wait_for("a JSON line after the reload", |l| {
+        l.starts_with('{').then(|| l.to_string())
+    });
+    let value: serde_json::Value = serde_json::from_str(&line).expect("a JSON object");
+    assert!(value.get("level").is_some(), "{line}");
+}

@@ -84,6 +84,11 @@ fn serve_notifies_ready_status_watchdog_reloading_and_stopping() {
 
     manager.wait_line("READY=1");
     let line = node.stderr.wait_contains("serving: data tcp://");
+    let version = concat!("avpd ", env!("CARGO_PKG_VERSION"), " serving: ");
+    assert!(
+        line.contains(version),
+        "the start-up line names the version: {line}"
+    );
     let mut peer = Peer::connect(started_addr(&line, "data tcp://"), Codec::Binary);
     peer.send(&report(1));
     assert_eq!(peer.expect(), Message::ack(Some(1)), "ready means serving");

