@@ -228,10 +228,15 @@ fn a_terminal_on_one_node_pauses_and_resumes_an_agent_on_another_that_shares_the
     let (a, b) = (node("node-a"), node("node-b"));
     let admin_a = a.admin.clone().unwrap();
     let mut agent = start_agent(&b.data, "far-ws");
-    // Node A knows the agent through the store's bucket of latest reports.
+    let mut second = start_agent(&b.data, "far-ws-2");
+    let mut near = start_agent(&a.data, "near-ws");
+    // Node A knows B's agents through the store's bucket of latest reports.
     let mut watcher = avpd(&["term", "--plain", "--connect", &admin_a]);
-    watcher.stdout.wait_contains("node=far-ws ");
+    for name in ["node=far-ws ", "node=far-ws-2 ", "node=near-ws "] {
+        watcher.stdout.wait_contains(name);
+    }
 
+    // One agent on the other node, by name.
     let status = one_shot(&admin_a, &["pause", "far-ws", "10m"], &["far-ws: 200 "]);
     assert_eq!(status, 0);
     agent
@@ -240,5 +245,26 @@ fn a_terminal_on_one_node_pauses_and_resumes_an_agent_on_another_that_shares_the
     let status = one_shot(&admin_a, &["resume", "far-ws"], &["far-ws: 200 "]);
     assert_eq!(status, 0);
     reports_again_after_a_silent_pause(&mut agent);
+
+    // A filtered set, all on the other node; then everyone, on both nodes.
+    let status = one_shot(
+        &admin_a,
+        &["pause", "--match", "far-*", "10m"],
+        &["far-ws: 200 ", "far-ws-2: 200 "],
+    );
+    assert_eq!(status, 0);
+    second
+        .stderr
+        .wait_contains("paused by the collector for 600 s");
+    let expect = ["far-ws: 200 ", "far-ws-2: 200 ", "near-ws: 200 "];
+    let status = one_shot(&admin_a, &["pause", "--all", "45s"], &expect);
+    assert_eq!(status, 0);
+    near.stderr
+        .wait_contains("paused by the collector for 45 s");
+    let status = one_shot(&admin_a, &["resume", "--all"], &expect);
+    assert_eq!(status, 0);
+    for agent in [&mut second, &mut near] {
+        reports_again_after_a_silent_pause(agent);
+    }
     drop((a, b));
 }
