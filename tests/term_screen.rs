@@ -323,9 +323,16 @@ fn the_full_screen_at_160x40_scrolls_filters_helps_and_pauses_the_fleet() {
             duration_secs: 5400
         }
     );
-    node.answer(&pause, &[], 200, "paused 80 of 80 nodes");
+    let names: Vec<String> = (0..80u8)
+        .map(|i| format!("rack-{:02}-blade-{:02}.example.org", i / 10, i % 10))
+        .collect();
+    let results: Vec<(&str, u16, &str)> = names
+        .iter()
+        .map(|n| (n.as_str(), 200, "paused for 5400 s"))
+        .collect();
+    node.answer(&pause, &results, 200, "paused 80 of 80 nodes");
     tmux.wait_screen("the fleet's result", |s| {
-        s.contains("done: pause --all 1h30m")
+        s.contains("done: 80 of 80 nodes answered 200")
     });
     tmux.keys(&["Escape", "q"]);
     tmux.wait_screen("the shell after quitting", |s| !s.contains("nodes · "));
