@@ -262,3 +262,36 @@ fn a_command_reaches_an_agent_connected_to_another_node_that_shares_the_store() 
     assert_eq!(term.next(), Seen::Answer(200, "paused 1 of 1 nodes".into()));
     term.wait_row("on-b", NodeState::Paused);
 }
+
+#[test]
+fn a_terminal_with_too_many_commands_waiting_gets_503_for_the_next() {
+    let node = node();
+    let limit = 8;
+    let agents: Vec<Peer> = (0..=limit)
+        .map(|i| agent(&node, &format!("mute-{i}")))
+        .collect();
+    let mut term = Terminal::connect(&node);
+    for i in 0..=limit {
+        term.wait_row(&format!("mute-{i}"), NodeState::Ok);
+    }
+    // None of the agents answers: the first eight wait for their relays to time out.
+    for i in 0..=limit {
+        let target = format!("mute-{i}");
+        term.peer
+            .send_msg(&Message::pause(Some(i as u64), 60, Some(&target)));
+    }
+    for i in 0..limit {
+        let Seen::Result(n, code, _) = term.next() else {
+            panic!("a result first")
+        };
+        assert_eq!((n, code), (format!("mute-{i}"), 504));
+        assert_eq!(term.next(), Seen::Answer(504, "paused 0 of 1 nodes".into()));
+    }
+    // The ninth was refused at once, and is answered in its place in the order.
+    let Seen::Answer(code, info) = term.next() else {
+        panic!("an answer without results")
+    };
+    assert_eq!(code, 503, "{info}");
+    assert!(info.contains("still waiting"), "{info}");
+    drop(agents);
+}

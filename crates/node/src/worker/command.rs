@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 /// on (a relay answers within [`RELAY_TIMEOUT`] by itself; this covers a lost reply).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Most fleet commands one terminal may have waiting for their results; one more is answered
+/// 503 at once, so that a terminal cannot make the node relay without end.
+pub const MAX_COMMANDS_IN_FLIGHT: usize = 8;
+
 /// One node's result of a command: `(command id, node, code, info)`.
 type NodeResult = (u64, Arc<str>, u16, String);
 
@@ -111,7 +115,17 @@ impl Worker {
             return;
         };
         let mut done: Vec<(u64, Pending)> = Vec::new();
+        let mut refused: Vec<TakenCommand> = Vec::new();
         for command in side.queue.drain() {
+            let in_flight = side
+                .pending
+                .values()
+                .filter(|p| p.token == command.token)
+                .count();
+            if in_flight >= MAX_COMMANDS_IN_FLIGHT {
+                refused.push(command);
+                continue;
+            }
             let targets: Vec<(Arc<str>, Option<Arc<str>>)> = plane
                 .view
                 .matching(&command.target)
@@ -152,6 +166,21 @@ impl Worker {
         }
         for (id, p) in done {
             self.answer_command(id, p, now, now_ms);
+        }
+        for command in refused {
+            self.counters.command_overloaded += 1;
+            let info = format!(
+                "{MAX_COMMANDS_IN_FLIGHT} commands of this terminal are still waiting for \
+                 their results"
+            );
+            let answer = [Message::command_response(
+                command.sequence,
+                result_code::OVERLOADED,
+                info,
+            )];
+            self.drive_one(key_of(command.token), now, now_ms, |_, conn, ctx| {
+                conn.complete_command(command.id, &answer, ctx)
+            });
         }
     }
 
