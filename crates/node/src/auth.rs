@@ -120,7 +120,8 @@ pub struct AgentKeys {
     /// Bumped by every successful reload, so that workers know to take the new keys.
     generation: AtomicU64,
     modified: Mutex<Option<SystemTime>>,
-    ledger: [Mutex<Ledger>; LEDGER_SHARDS],
+    /// Fx hashing: only NODE_IDs of the key file, with their signature checked, reach it.
+    ledger: [Mutex<Ledger<FxBuildHasher>>; LEDGER_SHARDS],
 }
 
 impl AgentKeys {
@@ -188,7 +189,7 @@ impl AgentKeys {
     }
 
     /// The ledger shard of `node_id`, locked.
-    fn ledger(&self, node_id: &str) -> std::sync::MutexGuard<'_, Ledger> {
+    fn ledger(&self, node_id: &str) -> std::sync::MutexGuard<'_, Ledger<FxBuildHasher>> {
         // Fx hashing: only authenticated NODE_IDs reach the ledger.
         let shard = &self.ledger[FxBuildHasher.hash_one(node_id) as usize % LEDGER_SHARDS];
         shard.lock().unwrap_or_else(PoisonError::into_inner)

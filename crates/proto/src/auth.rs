@@ -23,8 +23,10 @@ use crate::message::Report;
 use crate::rules::AUTHENTICATOR_LEN;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 
 /// One node's secret, ready to sign and check (the HMAC's keyed state, computed once).
 #[derive(Clone)]
@@ -277,18 +279,21 @@ impl fmt::Display for AuthFailure {
 
 impl std::error::Error for AuthFailure {}
 
-/// Checks the report `report` with SEQUENCE `sequence`, received as `frame`, against `v`.
+/// Checks the report `report` with SEQUENCE `sequence`, received as `frame`, against `v`;
+/// `authenticator` is where the AUTHENTICATOR's value starts in `frame`
+/// ([`authenticator_at`], or what a fast path knows of its layout), `None` when it has none.
 /// The signature is checked before the ledger is touched, so that a forged report cannot
 /// advance it.
 pub(crate) fn check(
     v: &mut dyn Verifier,
     codec: Codec,
     frame: &[u8],
+    authenticator: Option<usize>,
     report: &Report<'_>,
     sequence: Option<u64>,
 ) -> Result<(), AuthFailure> {
     let node = report.node_id.as_deref().ok_or(AuthFailure::Unnamed)?;
-    let at = authenticator_at(codec, frame).ok_or(AuthFailure::Unsigned)?;
+    let at = authenticator.ok_or(AuthFailure::Unsigned)?;
     let key = v.key(node).ok_or(AuthFailure::UnknownNode)?;
     if !signed_by(codec, frame, at, key) {
         return Err(AuthFailure::BadSignature);
@@ -319,11 +324,19 @@ pub const INSTANCES_PER_NODE: usize = 4;
 
 /// The highest SEQUENCE accepted per (NODE_ID, INSTANCE), for the replay rule. Only
 /// authenticated reports reach it, so it holds at most [`INSTANCES_PER_NODE`] entries per node
-/// that has a key.
-#[derive(Debug, Default)]
-pub struct Ledger {
+/// that has a key; those NODE_IDs are the operator's, so a node may give it a fast hasher `S`.
+#[derive(Default)]
+pub struct Ledger<S = RandomState> {
     /// Per node, its instances, the most recently advanced first.
-    nodes: HashMap<Box<str>, Vec<Mark>>,
+    nodes: HashMap<Box<str>, Vec<Mark>, S>,
+}
+
+impl<S> fmt::Debug for Ledger<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
 }
 
 /// One instance's place in the [`Ledger`].
@@ -336,7 +349,7 @@ struct Mark {
     before: Option<u64>,
 }
 
-impl Ledger {
+impl<S: BuildHasher> Ledger<S> {
     /// Records `sequence` for `(node_id, instance)`; true when it is above every SEQUENCE
     /// recorded for them (or the first one), false for a replay, which changes nothing.
     pub fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
@@ -451,7 +464,14 @@ mod tests {
         let Body::StatReport(r) = &msg.body else {
             panic!("a report")
         };
-        check(v, codec, frame, r, msg.sequence)
+        check(
+            v,
+            codec,
+            frame,
+            authenticator_at(codec, frame),
+            r,
+            msg.sequence,
+        )
     }
 
     #[test]
@@ -554,7 +574,7 @@ mod tests {
 
     #[test]
     fn ledger_orders_per_instance_and_forgets_the_oldest() {
-        let mut l = Ledger::default();
+        let mut l: Ledger = Ledger::default();
         assert!(l.advance("a", Some(1), 5));
         assert!(!l.advance("a", Some(1), 5));
         assert!(!l.advance("a", Some(1), 4));
@@ -573,7 +593,7 @@ mod tests {
 
     #[test]
     fn a_withdrawn_sequence_is_new_again() {
-        let mut l = Ledger::default();
+        let mut l: Ledger = Ledger::default();
         assert!(l.advance("a", Some(1), 5));
         l.withdraw("a", Some(1), 5);
         assert!(

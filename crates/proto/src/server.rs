@@ -723,22 +723,19 @@ impl ServerSession {
         if self.config.codec != Codec::Binary || self.config.role != Role::Data {
             return None;
         }
-        let (len, seq, report) = if let Some((cpu, mem, seq)) = canonical::minimal_report(input) {
-            (
-                MINIMAL_REPORT_LEN,
-                seq,
-                canonical::report(cpu, mem, None, None, None),
-            )
-        } else {
-            let shape = self.shape.as_deref()?;
-            let (cpu, mem, ts, seq) = shape.read(input)?;
-            let node = Cow::Borrowed(&*shape.node);
-            (
-                shape.frame.len(),
-                seq,
-                canonical::report(cpu, mem, Some(ts), Some(node), shape.instance),
-            )
-        };
+        // The AUTHENTICATOR's place is the layout's: none in a minimal report, after the
+        // SEQUENCE in a signed one of the learnt shape.
+        let (len, seq, report, authenticator) =
+            if let Some((cpu, mem, seq)) = canonical::minimal_report(input) {
+                let report = canonical::report(cpu, mem, None, None, None);
+                (MINIMAL_REPORT_LEN, seq, report, None)
+            } else {
+                let shape = self.shape.as_deref()?;
+                let (cpu, mem, ts, seq) = shape.read(input)?;
+                let node = Cow::Borrowed(&*shape.node);
+                let report = canonical::report(cpu, mem, Some(ts), Some(node), shape.instance);
+                (shape.frame.len(), seq, report, shape.authenticator_at())
+            };
         if datagram.is_some() && len != input.len() {
             return None;
         }
@@ -751,10 +748,16 @@ impl ServerSession {
             report,
             frame,
         };
-        if let Some(Err(failure)) = sink
-            .verifier()
-            .map(|v| auth::check(v, Codec::Binary, frame, &accepted.report, sequence))
-        {
+        if let Some(Err(failure)) = sink.verifier().map(|v| {
+            auth::check(
+                v,
+                Codec::Binary,
+                frame,
+                authenticator,
+                &accepted.report,
+                sequence,
+            )
+        }) {
             self.refuse_unauthorized(failure, sequence, out, cap, sink, tally);
             return Some(len);
         }
@@ -824,10 +827,10 @@ impl ServerSession {
                 self.write_answer(&answer, None, out, cap, tally);
             }
             Body::StatReport(report) => {
-                if let Some(Err(failure)) = sink
-                    .verifier()
-                    .map(|v| auth::check(v, self.config.codec, frame, &report, seq))
-                {
+                if let Some(Err(failure)) = sink.verifier().map(|v| {
+                    let at = auth::authenticator_at(self.config.codec, frame);
+                    auth::check(v, self.config.codec, frame, at, &report, seq)
+                }) {
                     self.refuse_unauthorized(failure, seq, out, cap, sink, tally);
                     return;
                 }
@@ -1110,6 +1113,13 @@ const MEM_AT: usize = 8;
 const TS_AT: usize = 11;
 
 impl ReportShape {
+    /// Where the AUTHENTICATOR's value starts in a report of this shape, if it is signed.
+    #[inline(always)]
+    fn authenticator_at(&self) -> Option<usize> {
+        let seq_end = self.seq_at + 4;
+        (self.frame.len() > seq_end).then_some(seq_end + AVP_HEADER_LEN)
+    }
+
     /// The shape of `frame`, which holds `report` with SEQUENCE `seq`, when it is laid out
     /// exactly as the encoder writes such a report: CPU and MEM in one byte, TIMESTAMP in its
     /// shortest width, NODE_ID, INSTANCE (if any) in its shortest width, SEQUENCE in four
