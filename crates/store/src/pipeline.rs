@@ -170,7 +170,9 @@ type AckFuture = Pin<Box<dyn Future<Output = (Queued, Result<PublishAck, Publish
 type InstanceKey = (Arc<str>, u64);
 
 type LookupFuture = Pin<Box<dyn Future<Output = (InstanceKey, Mark)> + Send>>;
-type LatestAck = Pin<Box<dyn Future<Output = bool> + Send>>;
+/// A put of a node's latest report, and whether the bucket confirmed it (with the row, to put
+/// again when it did not).
+type LatestAck = Pin<Box<dyn Future<Output = Result<(), (LatestRow, String)>> + Send>>;
 
 /// A worker's confirmations: its tickets in the order it added them, and whether each is done.
 struct Confirms {
@@ -297,6 +299,8 @@ pub(crate) async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut stop_by: Option<Instant> = None;
+    // A watch that ended (its server went away, say) is made again, at most once a second.
+    let mut rewatch_at = Instant::now();
     loop {
         tokio::select! {
             msg = from_nodes.recv(), if stop_by.is_none() => match msg {
@@ -311,9 +315,13 @@ pub(crate) async fn run(
             },
             Some((record, result)) = p.acks.next(), if !p.acks.is_empty() => p.on_ack(record, result),
             Some((key, mark)) = p.lookups.next(), if !p.lookups.is_empty() => p.on_lookup(key, mark),
-            Some(_) = p.latest_acks.next(), if !p.latest_acks.is_empty() => {}
+            Some(put) = p.latest_acks.next(), if !p.latest_acks.is_empty() => p.on_latest_ack(put),
             entry = next_entry(&mut watch) => p.on_watched(entry),
             _ = tick.tick() => {
+                if watch.is_none() && Instant::now() >= rewatch_at {
+                    rewatch_at = Instant::now() + Duration::from_secs(1);
+                    watch = rewatch(&bucket).await;
+                }
                 p.rotate_marks(Instant::now());
                 p.put_latest().await;
                 on_latest(std::mem::take(&mut p.watched));
@@ -348,7 +356,8 @@ pub(crate) async fn run(
     p.report_status();
 }
 
-/// The next change the bucket watch sees; never resolves once the watch is gone.
+/// The next change the bucket watch sees; never resolves while there is no watch. A watch
+/// that fails or ends is dropped (the store thread makes it again, see [`rewatch`]).
 async fn next_entry(watch: &mut Option<kv::Watch>) -> Option<LatestRow> {
     let Some(w) = watch.as_mut() else {
         return std::future::pending().await;
@@ -356,11 +365,28 @@ async fn next_entry(watch: &mut Option<kv::Watch>) -> Option<LatestRow> {
     match w.next().await {
         Some(Ok(entry)) => serde_json::from_slice(&entry.value).ok(),
         Some(Err(e)) => {
-            tracing::warn!("store: watching the latest reports failed: {e}");
+            tracing::warn!("store: watching the latest reports failed: {e}; watching again");
+            *watch = None;
             None
         }
         None => {
+            tracing::warn!("store: the watch of the latest reports ended; watching again");
             *watch = None;
+            None
+        }
+    }
+}
+
+/// A new watch of the bucket, from every node's latest report (what the fleet view may have
+/// missed meanwhile); `None`, to be tried again, when the bucket does not answer.
+async fn rewatch(bucket: &kv::Store) -> Option<kv::Watch> {
+    match bucket.watch_with_history(">").await {
+        Ok(w) => {
+            tracing::info!("store: watching the latest reports again");
+            Some(w)
+        }
+        Err(e) => {
+            tracing::debug!("store: watching the latest reports failed again: {e}");
             None
         }
     }
@@ -881,9 +907,12 @@ impl Pipeline {
             let subject = format!("$KV.{}.{}", self.config.latest_bucket, token(&node));
             let message = PublishMessage::build().payload(value.into());
             match self.js.send_publish(subject, message).await {
-                Ok(ack) => self
-                    .latest_acks
-                    .push(Box::pin(async move { ack.await.is_ok() })),
+                Ok(ack) => {
+                    let row = row.clone();
+                    self.latest_acks.push(Box::pin(async move {
+                        ack.await.map(drop).map_err(|e| (row, e.to_string()))
+                    }))
+                }
                 Err(e) => {
                     tracing::debug!("store: putting the latest report of {node} failed: {e}");
                     self.latest_pending.insert(node, row);
@@ -896,6 +925,21 @@ impl Pipeline {
         self.latest_sent.retain(|_, t| {
             now.duration_since(*t) < self.config.max_age.min(Duration::from_secs(3600))
         });
+    }
+
+    /// A put the bucket did not confirm is put again (unless a newer row of its node waits).
+    fn on_latest_ack(&mut self, put: Result<(), (LatestRow, String)>) {
+        let Err((row, e)) = put else {
+            return;
+        };
+        tracing::debug!(
+            "store: putting the latest report of {} failed: {e}",
+            row.node
+        );
+        self.latest_sent.remove(&row.node);
+        if !self.latest_pending.contains_key(&row.node) {
+            self.latest_pending.insert(row.node.clone(), row);
+        }
     }
 
     fn on_watched(&mut self, row: Option<LatestRow>) {
