@@ -3,7 +3,7 @@
 
 mod common;
 
-use avp_proto::Message;
+use avp_proto::{Body, Message};
 use avpd_node::Node;
 use common::{config, frame, report, udp_client, wait_for_counters};
 
@@ -29,6 +29,15 @@ fn udp_answers_are_never_larger_than_their_datagrams() {
                 0x01, 0x01, 200, 0x02, 0x01, 50, 0x7f, 0x08, 0, 0, 0, 0, 0, 0, 0, 0,
             ],
         ),
+        // Padded far past what its 400 with a text would take: still answered code-only.
+        frame(
+            3,
+            &[
+                [0x01, 0x01, 200, 0x02, 0x01, 50, 0x7f, 200].as_slice(),
+                &[0; 200],
+            ]
+            .concat(),
+        ),
     ];
     let mut buf = [0u8; 65536];
     for (marker, datagram) in datagrams.iter().enumerate() {
@@ -46,6 +55,10 @@ fn udp_answers_are_never_larger_than_their_datagrams() {
                 n <= datagram.len(),
                 "a {n}-byte answer to a {}-byte datagram: {answer:?}",
                 datagram.len()
+            );
+            assert!(
+                matches!(answer.body, Body::CommandResponse { info: None, .. }),
+                "an error answering a datagram is code-only: {answer:?}"
             );
         }
     }

@@ -969,7 +969,8 @@ impl ServerSession {
 
     /// Encodes `answer` after every answer before it: into `out`, or behind a hold; `ticket`
     /// holds this answer itself until it is confirmed. An answer over `cap` is sent without its
-    /// INFO text, or not at all when even that is too large.
+    /// INFO text, or not at all when even that is too large; an error answering a datagram
+    /// (`cap` set) never carries INFO.
     fn write_answer(
         &mut self,
         answer: &Message<'_>,
@@ -984,12 +985,16 @@ impl ServerSession {
             None => answer_buffer(&mut self.held, out),
         };
         let start = dst.len();
+        // An error answering a datagram is code-only: it may not be larger than what it
+        // answers, and its text would only help someone reflecting traffic.
+        let datagram_error = cap.0 != Cap::NONE.0
+            && matches!(answer.body, Body::CommandResponse { code, .. } if code != result_code::OK);
         // Every answer the session builds is within the rules: error texts are clipped to fit
         // an INFO AVP, SEQUENCE echoes a value that was read.
-        if codec.encode(answer, dst).is_err() {
+        if !datagram_error && codec.encode(answer, dst).is_err() {
             return;
         }
-        if dst.len() - start > cap.0 {
+        if datagram_error || dst.len() - start > cap.0 {
             dst.truncate(start);
             let bare = match &answer.body {
                 Body::CommandResponse { code, .. } => Message {
