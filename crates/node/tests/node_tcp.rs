@@ -4,7 +4,7 @@ mod common;
 
 use avp_endpoint::Scheme;
 use avp_proto::{Body, Message};
-use common::{command_response, connect, frame, report, start, Peer};
+use common::{command_response, config, connect, frame, report, start, wait_for_counters, Peer};
 use std::io::Write;
 
 #[test]
@@ -249,4 +249,46 @@ fn ipv6_loopback_works() {
     let mut c = Peer::connect(addr, avp_proto::Codec::Binary);
     c.send(&report(6));
     assert_eq!(c.expect(), Message::ack(Some(6)));
+}
+
+#[test]
+fn a_node_id_with_escape_codes_is_answered_400_over_a_socket() {
+    let node = start();
+    let mut agent = connect(&node, Scheme::Tcp);
+    let name = b"evil\x1b[2Jname";
+    let mut body = vec![1, 1, 10, 2, 1, 20, 6, 4, 0, 0, 0, 5, 8, name.len() as u8];
+    body.extend_from_slice(name);
+    agent.send(&frame(3, &body));
+    let answer = agent.expect();
+    assert_eq!(answer.sequence, Some(5));
+    assert!(
+        matches!(answer.body, Body::CommandResponse { code: 400, .. }),
+        "{answer:?}"
+    );
+    // The connection goes on.
+    agent.send(&report(6));
+    assert_eq!(agent.expect(), Message::ack(Some(6)));
+}
+
+#[test]
+fn the_management_plane_answers_a_report_501_over_a_socket() {
+    let mut c = config();
+    c.admin.listen = vec!["tcp://127.0.0.1:0".parse().unwrap()];
+    let node = avpd_node::Node::start(c).unwrap();
+    let mut terminal = Peer::connect(
+        node.admin_addr(Scheme::Tcp).unwrap(),
+        avp_proto::Codec::Binary,
+    );
+    terminal.send(&report(1));
+    let answer = loop {
+        let m = terminal.expect();
+        if m.sequence == Some(1) {
+            break m;
+        }
+    };
+    assert!(
+        matches!(answer.body, Body::CommandResponse { code: 501, .. }),
+        "{answer:?}"
+    );
+    wait_for_counters(&node, |c| c.tally.unsupported == 1 && c.tally.reports == 0);
 }
