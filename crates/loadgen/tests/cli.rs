@@ -86,6 +86,32 @@ fn run_writes_its_files_and_compare_reads_them() {
         "{text}"
     );
 
+    // merge writes a report that compare reads: the two runs' 600 sent, twice the first's.
+    let merged = dir.join("merged.json");
+    let out = Command::new(BIN)
+        .arg("merge")
+        .arg(&a)
+        .arg(&b)
+        .arg("--json")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .arg("compare")
+        .arg(&a)
+        .arg(&merged)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let sent = text.lines().find(|l| l.starts_with("sent ")).unwrap();
+    assert!(sent.contains(" 600 ") && sent.ends_with("2.000x"), "{sent}");
+
     // A file that is not a run report is refused with a non-zero status.
     std::fs::write(dir.join("bad.json"), "{\"schema\": \"other\"}").unwrap();
     let out = Command::new(BIN)
