@@ -10,6 +10,18 @@ use std::sync::Arc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_avp-loadgen");
 
+/// Runs the binary with `args`, which must succeed; its stdout.
+fn succeeds(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[test]
 fn run_writes_its_files_and_compare_reads_them() {
     let addr = spawn_server(Arc::new(|_, m: &avp_proto::Message<'_>| {
@@ -66,16 +78,13 @@ fn run_writes_its_files_and_compare_reads_them() {
     }
 
     let plot = dir.join("compare.svg");
-    let out = Command::new(BIN)
-        .arg("compare")
-        .arg(&a)
-        .arg(&b)
-        .arg("--plot")
-        .arg(&plot)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let text = succeeds(&[
+        "compare".as_ref(),
+        a.as_ref(),
+        b.as_ref(),
+        "--plot".as_ref(),
+        plot.as_ref(),
+    ]);
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert!(svg.contains("avp-loadgen compare"), "{svg}");
     assert!(svg.contains("latency by percentile"), "{svg}");
@@ -88,27 +97,14 @@ fn run_writes_its_files_and_compare_reads_them() {
 
     // merge writes a report that compare reads: the two runs' 600 sent, twice the first's.
     let merged = dir.join("merged.json");
-    let out = Command::new(BIN)
-        .arg("merge")
-        .arg(&a)
-        .arg(&b)
-        .arg("--json")
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(BIN)
-        .arg("compare")
-        .arg(&a)
-        .arg(&merged)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    succeeds(&[
+        "merge".as_ref(),
+        a.as_ref(),
+        b.as_ref(),
+        "--json".as_ref(),
+        merged.as_ref(),
+    ]);
+    let text = succeeds(&["compare".as_ref(), a.as_ref(), merged.as_ref()]);
     let sent = text.lines().find(|l| l.starts_with("sent ")).unwrap();
     assert!(sent.contains(" 600 ") && sent.ends_with("2.000x"), "{sent}");
 
