@@ -304,9 +304,9 @@ impl Conn {
             }
         };
         self.fill(ctx, now);
-        // Written once every event of this poll round has been read (see `Conn::flush_queued`),
-        // so one wake-up of the target serves several connections. TLS may owe records of
-        // its own (the handshake's).
+        // Written once a batch of connections has been read (see `Conn::flush_queued`), so
+        // one wake-up of the target serves several of them. TLS may owe records of its own
+        // (the handshake's).
         if (self.out_pos < self.out.len() || self.sock.tls_wants_write()) && !self.queued {
             self.queued = true;
             ctx.queued.push(token.0);
@@ -383,7 +383,7 @@ impl Conn {
         }
     }
 
-    /// Writes output queued while reading; called once per poll round.
+    /// Writes output queued while reading; called for a batch of connections at a time.
     pub fn flush_queued(&mut self, registry: &Registry, token: Token, ctx: &mut Ctx) {
         self.queued = false;
         if self.state == State::Open {

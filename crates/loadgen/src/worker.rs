@@ -28,6 +28,11 @@ use std::sync::Arc;
 const MAX_SLEEP_NS: u64 = 10_000_000;
 /// Timers closer than this are waited for without blocking (epoll counts milliseconds).
 const SPIN_BELOW_NS: u64 = 1_000_000;
+/// Connections whose output waits for the others' reads before it is written. A batch lets
+/// one wake-up of the target serve several connections; a small one keeps the target busy
+/// while the rest of a poll round is read: writing only after a whole round of 1,000
+/// connections had been read left the target idle, to be woken again, every round.
+const WRITE_BATCH: usize = 32;
 /// Size of the shared read buffer of each worker.
 pub const SCRATCH_LEN: usize = 64 * 1024;
 
@@ -72,7 +77,7 @@ pub struct Ctx {
     /// Corrected latencies of warmup answers (measured ones are in `stats`), so that the
     /// progress line can show the last second's percentiles without a record per answer.
     pub warmup_latency: Histogram<u64>,
-    /// Connections with output queued during this poll round, by token.
+    /// Connections with output queued and not yet written, by token (see `WRITE_BATCH`).
     pub queued: Vec<usize>,
     /// Shared read buffer.
     pub scratch: Vec<u8>,
@@ -183,15 +188,11 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
                 // An answer may have lifted the pipeline cap: its next slot is a timer again.
                 timers.arm(i, c.next_event(&ctx));
             }
+            if ctx.queued.len() >= WRITE_BATCH {
+                write_queued(&mut conns, &poll, &mut timers, &mut ctx);
+            }
         }
-        let mut queued = std::mem::take(&mut ctx.queued);
-        for i in queued.drain(..) {
-            let c = &mut conns[i];
-            c.flush_queued(poll.registry(), Token(i), &mut ctx);
-            // A failed write closes the connection, which then has a reconnect timer.
-            timers.arm(i, c.next_event(&ctx));
-        }
-        ctx.queued = queued;
+        write_queued(&mut conns, &poll, &mut timers, &mut ctx);
         next_service = next_service.min(timers.next().unwrap_or(u64::MAX));
         if ctx.outstanding == 0 && drain_deadline.is_some() {
             next_service = 0;
@@ -210,6 +211,18 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
 
 /// Ends the current interval at clock time `end` and starts the next; `seen` holds every
 /// latency recorded up to the previous interval's end, so that this one's are a difference.
+/// Writes the output of the connections queued since the last call.
+fn write_queued(conns: &mut [Conn], poll: &Poll, timers: &mut Timers, ctx: &mut Ctx) {
+    let mut queued = std::mem::take(&mut ctx.queued);
+    for i in queued.drain(..) {
+        let c = &mut conns[i];
+        c.flush_queued(poll.registry(), Token(i), ctx);
+        // A failed write closes the connection, which then has a reconnect timer.
+        timers.arm(i, c.next_event(ctx));
+    }
+    ctx.queued = queued;
+}
+
 fn close_interval(ctx: &mut Ctx, seen: &mut Histogram<u64>, end: u64, last: bool) -> Interval {
     let tick = ctx.interval.tick;
     let mut done = std::mem::replace(&mut ctx.interval, Interval::new(tick + 1));
