@@ -3,12 +3,14 @@
 //! back with `avpd history`. A node killed mid-stream, the broker stopped mid-stream, an
 //! agent restarted with its spool, an agent failing over between two nodes, and a JetStream
 //! cluster losing a server: every acknowledged report is stored, and stored once; avp-loadgen's
-//! reports likewise.
+//! reports likewise. Brokers that want a password, a token, or TLS with a client certificate
+//! refuse a node without them and take its reports with them.
 
 mod client_support;
 
 use avp_proto::{Body, Codec, Decoded, Message, Report, Status};
 use avp_testkit::nats::{self, NatsServer};
+use avp_testkit::tls::Pki;
 use client_support::{
     avpd, field, loadgen_reports, port, serve, storing_node, NodeProc, Peer, Program, WAIT,
 };
@@ -570,31 +572,63 @@ fn a_node_stores_to_a_broker_that_wants_a_password_or_a_token_and_says_why_witho
         ),
         (&with_token, &["--store-token", "t0ken"][..]),
     ] {
-        let stores = [server.url()];
         // Without the credentials the node does not start, and says why.
-        let mut refused = avpd(&[
-            "serve",
-            "--listen",
-            "tcp://127.0.0.1:0",
-            "--no-admin",
-            "--store",
-            &stores[0],
-        ]);
-        let why = refused
-            .stderr
-            .wait_contains("store unavailable: no NATS server of");
+        let why = refused_start(&server.url(), &[], "store unavailable: no NATS server of");
         assert!(why.contains("authorization violation"), "{why}");
-        assert_ne!(refused.wait_exit(), 0, "{}", refused.stderr.tail());
-
-        let node = store_node(&stores, 0, creds);
-        let mut agent = start_agent(&[&node.data], "guarded", &["--count", "3"]);
-        all_acknowledged(&mut agent, "guarded");
-        let mut args = vec!["--format", "csv", "--node", "guarded"];
-        args.extend_from_slice(creds);
-        let stored = history_output(&stores[0], &args);
-        assert_eq!(stored.lines().count(), 1 + 3, "{stored}");
-        drop(node);
+        stores_three_reports_with(&server.url(), creds);
     }
+}
+
+/// A node storing to `store` with the flags `access` (credentials, TLS) takes three reports
+/// of an agent, and `avpd history` with the same flags finds them.
+fn stores_three_reports_with(store: &str, access: &[&str]) {
+    let node = store_node(&[store.to_string()], 0, access);
+    let mut agent = start_agent(&[&node.data], "guarded", &["--count", "3"]);
+    all_acknowledged(&mut agent, "guarded");
+    let mut args = vec!["--format", "csv", "--node", "guarded"];
+    args.extend_from_slice(access);
+    let stored = history_output(store, &args);
+    assert_eq!(stored.lines().count(), 1 + 3, "{stored}");
+}
+
+#[test]
+fn a_node_stores_over_tls_to_a_broker_that_checks_its_client_certificate() {
+    need_nats!();
+    let pki = Pki::new("nats");
+    let (server, client) = (pki.server(), pki.client("avpd"));
+    let ca = pki.ca();
+    let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 path").to_string();
+    let (ca, cert, key) = (path(&ca), path(&client.cert), path(&client.key));
+    let broker = NatsServer::start_with(&[
+        "--tls",
+        "--tlscert",
+        &path(&server.cert),
+        "--tlskey",
+        &path(&server.key),
+        "--tlsverify",
+        "--tlscacert",
+        &ca,
+    ]);
+    let url = broker.url().replacen("nats://", "tls://", 1);
+    // Trusting the broker's CA but without a certificate of its own, the node does not
+    // start, and says why.
+    let why = refused_start(
+        &url,
+        &["--store-tls-ca", &ca],
+        "store unavailable: no NATS server of",
+    );
+    assert!(why.contains("CertificateRequired"), "{why}");
+    stores_three_reports_with(
+        &url,
+        &[
+            "--store-tls-ca",
+            &ca,
+            "--store-tls-cert",
+            &cert,
+            "--store-tls-key",
+            &key,
+        ],
+    );
 }
 
 #[test]
