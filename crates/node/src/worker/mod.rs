@@ -3,18 +3,21 @@
 //! The loop follows mio's `tcp_server` example and Redis' `ae.c`: token constants at the top,
 //! `poll` retried on EINTR, dispatch by token to one handler per kind of event, accept and read
 //! until WouldBlock (mio's "Draining readiness"). Each responsibility has its own module:
-//! [`accept`] admits connections, [`push`] sends the fleet view to terminals (the management
-//! plane's worker only), [`live`] applies changed settings; this one runs the loop, drives connections,
-//! fires their deadlines from the timer wheel ([`crate::timers`]), hands each round's reports to
-//! the store and sends the answers it held for them once they are stored ([`crate::store`]),
-//! and on each tick flushes the fleet records of the connections that received reports and
-//! reports its counters.
+//! [`accept`] admits connections, [`close`] closes them, [`shed`] keeps the node within its
+//! memory budget, [`push`] sends the fleet view to terminals (the management plane's worker
+//! only), [`agents`] and [`command`] relay operators' commands, [`live`] applies changed
+//! settings; this one runs the loop, drives connections, fires their deadlines from the timer
+//! wheel ([`crate::timers`]), hands each round's reports to the store and sends the answers it
+//! held for them once they are stored ([`crate::store`]), and on each tick flushes the fleet
+//! records of the connections that received reports and reports its counters.
 
 mod accept;
 mod agents;
+mod close;
 mod command;
 mod live;
 mod push;
+mod shed;
 
 pub use agents::RelaySide;
 pub use command::CommandSide;
@@ -27,11 +30,11 @@ use crate::loglimit::LogLimit;
 use crate::net::budget::{Budget, Totals};
 use crate::net::buffer::BufferPool;
 use crate::net::conn::{CloseReason, Connection, Context, Driven, Released};
-use crate::net::tls::{self, RefusalLog};
+use crate::net::tls::RefusalLog;
 use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
 use crate::timers::{Timers, TICK};
-use avp_proto::server::{self, ServerConfig};
+use avp_proto::server::ServerConfig;
 use avpd_store::Store;
 use crossbeam_channel::{Sender, TrySendError};
 use mio::net::TcpListener;
@@ -137,8 +140,6 @@ pub struct Worker {
     log: LogLimit,
 }
 
-/// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
-/// checker sees which fields are borrowed (the connection slab stays free).
 /// The [`Lists`] of a worker's fields, for [`settle`]; a macro for the same reason as
 /// [`context`].
 macro_rules! lists {
@@ -154,6 +155,8 @@ macro_rules! lists {
     };
 }
 
+/// The [`Context`] of a worker's fields; a macro rather than a method so that the borrow
+/// checker sees which fields are borrowed (the connection slab stays free).
 macro_rules! context {
     ($worker:ident, $now:expr, $now_ms:expr) => {
         Context {
@@ -356,73 +359,6 @@ impl Worker {
         }
     }
 
-    /// Publishes this worker's buffer holdings and reads the node's; over the budget, closes
-    /// slow peers (those that leave their output unread), largest holders first, then peers
-    /// holding a partial frame, until the node is under it again as far as this worker can
-    /// tell.
-    fn reconcile_budget(&mut self, now: Instant) {
-        let open = self.limits.open.load(Ordering::Relaxed);
-        self.budget.reconcile(open, self.pool.pooled_bytes());
-        self.pool.keep_free_buffers(!self.budget.over());
-        if !self.budget.over() {
-            return;
-        }
-        self.shed_slow_peers();
-        self.shed_partial_frames(now);
-    }
-
-    /// Over the budget: closes the slow peers, largest holders first, while it lasts.
-    fn shed_slow_peers(&mut self) {
-        if self.slow.is_empty() {
-            return;
-        }
-        let mut slow: Vec<(usize, usize)> = Vec::with_capacity(self.slow.len());
-        let mut listed = std::mem::take(&mut self.slow);
-        // A slot reused by a new connection may be listed twice.
-        listed.sort_unstable();
-        listed.dedup();
-        for key in listed {
-            if let Some(Some(conn)) = self.conns.get_mut(key) {
-                if conn.still_slow() {
-                    slow.push((conn.holdings(), key));
-                }
-            }
-        }
-        slow.sort_unstable_by(|a, b| b.cmp(a));
-        for (_, key) in slow {
-            if self.budget.over() {
-                self.close(key, CloseReason::SlowPeer);
-            } else {
-                self.slow.push(key);
-            }
-        }
-        self.free_closed_slots();
-    }
-
-    /// Still over the budget once the slow peers are gone: closes the connections whose input
-    /// ends in an incomplete frame, the oldest frame first (a peer trickling frames in holds
-    /// an input buffer until its frame deadline), while it lasts. It walks every connection,
-    /// so at most once per [`TICK`].
-    fn shed_partial_frames(&mut self, now: Instant) {
-        if !self.budget.over() || now < self.next_shed {
-            return;
-        }
-        self.next_shed = now + TICK;
-        let mut partial: Vec<(Instant, usize)> = self
-            .conns
-            .iter()
-            .filter_map(|(key, c)| Some((c.as_ref()?.partial_since()?, key)))
-            .collect();
-        partial.sort_unstable();
-        for (_, key) in partial {
-            if !self.budget.over() {
-                break;
-            }
-            self.close(key, CloseReason::SlowPeer);
-        }
-        self.free_closed_slots();
-    }
-
     /// Fires the deadlines that passed: each due session says whether it must close, and is
     /// armed again for its next deadline otherwise.
     fn on_timers(&mut self, now: Instant) {
@@ -449,89 +385,6 @@ impl Worker {
             }
         }
         self.free_closed_slots();
-    }
-
-    fn close(&mut self, key: usize, reason: CloseReason) {
-        let Some(slot) = self.conns.get_mut(key) else {
-            return;
-        };
-        let Some(mut conn) = slot.take() else { return };
-        let peer = conn.peer();
-        let (held, _) = conn.account();
-        self.budget.charge(held, 0);
-        let c = &mut self.counters;
-        match &reason {
-            CloseReason::PeerClosed => {
-                c.peer_closed += 1;
-                tracing::trace!(%peer, "closed: {reason}");
-            }
-            CloseReason::Shutdown => tracing::debug!(%peer, "closed: {reason}"),
-            CloseReason::Session(server::CloseReason::Idle) => {
-                c.idle_closed += 1;
-                tracing::debug!(%peer, "closed: {reason}");
-            }
-            CloseReason::Session(server::CloseReason::FrameTimeout) => {
-                c.frame_timeouts += 1;
-                tracing::debug!(%peer, "closed: {reason}");
-            }
-            CloseReason::Session(server::CloseReason::AckTimeout) => {
-                c.ack_timeouts += 1;
-                if self.log.allow(Instant::now()) {
-                    tracing::info!(%peer, "closed: {reason}");
-                }
-            }
-            CloseReason::Session(_) => {
-                c.framing_errors += 1;
-                if self.log.allow(Instant::now()) {
-                    tracing::info!(%peer, "closed: {reason}");
-                }
-            }
-            CloseReason::Io(e) if tls::failure(e).is_some_and(|f| f.handshake) => {
-                c.tls_refused += 1;
-                self.tls_refusals.log(peer, e);
-            }
-            CloseReason::HandshakeTimeout => {
-                c.tls_refused += 1;
-                self.tls_refusals.log(peer, &reason);
-            }
-            CloseReason::Io(_) => {
-                c.io_errors += 1;
-                tracing::debug!(%peer, "closed: {reason}");
-            }
-            CloseReason::SlowPeer => {
-                c.slow_peers += 1;
-                if self.log.allow(Instant::now()) {
-                    tracing::info!(%peer, "closed: {reason}");
-                }
-            }
-        }
-        if !matches!(reason, CloseReason::Io(_)) {
-            conn.stream_mut().close();
-        }
-        if let Err(e) = self.poll.registry().deregister(conn.stream_mut()) {
-            tracing::debug!("deregister failed: {e}");
-        }
-        if let Some(fleet) = self.fleet.as_mut() {
-            conn.flush_report(fleet, unix_millis());
-        }
-        if conn.is_listed_holding() {
-            self.holding.retain(|&k| k != key);
-        }
-        if let Some(push) = self.push.as_mut() {
-            push.forget(key);
-        }
-        let node = conn.listed_node().map(str::to_string);
-        self.unlist_agent(key, node.as_deref());
-        conn.release(&mut self.pool);
-        self.counters.closed += 1;
-        self.limits.open.fetch_sub(1, Ordering::AcqRel);
-        self.closed_this_round.push(key);
-    }
-
-    fn free_closed_slots(&mut self) {
-        for key in self.closed_this_round.drain(..) {
-            self.conns.remove(key);
-        }
     }
 
     /// Flushes the fleet records of the connections that received reports since the last
