@@ -21,7 +21,7 @@
 use crate::allow::{allowed, Cidr};
 use crate::auth::{AgentKeys, WorkerVerifier};
 use crate::fleet::{FleetShard, NodeReport};
-use crate::intake::DatagramIntake;
+use crate::intake::Intake;
 use crate::live::LiveWatch;
 use crate::stats::{Counters, WorkerKind, WorkerSnapshot};
 use crate::store::{AckAfter, StoreIntake};
@@ -232,7 +232,7 @@ impl UdpWorker {
                 tracing::debug!(peer = %received.peer, "udp datagram too large, dropped");
                 continue;
             }
-            let mut intake = DatagramIntake {
+            let mut intake = Intake {
                 shard: self.fleet.as_mut(),
                 peer: received.peer,
                 received_ms: now_ms,

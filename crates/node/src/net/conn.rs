@@ -16,7 +16,7 @@ use super::peer::PeerAddr;
 use super::transport::Transport;
 use crate::auth::WorkerVerifier;
 use crate::fleet::{FleetShard, LatestReport};
-use crate::intake::ConnIntake;
+use crate::intake::{ConnIntake, Intake};
 use crate::relay::CommandQueue;
 use crate::store::{Refusing, StoreIntake};
 use crate::timers::TimerSlot;
@@ -568,15 +568,17 @@ impl Connection {
         let output = self.output.get_or_insert_with(|| ctx.pool.take_output());
         let limit = output.written + ctx.max_output;
         let mut intake = ConnIntake {
-            shard: ctx.shard.as_deref_mut(),
+            intake: Intake {
+                shard: ctx.shard.as_deref_mut(),
+                peer: self.peer.get(),
+                received_ms: ctx.now_ms,
+                store: ctx.store.as_deref_mut(),
+                verifier: ctx.verifier.as_deref_mut(),
+            },
             latest: &mut self.latest,
-            peer: self.peer.get(),
-            received_ms: ctx.now_ms,
             became_dirty: false,
-            store: ctx.store.as_deref_mut(),
             codec: self.session.config().codec,
             refusing: &mut self.refusing,
-            verifier: ctx.verifier.as_deref_mut(),
             token,
             commands: ctx.commands.as_deref_mut(),
             answered: ctx.answered.as_deref_mut(),
