@@ -4,9 +4,9 @@
 usage: python3 bench/store.py [--rounds 3] [--secs 5] [--no-build]
 
 Every run gets a fresh nats-server (JetStream in a temporary directory, a free port) and, where
-a node is involved, a fresh `avpd serve --workers 1 --no-admin` on a free port. The node runs on
-CPU 0; nats-server and the load (avp-loadgen, or the plain publisher) share CPU 1, the machine
-has two. Full reports (NODE_ID, TIMESTAMP, INSTANCE), closed loop, 1000 connections x 16.
+a node is involved, a fresh `avpd serve --workers 1 --no-admin` on a free port. The node, or
+the plain publisher in its place, runs on CPU 0; nats-server and avp-loadgen share CPU 1, the
+machine has two. Full reports (NODE_ID, TIMESTAMP, INSTANCE), closed loop, 1000 connections x 16.
 
   limit     bench/nats-publisher (`avp-bench-nats`): the same records, subjects, message ids
             and stream settings as the node publishes, 8192 in flight, straight from
@@ -16,8 +16,8 @@ has two. Full reports (NODE_ID, TIMESTAMP, INSTANCE), closed loop, 1000 connecti
   none      no --store
 
 Each round runs every variant once, in an order that rotates from round to round; the table
-gives medians and the median and range of the per-round ratios (stored / limit, received /
-none). Then an open-loop run at half of the stored path's median capacity, with and without
+gives medians of acks and of answers of any result code (503 included), and the median and
+range of the per-round ratios (stored / limit, received / none). Then an open-loop run at half of the stored path's median capacity, with and without
 the store and with `--ack-after received`, gives the latency storing adds and the data-plane
 worker's CPU time per report in each (from /proc), which is what the store costs the data
 plane when acks do not wait for it.
@@ -129,7 +129,8 @@ def worker_cpu(pid):
 
 
 def closed_loop(variant, secs):
-    """Acks (or, for the limit, JetStream acks) per second of one run."""
+    """Acks (or, for the limit, JetStream acks) per second of one run, and answers of any
+    result code per second."""
     if variant == "limit":
         def run(url):
             messages = 300_000 if secs >= 3 else 100_000
@@ -138,12 +139,13 @@ def closed_loop(variant, secs):
             out = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
             if out.returncode != 0:
                 raise RuntimeError(f"avp-bench-nats failed: {out.stderr.strip()[-300:]}")
-            return json.loads(out.stdout)["rate"]
+            rate = json.loads(out.stdout)["rate"]
+            return {"acks": rate, "answers": rate}
         return with_node(variant, run)
     args = ["--connections", str(CONNS), "--pipeline", str(DEPTH), "--duration", f"{secs:g}s",
             "--warmup", "1s"]
-    rate, _ = with_node(variant, lambda port: float(loadgen(port, args)["throughput"]))
-    return rate
+    rep, _ = with_node(variant, lambda port: loadgen(port, args))
+    return {"acks": float(rep["throughput"]), "answers": rep["answered"] / rep["window_s"]}
 
 
 def open_loop(variant, rate, secs):
@@ -156,8 +158,9 @@ def open_loop(variant, rate, secs):
     return rep["latency"]["corrected"], float(rep["throughput"]), cpu_s * 1e6 / max(reports, 1)
 
 
-def ratio_cell(rounds, a, b):
-    ratios = [r[a] / r[b] for r in rounds if r.get(a) and r.get(b)]
+def ratio_cell(rounds, a, b, field="acks"):
+    ratios = [r[a][field] / r[b][field] for r in rounds
+              if r.get(a) and r.get(b) and r[b][field]]
     if not ratios:
         return "n/a"
     return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
@@ -196,9 +199,11 @@ def main():
         for variant in order:
             log(f"round {rnd + 1}: {variant}")
             result[variant] = closed_loop(variant, a.secs)
-            log(f"  {result[variant]:,.0f}/s")
+            log(f"  {result[variant]['acks']:,.0f} acks/s, "
+                f"{result[variant]['answers']:,.0f} answers/s")
         rounds.append(result)
-    med = {v: statistics.median(r[v] for r in rounds) for v in VARIANTS}
+    med = {v: statistics.median(r[v]["acks"] for r in rounds) for v in VARIANTS}
+    answers = {v: statistics.median(r[v]["answers"] for r in rounds) for v in VARIANTS}
     rate = round(med["stored"] / 2, -3)
     latency = {}
     for variant in ("stored", "received", "none"):
@@ -213,16 +218,18 @@ def main():
         f"{a.secs:g} s; {version} with JetStream on file storage, on the same machine. The "
         f"node (`--workers 1`) and the plain publisher run on CPU {sidebyside.SERVER_CPU}, "
         f"nats-server and avp-loadgen share CPU {LOAD_CPU}. Medians of the rounds; ratios "
-        f"are the median (and range) of the per-round ratios.",
+        f"are the median (and range) of the per-round ratios. Answers count every result "
+        f"code: a report the node cannot take while its store buffer is full is answered 503.",
         "",
-        "| variant | acks/s | ratio |",
-        "|---|---:|---:|",
-        f"| avp-bench-nats (the broker's limit) | {med['limit']:,.0f} | |",
-        f"| `--store --ack-after stored` | {med['stored']:,.0f} | "
-        f"{ratio_cell(rounds, 'stored', 'limit')} of the limit |",
-        f"| no `--store` | {med['none']:,.0f} | |",
+        "| variant | acks/s | answers/s | ratio |",
+        "|---|---:|---:|---:|",
+        f"| avp-bench-nats (the broker's limit) | {med['limit']:,.0f} | | |",
+        f"| `--store --ack-after stored` | {med['stored']:,.0f} | {answers['stored']:,.0f} | "
+        f"acks {ratio_cell(rounds, 'stored', 'limit')} of the limit |",
+        f"| no `--store` | {med['none']:,.0f} | {answers['none']:,.0f} | |",
         f"| `--store --ack-after received` | {med['received']:,.0f} | "
-        f"{ratio_cell(rounds, 'received', 'none')} of no store |",
+        f"{answers['received']:,.0f} | acks {ratio_cell(rounds, 'received', 'none')}, "
+        f"answers {ratio_cell(rounds, 'received', 'none', 'answers')} of no store |",
         "",
         f"Open loop at half the stored path's capacity ({rate:,.0f} msg/s, 100 connections x "
         f"16, {max(a.secs, 10):g} s), latency corrected for coordinated omission:",
