@@ -6,7 +6,8 @@ mod common;
 use avp_loadgen::merge::merge;
 use avp_loadgen::report::{LatencySummary, RunReport};
 use avp_loadgen::run::run;
-use avp_loadgen::stats::new_histogram;
+use avp_loadgen::stats::{new_histogram, Counts};
+use avp_loadgen::timeline::Second;
 use avp_proto::Message;
 use common::{config, correct_answer, spawn_server};
 use std::sync::Arc;
@@ -67,4 +68,57 @@ fn concurrent_runs_merge_exactly() {
     old.histograms = None;
     let err = merge(&[("old.json".into(), old), ("b".into(), b)]).unwrap_err();
     assert!(err.starts_with("old.json: "), "{err}");
+}
+
+/// `base` with a time series of its own: one record a second from `start_unix_ms`, `ok[i]`
+/// correct answers (and as many sends) in second `i`, all of it measured.
+fn with_seconds(base: &RunReport, start_unix_ms: u64, ok: &[u64]) -> RunReport {
+    let mut r = base.clone();
+    r.start_unix_ms = start_unix_ms;
+    r.params.warmup_s = 0.0;
+    r.window_s = ok.len() as f64;
+    r.timeline = ok
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            let counts = Counts {
+                sent: n,
+                answered: n,
+                ok: n,
+                ..Counts::default()
+            };
+            Second::new(i as f64 + 1.0, 1.0, false, counts, &new_histogram())
+        })
+        .collect();
+    r.throughput = ok.iter().sum::<u64>() as f64 / r.window_s;
+    r.send_rate = r.throughput;
+    r
+}
+
+#[test]
+fn rates_add_up_over_the_window_every_input_was_measuring() {
+    let addr = spawn_server(Arc::new(|_, m: &Message<'_>| vec![correct_answer(m)]));
+    let cfg = config(addr);
+    let base = RunReport::new(&cfg, &run(&cfg, &mut ()).unwrap());
+    // A measures from t = 0 s to 5 s and doubles its rate at 2 s (160/s over its own window);
+    // B measures from 2 s to 7 s at 300/s. Both measure from 2 s to 5 s, where A answered
+    // 200/s: together 500/s, not the 460/s of their own windows.
+    let t0 = 1_800_000_000_000;
+    let a = with_seconds(&base, t0, &[100, 100, 200, 200, 200]);
+    let b = with_seconds(&base, t0 + 2_000, &[300; 5]);
+    let m = merge(&[("a".into(), a), ("b".into(), b)]).unwrap();
+    assert!(m.merged.as_ref().unwrap().rates_over_overlap);
+    assert_eq!(m.throughput, 500.0);
+    assert_eq!(m.send_rate, 500.0);
+    assert_eq!(m.window_s, 3.0);
+    assert_eq!(m.params.warmup_s, 2.0, "the window starts where B's does");
+    let ok_at = |t_s: f64| {
+        m.timeline
+            .iter()
+            .find(|s| s.t_s == t_s)
+            .map(|s| s.counts.ok)
+    };
+    assert_eq!(ok_at(1.0), Some(100), "A alone");
+    assert_eq!(ok_at(3.0), Some(200 + 300), "both");
+    assert_eq!(ok_at(7.0), Some(300), "B alone");
 }
