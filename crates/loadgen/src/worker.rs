@@ -209,8 +209,6 @@ pub fn run_worker(plan: WorkerPlan, progress: Sender<Interval>) -> io::Result<St
     Ok(ctx.stats)
 }
 
-/// Ends the current interval at clock time `end` and starts the next; `seen` holds every
-/// latency recorded up to the previous interval's end, so that this one's are a difference.
 /// Writes the output of the connections queued since the last call.
 fn write_queued(conns: &mut [Conn], poll: &Poll, timers: &mut Timers, ctx: &mut Ctx) {
     let mut queued = std::mem::take(&mut ctx.queued);
@@ -223,6 +221,8 @@ fn write_queued(conns: &mut [Conn], poll: &Poll, timers: &mut Timers, ctx: &mut 
     ctx.queued = queued;
 }
 
+/// Ends the current interval at clock time `end` and starts the next; `seen` holds every
+/// latency recorded up to the previous interval's end, so that this one's are a difference.
 fn close_interval(ctx: &mut Ctx, seen: &mut Histogram<u64>, end: u64, last: bool) -> Interval {
     let tick = ctx.interval.tick;
     let mut done = std::mem::replace(&mut ctx.interval, Interval::new(tick + 1));
