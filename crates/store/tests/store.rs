@@ -166,6 +166,19 @@ fn a_restarted_store_still_stores_resends_once() {
     store.shutdown(WAIT);
 }
 
+/// Waits, at most [`WAIT`], for a batch of latest rows from `seen` that holds `row`.
+fn wait_for_row(seen: &crossbeam_channel::Receiver<Vec<LatestRow>>, row: &LatestRow, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let rows = seen
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("{what}: not within {WAIT:?}"));
+        if rows.contains(row) {
+            return;
+        }
+    }
+}
+
 #[test]
 fn the_latest_reports_reach_every_node_that_shares_the_store() {
     if !nats::available() {
@@ -191,16 +204,9 @@ fn the_latest_reports_reach_every_node_that_shares_the_store() {
     };
     let (link, _) = worker(&a);
     link.publish_latest([(row.node.clone(), row.cpu, row.mem, row.ts, row.received_ms)]);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let rows = seen
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("b sees a's row");
-        if rows.contains(&row) {
-            break;
-        }
-    }
-    // A store started later gets the current rows at once.
+    wait_for_row(&seen, &row, "b sees a's row");
+    // A store started later gets the current rows from the bucket's history (the batches
+    // of the ticks before the watch delivers them are empty).
     let (tx, seen) = crossbeam_channel::unbounded();
     let c = Store::start(
         config(&server, "c"),
@@ -208,10 +214,7 @@ fn the_latest_reports_reach_every_node_that_shares_the_store() {
         None,
     )
     .unwrap();
-    assert!(seen
-        .recv_timeout(WAIT)
-        .expect("c sees the current rows")
-        .contains(&row));
+    wait_for_row(&seen, &row, "c sees the current rows");
     for s in [a, b, c] {
         s.shutdown(WAIT);
     }
