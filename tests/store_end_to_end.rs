@@ -579,6 +579,16 @@ fn a_node_stores_to_a_broker_that_wants_a_password_or_a_token_and_says_why_witho
     }
 }
 
+#[test]
+fn a_node_stores_to_a_broker_in_operator_mode_with_a_credentials_file() {
+    need_nats!();
+    let (server, creds) = NatsServer::start_with_creds();
+    let why = refused_start(&server.url(), &[], "store unavailable: no NATS server of");
+    assert!(why.contains("authorization violation"), "{why}");
+    let creds = creds.to_str().expect("a UTF-8 path");
+    stores_three_reports_with(&server.url(), &["--store-creds", creds]);
+}
+
 /// A node storing to `store` with the flags `access` (credentials, TLS) takes three reports
 /// of an agent, and `avpd history` with the same flags finds them.
 fn stores_three_reports_with(store: &str, access: &[&str]) {

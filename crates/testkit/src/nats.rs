@@ -1,9 +1,12 @@
 //! Real nats-server processes for the store's tests: one server, or a cluster of three, on free
 //! loopback ports with temporary store directories, ready once their health endpoint says so.
 
+mod jwt;
+
 use crate::WAIT;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,8 +50,23 @@ impl NatsServer {
     /// One server with JetStream and the further nats-server options `extra` (for instance
     /// `--user U --pass P`, or `--auth TOKEN`).
     pub fn start_with(extra: &[&str]) -> NatsServer {
-        let (port, monitor) = (free_port(), free_port());
         let dir = tempfile::tempdir().expect("temporary directory");
+        NatsServer::start_in(dir, extra)
+    }
+
+    /// One server with JetStream in operator mode (decentralised JWT authentication), and the
+    /// credentials file of a user its JetStream account lets in, which lives as long as the
+    /// server.
+    pub fn start_with_creds() -> (NatsServer, PathBuf) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let files = jwt::write_operator(dir.path());
+        let config = files.config.display().to_string();
+        (NatsServer::start_in(dir, &["-c", &config]), files.creds)
+    }
+
+    /// One server with JetStream storing in `dir`, with the further options `extra`.
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> NatsServer {
+        let (port, monitor) = (free_port(), free_port());
         let mut args = base_args(port, monitor, dir.path(), "solo");
         args.extend(extra.iter().map(|a| a.to_string()));
         let mut s = NatsServer {
