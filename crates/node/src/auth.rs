@@ -275,6 +275,11 @@ impl Verifier for WorkerVerifier {
     }
 
     #[inline]
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    #[inline]
     fn now_ms(&self) -> u64 {
         self.now_ms
     }

@@ -21,21 +21,22 @@ use crate::frame::{HEADER_LEN, MAX_FRAME_LEN};
 use crate::json::MAX_HEADER_DIGITS;
 use crate::message::Report;
 use crate::rules::AUTHENTICATOR_LEN;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use hmac::{same_mac, HmacKey};
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::BuildHasher;
 
+mod hmac;
+
 /// One node's secret, ready to sign and check (the HMAC's keyed state, computed once).
 #[derive(Clone)]
-pub struct Key(Hmac<Sha256>);
+pub struct Key(HmacKey);
 
 impl Key {
     /// The key of `secret`.
     pub fn new(secret: &[u8]) -> Key {
-        Key(Hmac::new_from_slice(secret).expect("HMAC accepts keys of any length"))
+        Key(HmacKey::new(secret))
     }
 
     /// The key of a secret file's contents (`avpd agent --key-file`): the file's bytes
@@ -49,12 +50,8 @@ impl Key {
 
     /// The HMAC of `frame` with the `AUTHENTICATOR_LEN` (binary) or twice that (text) bytes
     /// from `at` taken as `fill`.
-    fn mac(&self, frame: &[u8], at: usize, len: usize, fill: u8) -> Hmac<Sha256> {
-        let mut mac = self.0.clone();
-        mac.update(&frame[..at]);
-        mac.update(&[fill; 2 * AUTHENTICATOR_LEN][..len]);
-        mac.update(&frame[at + len..]);
-        mac
+    fn mac(&self, frame: &[u8], at: usize, len: usize, fill: u8) -> [u8; AUTHENTICATOR_LEN] {
+        self.0.mac(frame, at, len, fill)
     }
 }
 
@@ -117,8 +114,8 @@ fn sign_binary(out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), SignErr
     out.extend_from_slice(&[Attribute::Authenticator as u8, AUTHENTICATOR_LEN as u8]);
     let at = out.len() - start;
     out.extend_from_slice(&[0; AUTHENTICATOR_LEN]);
-    let mac = key.mac(&out[start..], at, AUTHENTICATOR_LEN, 0).finalize();
-    out[start + at..].copy_from_slice(&mac.into_bytes());
+    let mac = key.mac(&out[start..], at, AUTHENTICATOR_LEN, 0);
+    out[start + at..].copy_from_slice(&mac);
     Ok(())
 }
 
@@ -153,10 +150,8 @@ fn sign_json(out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), SignError
     out.push(b'\n');
     out.extend_from_slice(&signed);
     let at = out.len() - start - JSON_TAIL.len() - 2 * AUTHENTICATOR_LEN;
-    let mac = key
-        .mac(&out[start..], at, 2 * AUTHENTICATOR_LEN, b'0')
-        .finalize();
-    for (i, b) in mac.into_bytes().iter().enumerate() {
+    let mac = key.mac(&out[start..], at, 2 * AUTHENTICATOR_LEN, b'0');
+    for (i, b) in mac.iter().enumerate() {
         let digits = [HEX[usize::from(b >> 4)], HEX[usize::from(b & 0xF)]];
         out[start + at + 2 * i..start + at + 2 * i + 2].copy_from_slice(&digits);
     }
@@ -199,19 +194,17 @@ pub(crate) fn authenticator_at(codec: Codec, frame: &[u8]) -> Option<usize> {
 /// True when the AUTHENTICATOR whose value starts at `at` in `frame` is `key`'s signature.
 fn signed_by(codec: Codec, frame: &[u8], at: usize, key: &Key) -> bool {
     match codec {
-        Codec::Binary => key
-            .mac(frame, at, AUTHENTICATOR_LEN, 0)
-            .verify_slice(&frame[at..at + AUTHENTICATOR_LEN])
-            .is_ok(),
+        Codec::Binary => same_mac(
+            &key.mac(frame, at, AUTHENTICATOR_LEN, 0),
+            &frame[at..at + AUTHENTICATOR_LEN],
+        ),
         Codec::Json => {
             let mut value = [0u8; AUTHENTICATOR_LEN];
             let digits = &frame[at..at + 2 * AUTHENTICATOR_LEN];
             for (v, pair) in value.iter_mut().zip(digits.chunks_exact(2)) {
                 *v = (hex_value(pair[0]) << 4) | hex_value(pair[1]);
             }
-            key.mac(frame, at, 2 * AUTHENTICATOR_LEN, b'0')
-                .verify_slice(&value)
-                .is_ok()
+            same_mac(&key.mac(frame, at, 2 * AUTHENTICATOR_LEN, b'0'), &value)
         }
     }
 }
@@ -230,6 +223,9 @@ fn hex_value(digit: u8) -> u8 {
 pub trait Verifier {
     /// The key of `node_id`, if it has one.
     fn key(&self, node_id: &str) -> Option<&Key>;
+    /// Changes whenever the keys may have changed (a reload): a session keeps the key it
+    /// looked up last, for its next reports, only while this stays the same.
+    fn generation(&self) -> u64;
     /// The caller's clock, ms since the Unix epoch.
     fn now_ms(&self) -> u64;
     /// How far a report's TIMESTAMP may be from [`Verifier::now_ms`], in ms.
@@ -279,13 +275,58 @@ impl fmt::Display for AuthFailure {
 
 impl std::error::Error for AuthFailure {}
 
-/// Checks the report `report` with SEQUENCE `sequence`, received as `frame`, against `v`;
-/// `authenticator` is where the AUTHENTICATOR's value starts in `frame`
-/// ([`authenticator_at`], or what a fast path knows of its layout), `None` when it has none.
-/// The signature is checked before the ledger is touched, so that a forged report cannot
-/// advance it.
+/// A session's copy of the key it checked its last signed report with: a connection's
+/// reports come from one node, and its next ones need no look-up while the verifier's
+/// [`Verifier::generation`] stays the same.
+#[derive(Debug)]
+pub(crate) struct KeyCache {
+    node: String,
+    generation: u64,
+    key: Key,
+}
+
+impl KeyCache {
+    /// The key of `node` from `cache`, or else from `v` (then kept in `cache`, whose memory
+    /// is reused, so that a session whose reports alternate between nodes does not allocate).
+    fn key<'c>(
+        cache: &'c mut Option<Box<KeyCache>>,
+        v: &dyn Verifier,
+        node: &str,
+    ) -> Option<&'c Key> {
+        let generation = v.generation();
+        let hit = cache
+            .as_ref()
+            .is_some_and(|c| c.generation == generation && c.node == node);
+        if !hit {
+            let key = v.key(node)?.clone();
+            match cache {
+                Some(c) => {
+                    c.node.clear();
+                    c.node.push_str(node);
+                    c.generation = generation;
+                    c.key = key;
+                }
+                None => {
+                    *cache = Some(Box::new(KeyCache {
+                        node: node.to_owned(),
+                        generation,
+                        key,
+                    }))
+                }
+            }
+        }
+        cache.as_deref().map(|c| &c.key)
+    }
+}
+
+/// Checks the report `report` with SEQUENCE `sequence`, received as `frame`, against `v`,
+/// looking its key up through the session's `cache`; `authenticator` is where the
+/// AUTHENTICATOR's value starts in `frame` ([`authenticator_at`], or what a fast path knows
+/// of its layout), `None` when it has none. The signature is checked before the ledger is
+/// touched, so that a forged report cannot advance it.
 pub(crate) fn check(
     v: &mut dyn Verifier,
+    cache: &mut Option<Box<KeyCache>>,
     codec: Codec,
     frame: &[u8],
     authenticator: Option<usize>,
@@ -294,7 +335,7 @@ pub(crate) fn check(
 ) -> Result<(), AuthFailure> {
     let node = report.node_id.as_deref().ok_or(AuthFailure::Unnamed)?;
     let at = authenticator.ok_or(AuthFailure::Unsigned)?;
-    let key = v.key(node).ok_or(AuthFailure::UnknownNode)?;
+    let key = KeyCache::key(cache, v, node).ok_or(AuthFailure::UnknownNode)?;
     if !signed_by(codec, frame, at, key) {
         return Err(AuthFailure::BadSignature);
     }
@@ -410,6 +451,8 @@ mod tests {
 
     struct Fixed {
         key: Key,
+        generation: u64,
+        cache: Option<Box<KeyCache>>,
         now_ms: u64,
         ledger: Ledger,
     }
@@ -417,6 +460,9 @@ mod tests {
     impl Verifier for Fixed {
         fn key(&self, node_id: &str) -> Option<&Key> {
             (node_id == "host-1").then_some(&self.key)
+        }
+        fn generation(&self) -> u64 {
+            self.generation
         }
         fn now_ms(&self) -> u64 {
             self.now_ms
@@ -464,14 +510,18 @@ mod tests {
         let Body::StatReport(r) = &msg.body else {
             panic!("a report")
         };
-        check(
+        let mut cache = v.cache.take();
+        let checked = check(
             v,
+            &mut cache,
             codec,
             frame,
             authenticator_at(codec, frame),
             r,
             msg.sequence,
-        )
+        );
+        v.cache = cache;
+        checked
     }
 
     #[test]
@@ -480,6 +530,8 @@ mod tests {
             let key = Key::new(b"s3cret");
             let mut v = Fixed {
                 key: Key::new(b"s3cret"),
+                generation: 0,
+                cache: None,
                 now_ms: 1_000_000,
                 ledger: Ledger::default(),
             };
@@ -517,6 +569,39 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_key_is_used_as_soon_as_the_generation_moves() {
+        let (old, new) = (Key::new(b"old"), Key::new(b"new"));
+        let mut v = Fixed {
+            key: old.clone(),
+            generation: 1,
+            cache: None,
+            now_ms: 1_000_000,
+            ledger: Ledger::default(),
+        };
+        let codec = Codec::Binary;
+        let first = signed(codec, &report("host-1", 1, 1_000_000), &old);
+        assert_eq!(verify(&mut v, codec, &first), Ok(()));
+        assert!(v.cache.is_some(), "the key is kept for the next report");
+        v.key = new.clone();
+        v.generation = 2;
+        let stale_key = signed(codec, &report("host-1", 2, 1_000_000), &old);
+        assert_eq!(
+            verify(&mut v, codec, &stale_key),
+            Err(AuthFailure::BadSignature)
+        );
+        let fresh_key = signed(codec, &report("host-1", 3, 1_000_000), &new);
+        assert_eq!(verify(&mut v, codec, &fresh_key), Ok(()));
+        let other = signed(codec, &report("host-2", 4, 1_000_000), &new);
+        assert_eq!(verify(&mut v, codec, &other), Err(AuthFailure::UnknownNode));
+        let again = signed(codec, &report("host-1", 5, 1_000_000), &new);
+        assert_eq!(
+            verify(&mut v, codec, &again),
+            Ok(()),
+            "host-1's key is still kept"
+        );
+    }
+
+    #[test]
     fn a_peer_session_signs_every_report_it_sends() {
         for codec in [Codec::Binary, Codec::Json] {
             let mut peer: crate::PeerSession =
@@ -532,6 +617,8 @@ mod tests {
             peer.send_with_sequence(now, 9, &one, (), &mut out).unwrap();
             let mut v = Fixed {
                 key: Key::new(b"s3cret"),
+                generation: 0,
+                cache: None,
                 now_ms: 1_000_000,
                 ledger: Ledger::default(),
             };

@@ -44,7 +44,7 @@
 //! over, signed or not). Both give what the general parser gives; a test checks it on arbitrary
 //! streams.
 
-use crate::auth::{self, AuthFailure, Verifier};
+use crate::auth::{self, AuthFailure, KeyCache, Verifier};
 use crate::avp::{read_uint, Attribute, AVP_HEADER_LEN};
 use crate::canonical::{self, MINIMAL_REPORT_LEN};
 use crate::codec::{Codec, Decoded};
@@ -353,6 +353,8 @@ pub struct ServerSession {
     push: Option<Box<PushState>>,
     /// The layout of the last named report, for the fast path.
     shape: Option<Box<ReportShape>>,
+    /// The key of the last signed report's node.
+    keys: Option<Box<KeyCache>>,
     /// Commands sent to the peer and not answered yet.
     relays: Option<Box<Relays>>,
     /// Off only in tests that compare the fast paths with the general path.
@@ -410,6 +412,7 @@ impl ServerSession {
             push: None,
             relays: None,
             shape: None,
+            keys: None,
             #[cfg(any(test, feature = "fuzzing"))]
             fast_paths: true,
         }
@@ -751,6 +754,7 @@ impl ServerSession {
         if let Some(Err(failure)) = sink.verifier().map(|v| {
             auth::check(
                 v,
+                &mut self.keys,
                 Codec::Binary,
                 frame,
                 authenticator,
@@ -829,7 +833,15 @@ impl ServerSession {
             Body::StatReport(report) => {
                 if let Some(Err(failure)) = sink.verifier().map(|v| {
                     let at = auth::authenticator_at(self.config.codec, frame);
-                    auth::check(v, self.config.codec, frame, at, &report, seq)
+                    auth::check(
+                        v,
+                        &mut self.keys,
+                        self.config.codec,
+                        frame,
+                        at,
+                        &report,
+                        seq,
+                    )
                 }) {
                     self.refuse_unauthorized(failure, seq, out, cap, sink, tally);
                     return;

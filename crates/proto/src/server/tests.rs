@@ -48,6 +48,9 @@ impl Verifier for Keys {
     fn key(&self, node_id: &str) -> Option<&auth::Key> {
         (node_id == "ws-17").then_some(&self.key)
     }
+    fn generation(&self) -> u64 {
+        0
+    }
     fn now_ms(&self) -> u64 {
         NOW_MS
     }

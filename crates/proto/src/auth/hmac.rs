@@ -1,0 +1,201 @@
+//! HMAC-SHA256 (RFC 2104) over sha2's compression function, for frames that are signed with
+//! part of themselves taken as a fill.
+//!
+//! The key's inner and outer pad blocks are compressed once, when the key is made; a frame then
+//! costs its own blocks and one outer block, with no buffering and no copy of a hasher's
+//! state beyond the two 32-byte chaining values. The tests check it against the `hmac` crate.
+
+use sha2::block_api::compress256;
+use sha2::{Digest, Sha256};
+
+/// SHA-256's block, in bytes.
+const BLOCK: usize = 64;
+/// SHA-256's digest, in bytes.
+pub(crate) const DIGEST: usize = 32;
+/// SHA-256's initial chaining value.
+const IV: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
+
+/// A secret's HMAC-SHA256 key schedule: the chaining values after its inner and outer pads.
+#[derive(Clone, Copy)]
+pub(crate) struct HmacKey {
+    inner: [u32; 8],
+    outer: [u32; 8],
+}
+
+impl HmacKey {
+    /// The schedule of `secret` (a secret longer than a block is hashed first, as RFC 2104
+    /// says).
+    pub(crate) fn new(secret: &[u8]) -> HmacKey {
+        let mut block = [0u8; BLOCK];
+        if secret.len() > BLOCK {
+            block[..DIGEST].copy_from_slice(&Sha256::digest(secret));
+        } else {
+            block[..secret.len()].copy_from_slice(secret);
+        }
+        let padded = |pad: u8| {
+            let mut state = IV;
+            compress256(&mut state, &[block.map(|b| b ^ pad)]);
+            state
+        };
+        HmacKey {
+            inner: padded(0x36),
+            outer: padded(0x5c),
+        }
+    }
+
+    /// The HMAC of `message` with its bytes `fill_at..fill_at + fill_len` taken as `fill`.
+    pub(crate) fn mac(
+        &self,
+        message: &[u8],
+        fill_at: usize,
+        fill_len: usize,
+        fill: u8,
+    ) -> [u8; DIGEST] {
+        let mut inner = self.inner;
+        let mut chunks = message.chunks_exact(BLOCK);
+        let mut offset = 0;
+        for chunk in chunks.by_ref() {
+            let mut block: [u8; BLOCK] = chunk.try_into().expect("a whole block");
+            fill_range(&mut block, offset, fill_at, fill_len, fill);
+            compress256(&mut inner, &[block]);
+            offset += BLOCK;
+        }
+        let rest = chunks.remainder();
+        let mut last = [[0u8; BLOCK]; 2];
+        let tail = last.as_flattened_mut();
+        tail[..rest.len()].copy_from_slice(rest);
+        fill_range(&mut tail[..BLOCK], offset, fill_at, fill_len, fill);
+        let blocks = pad(tail, rest.len(), BLOCK + message.len());
+        compress256(&mut inner, &last[..blocks]);
+
+        let mut block = [0u8; BLOCK];
+        block[..DIGEST].copy_from_slice(&digest_bytes(&inner));
+        pad(&mut block, DIGEST, BLOCK + DIGEST);
+        let mut outer = self.outer;
+        compress256(&mut outer, &[block]);
+        digest_bytes(&outer)
+    }
+}
+
+/// Sets the bytes of `block` (the message's bytes from `offset`) that fall in
+/// `at..at + len` to `fill`.
+fn fill_range(block: &mut [u8], offset: usize, at: usize, len: usize, fill: u8) {
+    let start = at.max(offset).min(offset + block.len());
+    let end = (at + len).min(offset + block.len()).max(start);
+    block[start - offset..end - offset].fill(fill);
+}
+
+/// Writes SHA-256's padding after the `used` bytes at the front of `tail` (a message of
+/// `total` bytes in all): returns how many blocks of `tail` it fills, one or two.
+fn pad(tail: &mut [u8], used: usize, total: usize) -> usize {
+    tail[used] = 0x80;
+    let blocks = if used + 1 + 8 <= BLOCK { 1 } else { 2 };
+    let end = blocks * BLOCK;
+    tail[end - 8..end].copy_from_slice(&((total as u64) * 8).to_be_bytes());
+    blocks
+}
+
+fn digest_bytes(state: &[u32; 8]) -> [u8; DIGEST] {
+    let mut out = [0u8; DIGEST];
+    for (bytes, word) in out.chunks_exact_mut(4).zip(state) {
+        bytes.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+/// True when `mac` and `claimed` are the same bytes, in time that does not depend on where
+/// they differ.
+pub(crate) fn same_mac(mac: &[u8; DIGEST], claimed: &[u8]) -> bool {
+    if claimed.len() != DIGEST {
+        return false;
+    }
+    let diff = mac
+        .iter()
+        .zip(claimed)
+        .fold(0u8, |diff, (a, b)| diff | (a ^ b));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ::hmac::{Hmac, KeyInit, Mac};
+    use proptest::prelude::*;
+
+    fn reference(secret: &[u8], message: &[u8]) -> [u8; DIGEST] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
+    #[test]
+    fn rfc_4231_test_cases() {
+        let hex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        // Test cases 1, 2 and 6 (a key longer than a block).
+        let cases: [(&[u8], &[u8], &str); 3] = [
+            (
+                &[0x0b; 20],
+                b"Hi There",
+                "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+            ),
+            (
+                b"Jefe",
+                b"what do ya want for nothing?",
+                "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+            ),
+            (
+                &[0xaa; 131],
+                b"Test Using Larger Than Block-Size Key - Hash Key First",
+                "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+            ),
+        ];
+        for (secret, message, want) in cases {
+            let got = HmacKey::new(secret).mac(message, 0, 0, 0);
+            assert_eq!(got.to_vec(), hex(want));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_hmac_crate(
+            secret in proptest::collection::vec(any::<u8>(), 0..150),
+            message in proptest::collection::vec(any::<u8>(), 0..300),
+            at in 0usize..300,
+            len in 0usize..80,
+            fill in any::<u8>(),
+        ) {
+            let at = at.min(message.len());
+            let len = len.min(message.len() - at);
+            let mut filled = message.clone();
+            filled[at..at + len].fill(fill);
+            let got = HmacKey::new(&secret).mac(&message, at, len, fill);
+            prop_assert_eq!(got, reference(&secret, &filled));
+        }
+    }
+
+    #[test]
+    fn every_length_around_the_block_edges_agrees() {
+        let key = HmacKey::new(b"k");
+        for n in 0..200 {
+            let message: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            assert_eq!(key.mac(&message, 0, 0, 0), reference(b"k", &message), "{n}");
+        }
+    }
+
+    #[test]
+    fn macs_are_compared_whole() {
+        let mac = [7u8; DIGEST];
+        assert!(same_mac(&mac, &[7; DIGEST]));
+        let mut other = mac;
+        other[31] = 8;
+        assert!(!same_mac(&mac, &other));
+        assert!(!same_mac(&mac, &mac[..31]));
+    }
+}
