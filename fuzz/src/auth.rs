@@ -39,6 +39,10 @@ impl Verifier for Keys {
             .map(|i| &self.keys[i])
     }
 
+    fn generation(&self) -> u64 {
+        0
+    }
+
     fn now_ms(&self) -> u64 {
         NOW_MS
     }
