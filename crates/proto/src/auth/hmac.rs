@@ -66,7 +66,7 @@ impl HmacKey {
         let mut last = [[0u8; BLOCK]; 2];
         let tail = last.as_flattened_mut();
         tail[..rest.len()].copy_from_slice(rest);
-        fill_range(&mut tail[..BLOCK], offset, fill_at, fill_len, fill);
+        fill_range(&mut tail[..rest.len()], offset, fill_at, fill_len, fill);
         let blocks = pad(tail, rest.len(), BLOCK + message.len());
         compress256(&mut inner, &last[..blocks]);
 
