@@ -354,7 +354,7 @@ pub struct ServerSession {
     /// The layout of the last named report, for the fast path.
     shape: Option<Box<ReportShape>>,
     /// The key of the last signed report's node.
-    keys: Option<Box<KeyCache>>,
+    last_key: Option<Box<KeyCache>>,
     /// Commands sent to the peer and not answered yet.
     relays: Option<Box<Relays>>,
     /// Off only in tests that compare the fast paths with the general path.
@@ -412,7 +412,7 @@ impl ServerSession {
             push: None,
             relays: None,
             shape: None,
-            keys: None,
+            last_key: None,
             #[cfg(any(test, feature = "fuzzing"))]
             fast_paths: true,
         }
@@ -754,7 +754,7 @@ impl ServerSession {
         if let Some(Err(failure)) = sink.verifier().map(|v| {
             auth::check(
                 v,
-                &mut self.keys,
+                &mut self.last_key,
                 Codec::Binary,
                 frame,
                 authenticator,
@@ -835,7 +835,7 @@ impl ServerSession {
                     let at = auth::authenticator_at(self.config.codec, frame);
                     auth::check(
                         v,
-                        &mut self.keys,
+                        &mut self.last_key,
                         self.config.codec,
                         frame,
                         at,
