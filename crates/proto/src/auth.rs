@@ -114,9 +114,15 @@ fn sign_binary(out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), SignErr
     out.extend_from_slice(&[Attribute::Authenticator as u8, AUTHENTICATOR_LEN as u8]);
     let at = out.len() - start;
     out.extend_from_slice(&[0; AUTHENTICATOR_LEN]);
-    let mac = key.mac(&out[start..], at, AUTHENTICATOR_LEN, 0);
-    out[start + at..].copy_from_slice(&mac);
+    resign_binary(&mut out[start..], at, key);
     Ok(())
+}
+
+/// Writes `key`'s AUTHENTICATOR into the binary `frame`, whose AUTHENTICATOR value starts at
+/// `at` (a frame [`sign`] signed, changed since outside that value).
+pub(crate) fn resign_binary(frame: &mut [u8], at: usize, key: &Key) {
+    let mac = key.mac(frame, at, AUTHENTICATOR_LEN, 0);
+    frame[at..at + AUTHENTICATOR_LEN].copy_from_slice(&mac);
 }
 
 /// The member a signed text body ends with, before the digits.
@@ -612,7 +618,19 @@ mod tests {
             };
             let mut out = Vec::new();
             let now = std::time::Instant::now();
-            peer.send_reports(now, &r, 3, (), &mut out).unwrap();
+            let first = peer.send_reports(now, &r, 3, (), &mut out).unwrap();
+            // The run is what signing each report by itself gives.
+            let mut one_by_one = Vec::new();
+            for seq in first..first + 3 {
+                let msg = Message {
+                    sequence: Some(u64::from(seq)),
+                    body: Body::StatReport(r.clone()),
+                };
+                let at = one_by_one.len();
+                codec.encode(&msg, &mut one_by_one).unwrap();
+                sign(codec, &mut one_by_one, at, &Key::new(b"s3cret")).unwrap();
+            }
+            assert_eq!(out, one_by_one, "{codec:?}");
             let one = crate::peer::Request::Report(r);
             peer.send_with_sequence(now, 9, &one, (), &mut out).unwrap();
             let mut v = Fixed {

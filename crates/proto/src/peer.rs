@@ -26,11 +26,13 @@
 //! record, and their canonical acks are recognised by comparing bytes.
 
 use crate::auth::{self, Key};
+use crate::avp::AVP_HEADER_LEN;
 use crate::canonical::{self, ACK_FRAME_LEN};
 use crate::codec::{Codec, Decoded};
 use crate::error::{EncodeError, FramingError, MessageError};
 use crate::frame::Status;
 use crate::message::{result_code, Body, Message, MessageType, Report};
+use crate::rules::AUTHENTICATOR_LEN;
 use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -429,6 +431,23 @@ impl<T: Copy + PartialEq> PeerSession<T> {
         let request = Request::Report(report.clone());
         self.codec.encode(&request.message(first), out)?;
         match (self.codec, &self.signer) {
+            // As unsigned (below), then the copy's signature: SEQUENCE comes just before the
+            // AUTHENTICATOR, which the signature appends.
+            (Codec::Binary, Some(key)) => {
+                sign(Codec::Binary, out, start, key)?;
+                let frame_len = out.len() - start;
+                let at = frame_len - AUTHENTICATOR_LEN;
+                let seq_at = at - AVP_HEADER_LEN - 4;
+                out.reserve(frame_len * (count as usize - 1));
+                for i in 1..count {
+                    let from = out.len();
+                    out.extend_from_within(start..start + frame_len);
+                    let frame = &mut out[from..];
+                    let seq = first.wrapping_add(i);
+                    frame[seq_at..seq_at + 4].copy_from_slice(&seq.to_be_bytes());
+                    auth::resign_binary(frame, at, key);
+                }
+            }
             // Every frame has its own signature.
             (codec, Some(key)) => {
                 out.truncate(start);
