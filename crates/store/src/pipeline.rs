@@ -849,24 +849,31 @@ impl Pipeline {
     }
 
     /// Confirms to each worker the tickets stored in its order, gives their bytes back to the
-    /// store buffer, and wakes the worker.
+    /// store buffer, and wakes the worker. The bytes go back and the counts are published
+    /// before any worker hears of its confirmations, so that a status read after a
+    /// confirmation counts it.
     fn confirm(&mut self) {
         let mut progress = false;
+        for c in self.workers.iter().flatten() {
+            for &(_, cost, _) in c.pending.iter().take_while(|(_, _, done)| *done) {
+                self.budget.give(cost);
+                progress = true;
+            }
+        }
+        if !progress {
+            return;
+        }
+        self.report_status();
         for c in self.workers.iter_mut().flatten() {
             let mut last = None;
-            while let Some(&(ticket, cost, true)) = c.pending.front() {
+            while let Some(&(ticket, _, true)) = c.pending.front() {
                 c.pending.pop_front();
-                self.budget.give(cost);
                 last = Some(ticket);
             }
             if let Some(ticket) = last {
-                progress = true;
                 let _ = c.tx.send(ticket);
                 (c.wake)();
             }
-        }
-        if progress {
-            self.report_status();
         }
     }
 
