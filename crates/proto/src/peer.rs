@@ -448,7 +448,7 @@ impl<T: Copy + PartialEq> PeerSession<T> {
                     auth::resign_binary(frame, at, key);
                 }
             }
-            // Every frame has its own signature.
+            // A text frame's SEQUENCE has no fixed width: each is encoded and signed by itself.
             (codec, Some(key)) => {
                 out.truncate(start);
                 for i in 0..count {
