@@ -90,6 +90,8 @@ fn reports(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let keys = keys_file(&dir);
     let mut g = c.benchmark_group("full_reports_1000_nodes");
+    g.warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     g.throughput(Throughput::Elements(DEPTH as u64));
     for signed in [false, true] {
         let (frames, len) = frames(signed);
@@ -142,15 +144,5 @@ fn reports(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = reports
-}
+criterion_group!(benches, reports);
 criterion_main!(benches);

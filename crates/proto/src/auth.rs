@@ -305,21 +305,17 @@ impl KeyCache {
             .is_some_and(|c| c.generation == generation && c.node == node);
         if !hit {
             let key = v.key(node)?.clone();
-            match cache {
-                Some(c) => {
-                    c.node.clear();
-                    c.node.push_str(node);
-                    c.generation = generation;
-                    c.key = key;
-                }
-                None => {
-                    *cache = Some(Box::new(KeyCache {
-                        node: node.to_owned(),
-                        generation,
-                        key,
-                    }))
-                }
-            }
+            let c = cache.get_or_insert_with(|| {
+                Box::new(KeyCache {
+                    node: String::new(),
+                    generation,
+                    key: key.clone(),
+                })
+            });
+            c.node.clear();
+            c.node.push_str(node);
+            c.generation = generation;
+            c.key = key;
         }
         cache.as_deref().map(|c| &c.key)
     }
