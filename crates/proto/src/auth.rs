@@ -652,6 +652,32 @@ mod tests {
     }
 
     #[test]
+    fn the_authenticator_is_the_hmac_of_the_frame_with_its_value_zeroed() {
+        use ::hmac::{Hmac, KeyInit, Mac};
+        for codec in [Codec::Binary, Codec::Json] {
+            let frame = signed(codec, &report("host-1", 5, 1_000_500), &Key::new(b"s3cret"));
+            let at = authenticator_at(codec, &frame).expect("signed");
+            let (len, zero) = match codec {
+                Codec::Binary => (AUTHENTICATOR_LEN, 0),
+                Codec::Json => (2 * AUTHENTICATOR_LEN, b'0'),
+            };
+            let mut zeroed = frame.clone();
+            zeroed[at..at + len].fill(zero);
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+            mac.update(&zeroed);
+            let want: [u8; AUTHENTICATOR_LEN] = mac.finalize().into_bytes().into();
+            let value = &frame[at..at + len];
+            match codec {
+                Codec::Binary => assert_eq!(value, want),
+                Codec::Json => {
+                    let hex: String = want.iter().map(|b| format!("{b:02x}")).collect();
+                    assert_eq!(value, hex.as_bytes());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn signing_twice_or_a_non_frame_is_refused() {
         let key = Key::new(b"k");
         let mut out = signed(Codec::Binary, &report("host-1", 1, 1), &key);
