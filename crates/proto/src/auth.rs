@@ -21,7 +21,7 @@ use crate::frame::{HEADER_LEN, MAX_FRAME_LEN};
 use crate::json::MAX_HEADER_DIGITS;
 use crate::message::Report;
 use crate::rules::AUTHENTICATOR_LEN;
-use hmac::{same_mac, HmacKey};
+use hmac::{same_mac, HmacKey, DIGEST, LANES};
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::fmt;
@@ -292,13 +292,14 @@ pub(crate) struct KeyCache {
 }
 
 impl KeyCache {
-    /// The key of `node` from `cache`, or else from `v` (then kept in `cache`, whose memory
-    /// is reused, so that a session whose reports alternate between nodes does not allocate).
+    /// The key of `node` from `cache` (then true), or else from `v` (then kept in `cache`,
+    /// whose memory is reused, so that a session whose reports alternate between nodes does
+    /// not allocate).
     fn key<'c>(
         cache: &'c mut Option<Box<KeyCache>>,
         v: &dyn Verifier,
         node: &str,
-    ) -> Option<&'c Key> {
+    ) -> Option<(&'c Key, bool)> {
         let generation = v.generation();
         let hit = cache
             .as_ref()
@@ -317,28 +318,151 @@ impl KeyCache {
             c.generation = generation;
             c.key = key;
         }
-        cache.as_deref().map(|c| &c.key)
+        cache.as_deref().map(|c| (&c.key, hit))
     }
 }
 
-/// Checks the report `report` with SEQUENCE `sequence`, received as `frame`, against `v`,
-/// looking its key up through the session's `cache`; `authenticator` is where the
-/// AUTHENTICATOR's value starts in `frame` ([`authenticator_at`], or what a fast path knows
-/// of its layout), `None` when it has none. The signature is checked before the ledger is
-/// touched, so that a forged report cannot advance it.
+/// A frame to check the signature of.
+pub(crate) enum SignedFrame<'a> {
+    /// A frame by itself, with where its AUTHENTICATOR's value starts if it carries one.
+    One {
+        /// The frame.
+        frame: &'a [u8],
+        /// Where its AUTHENTICATOR's value starts.
+        at: Option<usize>,
+    },
+    /// The binary frame of `len` bytes at `pos` in `input`, whose AUTHENTICATOR's value starts
+    /// at `at`: its signature may be checked with those of the frames like it that follow it,
+    /// up to `most` frames in all ([`RunVerdicts`]).
+    InRun {
+        /// The input the frame is part of.
+        input: &'a [u8],
+        /// Where the frame starts in `input`.
+        pos: usize,
+        /// Its length.
+        len: usize,
+        /// Where its AUTHENTICATOR's value starts, from `pos`.
+        at: usize,
+        /// How many frames from `pos` on may be checked now.
+        most: usize,
+        /// The verdicts on the frames checked already.
+        verdicts: &'a mut RunVerdicts,
+    },
+}
+
+impl SignedFrame<'_> {
+    fn authenticator(&self) -> Option<usize> {
+        match self {
+            SignedFrame::One { at, .. } => *at,
+            SignedFrame::InRun { at, .. } => Some(*at),
+        }
+    }
+}
+
+/// Verdicts on the signatures of frames of one length that follow each other in an input,
+/// checked a few at a time with one key: a frame's HMAC is a chain of SHA-256 compressions,
+/// each waiting for the one before, and the chains of a few frames overlap in the processor.
+/// Only for the input of one call and the key a session keeps ([`KeyCache`]): it is cleared
+/// when that key changes.
+#[derive(Debug, Default)]
+pub(crate) struct RunVerdicts {
+    /// Where the next frame with a verdict starts in the input.
+    next: usize,
+    /// Its length, and where its AUTHENTICATOR's value starts.
+    len: usize,
+    at: usize,
+    /// How many verdicts are left, and the verdicts, the next one in the lowest bit.
+    left: usize,
+    authentic: u32,
+}
+
+impl RunVerdicts {
+    /// Whether the frame of `len` bytes at `pos` in `input`, AUTHENTICATOR at `at`, is signed
+    /// by `key`: a verdict taken earlier, or else checked now with the frames of its length
+    /// and header after it, up to `most` (at least 1) and [`LANES`] in all.
+    fn verdict(
+        &mut self,
+        key: &Key,
+        input: &[u8],
+        (pos, len, at): (usize, usize, usize),
+        most: usize,
+    ) -> bool {
+        if self.left > 0 && (self.next, self.len, self.at) == (pos, len, at) {
+            let authentic = self.authentic & 1 == 1;
+            self.left -= 1;
+            self.authentic >>= 1;
+            self.next += len;
+            return authentic;
+        }
+        let first = &input[pos..pos + len];
+        // Like the first frame: its length, type and AUTHENTICATOR header. A frame that turns
+        // out not to be of the first one's layout is checked again when it comes, on its own.
+        let alike = |f: &&[u8]| {
+            f[..HEADER_LEN] == first[..HEADER_LEN]
+                && f[at - AVP_HEADER_LEN..at] == first[at - AVP_HEADER_LEN..at]
+        };
+        let mut frames = [first; LANES];
+        let n = input[pos..]
+            .chunks_exact(len)
+            .take(most.clamp(1, LANES))
+            .take_while(alike)
+            .zip(frames.iter_mut())
+            .map(|(f, slot)| *slot = f)
+            .count();
+        let mut macs = [[0; DIGEST]; LANES];
+        key.0
+            .macs(&frames[..n], at, AUTHENTICATOR_LEN, 0, &mut macs[..n]);
+        let authentic =
+            frames[..n]
+                .iter()
+                .zip(&macs)
+                .enumerate()
+                .fold(0u32, |bits, (i, (f, mac))| {
+                    bits | u32::from(same_mac(mac, &f[at..at + AUTHENTICATOR_LEN])) << i
+                });
+        *self = RunVerdicts {
+            next: pos + len,
+            len,
+            at,
+            left: n - 1,
+            authentic: authentic >> 1,
+        };
+        authentic & 1 == 1
+    }
+}
+
+/// Checks the report `report` with SEQUENCE `sequence`, received as `signed`, against `v`,
+/// looking its key up through the session's `cache`; the AUTHENTICATOR's place in the frame
+/// is [`authenticator_at`]'s, or what a fast path knows of its layout. The signature is
+/// checked before the ledger is touched, so that a forged report cannot advance it.
 pub(crate) fn check(
     v: &mut dyn Verifier,
     cache: &mut Option<Box<KeyCache>>,
     codec: Codec,
-    frame: &[u8],
-    authenticator: Option<usize>,
+    signed: SignedFrame<'_>,
     report: &Report<'_>,
     sequence: Option<u64>,
 ) -> Result<(), AuthFailure> {
     let node = report.node_id.as_deref().ok_or(AuthFailure::Unnamed)?;
-    let at = authenticator.ok_or(AuthFailure::Unsigned)?;
-    let key = KeyCache::key(cache, v, node).ok_or(AuthFailure::UnknownNode)?;
-    if !signed_by(codec, frame, at, key) {
+    let at = signed.authenticator().ok_or(AuthFailure::Unsigned)?;
+    let (key, kept) = KeyCache::key(cache, v, node).ok_or(AuthFailure::UnknownNode)?;
+    let authentic = match signed {
+        SignedFrame::One { frame, .. } => signed_by(codec, frame, at, key),
+        SignedFrame::InRun {
+            input,
+            pos,
+            len,
+            most,
+            verdicts,
+            ..
+        } => {
+            if !kept {
+                *verdicts = RunVerdicts::default();
+            }
+            verdicts.verdict(key, input, (pos, len, at), most)
+        }
+    };
+    if !authentic {
         return Err(AuthFailure::BadSignature);
     }
     let (Some(ts), Some(seq)) = (report.timestamp_ms, sequence) else {
@@ -513,15 +637,11 @@ mod tests {
             panic!("a report")
         };
         let mut cache = v.cache.take();
-        let checked = check(
-            v,
-            &mut cache,
-            codec,
+        let signed = SignedFrame::One {
             frame,
-            authenticator_at(codec, frame),
-            r,
-            msg.sequence,
-        );
+            at: authenticator_at(codec, frame),
+        };
+        let checked = check(v, &mut cache, codec, signed, r, msg.sequence);
         v.cache = cache;
         checked
     }

@@ -44,9 +44,9 @@
 //! over, signed or not). Both give what the general parser gives; a test checks it on arbitrary
 //! streams.
 
-use crate::auth::{self, AuthFailure, KeyCache, Verifier};
+use crate::auth::{self, AuthFailure, KeyCache, RunVerdicts, SignedFrame, Verifier};
 use crate::avp::{read_uint, Attribute, AVP_HEADER_LEN};
-use crate::canonical::{self, MINIMAL_REPORT_LEN};
+use crate::canonical::{self, ACK_FRAME_LEN, MINIMAL_REPORT_LEN};
 use crate::codec::{Codec, Decoded};
 use crate::error::{DatagramError, EncodeError, FramingError};
 use crate::frame::{decode_datagram, Status};
@@ -444,16 +444,25 @@ impl ServerSession {
             self.last_input = Stamp::of(epoch, now);
         }
         let mut pos = 0;
+        let mut verdicts = RunVerdicts::default();
         let result = loop {
             let held_len = self.held.as_ref().map_or(0, |h| h.bytes.len());
             if out.len() + held_len >= limit || pos == input.len() {
                 break Ok(());
             }
-            let rest = &input[pos..];
-            if let Some(used) = self.fast_report(rest, None, out, sink, tally) {
+            // The acks that fit before the limit: how many signed reports to check at once.
+            let room = (limit - out.len() - held_len).div_ceil(ACK_FRAME_LEN);
+            let run = Run {
+                input,
+                pos,
+                most: room,
+                verdicts: &mut verdicts,
+            };
+            if let Some(used) = self.fast_report(run, None, out, sink, tally) {
                 pos += used;
                 continue;
             }
+            let rest = &input[pos..];
             match self.config.codec.decode(rest) {
                 Ok(Status::Complete((decoded, used))) => {
                     let frame = &rest[..used];
@@ -492,8 +501,14 @@ impl ServerSession {
             hold: &mut hold,
         };
         let cap = Cap(datagram.len());
+        let run = Run {
+            input: datagram,
+            pos: 0,
+            most: 1,
+            verdicts: &mut RunVerdicts::default(),
+        };
         if self
-            .fast_report(datagram, Some(cap), out, &mut staging, tally)
+            .fast_report(run, Some(cap), out, &mut staging, tally)
             .is_none()
         {
             let frame = decode_datagram(datagram)?;
@@ -707,13 +722,13 @@ impl ServerSession {
         Ok(())
     }
 
-    /// Reads a report of a fast-path layout at the front of `input` and answers it; returns the
+    /// Reads a report of a fast-path layout at `run`'s position and answers it; returns the
     /// bytes it took, or `None` to leave the frame to the general path. A datagram (`cap` set
     /// to its size) must be that one frame.
     #[inline(always)]
     fn fast_report<S: ReportSink>(
         &mut self,
-        input: &[u8],
+        run: Run<'_>,
         datagram: Option<Cap>,
         out: &mut Vec<u8>,
         sink: &mut S,
@@ -726,6 +741,7 @@ impl ServerSession {
         if self.config.codec != Codec::Binary || self.config.role != Role::Data {
             return None;
         }
+        let input = &run.input[run.pos..];
         // The AUTHENTICATOR's place is the layout's: none in a minimal report, after the
         // SEQUENCE in a signed one of the learnt shape.
         let (len, seq, report, authenticator) =
@@ -742,6 +758,20 @@ impl ServerSession {
         if datagram.is_some() && len != input.len() {
             return None;
         }
+        let signed = match authenticator {
+            Some(at) => SignedFrame::InRun {
+                input: run.input,
+                pos: run.pos,
+                len,
+                at,
+                most: run.most,
+                verdicts: run.verdicts,
+            },
+            None => SignedFrame::One {
+                frame: &input[..len],
+                at: None,
+            },
+        };
         let cap = datagram.unwrap_or(Cap::NONE);
         let (frame, sequence) = (&input[..len], Some(u64::from(seq)));
         // Built in place before the check reads it: a report copied out of the stack after the
@@ -756,8 +786,7 @@ impl ServerSession {
                 v,
                 &mut self.last_key,
                 Codec::Binary,
-                frame,
-                authenticator,
+                signed,
                 &accepted.report,
                 sequence,
             )
@@ -833,12 +862,12 @@ impl ServerSession {
             Body::StatReport(report) => {
                 if let Some(Err(failure)) = sink.verifier().map(|v| {
                     let at = auth::authenticator_at(self.config.codec, frame);
+                    let signed = SignedFrame::One { frame, at };
                     auth::check(
                         v,
                         &mut self.last_key,
                         self.config.codec,
-                        frame,
-                        at,
+                        signed,
                         &report,
                         seq,
                     )
@@ -1193,6 +1222,16 @@ impl ReportShape {
         let seq = u32::from_be_bytes(f[seq_at..seq_end].try_into().ok()?);
         Some((cpu, mem, ts, seq))
     }
+}
+
+/// Where the fast path reads: the input of a [`ServerSession::handle_input`] call, the position
+/// of the next frame, and the verdicts on the signatures after it checked already.
+struct Run<'a> {
+    input: &'a [u8],
+    pos: usize,
+    /// How many frames from `pos` on may be answered now.
+    most: usize,
+    verdicts: &'a mut RunVerdicts,
 }
 
 /// A bound on the size of an answer.

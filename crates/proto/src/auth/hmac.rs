@@ -3,7 +3,8 @@
 //!
 //! The key's inner and outer pad blocks are compressed once, when the key is made; a frame then
 //! costs its own blocks and one outer block, with no buffering and no copy of a hasher's
-//! state beyond the two 32-byte chaining values. The tests check it against the `hmac` crate.
+//! state beyond the two 32-byte chaining values. Frames of one length can be taken a few at a
+//! time ([`HmacKey::macs`]), so that the processor overlaps their compressions. The tests check it against the `hmac` crate.
 
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
@@ -12,6 +13,8 @@ use sha2::{Digest, Sha256};
 const BLOCK: usize = 64;
 /// SHA-256's digest, in bytes.
 pub(crate) const DIGEST: usize = 32;
+/// Most messages [`HmacKey::macs`] takes at once.
+pub(crate) const LANES: usize = 4;
 /// SHA-256's initial chaining value.
 const IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
@@ -53,29 +56,69 @@ impl HmacKey {
         fill_len: usize,
         fill: u8,
     ) -> [u8; DIGEST] {
-        let mut inner = self.inner;
-        let mut chunks = message.chunks_exact(BLOCK);
-        let mut offset = 0;
-        for chunk in chunks.by_ref() {
-            let mut block: [u8; BLOCK] = chunk.try_into().expect("a whole block");
-            fill_range(&mut block, offset, fill_at, fill_len, fill);
-            compress256(&mut inner, &[block]);
-            offset += BLOCK;
-        }
-        let rest = chunks.remainder();
-        let mut last = [[0u8; BLOCK]; 2];
-        let tail = last.as_flattened_mut();
-        tail[..rest.len()].copy_from_slice(rest);
-        fill_range(&mut tail[..rest.len()], offset, fill_at, fill_len, fill);
-        let blocks = pad(tail, rest.len(), BLOCK + message.len());
-        compress256(&mut inner, &last[..blocks]);
+        let mut mac = [[0; DIGEST]];
+        self.macs(&[message], fill_at, fill_len, fill, &mut mac);
+        mac[0]
+    }
 
-        let mut block = [0u8; BLOCK];
-        block[..DIGEST].copy_from_slice(&digest_bytes(&inner));
-        pad(&mut block, DIGEST, BLOCK + DIGEST);
-        let mut outer = self.outer;
-        compress256(&mut outer, &[block]);
-        digest_bytes(&outer)
+    /// Writes into `macs` the HMAC of each of `messages` (at most [`LANES`], all of one
+    /// length) with its bytes `fill_at..fill_at + fill_len` taken as `fill`. The messages go
+    /// through each step together: a message's compressions wait for each other, and those of
+    /// different messages overlap in the processor.
+    pub(crate) fn macs(
+        &self,
+        messages: &[&[u8]],
+        fill_at: usize,
+        fill_len: usize,
+        fill: u8,
+        macs: &mut [[u8; DIGEST]],
+    ) {
+        let n = messages.len();
+        assert!(
+            n <= LANES && macs.len() == n,
+            "one MAC per message, {LANES} at most"
+        );
+        let len = messages.first().map_or(0, |m| m.len());
+        assert!(
+            messages.iter().all(|m| m.len() == len),
+            "messages of one length"
+        );
+        let mut inner = [self.inner; LANES];
+        // Each step writes every message's block before it compresses any: a compression that
+        // reads a block written after the compression before it waits for that one to finish.
+        let mut blocks = [[[0u8; BLOCK]; 2]; LANES];
+        let whole = len / BLOCK * BLOCK;
+        for offset in (0..whole).step_by(BLOCK) {
+            for (block, message) in blocks.iter_mut().zip(messages) {
+                block[0].copy_from_slice(&message[offset..offset + BLOCK]);
+                fill_range(&mut block[0], offset, fill_at, fill_len, fill);
+            }
+            for (state, block) in inner.iter_mut().zip(&blocks[..n]) {
+                compress256(state, &block[..1]);
+            }
+        }
+        let mut used = 1;
+        for (block, message) in blocks.iter_mut().zip(messages) {
+            let rest = &message[whole..];
+            *block = [[0; BLOCK]; 2];
+            let tail = block.as_flattened_mut();
+            tail[..rest.len()].copy_from_slice(rest);
+            fill_range(&mut tail[..rest.len()], whole, fill_at, fill_len, fill);
+            used = pad(tail, rest.len(), BLOCK + len);
+        }
+        for (state, block) in inner.iter_mut().zip(&blocks[..n]) {
+            compress256(state, &block[..used]);
+        }
+        for (block, state) in blocks.iter_mut().zip(&inner[..n]) {
+            block[0] = [0; BLOCK];
+            block[0][..DIGEST].copy_from_slice(&digest_bytes(state));
+            pad(&mut block[0], DIGEST, BLOCK + DIGEST);
+        }
+        for (mac, block) in macs.iter_mut().zip(&blocks) {
+            let mut outer = self.outer;
+            compress256(&mut outer, &block[..1]);
+            *mac = digest_bytes(&outer);
+        }
     }
 }
 
@@ -186,6 +229,26 @@ mod tests {
         for n in 0..200 {
             let message: Vec<u8> = (0..n).map(|i| i as u8).collect();
             assert_eq!(key.mac(&message, 0, 0, 0), reference(b"k", &message), "{n}");
+        }
+    }
+
+    #[test]
+    fn messages_taken_together_have_their_own_macs() {
+        let key = HmacKey::new(b"k");
+        for len in [0, 20, 64, 75, 130] {
+            let messages: Vec<Vec<u8>> = (0..LANES as u8)
+                .map(|i| (0..len).map(|b| b as u8 ^ i).collect())
+                .collect();
+            let parts: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            let mut macs = [[0; DIGEST]; LANES];
+            let at = len / 2;
+            let fill_len = (len - at).min(32);
+            key.macs(&parts, at, fill_len, 0, &mut macs);
+            for (message, mac) in messages.iter().zip(&macs) {
+                let mut filled = message.clone();
+                filled[at..at + fill_len].fill(0);
+                assert_eq!(*mac, reference(b"k", &filled), "{len}");
+            }
         }
     }
 

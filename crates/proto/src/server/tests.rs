@@ -131,6 +131,17 @@ fn signed(mut frame: Vec<u8>) -> Vec<u8> {
     frame
 }
 
+/// The result code of each answer, 200 for an ack.
+fn codes(answers: &[Message<'_>]) -> Vec<u16> {
+    answers
+        .iter()
+        .map(|m| match m.body {
+            Body::StatReportAck => 200,
+            _ => code_and_info(m).0,
+        })
+        .collect()
+}
+
 /// Every message in `bytes`, decoded.
 fn messages(bytes: &[u8]) -> Vec<Message<'static>> {
     let mut rest = bytes;
@@ -681,14 +692,10 @@ fn with_keys_only_signed_fresh_new_reports_are_accepted() {
     s.handle_input(t0, &input, &mut out, usize::MAX, &mut sink, &mut tally)
         .unwrap();
     let answers = messages(&out);
-    let codes: Vec<u16> = answers
-        .iter()
-        .map(|m| match m.body {
-            Body::StatReportAck => 200,
-            _ => code_and_info(m).0,
-        })
-        .collect();
-    assert_eq!(codes, [200, 401, 401, 401, 401, 401, 401, 200, 401]);
+    assert_eq!(
+        codes(&answers),
+        [200, 401, 401, 401, 401, 401, 401, 200, 401]
+    );
     assert_eq!(
         sink.failures,
         [
@@ -705,6 +712,51 @@ fn with_keys_only_signed_fresh_new_reports_are_accepted() {
     assert_eq!(cpus, [10, 11], "only the authentic reports reach the sink");
     assert_eq!((tally.reports, tally.unauthorized), (2, 7));
     assert!(answers[1..7].iter().all(|m| m.sequence.is_some()));
+}
+
+#[test]
+fn signed_reports_checked_together_each_keep_their_own_verdict() {
+    // Ten reports of one layout, checked a few at a time: the forged ones (a changed CPU, the
+    // layout kept) are refused wherever they fall in a group, and an output limit that stops
+    // the input part way changes nothing.
+    let forged_at = [2, 3, 7, 9];
+    let frames: Vec<Vec<u8>> = (0..10u32)
+        .map(|i| {
+            let mut f = signed(agent_report(20 + i, "ws-17", 10, NOW_MS, Some(7)));
+            if forged_at.contains(&i) {
+                f[5] = 12;
+            }
+            f
+        })
+        .collect();
+    let input = frames.concat();
+    let want: Vec<u16> = (0..10)
+        .map(|i| if forged_at.contains(&i) { 401 } else { 200 })
+        .collect();
+    for limit in [usize::MAX, 1, 3 * ACK_FRAME_LEN] {
+        let t0 = start();
+        let mut s = data();
+        let mut sink = Recorder {
+            keys: Some(Keys::new()),
+            ..Recorder::default()
+        };
+        let mut tally = Tally::default();
+        let mut answers = Vec::new();
+        let mut pos = 0;
+        while pos < input.len() {
+            let mut out = Vec::new();
+            pos += s
+                .handle_input(t0, &input[pos..], &mut out, limit, &mut sink, &mut tally)
+                .unwrap();
+            answers.extend(messages(&out));
+        }
+        assert_eq!(codes(&answers), want, "limit {limit}");
+        assert!(sink
+            .failures
+            .iter()
+            .all(|f| *f == AuthFailure::BadSignature));
+        assert_eq!((tally.reports, tally.unauthorized), (6, 4), "limit {limit}");
+    }
 }
 
 #[test]
