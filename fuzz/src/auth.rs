@@ -1,6 +1,6 @@
 //! Checks of the authenticator path: a session whose sink holds agent keys.
 
-use avp_proto::auth::{sign, Key, Ledger, Verifier};
+use avp_proto::auth::{sign, Key, Marks, NodeKey, Verifier};
 use avp_proto::server::{
     Acceptance, AcceptedReport, ReportSink, Role, ServerConfig, ServerSession, Tally,
 };
@@ -16,27 +16,30 @@ const WINDOW_MS: u64 = 60_000;
 /// Nodes the input may name: the first two have keys, the third has none.
 const NODES: [&str; 3] = ["ws-1", "ws-2", "ws-3"];
 
-/// Keys for `ws-1` and `ws-2`, a fixed clock, and a replay ledger.
+/// Keys for `ws-1` and `ws-2`, a fixed clock, and their replay marks.
 struct Keys {
     keys: [Key; 2],
-    ledger: Ledger,
+    marks: [Marks; 2],
 }
 
 impl Keys {
     fn new() -> Keys {
         Keys {
             keys: [Key::new(b"secret one"), Key::new(b"secret two")],
-            ledger: Ledger::default(),
+            marks: Default::default(),
         }
     }
 }
 
 impl Verifier for Keys {
-    fn key(&self, node_id: &str) -> Option<&Key> {
+    fn key(&self, node_id: &str) -> Option<NodeKey<'_>> {
         NODES[..2]
             .iter()
             .position(|n| *n == node_id)
-            .map(|i| &self.keys[i])
+            .map(|slot| NodeKey {
+                key: &self.keys[slot],
+                slot,
+            })
     }
 
     fn generation(&self) -> u64 {
@@ -51,12 +54,12 @@ impl Verifier for Keys {
         WINDOW_MS
     }
 
-    fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
-        self.ledger.advance(node_id, instance, sequence)
+    fn advance(&mut self, slot: usize, instance: Option<u64>, sequence: u64) -> bool {
+        self.marks[slot].advance(instance, sequence)
     }
 
-    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
-        self.ledger.withdraw(node_id, instance, sequence);
+    fn withdraw(&mut self, slot: usize, instance: Option<u64>, sequence: u64) {
+        self.marks[slot].withdraw(instance, sequence);
     }
 }
 

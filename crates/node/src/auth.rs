@@ -10,18 +10,14 @@
 //! [`avp_proto::auth`].
 
 use crate::loglimit::LogLimit;
-use avp_proto::auth::{AuthFailure, Key, Ledger, Verifier};
+use avp_proto::auth::{AuthFailure, Key, Marks, NodeKey, Verifier};
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::fmt;
-use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Shards of the replay ledger: workers checking different nodes rarely wait for each other.
-const LEDGER_SHARDS: usize = 16;
 
 /// Why a key file could not be used.
 #[derive(Debug)]
@@ -63,11 +59,16 @@ impl fmt::Display for KeyFileError {
 
 impl std::error::Error for KeyFileError {}
 
-/// The keys of one version of the key file.
+/// One node's replay marks, shared by every worker.
+type SharedMarks = Arc<Mutex<Marks>>;
+
+/// The keys of one version of the key file, each with its node's replay marks.
 #[derive(Debug, Default)]
 pub struct KeyRing {
-    /// Fx hashing: the map is the operator's; a peer's NODE_ID only looks up in it.
-    keys: FxHashMap<Box<str>, Key>,
+    /// Fx hashing: the map is the operator's; a peer's NODE_ID only looks up in it. The
+    /// number is the node's slot in `marks`.
+    keys: FxHashMap<Box<str>, (Key, usize)>,
+    marks: Vec<SharedMarks>,
 }
 
 impl KeyRing {
@@ -77,6 +78,7 @@ impl KeyRing {
             .parse()
             .map_err(|e| KeyFileError::Toml(path.into(), e))?;
         let mut keys = FxHashMap::with_capacity_and_hasher(table.len(), FxBuildHasher);
+        let mut marks = Vec::with_capacity(table.len());
         for (node, secret) in table {
             let printable = !node.chars().any(char::is_control);
             if node.is_empty() || node.len() > 255 || !printable {
@@ -88,9 +90,13 @@ impl KeyRing {
             if secret.is_empty() {
                 return Err(KeyFileError::EmptySecret(path.into(), node));
             }
-            keys.insert(node.into_boxed_str(), Key::new(secret.as_bytes()));
+            keys.insert(
+                node.into_boxed_str(),
+                (Key::new(secret.as_bytes()), marks.len()),
+            );
+            marks.push(SharedMarks::default());
         }
-        Ok(KeyRing { keys })
+        Ok(KeyRing { keys, marks })
     }
 
     /// Reads the key file at `path`.
@@ -110,8 +116,8 @@ impl KeyRing {
     }
 }
 
-/// The agent keys of a node: the key file's current contents, the replay ledger, and the
-/// TIMESTAMP window. Shared by every worker.
+/// The agent keys of a node: the key file's current contents, the replay ledger (every
+/// node's [`Marks`]), and the TIMESTAMP window. Shared by every worker.
 #[derive(Debug)]
 pub struct AgentKeys {
     path: PathBuf,
@@ -120,8 +126,9 @@ pub struct AgentKeys {
     /// Bumped by every successful reload, so that workers know to take the new keys.
     generation: AtomicU64,
     modified: Mutex<Option<SystemTime>>,
-    /// Fx hashing: only NODE_IDs of the key file, with their signature checked, reach it.
-    ledger: [Mutex<Ledger<FxBuildHasher>>; LEDGER_SHARDS],
+    /// The marks of every node that has had a key, kept across reloads (a key removed and
+    /// given back does not make old reports new); a key ring shares its nodes' marks.
+    ledger: Mutex<FxHashMap<Box<str>, SharedMarks>>,
 }
 
 impl AgentKeys {
@@ -130,14 +137,16 @@ impl AgentKeys {
     pub fn load(path: impl Into<PathBuf>, window: Duration) -> Result<AgentKeys, KeyFileError> {
         let path = path.into();
         let modified = modified(&path);
-        let ring = KeyRing::read(&path)?;
+        let mut ring = KeyRing::read(&path)?;
+        let ledger = Mutex::default();
+        adopt_marks(&ledger, &mut ring);
         Ok(AgentKeys {
             path,
             window,
             current: RwLock::new(Arc::new(ring)),
             generation: AtomicU64::new(0),
             modified: Mutex::new(modified),
-            ledger: Default::default(),
+            ledger,
         })
     }
 
@@ -160,7 +169,8 @@ impl AgentKeys {
     /// make old reports new.
     pub fn reload(&self) -> Result<usize, KeyFileError> {
         let stamp = modified(&self.path);
-        let ring = KeyRing::read(&self.path)?;
+        let mut ring = KeyRing::read(&self.path)?;
+        adopt_marks(&self.ledger, &mut ring);
         let n = ring.len();
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
         *self.modified.lock().unwrap_or_else(PoisonError::into_inner) = stamp;
@@ -187,20 +197,17 @@ impl AgentKeys {
             Err(e) => tracing::error!("agent keys not reloaded, the previous ones stay: {e}"),
         }
     }
+}
 
-    /// The ledger shard of `node_id`, locked.
-    fn ledger(&self, node_id: &str) -> std::sync::MutexGuard<'_, Ledger<FxBuildHasher>> {
-        // Fx hashing: only authenticated NODE_IDs reach the ledger.
-        let shard = &self.ledger[FxBuildHasher.hash_one(node_id) as usize % LEDGER_SHARDS];
-        shard.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn advance(&self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
-        self.ledger(node_id).advance(node_id, instance, sequence)
-    }
-
-    fn withdraw(&self, node_id: &str, instance: Option<u64>, sequence: u64) {
-        self.ledger(node_id).withdraw(node_id, instance, sequence);
+/// Gives `ring`'s nodes the marks `ledger` holds for them, and `ledger` the marks of the
+/// nodes it had none for.
+fn adopt_marks(ledger: &Mutex<FxHashMap<Box<str>, SharedMarks>>, ring: &mut KeyRing) {
+    let mut ledger = ledger.lock().unwrap_or_else(PoisonError::into_inner);
+    for (node, (_, slot)) in &ring.keys {
+        let kept = ledger
+            .entry(node.clone())
+            .or_insert_with(|| ring.marks[*slot].clone());
+        ring.marks[*slot] = kept.clone();
     }
 }
 
@@ -255,6 +262,12 @@ impl WorkerVerifier {
 }
 
 impl WorkerVerifier {
+    /// The marks at `slot` of the keys in use, locked.
+    fn marks(&self, slot: usize) -> Option<std::sync::MutexGuard<'_, Marks>> {
+        let marks = self.keys.marks.get(slot)?;
+        Some(marks.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// Takes reports whose TIMESTAMP is within `window` of the node's clock from now on.
     pub fn set_window(&mut self, window: Duration) {
         self.window_ms = millis(window);
@@ -270,8 +283,9 @@ impl WorkerVerifier {
 
 impl Verifier for WorkerVerifier {
     #[inline]
-    fn key(&self, node_id: &str) -> Option<&Key> {
-        self.keys.keys.get(node_id)
+    fn key(&self, node_id: &str) -> Option<NodeKey<'_>> {
+        let (key, slot) = self.keys.keys.get(node_id)?;
+        Some(NodeKey { key, slot: *slot })
     }
 
     #[inline]
@@ -289,13 +303,17 @@ impl Verifier for WorkerVerifier {
         self.window_ms
     }
 
+    /// False for a slot that is not one of the keys in use.
     #[inline]
-    fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
-        self.shared.advance(node_id, instance, sequence)
+    fn advance(&mut self, slot: usize, instance: Option<u64>, sequence: u64) -> bool {
+        self.marks(slot)
+            .is_some_and(|mut m| m.advance(instance, sequence))
     }
 
-    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
-        self.shared.withdraw(node_id, instance, sequence);
+    fn withdraw(&mut self, slot: usize, instance: Option<u64>, sequence: u64) {
+        if let Some(mut m) = self.marks(slot) {
+            m.withdraw(instance, sequence);
+        }
     }
 }
 
@@ -324,6 +342,8 @@ mod tests {
         let keys = Arc::new(AgentKeys::load(&path, Duration::from_secs(60)).unwrap());
         let mut v = WorkerVerifier::new(keys.clone());
         assert!(v.key("ws-1").is_some() && v.key("ws-2").is_none());
+        let slot = |v: &WorkerVerifier, node: &str| v.key(node).expect("a key").slot;
+        assert!(v.advance(slot(&v, "ws-1"), None, 1));
         assert_eq!(keys.reload_if_changed().unwrap(), None);
         std::fs::write(&path, "ws-2 = \"b\"\n").unwrap();
         assert_eq!(keys.reload().unwrap(), 1);
@@ -333,9 +353,22 @@ mod tests {
         assert!(keys.reload().is_err());
         v.refresh(Instant::now(), 6);
         assert!(v.key("ws-2").is_some(), "a bad file keeps the keys in use");
-        assert!(v.advance("ws-2", None, 3));
-        let mut other = WorkerVerifier::new(keys);
-        assert!(!other.advance("ws-2", None, 3), "the ledger is the node's");
+        assert!(v.advance(slot(&v, "ws-2"), None, 3));
+        let mut other = WorkerVerifier::new(keys.clone());
+        let in_other = slot(&other, "ws-2");
+        assert!(
+            !other.advance(in_other, None, 3),
+            "the ledger is the node's"
+        );
+        std::fs::write(&path, "ws-2 = \"b\"\nws-1 = \"a\"\n").unwrap();
+        assert_eq!(keys.reload().unwrap(), 2);
+        v.refresh(Instant::now(), 7);
+        assert!(
+            !v.advance(slot(&v, "ws-1"), None, 1),
+            "a key taken away and given back keeps its marks"
+        );
+        assert!(!v.advance(slot(&v, "ws-2"), None, 3), "a reload keeps them");
+        assert!(v.advance(slot(&v, "ws-2"), None, 4));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -10,7 +10,7 @@
 //! A node that holds keys accepts a report only when, in this order: it names a NODE_ID that
 //! has a key, it is signed with that key, its TIMESTAMP is within the node's window of the
 //! node's clock, and its SEQUENCE is above every SEQUENCE accepted before from the same
-//! NODE_ID and INSTANCE ([`Ledger`]). Otherwise it is answered 401 and goes no further.
+//! NODE_ID and INSTANCE ([`Marks`]). Otherwise it is answered 401 and goes no further.
 //!
 //! The session runs the check ([`crate::ServerSession`]); the keys, the clock and the ledger
 //! come from its caller through [`Verifier`], so that nothing here reads a file or a clock.
@@ -22,10 +22,7 @@ use crate::json::MAX_HEADER_DIGITS;
 use crate::message::Report;
 use crate::rules::AUTHENTICATOR_LEN;
 use hmac::{same_mac, HmacKey, DIGEST, LANES};
-use std::collections::hash_map::RandomState;
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::BuildHasher;
 
 mod hmac;
 
@@ -224,11 +221,21 @@ fn hex_value(digit: u8) -> u8 {
     }
 }
 
+/// A node's key, as a [`Verifier`] gives it, with the slot of the node's replay [`Marks`].
+#[derive(Debug, Clone, Copy)]
+pub struct NodeKey<'a> {
+    /// The node's key.
+    pub key: &'a Key,
+    /// The verifier's number for the node's [`Marks`], given back to [`Verifier::advance`]
+    /// and [`Verifier::withdraw`]; it holds while [`Verifier::generation`] stays the same.
+    pub slot: usize,
+}
+
 /// What a session checks signed reports against; its caller provides it through
 /// [`crate::server::ReportSink::verifier`].
 pub trait Verifier {
     /// The key of `node_id`, if it has one.
-    fn key(&self, node_id: &str) -> Option<&Key>;
+    fn key(&self, node_id: &str) -> Option<NodeKey<'_>>;
     /// Changes whenever the keys may have changed (a reload): a session keeps the key it
     /// looked up last, for its next reports, only while this stays the same.
     fn generation(&self) -> u64;
@@ -236,13 +243,13 @@ pub trait Verifier {
     fn now_ms(&self) -> u64;
     /// How far a report's TIMESTAMP may be from [`Verifier::now_ms`], in ms.
     fn window_ms(&self) -> u64;
-    /// Records `sequence` for `(node_id, instance)` (see [`Ledger::advance`]); true when it is
-    /// above every SEQUENCE recorded for them.
-    fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool;
-    /// Takes back the `sequence` just recorded for `(node_id, instance)` (see
-    /// [`Ledger::withdraw`]): the report was refused after its check (503), so that its resend
+    /// Records `sequence` for `instance` in the node's [`Marks`] at `slot` (see
+    /// [`Marks::advance`]); true when it is above every SEQUENCE recorded for them.
+    fn advance(&mut self, slot: usize, instance: Option<u64>, sequence: u64) -> bool;
+    /// Takes back the `sequence` just recorded for `instance` in the [`Marks`] at `slot` (see
+    /// [`Marks::withdraw`]): the report was refused after its check (503), so that its resend
     /// is not a replay.
-    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64);
+    fn withdraw(&mut self, slot: usize, instance: Option<u64>, sequence: u64);
 }
 
 /// Why a report is not authenticated (answered 401).
@@ -289,36 +296,41 @@ pub(crate) struct KeyCache {
     node: String,
     generation: u64,
     key: Key,
+    /// The node's slot ([`NodeKey::slot`]).
+    slot: usize,
 }
 
 impl KeyCache {
-    /// The key of `node` from `cache` (then true), or else from `v` (then kept in `cache`,
-    /// whose memory is reused, so that a session whose reports alternate between nodes does
-    /// not allocate).
+    /// The key and slot of `node` from `cache` (then true), or else from `v` (then kept in
+    /// `cache`, whose memory is reused, so that a session whose reports alternate between
+    /// nodes does not allocate).
     fn key<'c>(
         cache: &'c mut Option<Box<KeyCache>>,
         v: &dyn Verifier,
         node: &str,
-    ) -> Option<(&'c Key, bool)> {
+    ) -> Option<(&'c KeyCache, bool)> {
         let generation = v.generation();
         let hit = cache
             .as_ref()
             .is_some_and(|c| c.generation == generation && c.node == node);
         if !hit {
-            let key = v.key(node)?.clone();
+            let found = v.key(node)?;
+            let (key, slot) = (found.key.clone(), found.slot);
             let c = cache.get_or_insert_with(|| {
                 Box::new(KeyCache {
                     node: String::new(),
                     generation,
                     key: key.clone(),
+                    slot,
                 })
             });
             c.node.clear();
             c.node.push_str(node);
             c.generation = generation;
             c.key = key;
+            c.slot = slot;
         }
-        cache.as_deref().map(|c| (&c.key, hit))
+        cache.as_deref().map(|c| (c, hit))
     }
 }
 
@@ -445,7 +457,8 @@ pub(crate) fn check(
 ) -> Result<(), AuthFailure> {
     let node = report.node_id.as_deref().ok_or(AuthFailure::Unnamed)?;
     let at = signed.authenticator().ok_or(AuthFailure::Unsigned)?;
-    let (key, kept) = KeyCache::key(cache, v, node).ok_or(AuthFailure::UnknownNode)?;
+    let (kept_key, kept) = KeyCache::key(cache, v, node).ok_or(AuthFailure::UnknownNode)?;
+    let (key, slot) = (&kept_key.key, kept_key.slot);
     let authentic = match signed {
         SignedFrame::One { frame, .. } => signed_by(codec, frame, at, key),
         SignedFrame::InRun {
@@ -471,17 +484,26 @@ pub(crate) fn check(
     if ts.abs_diff(v.now_ms()) > v.window_ms() {
         return Err(AuthFailure::Stale);
     }
-    if !v.advance(node, report.instance, seq) {
+    if !v.advance(slot, report.instance, seq) {
         return Err(AuthFailure::Replayed);
     }
     Ok(())
 }
 
-/// Takes back what a successful [`check`] of `report` recorded in the ledger: the report was
-/// refused after it, and its resend must not be a replay.
-pub(crate) fn withdraw(v: &mut dyn Verifier, report: &Report<'_>, sequence: Option<u64>) {
-    if let (Some(node), Some(seq)) = (report.node_id.as_deref(), sequence) {
-        v.withdraw(node, report.instance, seq);
+/// Takes back what a successful [`check`] of `report` (through the session's `cache`)
+/// recorded in its node's marks: the report was refused after it, and its resend must not be
+/// a replay.
+pub(crate) fn withdraw(
+    v: &mut dyn Verifier,
+    cache: &Option<Box<KeyCache>>,
+    report: &Report<'_>,
+    sequence: Option<u64>,
+) {
+    let checked = cache.as_deref().filter(|c| {
+        c.generation == v.generation() && report.node_id.as_deref() == Some(c.node.as_str())
+    });
+    if let (Some(c), Some(seq)) = (checked, sequence) {
+        v.withdraw(c.slot, report.instance, seq);
     }
 }
 
@@ -489,46 +511,29 @@ pub(crate) fn withdraw(v: &mut dyn Verifier, report: &Report<'_>, sequence: Opti
 /// so the oldest are forgotten.
 pub const INSTANCES_PER_NODE: usize = 4;
 
-/// The highest SEQUENCE accepted per (NODE_ID, INSTANCE), for the replay rule. Only
-/// authenticated reports reach it, so it holds at most [`INSTANCES_PER_NODE`] entries per node
-/// that has a key; those NODE_IDs are the operator's, so a node may give it a fast hasher `S`.
-#[derive(Default)]
-pub struct Ledger<S = RandomState> {
-    /// Per node, its instances, the most recently advanced first.
-    nodes: HashMap<Box<str>, Vec<Mark>, S>,
+/// One node's replay marks: the highest SEQUENCE accepted per INSTANCE, for the replay rule,
+/// for at most [`INSTANCES_PER_NODE`] instances. Only authenticated reports reach them.
+#[derive(Debug, Default, Clone)]
+pub struct Marks {
+    /// The node's instances, the most recently advanced first.
+    seen: Vec<Mark>,
 }
 
-impl<S> fmt::Debug for Ledger<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ledger")
-            .field("nodes", &self.nodes.len())
-            .finish()
-    }
-}
-
-/// One instance's place in the [`Ledger`].
+/// One instance's place in its node's [`Marks`].
 #[derive(Debug, Clone, Copy)]
 struct Mark {
     instance: Option<u64>,
     /// The highest SEQUENCE accepted.
     highest: u64,
-    /// The one before it (`None`: it is the first), what [`Ledger::withdraw`] goes back to.
+    /// The one before it (`None`: it is the first), what [`Marks::withdraw`] goes back to.
     before: Option<u64>,
 }
 
-impl<S: BuildHasher> Ledger<S> {
-    /// Records `sequence` for `(node_id, instance)`; true when it is above every SEQUENCE
-    /// recorded for them (or the first one), false for a replay, which changes nothing.
-    pub fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
-        let first = Mark {
-            instance,
-            highest: sequence,
-            before: None,
-        };
-        let Some(seen) = self.nodes.get_mut(node_id) else {
-            self.nodes.insert(node_id.into(), vec![first]);
-            return true;
-        };
+impl Marks {
+    /// Records `sequence` for `instance`; true when it is above every SEQUENCE recorded for
+    /// it (or the first one), false for a replay, which changes nothing.
+    pub fn advance(&mut self, instance: Option<u64>, sequence: u64) -> bool {
+        let seen = &mut self.seen;
         match seen.iter().position(|m| m.instance == instance) {
             Some(p) if seen[p].highest >= sequence => false,
             Some(p) => {
@@ -539,19 +544,22 @@ impl<S: BuildHasher> Ledger<S> {
             }
             None => {
                 seen.truncate(INSTANCES_PER_NODE - 1);
+                let first = Mark {
+                    instance,
+                    highest: sequence,
+                    before: None,
+                };
                 seen.insert(0, first);
                 true
             }
         }
     }
 
-    /// Takes back `sequence`, the last SEQUENCE recorded for `(node_id, instance)`: the
-    /// instance's highest goes back to the one before it (or the instance is forgotten when it
-    /// was its first). Does nothing when a higher SEQUENCE was recorded since.
-    pub fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
-        let Some(seen) = self.nodes.get_mut(node_id) else {
-            return;
-        };
+    /// Takes back `sequence`, the last SEQUENCE recorded for `instance`: the instance's
+    /// highest goes back to the one before it (or the instance is forgotten when it was its
+    /// first). Does nothing when a higher SEQUENCE was recorded since.
+    pub fn withdraw(&mut self, instance: Option<u64>, sequence: u64) {
+        let seen = &mut self.seen;
         let Some(p) = seen
             .iter()
             .position(|m| m.instance == instance && m.highest == sequence)
@@ -562,11 +570,59 @@ impl<S: BuildHasher> Ledger<S> {
             Some(before) => seen[p].highest = before,
             None => {
                 seen.remove(p);
-                if seen.is_empty() {
-                    self.nodes.remove(node_id);
-                }
             }
         }
+    }
+}
+
+/// A verifier for tests: one node's key, a clock that stands still, a minute's window.
+#[cfg(test)]
+pub(crate) struct OneKey {
+    pub(crate) node: &'static str,
+    pub(crate) key: Key,
+    pub(crate) generation: u64,
+    pub(crate) now_ms: u64,
+    pub(crate) marks: Marks,
+}
+
+#[cfg(test)]
+impl OneKey {
+    /// `node`'s key made of `secret`, the clock at `now_ms`.
+    pub(crate) fn new(node: &'static str, secret: &[u8], now_ms: u64) -> OneKey {
+        OneKey {
+            node,
+            key: Key::new(secret),
+            generation: 0,
+            now_ms,
+            marks: Marks::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Verifier for OneKey {
+    fn key(&self, node_id: &str) -> Option<NodeKey<'_>> {
+        (node_id == self.node).then_some(NodeKey {
+            key: &self.key,
+            slot: 7,
+        })
+    }
+    fn generation(&self) -> u64 {
+        self.generation
+    }
+    fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+    fn window_ms(&self) -> u64 {
+        60_000
+    }
+    fn advance(&mut self, slot: usize, instance: Option<u64>, sequence: u64) -> bool {
+        assert_eq!(slot, 7, "the node's slot");
+        self.marks.advance(instance, sequence)
+    }
+    fn withdraw(&mut self, slot: usize, instance: Option<u64>, sequence: u64) {
+        assert_eq!(slot, 7, "the node's slot");
+        self.marks.withdraw(instance, sequence);
     }
 }
 
@@ -575,32 +631,16 @@ mod tests {
     use super::*;
     use crate::message::{Body, Message};
 
+    /// A verifier and the key cache of the session it checks for.
     struct Fixed {
-        key: Key,
-        generation: u64,
+        v: OneKey,
         cache: Option<Box<KeyCache>>,
-        now_ms: u64,
-        ledger: Ledger,
     }
 
-    impl Verifier for Fixed {
-        fn key(&self, node_id: &str) -> Option<&Key> {
-            (node_id == "host-1").then_some(&self.key)
-        }
-        fn generation(&self) -> u64 {
-            self.generation
-        }
-        fn now_ms(&self) -> u64 {
-            self.now_ms
-        }
-        fn window_ms(&self) -> u64 {
-            60_000
-        }
-        fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
-            self.ledger.advance(node_id, instance, sequence)
-        }
-        fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
-            self.ledger.withdraw(node_id, instance, sequence);
+    fn fixed(secret: &[u8]) -> Fixed {
+        Fixed {
+            v: OneKey::new("host-1", secret, 1_000_000),
+            cache: None,
         }
     }
 
@@ -636,27 +676,18 @@ mod tests {
         let Body::StatReport(r) = &msg.body else {
             panic!("a report")
         };
-        let mut cache = v.cache.take();
         let signed = SignedFrame::One {
             frame,
             at: authenticator_at(codec, frame),
         };
-        let checked = check(v, &mut cache, codec, signed, r, msg.sequence);
-        v.cache = cache;
-        checked
+        check(&mut v.v, &mut v.cache, codec, signed, r, msg.sequence)
     }
 
     #[test]
     fn signed_reports_pass_once_and_tampering_fails() {
         for codec in [Codec::Binary, Codec::Json] {
             let key = Key::new(b"s3cret");
-            let mut v = Fixed {
-                key: Key::new(b"s3cret"),
-                generation: 0,
-                cache: None,
-                now_ms: 1_000_000,
-                ledger: Ledger::default(),
-            };
+            let mut v = fixed(b"s3cret");
             let frame = signed(codec, &report("host-1", 5, 1_000_500), &key);
             assert_eq!(verify(&mut v, codec, &frame), Ok(()), "{codec:?}");
             assert_eq!(
@@ -693,19 +724,14 @@ mod tests {
     #[test]
     fn a_changed_key_is_used_as_soon_as_the_generation_moves() {
         let (old, new) = (Key::new(b"old"), Key::new(b"new"));
-        let mut v = Fixed {
-            key: old.clone(),
-            generation: 1,
-            cache: None,
-            now_ms: 1_000_000,
-            ledger: Ledger::default(),
-        };
+        let mut v = fixed(b"old");
+        v.v.generation = 1;
         let codec = Codec::Binary;
         let first = signed(codec, &report("host-1", 1, 1_000_000), &old);
         assert_eq!(verify(&mut v, codec, &first), Ok(()));
         assert!(v.cache.is_some(), "the key is kept for the next report");
-        v.key = new.clone();
-        v.generation = 2;
+        v.v.key = new.clone();
+        v.v.generation = 2;
         let stale_key = signed(codec, &report("host-1", 2, 1_000_000), &old);
         assert_eq!(
             verify(&mut v, codec, &stale_key),
@@ -749,13 +775,7 @@ mod tests {
             assert_eq!(out, one_by_one, "{codec:?}");
             let one = crate::peer::Request::Report(r);
             peer.send_with_sequence(now, 9, &one, (), &mut out).unwrap();
-            let mut v = Fixed {
-                key: Key::new(b"s3cret"),
-                generation: 0,
-                cache: None,
-                now_ms: 1_000_000,
-                ledger: Ledger::default(),
-            };
+            let mut v = fixed(b"s3cret");
             let mut rest = &out[..];
             let mut accepted = 0;
             while !rest.is_empty() {
@@ -820,42 +840,38 @@ mod tests {
     }
 
     #[test]
-    fn ledger_orders_per_instance_and_forgets_the_oldest() {
-        let mut l: Ledger = Ledger::default();
-        assert!(l.advance("a", Some(1), 5));
-        assert!(!l.advance("a", Some(1), 5));
-        assert!(!l.advance("a", Some(1), 4));
-        assert!(
-            l.advance("a", Some(2), 1),
-            "another instance has its own order"
-        );
-        assert!(l.advance("a", None, 0));
-        assert!(l.advance("b", Some(1), 1), "another node too");
+    fn marks_order_per_instance_and_forget_the_oldest() {
+        let mut m = Marks::default();
+        assert!(m.advance(Some(1), 5));
+        assert!(!m.advance(Some(1), 5));
+        assert!(!m.advance(Some(1), 4));
+        assert!(m.advance(Some(2), 1), "another instance has its own order");
+        assert!(m.advance(None, 0));
         for i in 3..3 + INSTANCES_PER_NODE as u64 {
-            assert!(l.advance("a", Some(i), 1));
+            assert!(m.advance(Some(i), 1));
         }
-        assert!(l.advance("a", Some(1), 5), "instance 1 was forgotten");
-        assert_eq!(l.nodes["a"].len(), INSTANCES_PER_NODE);
+        assert!(m.advance(Some(1), 5), "instance 1 was forgotten");
+        assert_eq!(m.seen.len(), INSTANCES_PER_NODE);
     }
 
     #[test]
     fn a_withdrawn_sequence_is_new_again() {
-        let mut l: Ledger = Ledger::default();
-        assert!(l.advance("a", Some(1), 5));
-        l.withdraw("a", Some(1), 5);
+        let mut m = Marks::default();
+        assert!(m.advance(Some(1), 5));
+        m.withdraw(Some(1), 5);
         assert!(
-            l.nodes.is_empty(),
+            m.seen.is_empty(),
             "the first SEQUENCE withdrawn forgets the instance"
         );
-        assert!(l.advance("a", Some(1), 5));
-        assert!(l.advance("a", Some(1), 6));
-        l.withdraw("a", Some(1), 6);
-        assert!(l.advance("a", Some(1), 6), "6 is new again");
-        assert!(!l.advance("a", Some(1), 5), "5 stays accepted");
-        assert!(l.advance("a", Some(1), 7));
-        l.withdraw("a", Some(1), 6);
+        assert!(m.advance(Some(1), 5));
+        assert!(m.advance(Some(1), 6));
+        m.withdraw(Some(1), 6);
+        assert!(m.advance(Some(1), 6), "6 is new again");
+        assert!(!m.advance(Some(1), 5), "5 stays accepted");
+        assert!(m.advance(Some(1), 7));
+        m.withdraw(Some(1), 6);
         assert!(
-            !l.advance("a", Some(1), 7),
+            !m.advance(Some(1), 7),
             "only the last one recorded is withdrawn"
         );
     }

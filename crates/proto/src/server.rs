@@ -807,7 +807,7 @@ impl ServerSession {
             }
             Acceptance::Refuse(refusal) => {
                 if let Some(v) = sink.verifier() {
-                    auth::withdraw(v, &accepted.report, sequence);
+                    auth::withdraw(v, &self.last_key, &accepted.report, sequence);
                 }
                 tally.refused += 1;
                 let answer = refusal.answer(Some(u64::from(seq)));
@@ -889,7 +889,7 @@ impl ServerSession {
                     }
                     Acceptance::Refuse(refusal) => {
                         if let Some(v) = sink.verifier() {
-                            auth::withdraw(v, &accepted.report, seq);
+                            auth::withdraw(v, &self.last_key, &accepted.report, seq);
                         }
                         tally.refused += 1;
                         self.write_answer(&refusal.answer(seq), None, out, cap, tally);

@@ -29,41 +29,11 @@ fn data() -> ServerSession {
 const NOW_MS: u64 = 1_700_000_000_000;
 
 /// What a node with keys gives its sessions: a key for "ws-17" only, a minute's window around
-/// [`NOW_MS`], and a ledger.
-struct Keys {
-    key: auth::Key,
-    ledger: auth::Ledger,
-}
+/// [`NOW_MS`], and its replay marks.
+type Keys = auth::OneKey;
 
-impl Keys {
-    fn new() -> Keys {
-        Keys {
-            key: auth::Key::new(b"ws-17 secret"),
-            ledger: auth::Ledger::default(),
-        }
-    }
-}
-
-impl Verifier for Keys {
-    fn key(&self, node_id: &str) -> Option<&auth::Key> {
-        (node_id == "ws-17").then_some(&self.key)
-    }
-    fn generation(&self) -> u64 {
-        0
-    }
-    fn now_ms(&self) -> u64 {
-        NOW_MS
-    }
-    fn window_ms(&self) -> u64 {
-        60_000
-    }
-    fn advance(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) -> bool {
-        self.ledger.advance(node_id, instance, sequence)
-    }
-
-    fn withdraw(&mut self, node_id: &str, instance: Option<u64>, sequence: u64) {
-        self.ledger.withdraw(node_id, instance, sequence);
-    }
+fn keys() -> Keys {
+    auth::OneKey::new("ws-17", b"ws-17 secret", NOW_MS)
 }
 
 /// A sink that records every report and answers as told; with keys, it asks for signatures.
@@ -127,7 +97,7 @@ fn agent_report(seq: u32, node: &str, cpu: u8, ts: u64, instance: Option<u64>) -
 
 /// `frame` signed with the key [`Keys`] holds.
 fn signed(mut frame: Vec<u8>) -> Vec<u8> {
-    auth::sign(Codec::Binary, &mut frame, 0, &Keys::new().key).unwrap();
+    auth::sign(Codec::Binary, &mut frame, 0, &keys().key).unwrap();
     frame
 }
 
@@ -629,7 +599,7 @@ fn a_terminal_that_never_acks_its_pushes_times_out() {
 fn a_signed_report_refused_503_is_accepted_when_resent() {
     let mut s = data();
     let mut sink = Recorder {
-        keys: Some(Keys::new()),
+        keys: Some(keys()),
         decide: vec![
             Acceptance::Refuse(Refusal::Overloaded),
             Acceptance::Refuse(Refusal::Overloaded),
@@ -668,7 +638,7 @@ fn with_keys_only_signed_fresh_new_reports_are_accepted() {
     let t0 = start();
     let mut s = data();
     let mut sink = Recorder {
-        keys: Some(Keys::new()),
+        keys: Some(keys()),
         ..Recorder::default()
     };
     let first = signed(agent_report(5, "ws-17", 10, NOW_MS, Some(7)));
@@ -737,7 +707,7 @@ fn signed_reports_checked_together_each_keep_their_own_verdict() {
         let t0 = start();
         let mut s = data();
         let mut sink = Recorder {
-            keys: Some(Keys::new()),
+            keys: Some(keys()),
             ..Recorder::default()
         };
         let mut tally = Tally::default();
@@ -957,7 +927,7 @@ fn run_stream(
     let mut s = s;
     let mut sink = Recorder {
         decide: decide.to_vec(),
-        keys: keys.then(Keys::new),
+        keys: keys.then(self::keys),
         ..Recorder::default()
     };
     let mut run = Run {
@@ -1055,7 +1025,7 @@ proptest! {
         let answer_all = |mut s: ServerSession| {
             let mut sink = Recorder {
                 decide: decide.clone(),
-                keys: keys.then(Keys::new),
+                keys: keys.then(self::keys),
                 ..Recorder::default()
             };
             let mut tally = Tally::default();
