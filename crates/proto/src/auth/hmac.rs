@@ -4,7 +4,8 @@
 //! The key's inner and outer pad blocks are compressed once, when the key is made; a frame then
 //! costs its own blocks and one outer block, with no buffering and no copy of a hasher's
 //! state beyond the two 32-byte chaining values. Frames of one length can be taken a few at a
-//! time ([`HmacKey::macs`]), so that the processor overlaps their compressions. The tests check it against the `hmac` crate.
+//! time ([`HmacKey::macs`]), so that the processor overlaps their compressions. The tests
+//! check it against the `hmac` crate.
 
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
