@@ -442,11 +442,10 @@ impl<T: Copy + PartialEq> PeerSession<T> {
                 for i in 1..count {
                     let from = out.len();
                     out.extend_from_within(start..start + frame_len);
-                    let frame = &mut out[from..];
                     let seq = first.wrapping_add(i);
-                    frame[seq_at..seq_at + 4].copy_from_slice(&seq.to_be_bytes());
-                    auth::resign_binary(frame, at, key);
+                    out[from + seq_at..from + seq_at + 4].copy_from_slice(&seq.to_be_bytes());
                 }
+                auth::resign_binary(&mut out[start + frame_len..], frame_len, at, key);
             }
             // A text frame's SEQUENCE has no fixed width: each is encoded and signed by itself.
             (codec, Some(key)) => {
