@@ -357,23 +357,27 @@ pub(crate) enum SignedFrame<'a> {
         /// Where its AUTHENTICATOR's value starts.
         at: Option<usize>,
     },
-    /// The binary frame of `len` bytes at `pos` in `input`, whose AUTHENTICATOR's value starts
-    /// at `at`: its signature may be checked with those of the frames like it that follow it,
-    /// up to `most` frames in all ([`RunVerdicts`]).
+    /// The binary frame of `len` bytes at the run's position, whose AUTHENTICATOR's value
+    /// starts at `at`: its signature may be checked with those of the frames like it that
+    /// follow it ([`RunVerdicts`]).
     InRun {
-        /// The input the frame is part of.
-        input: &'a [u8],
-        /// Where the frame starts in `input`.
-        pos: usize,
+        /// Where the frame is.
+        run: Run<'a>,
         /// Its length.
         len: usize,
-        /// Where its AUTHENTICATOR's value starts, from `pos`.
+        /// Where its AUTHENTICATOR's value starts, from the frame's start.
         at: usize,
-        /// How many frames from `pos` on may be checked now.
-        most: usize,
-        /// The verdicts on the frames checked already.
-        verdicts: &'a mut RunVerdicts,
     },
+}
+
+/// Where a session reads: the input of one [`crate::ServerSession::handle_input`] call, the
+/// position of the next frame, how many frames may be answered now, and the verdicts on the
+/// signatures after it checked already.
+pub(crate) struct Run<'a> {
+    pub(crate) input: &'a [u8],
+    pub(crate) pos: usize,
+    pub(crate) most: usize,
+    pub(crate) verdicts: &'a mut RunVerdicts,
 }
 
 impl SignedFrame<'_> {
@@ -475,18 +479,12 @@ pub(crate) fn check(
     let (key, slot) = (&kept_key.key, kept_key.slot);
     let authentic = match signed {
         SignedFrame::One { frame, .. } => signed_by(codec, frame, at, key),
-        SignedFrame::InRun {
-            input,
-            pos,
-            len,
-            most,
-            verdicts,
-            ..
-        } => {
+        SignedFrame::InRun { run, len, .. } => {
             if !kept {
-                *verdicts = RunVerdicts::default();
+                *run.verdicts = RunVerdicts::default();
             }
-            verdicts.verdict(key, input, (pos, len, at), most)
+            run.verdicts
+                .verdict(key, run.input, (run.pos, len, at), run.most)
         }
     };
     if !authentic {

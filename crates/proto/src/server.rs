@@ -44,7 +44,7 @@
 //! over, signed or not). Both give what the general parser gives; a test checks it on arbitrary
 //! streams.
 
-use crate::auth::{self, AuthFailure, KeyCache, RunVerdicts, SignedFrame, Verifier};
+use crate::auth::{self, AuthFailure, KeyCache, Run, RunVerdicts, SignedFrame, Verifier};
 use crate::avp::{read_uint, Attribute, AVP_HEADER_LEN};
 use crate::canonical::{self, ACK_FRAME_LEN, MINIMAL_REPORT_LEN};
 use crate::codec::{Codec, Decoded};
@@ -759,14 +759,7 @@ impl ServerSession {
             return None;
         }
         let signed = match authenticator {
-            Some(at) => SignedFrame::InRun {
-                input: run.input,
-                pos: run.pos,
-                len,
-                at,
-                most: run.most,
-                verdicts: run.verdicts,
-            },
+            Some(at) => SignedFrame::InRun { run, len, at },
             None => SignedFrame::One {
                 frame: &input[..len],
                 at: None,
@@ -1222,16 +1215,6 @@ impl ReportShape {
         let seq = u32::from_be_bytes(f[seq_at..seq_end].try_into().ok()?);
         Some((cpu, mem, ts, seq))
     }
-}
-
-/// Where the fast path reads: the input of a [`ServerSession::handle_input`] call, the position
-/// of the next frame, and the verdicts on the signatures after it checked already.
-struct Run<'a> {
-    input: &'a [u8],
-    pos: usize,
-    /// How many frames from `pos` on may be answered now.
-    most: usize,
-    verdicts: &'a mut RunVerdicts,
 }
 
 /// A bound on the size of an answer.
