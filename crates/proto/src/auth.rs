@@ -12,8 +12,8 @@
 //! node's clock, and its SEQUENCE is above every SEQUENCE accepted before from the same
 //! NODE_ID and INSTANCE ([`Marks`]). Otherwise it is answered 401 and goes no further.
 //!
-//! The session runs the check ([`crate::ServerSession`]); the keys, the clock and the ledger
-//! come from its caller through [`Verifier`], so that nothing here reads a file or a clock.
+//! The session runs the check ([`crate::ServerSession`]); the keys, the clock and the replay
+//! marks come from its caller through [`Verifier`], so that nothing here reads a file or a clock.
 
 use crate::avp::{Attribute, AvpIter, AVP_HEADER_LEN};
 use crate::codec::Codec;
@@ -464,7 +464,7 @@ impl RunVerdicts {
 /// Checks the report `report` with SEQUENCE `sequence`, received as `signed`, against `v`,
 /// looking its key up through the session's `cache`; the AUTHENTICATOR's place in the frame
 /// is [`authenticator_at`]'s, or what a fast path knows of its layout. The signature is
-/// checked before the ledger is touched, so that a forged report cannot advance it.
+/// checked before the replay marks are touched, so that a forged report cannot advance them.
 pub(crate) fn check(
     v: &mut dyn Verifier,
     cache: &mut Option<Box<KeyCache>>,
@@ -537,8 +537,20 @@ struct Mark {
     instance: Option<u64>,
     /// The highest SEQUENCE accepted.
     highest: u64,
-    /// The one before it (`None`: it is the first), what [`Marks::withdraw`] goes back to.
-    before: Option<u64>,
+    /// What [`Marks::withdraw`] of `highest` does.
+    undo: Undo,
+}
+
+/// How an instance's highest SEQUENCE is taken back.
+#[derive(Debug, Clone, Copy)]
+enum Undo {
+    /// It is the instance's first: the instance is forgotten.
+    Forget,
+    /// The highest goes back to this SEQUENCE, the one accepted before it.
+    Back(u64),
+    /// Not at all: the highest was withdrawn to already, and the SEQUENCE before it is not
+    /// kept. It stays accepted, so that what came before it cannot be replayed.
+    Keep,
 }
 
 impl Marks {
@@ -549,7 +561,7 @@ impl Marks {
         match seen.iter().position(|m| m.instance == instance) {
             Some(p) if seen[p].highest >= sequence => false,
             Some(p) => {
-                seen[p].before = Some(seen[p].highest);
+                seen[p].undo = Undo::Back(seen[p].highest);
                 seen[p].highest = sequence;
                 seen[..=p].rotate_right(1);
                 true
@@ -559,7 +571,7 @@ impl Marks {
                 let first = Mark {
                     instance,
                     highest: sequence,
-                    before: None,
+                    undo: Undo::Forget,
                 };
                 seen.insert(0, first);
                 true
@@ -569,7 +581,9 @@ impl Marks {
 
     /// Takes back `sequence`, the last SEQUENCE recorded for `instance`: the instance's
     /// highest goes back to the one before it (or the instance is forgotten when it was its
-    /// first). Does nothing when a higher SEQUENCE was recorded since.
+    /// first). Does nothing when a higher SEQUENCE was recorded since, nor when `sequence` is
+    /// the one a withdrawal went back to (two reports of one instance refused on two
+    /// connections), whose predecessor is not kept.
     pub fn withdraw(&mut self, instance: Option<u64>, sequence: u64) {
         let seen = &mut self.seen;
         let Some(p) = seen
@@ -578,11 +592,15 @@ impl Marks {
         else {
             return;
         };
-        match seen[p].before.take() {
-            Some(before) => seen[p].highest = before,
-            None => {
+        match seen[p].undo {
+            Undo::Back(before) => {
+                seen[p].highest = before;
+                seen[p].undo = Undo::Keep;
+            }
+            Undo::Forget => {
                 seen.remove(p);
             }
+            Undo::Keep => {}
         }
     }
 }
@@ -886,5 +904,22 @@ mod tests {
             !m.advance(Some(1), 7),
             "only the last one recorded is withdrawn"
         );
+    }
+
+    #[test]
+    fn withdrawals_interleaved_on_two_connections_forget_nothing_accepted_before() {
+        let mut m = Marks::default();
+        assert!(m.advance(Some(1), 5));
+        // Reports 6 and 7 of one instance are checked on two connections, then both refused.
+        assert!(m.advance(Some(1), 6));
+        assert!(m.advance(Some(1), 7));
+        m.withdraw(Some(1), 7);
+        m.withdraw(Some(1), 6);
+        assert!(!m.advance(Some(1), 5), "5 stays accepted: no replay of it");
+        assert!(
+            !m.advance(Some(1), 6),
+            "6 stays too: what was before it is not kept"
+        );
+        assert!(m.advance(Some(1), 7), "7 is new again");
     }
 }
