@@ -121,18 +121,35 @@ fn sign_binary(out: &mut Vec<u8>, start: usize, key: &Key) -> Result<(), SignErr
 /// changed since outside that value), a few frames at a time ([`HmacKey::macs`]).
 pub(crate) fn resign_binary(frames: &mut [u8], len: usize, at: usize, key: &Key) {
     for group in frames.chunks_mut(len * LANES) {
-        let mut macs = [[0; DIGEST]; LANES];
-        let mut each: [&[u8]; LANES] = [&[]; LANES];
-        let n = group
-            .chunks_exact(len)
-            .zip(each.iter_mut())
-            .map(|(frame, slot)| *slot = frame)
-            .count();
-        key.0
-            .macs(&each[..n], at, AUTHENTICATOR_LEN, 0, &mut macs[..n]);
+        let (each, n) = lanes(group.chunks_exact(len));
+        let macs = key.macs(&each[..n], at);
         for (frame, mac) in group.chunks_exact_mut(len).zip(&macs) {
             frame[at..at + AUTHENTICATOR_LEN].copy_from_slice(mac);
         }
+    }
+}
+
+/// The first [`LANES`] (or fewer) of `frames`, side by side, and how many there are.
+#[inline(always)]
+fn lanes<'f>(frames: impl Iterator<Item = &'f [u8]>) -> ([&'f [u8]; LANES], usize) {
+    let mut each: [&[u8]; LANES] = [&[]; LANES];
+    let n = frames
+        .zip(each.iter_mut())
+        .map(|(frame, lane)| *lane = frame)
+        .count();
+    (each, n)
+}
+
+impl Key {
+    /// The HMACs of `frames` (at most [`LANES`], of one length), each with its
+    /// AUTHENTICATOR's value at `at` taken as zeros, computed together; the first
+    /// `frames.len()` are theirs.
+    #[inline(always)]
+    fn macs(&self, frames: &[&[u8]], at: usize) -> [[u8; DIGEST]; LANES] {
+        let mut macs = [[0; DIGEST]; LANES];
+        self.0
+            .macs(frames, at, AUTHENTICATOR_LEN, 0, &mut macs[..frames.len()]);
+        macs
     }
 }
 
@@ -431,17 +448,9 @@ impl RunVerdicts {
             f[..HEADER_LEN] == first[..HEADER_LEN]
                 && f[at - AVP_HEADER_LEN..at] == first[at - AVP_HEADER_LEN..at]
         };
-        let mut frames = [first; LANES];
-        let n = input[pos..]
-            .chunks_exact(len)
-            .take(most.clamp(1, LANES))
-            .take_while(alike)
-            .zip(frames.iter_mut())
-            .map(|(f, slot)| *slot = f)
-            .count();
-        let mut macs = [[0; DIGEST]; LANES];
-        key.0
-            .macs(&frames[..n], at, AUTHENTICATOR_LEN, 0, &mut macs[..n]);
+        let run = input[pos..].chunks_exact(len).take(most.clamp(1, LANES));
+        let (frames, n) = lanes(run.take_while(alike));
+        let macs = key.macs(&frames[..n], at);
         let authentic =
             frames[..n]
                 .iter()

@@ -437,14 +437,7 @@ impl<T: Copy + PartialEq> PeerSession<T> {
                 sign(Codec::Binary, out, start, key)?;
                 let frame_len = out.len() - start;
                 let at = frame_len - AUTHENTICATOR_LEN;
-                let seq_at = at - AVP_HEADER_LEN - 4;
-                out.reserve(frame_len * (count as usize - 1));
-                for i in 1..count {
-                    let from = out.len();
-                    out.extend_from_within(start..start + frame_len);
-                    let seq = first.wrapping_add(i);
-                    out[from + seq_at..from + seq_at + 4].copy_from_slice(&seq.to_be_bytes());
-                }
+                repeat_frame(out, start, count, at - AVP_HEADER_LEN - 4, first);
                 auth::resign_binary(&mut out[start + frame_len..], frame_len, at, key);
             }
             // A text frame's SEQUENCE has no fixed width: each is encoded and signed by itself.
@@ -466,13 +459,7 @@ impl<T: Copy + PartialEq> PeerSession<T> {
             // encoder writes last, in four bytes.
             (Codec::Binary, None) => {
                 let frame_len = out.len() - start;
-                out.reserve(frame_len * (count as usize - 1));
-                for i in 1..count {
-                    out.extend_from_within(start..start + frame_len);
-                    let end = out.len();
-                    let seq = first.wrapping_add(i);
-                    out[end - 4..].copy_from_slice(&seq.to_be_bytes());
-                }
+                repeat_frame(out, start, count, frame_len - 4, first);
             }
             (Codec::Json, None) => {
                 for i in 1..count {
@@ -803,6 +790,19 @@ impl<T: Copy + PartialEq> PeerSession<T> {
     fn answer(&mut self, answer: &Message<'_>, out: &mut Vec<u8>) {
         // Answers echo values that were read and carry clipped texts: they always encode.
         let _ = self.codec.encode(answer, out);
+    }
+}
+
+/// Repeats the binary frame at `out[start..]` until `count` frames are there, the SEQUENCE of
+/// each copy (4 bytes at `seq_at` from its start) counting on from the frame's `first`.
+fn repeat_frame(out: &mut Vec<u8>, start: usize, count: u32, seq_at: usize, first: u32) {
+    let frame_len = out.len() - start;
+    out.reserve(frame_len * (count as usize - 1));
+    for i in 1..count {
+        let from = out.len();
+        out.extend_from_within(start..start + frame_len);
+        let seq = first.wrapping_add(i);
+        out[from + seq_at..from + seq_at + 4].copy_from_slice(&seq.to_be_bytes());
     }
 }
 

@@ -122,6 +122,23 @@ fn a_run_of_reports_is_one_record_and_its_acks_complete_it_in_order() {
 }
 
 #[test]
+fn a_run_of_any_length_is_the_reports_sent_one_by_one() {
+    let t0 = Instant::now();
+    for n in [1, 2, 5, 16, 33] {
+        let (mut run, mut one_by_one) = (stream(), stream());
+        let (mut out, mut singly) = (Vec::new(), Vec::new());
+        run.send_reports(t0, &report(9), 1, 0, &mut out).unwrap();
+        run.send_reports(t0, &report(9), n, 0, &mut out).unwrap();
+        for _ in 0..=n {
+            one_by_one
+                .send(t0, &Request::Report(report(9)), 0, &mut singly)
+                .unwrap();
+        }
+        assert_eq!(out, singly, "a run of {n}");
+    }
+}
+
+#[test]
 fn command_answers_carry_their_verdict_and_text() {
     let t0 = Instant::now();
     let mut s = stream();
