@@ -125,9 +125,13 @@ pub struct AgentKeys {
     current: RwLock<Arc<KeyRing>>,
     /// Bumped by every successful reload, so that workers know to take the new keys.
     generation: AtomicU64,
-    modified: Mutex<Option<SystemTime>>,
+    /// The key file's modification time when it was last read. Its lock is held through a
+    /// reload, so that reloads (on SIGHUP and on a change) take turns and the keys in use are
+    /// always those of the time recorded.
+    last_read: Mutex<Option<SystemTime>>,
     /// The marks of every node that has had a key, kept across reloads (a key removed and
-    /// given back does not make old reports new); a key ring shares its nodes' marks.
+    /// given back does not make old reports new); a key ring shares its nodes' marks. It grows
+    /// only with the names the key files give, which the operator writes, not the peers.
     ledger: Mutex<FxHashMap<Box<str>, SharedMarks>>,
 }
 
@@ -145,7 +149,7 @@ impl AgentKeys {
             window,
             current: RwLock::new(Arc::new(ring)),
             generation: AtomicU64::new(0),
-            modified: Mutex::new(modified),
+            last_read: Mutex::new(modified),
             ledger,
         })
     }
@@ -168,25 +172,37 @@ impl AgentKeys {
     /// On error the keys in use stay as they were. The ledger is kept: a rotated key does not
     /// make old reports new.
     pub fn reload(&self) -> Result<usize, KeyFileError> {
-        let stamp = modified(&self.path);
-        let mut ring = KeyRing::read(&self.path)?;
-        adopt_marks(&self.ledger, &mut ring);
-        let n = ring.len();
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
-        *self.modified.lock().unwrap_or_else(PoisonError::into_inner) = stamp;
-        self.generation.fetch_add(1, Ordering::Release);
-        Ok(n)
+        let mut last_read = self
+            .last_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.reload_into(&mut last_read)
     }
 
     /// Reloads the key file when its modification time changed since it was last read;
     /// returns the number of keys when it did.
     pub fn reload_if_changed(&self) -> Result<Option<usize>, KeyFileError> {
-        let stamp = modified(&self.path);
-        let unchanged = *self.modified.lock().unwrap_or_else(PoisonError::into_inner) == stamp;
-        if unchanged {
+        let mut last_read = self
+            .last_read
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *last_read == modified(&self.path) {
             return Ok(None);
         }
-        self.reload().map(Some)
+        self.reload_into(&mut last_read).map(Some)
+    }
+
+    /// [`AgentKeys::reload`], holding the lock on `last_read` (the file's modification time
+    /// when it was last read), which it updates.
+    fn reload_into(&self, last_read: &mut Option<SystemTime>) -> Result<usize, KeyFileError> {
+        let stamp = modified(&self.path);
+        let mut ring = KeyRing::read(&self.path)?;
+        adopt_marks(&self.ledger, &mut ring);
+        let n = ring.len();
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(ring);
+        *last_read = stamp;
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(n)
     }
 
     /// Polls the key file (see [`AgentKeys::reload_if_changed`]) and logs what became of it.
