@@ -63,7 +63,8 @@ fn frames(signed: bool) -> (Vec<Vec<u8>>, usize) {
             peer.send_reports(now, &report, (ROUNDS * DEPTH) as u32, (), &mut out)
                 .expect("encode reports");
             let one = out.len() / (ROUNDS * DEPTH);
-            assert_eq!(*len.get_or_insert(one), one, "frames of one length");
+            assert_eq!(out.len(), one * ROUNDS * DEPTH, "frames of one length");
+            assert_eq!(*len.get_or_insert(one), one, "every node's of one length");
             out
         })
         .collect();
@@ -129,7 +130,7 @@ fn reports(c: &mut Criterion) {
                         let used = sessions[node]
                             .handle_input(now, &input, &mut out, usize::MAX, &mut sink, &mut tally)
                             .expect("valid frames");
-                        debug_assert_eq!(used, batch);
+                        assert_eq!(used, batch);
                         out.clear();
                     }
                     elapsed += start.elapsed();
