@@ -134,7 +134,7 @@ impl NatsServer {
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
-        if let Err(why) = self.wait_ready() {
+        if let Err(why) = wait_ready(std::slice::from_mut(self)) {
             panic!("{why}");
         }
     }
@@ -159,23 +159,11 @@ impl NatsServer {
         self.child = Some(child);
     }
 
-    /// Polls the health endpoint until JetStream is ready, for up to [`WAIT`].
-    fn wait_ready(&mut self) -> Result<(), NotReady> {
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if healthy(self.monitor) {
-                return Ok(());
-            }
-            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
-                return Err(NotReady::Exited(self.why(&format!("exited ({status})"))));
-            }
-            // No event to wait on for a process's start-up; this is polling, not a sleep to
-            // synchronise.
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(NotReady::Slow(
-            self.why(&format!("not ready within {WAIT:?}")),
-        ))
+    /// The server's exit status, once it has exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// `what` happened to the server, with the end of its log.
@@ -207,6 +195,31 @@ impl std::fmt::Display for NotReady {
     }
 }
 
+/// Polls every server's health endpoint until JetStream is ready on all of them, for up to
+/// [`WAIT`] in all; fails as soon as one exits (a cluster whose peer has gone is never ready).
+/// A server's exit is looked at before its endpoint, whose port another server may hold then.
+fn wait_ready(servers: &mut [NatsServer]) -> Result<(), NotReady> {
+    let deadline = Instant::now() + WAIT;
+    let mut ready = vec![false; servers.len()];
+    while Instant::now() < deadline {
+        for (s, ready) in servers.iter_mut().zip(&mut ready) {
+            if let Some(status) = s.exited() {
+                return Err(NotReady::Exited(s.why(&format!("exited ({status})"))));
+            }
+            *ready = *ready || healthy(s.monitor);
+        }
+        if ready.iter().all(|&r| r) {
+            return Ok(());
+        }
+        // No event to wait on for a process's start-up; this is polling, not a sleep to
+        // synchronise.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let slow = servers.iter().zip(&ready).find(|(_, &r)| !r);
+    let (s, _) = slow.expect("a server not ready");
+    Err(NotReady::Slow(s.why(&format!("not ready within {WAIT:?}"))))
+}
+
 /// Attempts to start the servers `make` sets up, with fresh ports each time, when one of them
 /// exits before it is ready; a few attempts, then the test fails with the server's log.
 fn started(mut make: impl FnMut() -> Vec<NatsServer>) -> Vec<NatsServer> {
@@ -216,14 +229,7 @@ fn started(mut make: impl FnMut() -> Vec<NatsServer>) -> Vec<NatsServer> {
         for s in &mut servers {
             s.spawn();
         }
-        let mut failure = None;
-        for s in &mut servers {
-            if let Err(why) = s.wait_ready() {
-                failure = Some(why);
-                break;
-            }
-        }
-        match failure {
+        match wait_ready(&mut servers).err() {
             None => return servers,
             Some(NotReady::Exited(why)) if attempt < ATTEMPTS => {
                 eprintln!("{why}\nstarting again on other ports");
