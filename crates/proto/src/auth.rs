@@ -347,19 +347,21 @@ impl KeyCache {
         if !hit {
             let found = v.key(node)?;
             let (key, slot) = (found.key.clone(), found.slot);
-            let c = cache.get_or_insert_with(|| {
-                Box::new(KeyCache {
-                    node: String::new(),
-                    generation,
-                    key: key.clone(),
-                    slot,
-                })
-            });
-            c.node.clear();
-            c.node.push_str(node);
-            c.generation = generation;
-            c.key = key;
-            c.slot = slot;
+            match cache {
+                Some(c) => {
+                    c.node.clear();
+                    c.node.push_str(node);
+                    (c.generation, c.key, c.slot) = (generation, key, slot);
+                }
+                None => {
+                    *cache = Some(Box::new(KeyCache {
+                        node: node.to_string(),
+                        generation,
+                        key,
+                        slot,
+                    }))
+                }
+            }
         }
         cache.as_deref().map(|c| (c, hit))
     }
