@@ -21,10 +21,10 @@ use crate::frame::{HEADER_LEN, MAX_FRAME_LEN};
 use crate::json::MAX_HEADER_DIGITS;
 use crate::message::Report;
 use crate::rules::AUTHENTICATOR_LEN;
-use hmac::{same_mac, HmacKey, DIGEST, LANES};
+use hmac_sha256::{same_mac, HmacKey, DIGEST, LANES};
 use std::fmt;
 
-mod hmac;
+mod hmac_sha256;
 
 /// One node's secret, ready to sign and check (the HMAC's keyed state, computed once).
 #[derive(Clone)]
@@ -834,7 +834,7 @@ mod tests {
 
     #[test]
     fn the_authenticator_is_the_hmac_of_the_frame_with_its_value_zeroed() {
-        use ::hmac::{Hmac, KeyInit, Mac};
+        use hmac::{Hmac, KeyInit, Mac};
         for codec in [Codec::Binary, Codec::Json] {
             let frame = signed(codec, &report("host-1", 5, 1_000_500), &Key::new(b"s3cret"));
             let at = authenticator_at(codec, &frame).expect("signed");

@@ -165,7 +165,7 @@ pub(crate) fn same_mac(mac: &[u8; DIGEST], claimed: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ::hmac::{Hmac, KeyInit, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     use proptest::prelude::*;
 
     fn reference(secret: &[u8], message: &[u8]) -> [u8; DIGEST] {
