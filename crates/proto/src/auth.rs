@@ -16,6 +16,7 @@
 //! marks come from its caller through [`Verifier`], so that nothing here reads a file or a clock.
 
 use crate::avp::{Attribute, AvpIter, AVP_HEADER_LEN};
+use crate::canonical::ACK_FRAME_LEN;
 use crate::codec::Codec;
 use crate::frame::{HEADER_LEN, MAX_FRAME_LEN};
 use crate::json::MAX_HEADER_DIGITS;
@@ -390,12 +391,13 @@ pub(crate) enum SignedFrame<'a> {
 }
 
 /// Where a session reads: the input of one [`crate::ServerSession::handle_input`] call, the
-/// position of the next frame, how many frames may be answered now, and the verdicts on the
-/// signatures after it checked already.
+/// position of the next frame, the output bytes still free before the call's limit (so as many
+/// frames may be answered now as their acks fill), and the verdicts on the signatures after it
+/// checked already.
 pub(crate) struct Run<'a> {
     pub(crate) input: &'a [u8],
     pub(crate) pos: usize,
-    pub(crate) most: usize,
+    pub(crate) room: usize,
     pub(crate) verdicts: &'a mut RunVerdicts,
 }
 
@@ -494,8 +496,12 @@ pub(crate) fn check(
             if !kept {
                 *run.verdicts = RunVerdicts::default();
             }
-            run.verdicts
-                .verdict(key, run.input, (run.pos, len, at), run.most)
+            run.verdicts.verdict(
+                key,
+                run.input,
+                (run.pos, len, at),
+                run.room.div_ceil(ACK_FRAME_LEN),
+            )
         }
     };
     if !authentic {

@@ -446,16 +446,14 @@ impl ServerSession {
         let mut pos = 0;
         let mut verdicts = RunVerdicts::default();
         let result = loop {
-            let held_len = self.held.as_ref().map_or(0, |h| h.bytes.len());
-            if out.len() + held_len >= limit || pos == input.len() {
+            let used = out.len() + self.held_len();
+            if used >= limit || pos == input.len() {
                 break Ok(());
             }
-            // The acks that fit before the limit: how many signed reports to check at once.
-            let room = (limit - out.len() - held_len).div_ceil(ACK_FRAME_LEN);
             let run = Run {
                 input,
                 pos,
-                most: room,
+                room: limit - used,
                 verdicts: &mut verdicts,
             };
             if let Some(used) = self.fast_report(run, None, out, sink, tally) {
@@ -504,7 +502,7 @@ impl ServerSession {
         let run = Run {
             input: datagram,
             pos: 0,
-            most: 1,
+            room: ACK_FRAME_LEN,
             verdicts: &mut RunVerdicts::default(),
         };
         if self
