@@ -247,7 +247,7 @@ def part_across(a):
              f"{window:.0f} s. Both nodes run on CPU {sidebyside.SERVER_CPU}. A row's age is "
              f"the terminal's receive time minus node B's receive time of the report it shows: "
              f"B's worker, B's store thread and the bucket of latest reports (each node's row "
-             f"is put at most once a second), A's watch of the bucket and A's next push.")
+             f"is put at most twice a second), A's watch of the bucket and A's next push.")
     commands = "\n".join([
         f"taskset -c {LOAD_CPU} nats-server -js -a {HOST} -p NATS_PORT -sd DIR &",
         f"taskset -c {sidebyside.SERVER_CPU} {shlex.join(serve_b)} &",

@@ -47,8 +47,11 @@ const MAX_RECENT_MARKS: usize = 262_144;
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the latest reports go to the bucket and the fleet's changes to the node.
 const TICK: Duration = Duration::from_millis(250);
-/// A node's latest report is put in the bucket at most this often.
-const LATEST_EVERY: Duration = Duration::from_secs(1);
+/// A node's latest report is put in the bucket at most this often. Shorter than a report
+/// interval (1 s by default), so that a node reporting on schedule has every report put at the
+/// first tick after it arrives: at a full interval, a report that came a little early waited
+/// for the next tick, and the one after it could be skipped.
+const LATEST_EVERY: Duration = Duration::from_millis(500);
 /// First wait before a failed publish is sent again; it doubles up to a second.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
 
@@ -888,8 +891,8 @@ impl Pipeline {
         }
     }
 
-    /// Puts in the bucket the latest report of each node that changed, at most once a second
-    /// per node and [`MAX_LATEST_IN_FLIGHT`] unacknowledged; the rest wait for room.
+    /// Puts in the bucket the latest report of each node that changed, at most once per
+    /// [`LATEST_EVERY`] per node and [`MAX_LATEST_IN_FLIGHT`] unacknowledged; the rest wait for room.
     async fn put_latest(&mut self) {
         let now = Instant::now();
         let due: Vec<String> = self
