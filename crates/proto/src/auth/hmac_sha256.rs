@@ -1,20 +1,21 @@
-//! HMAC-SHA256 (RFC 2104) over sha2's compression function, for frames that are signed with
-//! part of themselves taken as a fill.
+//! HMAC-SHA256 (RFC 2104) over SHA-256's compression function, for frames that are signed
+//! with part of themselves taken as a fill.
 //!
 //! The key's inner and outer pad blocks are compressed once, when the key is made; a frame then
 //! costs its own blocks and one outer block, with no buffering and no copy of a hasher's
 //! state beyond the two 32-byte chaining values. Frames of one length can be taken a few at a
-//! time ([`HmacKey::macs`]), so that the processor overlaps their compressions. The tests
-//! check it against the `hmac` crate.
+//! time ([`HmacKey::macs`]): each of their blocks goes through `avp_sha256_lanes` together
+//! with the others', whose compressions interleave. The tests check it against the `hmac`
+//! crate.
 
+use avp_sha256_lanes::{compress_each, BLOCK};
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
 
-/// SHA-256's block, in bytes.
-const BLOCK: usize = 64;
 /// SHA-256's digest, in bytes.
 pub(crate) const DIGEST: usize = 32;
-/// Most messages [`HmacKey::macs`] takes at once.
+/// Most messages [`HmacKey::macs`] takes at once: a few more than interleave, so that the
+/// work around the compressions is shared too.
 pub(crate) const LANES: usize = 4;
 /// SHA-256's initial chaining value.
 const IV: [u32; 8] = [
@@ -65,7 +66,7 @@ impl HmacKey {
     /// Writes into `macs` the HMAC of each of `messages` (at most [`LANES`], all of one
     /// length) with its bytes `fill_at..fill_at + fill_len` taken as `fill`. The messages go
     /// through each step together: a message's compressions wait for each other, and those of
-    /// different messages overlap in the processor.
+    /// different messages interleave.
     pub(crate) fn macs(
         &self,
         messages: &[&[u8]],
@@ -85,8 +86,7 @@ impl HmacKey {
             "messages of one length"
         );
         let mut inner = [self.inner; LANES];
-        // Each step writes every message's block before it compresses any: a compression that
-        // reads a block written after the compression before it waits for that one to finish.
+        let inner = &mut inner[..n];
         let mut blocks = [[[0u8; BLOCK]; 2]; LANES];
         let whole = len / BLOCK * BLOCK;
         for offset in (0..whole).step_by(BLOCK) {
@@ -94,9 +94,7 @@ impl HmacKey {
                 block[0].copy_from_slice(&message[offset..offset + BLOCK]);
                 fill_range(&mut block[0], offset, fill_at, fill_len, fill);
             }
-            for (state, block) in inner.iter_mut().zip(&blocks[..n]) {
-                compress256(state, &block[..1]);
-            }
+            compress_each(inner, &firsts(&blocks)[..n]);
         }
         let mut used = 1;
         for (block, message) in blocks.iter_mut().zip(messages) {
@@ -107,20 +105,27 @@ impl HmacKey {
             fill_range(&mut tail[..rest.len()], whole, fill_at, fill_len, fill);
             used = pad(tail, rest.len(), BLOCK + len);
         }
-        for (state, block) in inner.iter_mut().zip(&blocks[..n]) {
-            compress256(state, &block[..used]);
+        compress_each(inner, &firsts(&blocks)[..n]);
+        if used == 2 {
+            let seconds: [&[u8; BLOCK]; LANES] = std::array::from_fn(|l| &blocks[l][1]);
+            compress_each(inner, &seconds[..n]);
         }
-        for (block, state) in blocks.iter_mut().zip(&inner[..n]) {
+        for (block, state) in blocks.iter_mut().zip(inner.iter()) {
             block[0] = [0; BLOCK];
             block[0][..DIGEST].copy_from_slice(&digest_bytes(state));
             pad(&mut block[0], DIGEST, BLOCK + DIGEST);
         }
-        for (mac, block) in macs.iter_mut().zip(&blocks) {
-            let mut outer = self.outer;
-            compress256(&mut outer, &block[..1]);
-            *mac = digest_bytes(&outer);
+        let mut outer = [self.outer; LANES];
+        compress_each(&mut outer[..n], &firsts(&blocks)[..n]);
+        for (mac, state) in macs.iter_mut().zip(&outer) {
+            *mac = digest_bytes(state);
         }
     }
+}
+
+/// The first block of each lane's two.
+fn firsts(blocks: &[[[u8; BLOCK]; 2]; LANES]) -> [&[u8; BLOCK]; LANES] {
+    std::array::from_fn(|l| &blocks[l][0])
 }
 
 /// Sets the bytes of `block` (the message's bytes from `offset`) that fall in
