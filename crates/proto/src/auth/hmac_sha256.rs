@@ -94,7 +94,7 @@ impl HmacKey {
                 block[0].copy_from_slice(&message[offset..offset + BLOCK]);
                 fill_range(&mut block[0], offset, fill_at, fill_len, fill);
             }
-            compress_each(inner, &firsts(&blocks)[..n]);
+            compress_each(inner, &nth(&blocks, 0)[..n]);
         }
         let mut used = 1;
         for (block, message) in blocks.iter_mut().zip(messages) {
@@ -105,10 +105,9 @@ impl HmacKey {
             fill_range(&mut tail[..rest.len()], whole, fill_at, fill_len, fill);
             used = pad(tail, rest.len(), BLOCK + len);
         }
-        compress_each(inner, &firsts(&blocks)[..n]);
+        compress_each(inner, &nth(&blocks, 0)[..n]);
         if used == 2 {
-            let seconds: [&[u8; BLOCK]; LANES] = std::array::from_fn(|l| &blocks[l][1]);
-            compress_each(inner, &seconds[..n]);
+            compress_each(inner, &nth(&blocks, 1)[..n]);
         }
         for (block, state) in blocks.iter_mut().zip(inner.iter()) {
             block[0] = [0; BLOCK];
@@ -116,16 +115,16 @@ impl HmacKey {
             pad(&mut block[0], DIGEST, BLOCK + DIGEST);
         }
         let mut outer = [self.outer; LANES];
-        compress_each(&mut outer[..n], &firsts(&blocks)[..n]);
+        compress_each(&mut outer[..n], &nth(&blocks, 0)[..n]);
         for (mac, state) in macs.iter_mut().zip(&outer) {
             *mac = digest_bytes(state);
         }
     }
 }
 
-/// The first block of each lane's two.
-fn firsts(blocks: &[[[u8; BLOCK]; 2]; LANES]) -> [&[u8; BLOCK]; LANES] {
-    std::array::from_fn(|l| &blocks[l][0])
+/// Block `i` (0 or 1) of each lane's two.
+fn nth(blocks: &[[[u8; BLOCK]; 2]; LANES], i: usize) -> [&[u8; BLOCK]; LANES] {
+    std::array::from_fn(|l| &blocks[l][i])
 }
 
 /// Sets the bytes of `block` (the message's bytes from `offset`) that fall in
