@@ -11,6 +11,7 @@
 
 use crate::loglimit::LogLimit;
 use avp_proto::auth::{AuthFailure, Key, Marks, NodeKey, Verifier};
+use avp_proto::Attribute;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 use std::fmt;
 use std::net::SocketAddr;
@@ -80,8 +81,7 @@ impl KeyRing {
         let mut keys = FxHashMap::with_capacity_and_hasher(table.len(), FxBuildHasher);
         let mut marks = Vec::with_capacity(table.len());
         for (node, secret) in table {
-            let printable = !node.chars().any(char::is_control);
-            if node.is_empty() || node.len() > 255 || !printable {
+            if !Attribute::NodeId.allows_text(&node) {
                 return Err(KeyFileError::BadNodeId(path.into(), node));
             }
             let toml::Value::String(secret) = secret else {

@@ -118,6 +118,13 @@ impl Attribute {
         crate::rules::value_rule(self).is_text()
     }
 
+    /// True when `text` is a valid value of this text attribute: its length and its
+    /// characters; false for attributes that are not text.
+    pub fn allows_text(self, text: &str) -> bool {
+        let rule = crate::rules::value_rule(self);
+        rule.allows_text_len(text.len()) && rule.allows_chars(text)
+    }
+
     /// True for attributes whose value is a fixed number of raw bytes.
     pub fn is_octets(self) -> bool {
         matches!(

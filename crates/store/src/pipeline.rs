@@ -183,6 +183,8 @@ struct Confirms {
     wake: Wake,
     /// INVARIANT: tickets increase from front to back.
     pending: VecDeque<(u64, usize, bool)>,
+    /// The last ticket taken off `pending` that the worker has not been told of yet.
+    released: Option<u64>,
 }
 
 struct Pipeline {
@@ -629,6 +631,7 @@ impl Pipeline {
             tx,
             wake,
             pending: VecDeque::new(),
+            released: None,
         });
     }
 
@@ -857,9 +860,11 @@ impl Pipeline {
     /// confirmation counts it.
     fn confirm(&mut self) {
         let mut progress = false;
-        for c in self.workers.iter().flatten() {
-            for &(_, cost, _) in c.pending.iter().take_while(|(_, _, done)| *done) {
+        for c in self.workers.iter_mut().flatten() {
+            while let Some(&(ticket, cost, true)) = c.pending.front() {
+                c.pending.pop_front();
                 self.budget.give(cost);
+                c.released = Some(ticket);
                 progress = true;
             }
         }
@@ -868,12 +873,7 @@ impl Pipeline {
         }
         self.report_status();
         for c in self.workers.iter_mut().flatten() {
-            let mut last = None;
-            while let Some(&(ticket, _, true)) = c.pending.front() {
-                c.pending.pop_front();
-                last = Some(ticket);
-            }
-            if let Some(ticket) = last {
+            if let Some(ticket) = c.released.take() {
                 let _ = c.tx.send(ticket);
                 (c.wake)();
             }
