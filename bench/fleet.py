@@ -326,7 +326,11 @@ def main():
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "-p", "avpd", "-p", "avp-loadgen"],
                        check=True)
-    lines = []
+    cmd = ["python3", "bench/fleet.py", "--nodes", str(a.nodes), "--agents", str(a.agents),
+           "--across", str(a.across), "--secs", f"{a.secs:g}"]
+    for part in a.skip:
+        cmd += ["--skip", part]
+    lines = [docblock.provenance(cmd), ""]
     parts = (("terminal", part_terminal), ("agents", part_agents), ("across", part_across))
     for name, part in parts:
         if name in a.skip:

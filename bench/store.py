@@ -214,6 +214,9 @@ def main():
     lines = [
         "### The store path",
         "",
+        docblock.provenance(["python3", "bench/store.py", "--rounds", str(a.rounds),
+                             "--secs", f"{a.secs:g}"]),
+        "",
         f"Full reports, closed loop, {CONNS} connections x {DEPTH}, {a.rounds} round(s) of "
         f"{a.secs:g} s; {version} with JetStream on file storage, on the same machine. The "
         f"node (`--workers 1`) and the plain publisher run on CPU {sidebyside.SERVER_CPU}, "
