@@ -258,6 +258,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn text_values_are_checked_by_length_and_characters() {
+        assert!(Attribute::NodeId.allows_text("ws-17"));
+        assert!(Attribute::NodeId.allows_text(&"x".repeat(255)));
+        assert!(!Attribute::NodeId.allows_text(""));
+        assert!(!Attribute::NodeId.allows_text(&"x".repeat(256)));
+        assert!(!Attribute::NodeId.allows_text("ws\u{1b}[2J"));
+        assert!(Attribute::Info.allows_text(""));
+        assert!(Attribute::Info.allows_text("line\nbreak"));
+        assert!(!Attribute::CpuUsage.allows_text("5"));
+    }
+
+    #[test]
     fn iterates_a_minimal_report_body() {
         let body = [0x01, 0x01, 0x1E, 0x02, 0x01, 0x35];
         let avps: Vec<_> = AvpIter::new(&body).collect::<Result<_, _>>().unwrap();

@@ -349,14 +349,12 @@ pub struct ServerSession {
     partial_since: Stamp,
     /// Answers waiting for a ticket, and the ones behind them.
     held: Option<Box<Held>>,
-    /// Pause and push state, from the first PAUSE or push on.
+    /// Pause, push and relayed-command state, from the first PAUSE, push or command on.
     push: Option<Box<PushState>>,
     /// The layout of the last named report, for the fast path.
     shape: Option<Box<ReportShape>>,
     /// The key of the last signed report's node.
     last_key: Option<Box<KeyCache>>,
-    /// Commands sent to the peer and not answered yet.
-    relays: Option<Box<Relays>>,
     /// Off only in tests that compare the fast paths with the general path.
     #[cfg(any(test, feature = "fuzzing"))]
     fast_paths: bool,
@@ -392,6 +390,8 @@ struct Relays {
     waiting: VecDeque<(u32, u64)>,
 }
 
+/// What a session sends its peer unasked, and what the peer asked of it: the pause, pushed
+/// reports, relayed commands. Few sessions need it, so it is boxed, and only when used.
 #[derive(Debug, Default)]
 struct PushState {
     paused_until: Option<Instant>,
@@ -399,6 +399,8 @@ struct PushState {
     /// Since when pushes have been outstanding without an ack arriving.
     waiting_since: Option<Instant>,
     next_sequence: u32,
+    /// Commands sent to the peer and not answered yet.
+    relays: Relays,
 }
 
 impl ServerSession {
@@ -410,7 +412,6 @@ impl ServerSession {
             partial_since: Stamp::NONE,
             held: None,
             push: None,
-            relays: None,
             shape: None,
             last_key: None,
             #[cfg(any(test, feature = "fuzzing"))]
@@ -600,7 +601,7 @@ impl ServerSession {
         out: &mut Vec<u8>,
         tally: &mut Tally,
     ) -> Result<(), EncodeError> {
-        let relays = self.relays.get_or_insert_with(Box::default);
+        let relays = &mut self.push.get_or_insert_with(Box::default).relays;
         // The node numbers its commands apart from the agent's own requests, from the top of
         // the 4-byte range down, so that their answers are told apart by SEQUENCE alone.
         let seq = u32::MAX - relays.next_seq;
@@ -991,7 +992,7 @@ impl ServerSession {
 
     /// The id of the relayed command answered with SEQUENCE `seq`, forgetting it.
     fn take_relay(&mut self, seq: u64) -> Option<u64> {
-        let relays = self.relays.as_mut()?;
+        let relays = &mut self.push.as_mut()?.relays;
         let i = relays
             .waiting
             .iter()
