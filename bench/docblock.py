@@ -49,9 +49,11 @@ def machine():
 
 
 def commit():
-    """The checked-out commit, and whether tracked files differ from it."""
+    """The checked-out commit, and whether tracked files outside docs/ (which the benchmark
+    scripts themselves rewrite) differ from it."""
     head = output_of(["git", "rev-parse", "--short", "HEAD"]) or "unknown"
-    dirty = output_of(["git", "status", "--porcelain", "--untracked-files=no"])
+    dirty = output_of(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                       ":(exclude)docs"])
     return f"`{head}`" + (" with uncommitted changes" if dirty else "")
 
 
