@@ -5,8 +5,9 @@
 //! node.
 
 use crate::envelope;
-use crate::pipeline::{connect_client, report_subject, SUBJECTS};
+use crate::setup::connect_client;
 use crate::subject::node_of;
+use crate::subject::{report_subject, SUBJECTS};
 use crate::{StoreConfig, StoreError};
 use async_nats::jetstream::consumer::pull::OrderedConfig;
 use async_nats::jetstream::consumer::DeliverPolicy;

@@ -8,7 +8,10 @@
 //! which of its reports are stored from [`WorkerStore::confirmed`], another crossbeam channel
 //! (the store thread wakes it when there is news).
 //!
-//! - [`subject`]: node ids as subject tokens; [`envelope`]: the stored record's layout.
+//! - [`subject`]: node ids as subject tokens, and the subjects of reports; [`envelope`]:
+//!   the stored record's layout.
+//! - `setup`: the connection, and the stream and bucket made ready (or refused with what
+//!   to change); `pipeline`: the store thread's publish, confirm and watch loop.
 //! - [`budget`]: the bound on the bytes held for the store (`--store-buffer`).
 //! - [`history`]: reading stored reports back (`avpd history`).
 //!
@@ -27,6 +30,7 @@ pub mod commands;
 pub mod envelope;
 pub mod history;
 mod pipeline;
+mod setup;
 pub mod subject;
 mod thread;
 

@@ -1,21 +1,20 @@
-//! The store thread's work, on its tokio runtime: connect, make sure the stream and the bucket
-//! are there, then publish the workers' reports with many acknowledgements in flight, confirm
-//! them to each worker in the order it added them, put the latest report of each node in the
-//! bucket, and watch the bucket for the whole fleet.
+//! The store thread's work, on its tokio runtime: connect and make sure the stream and the
+//! bucket are there ([`crate::setup`]), then publish the workers' reports with many
+//! acknowledgements in flight, confirm them to each worker in the order it added them, put
+//! the latest report of each node in the bucket, and watch the bucket for the whole fleet.
 
 use crate::channel::FromNodes;
 use crate::commands::{self, CommandReply, OnCommand};
 use crate::envelope;
-use crate::subject::token;
+use crate::setup::{connect_client, ensure_bucket, ensure_stream};
+use crate::subject::{report_subject, token};
 use crate::thread::Wake;
-use crate::{Auth, LatestRow, StoreConfig, StoreError, StoreStatus};
+use crate::{LatestRow, StoreConfig, StoreError, StoreStatus};
 use async_nats::jetstream::context::{Context, ContextBuilder, PublishError};
 use async_nats::jetstream::kv;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::publish::PublishAck;
-use async_nats::jetstream::stream::{
-    self, DirectGetErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
-};
+use async_nats::jetstream::stream::{self, DirectGetErrorKind};
 use async_nats::{HeaderMap, Subject};
 use avp_proto::server::Action;
 use avp_proto::{Body, Codec, Decoded, Status};
@@ -413,213 +412,6 @@ async fn set_up(
     let stream = ensure_stream(&js, config).await?;
     let bucket = ensure_bucket(&js, config).await?;
     Ok((js, stream, bucket))
-}
-
-/// Connects to the configured servers; `status` (when given) follows the connection.
-pub(crate) async fn connect_client(
-    config: &StoreConfig,
-    status: Option<Arc<Mutex<StoreStatus>>>,
-) -> Result<async_nats::Client, StoreError> {
-    let failed = |reason: String| StoreError::Connect {
-        servers: config.servers.clone(),
-        reason,
-    };
-    let mut options = async_nats::ConnectOptions::new()
-        .name(format!("avpd {}", config.collector))
-        .connection_timeout(config.connect_timeout)
-        .max_reconnects(None)
-        .event_callback(move |event| {
-            let status = status.clone();
-            async move {
-                let connected = match event {
-                    async_nats::Event::Connected => true,
-                    async_nats::Event::Disconnected => false,
-                    other => {
-                        tracing::debug!("store: {other}");
-                        return;
-                    }
-                };
-                let Some(status) = status else { return };
-                if connected {
-                    tracing::info!("store: connected");
-                } else {
-                    tracing::warn!("store: disconnected; reports wait in the store buffer");
-                }
-                status.lock().unwrap_or_else(|e| e.into_inner()).connected = connected;
-            }
-        });
-    options = match &config.auth {
-        Auth::None => options,
-        Auth::UserPassword { user, password } => {
-            options.user_and_password(user.clone(), password.clone())
-        }
-        Auth::Token(t) => options.token(t.clone()),
-        Auth::Creds(path) => options
-            .credentials_file(path)
-            .await
-            .map_err(|e| failed(format!("credentials file {}: {e}", path.display())))?,
-    };
-    if let Some(tls) = &config.tls {
-        options = options.require_tls(true);
-        if let Some(ca) = &tls.ca {
-            options = options.add_root_certificates(ca.clone());
-        }
-        if let Some((cert, key)) = &tls.client {
-            options = options.add_client_certificate(cert.clone(), key.clone());
-        }
-    }
-    let servers: Vec<async_nats::ServerAddr> = config
-        .servers
-        .iter()
-        .map(|s| s.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e| failed(format!("{e}")))?;
-    let client = tokio::time::timeout(config.connect_timeout, options.connect(servers))
-        .await
-        .map_err(|_| failed(format!("no answer within {:?}", config.connect_timeout)))?
-        .map_err(|e| failed(e.to_string()))?;
-    Ok(client)
-}
-
-/// The stream configuration avpd asks for.
-fn stream_config(config: &StoreConfig) -> stream::Config {
-    stream::Config {
-        name: config.stream.clone(),
-        subjects: vec![SUBJECTS.into()],
-        storage: StorageType::File,
-        retention: RetentionPolicy::Limits,
-        discard: DiscardPolicy::Old,
-        max_age: config.max_age,
-        max_bytes: i64::try_from(config.max_bytes).unwrap_or(i64::MAX),
-        num_replicas: config.replicas,
-        duplicate_window: config.duplicate_window,
-        allow_direct: true,
-        description: Some("avpd: every accepted report".into()),
-        ..Default::default()
-    }
-}
-
-/// Subjects of the stream of reports: `avp.reports.<node token>`.
-pub(crate) const SUBJECTS: &str = "avp.reports.>";
-
-/// The subject of a node's reports.
-pub(crate) fn report_subject(node: &str) -> String {
-    format!("avp.reports.{}", token(node))
-}
-
-async fn ensure_stream(js: &Context, config: &StoreConfig) -> Result<stream::Stream, StoreError> {
-    let wanted = stream_config(config);
-    match js.get_stream(&config.stream).await {
-        Ok(mut existing) => {
-            let found = existing
-                .info()
-                .await
-                .map_err(|e| StoreError::Setup {
-                    what: format!("read the stream {}", config.stream),
-                    reason: e.to_string(),
-                })?
-                .config
-                .clone();
-            check_compatible(&config.stream, &found, &wanted)?;
-            js.update_stream(&stream::Config {
-                // Keep what the operator added (more subjects, a description, placement).
-                subjects: found.subjects.clone(),
-                description: found.description.clone().or(wanted.description.clone()),
-                ..wanted
-            })
-            .await
-            .map_err(|e| stream_setup_error("update", config, &e))?;
-            Ok(existing)
-        }
-        Err(_) => js
-            .create_stream(wanted)
-            .await
-            .map_err(|e| stream_setup_error("create", config, &e)),
-    }
-}
-
-/// JetStream's error code for a stream whose size limit is more than the server has room for.
-const INSUFFICIENT_STORAGE: &str = "error code 10047";
-
-/// Why creating or updating (`what`) the stream failed, with what to do when the server has
-/// less room than `--store-max-bytes` asks for.
-fn stream_setup_error(what: &str, config: &StoreConfig, e: &dyn std::fmt::Display) -> StoreError {
-    let mut reason = e.to_string();
-    if reason.contains(INSUFFICIENT_STORAGE) {
-        reason.push_str(&format!(
-            "; the server has less JetStream storage left than --store-max-bytes ({}) asks \
-             for: lower --store-max-bytes, or give the server more room (free disk under its \
-             store directory, or a larger max_file_store)",
-            avp_units::format_size(config.max_bytes)
-        ));
-    }
-    StoreError::Setup {
-        what: format!("{what} the stream {}", config.stream),
-        reason,
-    }
-}
-
-/// Fails, naming the setting, when an existing stream cannot hold avpd's reports the way avpd
-/// reads them.
-fn check_compatible(
-    name: &str,
-    found: &stream::Config,
-    wanted: &stream::Config,
-) -> Result<(), StoreError> {
-    let incompatible = |setting, needs: String, found: String| {
-        Err(StoreError::Incompatible {
-            name: format!("stream {name}"),
-            setting,
-            needs,
-            found,
-        })
-    };
-    if !found.subjects.iter().any(|s| s == SUBJECTS) {
-        return incompatible(
-            "subjects",
-            format!("[{SUBJECTS}]"),
-            format!("{:?}", found.subjects),
-        );
-    }
-    if found.storage != wanted.storage {
-        return incompatible("storage", "file".into(), format!("{:?}", found.storage));
-    }
-    if found.retention != wanted.retention {
-        return incompatible(
-            "retention",
-            "limits".into(),
-            format!("{:?}", found.retention),
-        );
-    }
-    if found.max_messages_per_subject > 0 {
-        return incompatible(
-            "max_msgs_per_subject",
-            "unlimited (-1)".into(),
-            found.max_messages_per_subject.to_string(),
-        );
-    }
-    if found.no_ack {
-        return incompatible("no_ack", "false".into(), "true".into());
-    }
-    Ok(())
-}
-
-async fn ensure_bucket(js: &Context, config: &StoreConfig) -> Result<kv::Store, StoreError> {
-    let wanted = kv::Config {
-        bucket: config.latest_bucket.clone(),
-        description: "avpd: the latest report of every node".into(),
-        history: 1,
-        max_age: config.max_age,
-        storage: StorageType::File,
-        num_replicas: config.replicas,
-        ..Default::default()
-    };
-    js.create_or_update_key_value(wanted)
-        .await
-        .map_err(|e| StoreError::Setup {
-            what: format!("create the bucket {}", config.latest_bucket),
-            reason: e.to_string(),
-        })
 }
 
 impl Pipeline {

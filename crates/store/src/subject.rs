@@ -39,6 +39,14 @@ pub fn node_of(token: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
+/// Subjects of the stream of reports: `avp.reports.<node token>`.
+pub(crate) const SUBJECTS: &str = "avp.reports.>";
+
+/// The subject of a node's reports.
+pub(crate) fn report_subject(node: &str) -> String {
+    format!("avp.reports.{}", token(node))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
