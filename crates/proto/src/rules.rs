@@ -1,7 +1,7 @@
 //! The protocol's rules, in one table: for every attribute how its value is written and which
 //! values it may take, and for every message type which attributes it allows and requires.
 //!
-//! Decoding ([`crate::message`], [`crate::json`]), encoding and the fast paths all read these
+//! Decoding (binary and text), encoding and the fast paths all read these
 //! rules from here; nothing else states a range or a length.
 
 use crate::avp::{Attribute, MAX_VALUE_LEN};
