@@ -394,7 +394,7 @@ impl Node {
     }
 
     /// Every worker's counters summed, as of the snapshots they last sent (each worker sends
-    /// one every tick, 250 ms).
+    /// one at every tick of its timers).
     pub fn counters(&self) -> Counters {
         *self.totals.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -2,7 +2,7 @@
 //!
 //! This module walks a frame body AVP by AVP and encodes single AVPs. It knows the attribute
 //! numbers and how integers and text are laid out, but not which attributes a message needs
-//! (the message model says that).
+//! (the rules table says that: [`crate::rules`]).
 
 use std::fmt;
 
