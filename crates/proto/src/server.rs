@@ -752,7 +752,7 @@ impl ServerSession {
                 let (cpu, mem, ts, seq) = shape.read(input)?;
                 let node = Cow::Borrowed(&*shape.node);
                 let report = canonical::report(cpu, mem, Some(ts), Some(node), shape.instance);
-                (shape.frame.len(), seq, report, shape.authenticator_at())
+                (shape.len(), seq, report, shape.authenticator_at())
             };
         if datagram.is_some() && len != input.len() {
             return None;
@@ -1130,11 +1130,14 @@ impl<S: ReportSink> ReportSink for DatagramStaging<'_, S> {
 /// The layout of a named report: CPU, MEM, TIMESTAMP, NODE_ID, optionally INSTANCE, a 4-byte
 /// SEQUENCE, in the order the encoder writes them, and optionally the AUTHENTICATOR a signer
 /// appends. A frame of the same layout, NODE_ID, INSTANCE and widths is read by comparing its
-/// fixed bytes with this one's and reading its values where they sit.
+/// fixed bytes with this one's, sixteen at a time under a mask, and reading its values where
+/// they sit.
 #[derive(Debug)]
 struct ReportShape {
-    /// The report the shape was learnt from.
-    frame: Box<[u8]>,
+    /// The report the shape was learnt from, then as many mask bytes: 0xFF over each byte a
+    /// report of this shape repeats, 0 over each value it may change (CPU, MEM, TIMESTAMP,
+    /// SEQUENCE and the AUTHENTICATOR's value).
+    template: Box<[u8]>,
     /// Its NODE_ID.
     node: Box<str>,
     /// Its INSTANCE.
@@ -1150,12 +1153,21 @@ const CPU_AT: usize = 5;
 const MEM_AT: usize = 8;
 const TS_AT: usize = 11;
 
+/// Bytes compared at once when a frame is matched against a shape.
+const WINDOW: usize = 16;
+
 impl ReportShape {
+    /// Length of a report of this shape.
+    #[inline(always)]
+    fn len(&self) -> usize {
+        self.template.len() / 2
+    }
+
     /// Where the AUTHENTICATOR's value starts in a report of this shape, if it is signed.
     #[inline(always)]
     fn authenticator_at(&self) -> Option<usize> {
         let seq_end = self.seq_at + 4;
-        (self.frame.len() > seq_end).then_some(seq_end + AVP_HEADER_LEN)
+        (self.len() > seq_end).then_some(seq_end + AVP_HEADER_LEN)
     }
 
     /// The shape of `frame`, which holds `report` with SEQUENCE `seq`, when it is laid out
@@ -1175,6 +1187,7 @@ impl ReportShape {
         let laid_out = (frame.len() == end
             || frame.len() == end + AVP_HEADER_LEN + AUTHENTICATOR_LEN
                 && frame[end..end + AVP_HEADER_LEN] == signed)
+            && frame.len() >= WINDOW
             && frame[3..CPU_AT] == [Attribute::CpuUsage as u8, 1]
             && frame[CPU_AT + 1..MEM_AT] == [Attribute::MemUsage as u8, 1]
             && frame[MEM_AT + 1..TS_AT] == [Attribute::Timestamp as u8, ts_width as u8]
@@ -1183,35 +1196,52 @@ impl ReportShape {
                 frame[instance_at..instance_at + 2] == [Attribute::Instance as u8, w as u8]
             })
             && frame[seq_at..seq_at + 2] == [Attribute::Sequence as u8, 4];
-        laid_out.then(|| ReportShape {
-            frame: frame.into(),
+        if !laid_out {
+            return None;
+        }
+        let seq_at = seq_at + AVP_HEADER_LEN;
+        let mut template = [frame, &vec![0xFF; frame.len()]].concat();
+        let mask = &mut template[frame.len()..];
+        mask[CPU_AT] = 0;
+        mask[MEM_AT] = 0;
+        mask[TS_AT..node_at].fill(0);
+        mask[seq_at..seq_at + 4].fill(0);
+        if frame.len() > end {
+            mask[end + AVP_HEADER_LEN..].fill(0);
+        }
+        Some(ReportShape {
+            template: template.into(),
             node: node.into(),
             instance: report.instance,
             ts_width,
-            seq_at: seq_at + AVP_HEADER_LEN,
+            seq_at,
         })
     }
 
     /// CPU, MEM, TIMESTAMP and SEQUENCE of the report of this shape at the front of `input`.
     #[inline(always)]
     fn read(&self, input: &[u8]) -> Option<(u8, u8, u64, u32)> {
-        let t = &*self.frame;
+        let (t, m) = self.template.split_at(self.len());
         let f = input.get(..t.len())?;
+        // INVARIANT: t.len() >= WINDOW; the last window overlaps the one before it.
+        let window = |bytes: &[u8], at: usize| {
+            u128::from_ne_bytes(bytes[at..at + WINDOW].try_into().unwrap_or_default())
+        };
+        let differs = |at: usize| (window(f, at) ^ window(t, at)) & window(m, at);
+        let last = t.len() - WINDOW;
+        let mut diff = differs(last);
+        let mut at = 0;
+        while at < last {
+            diff |= differs(at);
+            at += WINDOW;
+        }
         let node_at = TS_AT + self.ts_width;
-        let (seq_at, seq_end) = (self.seq_at, self.seq_at + 4);
-        // INVARIANT: seq_end <= t.len(), with room for an AVP header when it is less.
-        let fixed = f[..CPU_AT] == t[..CPU_AT]
-            && f[CPU_AT + 1..MEM_AT] == t[CPU_AT + 1..MEM_AT]
-            && f[MEM_AT + 1..TS_AT] == t[MEM_AT + 1..TS_AT]
-            && f[node_at..seq_at] == t[node_at..seq_at]
-            && (seq_end == t.len()
-                || f[seq_end..seq_end + AVP_HEADER_LEN] == t[seq_end..seq_end + AVP_HEADER_LEN]);
         let (cpu, mem) = (f[CPU_AT], f[MEM_AT]);
-        if !fixed || cpu > MAX_PERCENT || mem > MAX_PERCENT {
+        if diff != 0 || cpu > MAX_PERCENT || mem > MAX_PERCENT {
             return None;
         }
         let ts = read_uint(&f[TS_AT..node_at]).ok()?;
-        let seq = u32::from_be_bytes(f[seq_at..seq_end].try_into().ok()?);
+        let seq = u32::from_be_bytes(f[self.seq_at..self.seq_at + 4].try_into().ok()?);
         Some((cpu, mem, ts, seq))
     }
 }
