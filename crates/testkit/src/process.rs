@@ -96,9 +96,11 @@ impl Program {
     }
 
     /// Starts `command` (its program, arguments and environment as set) with piped stdin,
-    /// stdout and stderr.
+    /// stdout and stderr. An error it exits with is printed without a backtrace, so that the
+    /// lines a failing test shows are the log and the error.
     pub fn spawn(mut command: Command) -> Program {
         let mut child = command
+            .env("RUST_LIB_BACKTRACE", "0")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
