@@ -468,6 +468,44 @@ fn refused_start(url: &str, extra: &[&str], needle: &str) -> String {
 }
 
 #[test]
+fn a_node_started_while_its_cluster_has_no_quorum_starts_once_the_cluster_has_one() {
+    need_nats!();
+    let mut cluster = NatsServer::cluster();
+    let urls: Vec<String> = cluster.iter().map(NatsServer::url).collect();
+    // One server of three left: JetStream has no leader and refuses to set up the stream.
+    cluster[1].kill();
+    cluster[2].kill();
+    let mut args = vec![
+        "serve",
+        "--listen",
+        "tcp://127.0.0.1:0",
+        "--no-admin",
+        "--store-replicas",
+        "3",
+        "--store-max-bytes",
+        "256MiB",
+        "--store-connect-timeout",
+        "300s",
+    ];
+    for url in &urls {
+        args.extend_from_slice(&["--store", url]);
+    }
+    let mut node = avpd(&args);
+    node.stderr.wait_contains("trying again");
+    cluster[1].restart();
+    cluster[2].restart();
+    let line = node.stderr.wait_contains("listening on");
+    assert!(line.contains("(data)"), "{line}");
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("tcp://"))
+        .unwrap()
+        .to_string();
+    let mut agent = start_agent(&[&url], "after-quorum", &["--count", "3"]);
+    all_acknowledged(&mut agent, "after-quorum");
+}
+
+#[test]
 fn a_server_with_less_room_than_the_stream_asks_for_stops_the_start_saying_what_to_do() {
     need_nats!();
     let dir = tempfile::tempdir().unwrap();

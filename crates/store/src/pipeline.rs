@@ -6,7 +6,7 @@
 use crate::channel::FromNodes;
 use crate::commands::{self, CommandReply, OnCommand};
 use crate::envelope;
-use crate::setup::{connect_client, ensure_bucket, ensure_stream};
+use crate::setup::{connect_client, ensure_stream_and_bucket};
 use crate::subject::{report_subject, token};
 use crate::thread::Wake;
 use crate::{LatestRow, StoreConfig, StoreError, StoreStatus};
@@ -409,8 +409,7 @@ async fn set_up(
         .max_ack_inflight(MAX_IN_FLIGHT + MAX_LATEST_IN_FLIGHT)
         .backpressure_on_inflight(false)
         .build(client);
-    let stream = ensure_stream(&js, config).await?;
-    let bucket = ensure_bucket(&js, config).await?;
+    let (stream, bucket) = ensure_stream_and_bucket(&js, config).await?;
     Ok((js, stream, bucket))
 }
 

@@ -8,6 +8,10 @@ use async_nats::jetstream::context::Context;
 use async_nats::jetstream::kv;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The pause before the stream and the bucket are set up again after a refusal.
+const SETUP_RETRY: Duration = Duration::from_millis(500);
 
 /// Connects to the configured servers; `status` (when given) follows the connection.
 pub(crate) async fn connect_client(
@@ -93,12 +97,39 @@ fn stream_config(config: &StoreConfig) -> stream::Config {
     }
 }
 
-/// The stream of reports: created, or checked for what avpd needs and updated to the
-/// configured limits (keeping what the operator added).
-pub(crate) async fn ensure_stream(
+/// The stream and the bucket. A refusal is asked again every [`SETUP_RETRY`] until
+/// `config.connect_timeout` has passed, then returned: JetStream's cluster may still be
+/// electing its leaders (a node that starts with its cluster), or its answer may have come
+/// late. A stream that cannot hold avpd's reports, or that the server has no room for, fails
+/// at once.
+pub(crate) async fn ensure_stream_and_bucket(
     js: &Context,
     config: &StoreConfig,
-) -> Result<stream::Stream, StoreError> {
+) -> Result<(stream::Stream, kv::Store), StoreError> {
+    let deadline = Instant::now() + config.connect_timeout;
+    loop {
+        let attempt = async {
+            let stream = ensure_stream(js, config).await?;
+            Ok((stream, ensure_bucket(js, config).await?))
+        };
+        match attempt.await {
+            Err(e) if may_pass_later(&e) && Instant::now() + SETUP_RETRY < deadline => {
+                tracing::warn!("store: {e}; trying again");
+                tokio::time::sleep(SETUP_RETRY).await;
+            }
+            done => return done,
+        }
+    }
+}
+
+/// True when a setup that failed with `e` may pass if made again.
+fn may_pass_later(e: &StoreError) -> bool {
+    matches!(e, StoreError::Setup { reason, .. } if !reason.contains(INSUFFICIENT_STORAGE))
+}
+
+/// The stream of reports: created, or checked for what avpd needs and updated to the
+/// configured limits (keeping what the operator added).
+async fn ensure_stream(js: &Context, config: &StoreConfig) -> Result<stream::Stream, StoreError> {
     let wanted = stream_config(config);
     match js.get_stream(&config.stream).await {
         Ok(mut existing) => {
@@ -196,10 +227,7 @@ fn check_compatible(
 }
 
 /// The bucket of latest reports, created or updated.
-pub(crate) async fn ensure_bucket(
-    js: &Context,
-    config: &StoreConfig,
-) -> Result<kv::Store, StoreError> {
+async fn ensure_bucket(js: &Context, config: &StoreConfig) -> Result<kv::Store, StoreError> {
     let wanted = kv::Config {
         bucket: config.latest_bucket.clone(),
         description: "avpd: the latest report of every node".into(),
