@@ -1200,7 +1200,8 @@ impl ReportShape {
             return None;
         }
         let seq_at = seq_at + AVP_HEADER_LEN;
-        let mut template = [frame, &vec![0xFF; frame.len()]].concat();
+        let mut template = frame.to_vec();
+        template.resize(2 * frame.len(), 0xFF);
         let mask = &mut template[frame.len()..];
         mask[CPU_AT] = 0;
         mask[MEM_AT] = 0;
