@@ -1041,3 +1041,50 @@ proptest! {
         prop_assert_eq!(answer_all(data()), answer_all(data().without_fast_paths()));
     }
 }
+
+/// A learnt report shape reads the values of a report like it, and declines one that differs
+/// from it in any other byte: a header, an AVP header, the NODE_ID, the INSTANCE.
+#[test]
+fn a_report_shape_reads_the_values_and_declines_any_other_change() {
+    let report = |cpu, ts| Report {
+        fleet: None,
+        cpu_percent: cpu,
+        mem_percent: 40,
+        timestamp_ms: Some(ts),
+        node_id: Some("ws-17".into()),
+        instance: Some(7),
+    };
+    let ts = 1_700_000_000_000;
+    for sign in [false, true] {
+        let frame = |seq, cpu, ts| {
+            let f = agent_report(seq, "ws-17", cpu, ts, Some(7));
+            if sign {
+                signed(f)
+            } else {
+                f
+            }
+        };
+        let learnt = frame(5, 10, ts);
+        let shape = ReportShape::learn(&learnt, &report(10, ts), Some(5)).expect("a shape");
+        assert_eq!(shape.read(&frame(9, 99, ts + 1)), Some((99, 40, ts + 1, 9)));
+        let seq_value = shape.seq_at..shape.seq_at + 4;
+        let authenticator = shape.authenticator_at().map_or(learnt.len(), |at| at);
+        let values = |i: usize| {
+            i == CPU_AT
+                || i == MEM_AT
+                || (TS_AT..TS_AT + shape.ts_width).contains(&i)
+                || seq_value.contains(&i)
+                || i >= authenticator
+        };
+        for i in 0..learnt.len() {
+            let mut changed = learnt.clone();
+            changed[i] ^= 0x01;
+            let read = shape.read(&changed);
+            if values(i) {
+                assert!(read.is_some(), "byte {i} is a value (signed: {sign})");
+            } else {
+                assert_eq!(read, None, "byte {i} is fixed (signed: {sign})");
+            }
+        }
+    }
+}
