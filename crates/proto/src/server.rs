@@ -750,7 +750,7 @@ impl ServerSession {
             } else {
                 let shape = self.shape.as_deref()?;
                 let (cpu, mem, ts, seq) = shape.read(input)?;
-                let node = Cow::Borrowed(&*shape.node);
+                let node = Cow::Borrowed(shape.node_in(input)?);
                 let report = canonical::report(cpu, mem, Some(ts), Some(node), shape.instance);
                 (shape.len(), seq, report, shape.authenticator_at())
             };
@@ -868,7 +868,7 @@ impl ServerSession {
                     return;
                 }
                 tally.reports += 1;
-                self.learn_shape(frame, &report, seq);
+                self.learn_shape(frame, &report, seq, cap.0 != Cap::NONE.0);
                 let accepted = AcceptedReport {
                     sequence: seq,
                     report,
@@ -1050,8 +1050,9 @@ impl ServerSession {
     }
 
     /// Remembers the layout of a named report so that the next one like it takes the fast
-    /// path.
-    fn learn_shape(&mut self, frame: &[u8], report: &Report<'_>, seq: Option<u64>) {
+    /// path; a `datagram`'s layout is taken with its NODE_ID as a value, since one UDP socket
+    /// hears from many nodes.
+    fn learn_shape(&mut self, frame: &[u8], report: &Report<'_>, seq: Option<u64>, datagram: bool) {
         if self.config.codec != Codec::Binary {
             return;
         }
@@ -1062,7 +1063,7 @@ impl ServerSession {
             Some(s) => s.read(frame).is_some() || report.node_id.as_deref() != Some(&*s.node),
         };
         if !keep {
-            if let Some(shape) = ReportShape::learn(frame, report, seq) {
+            if let Some(shape) = ReportShape::learn(frame, report, seq, datagram) {
                 self.shape = Some(Box::new(shape));
             }
         }
@@ -1136,10 +1137,13 @@ impl<S: ReportSink> ReportSink for DatagramStaging<'_, S> {
 struct ReportShape {
     /// The report the shape was learnt from, then as many mask bytes: 0xFF over each byte a
     /// report of this shape repeats, 0 over each value it may change (CPU, MEM, TIMESTAMP,
-    /// SEQUENCE and the AUTHENTICATOR's value).
+    /// SEQUENCE and the AUTHENTICATOR's value, and NODE_ID's when `any_node`).
     template: Box<[u8]>,
     /// Its NODE_ID.
     node: Box<str>,
+    /// Whether a report of this shape may name any NODE_ID of `node`'s length that is
+    /// printable ASCII.
+    any_node: bool,
     /// Its INSTANCE.
     instance: Option<u64>,
     /// Width of its TIMESTAMP.
@@ -1173,8 +1177,13 @@ impl ReportShape {
     /// The shape of `frame`, which holds `report` with SEQUENCE `seq`, when it is laid out
     /// exactly as the encoder writes such a report: CPU and MEM in one byte, TIMESTAMP in its
     /// shortest width, NODE_ID, INSTANCE (if any) in its shortest width, SEQUENCE in four
-    /// bytes, nothing else.
-    fn learn(frame: &[u8], report: &Report<'_>, seq: Option<u64>) -> Option<ReportShape> {
+    /// bytes, nothing else. With `any_node` the shape takes the NODE_ID's bytes as a value.
+    fn learn(
+        frame: &[u8],
+        report: &Report<'_>,
+        seq: Option<u64>,
+        any_node: bool,
+    ) -> Option<ReportShape> {
         let node = report.node_id.as_deref()?;
         let ts_width = crate::avp::uint_width(report.timestamp_ms?);
         u32::try_from(seq?).ok()?;
@@ -1199,6 +1208,8 @@ impl ReportShape {
         if !laid_out {
             return None;
         }
+        // A shape must read the report it was learnt from.
+        let any_node = any_node && printable_ascii(node.as_bytes());
         let seq_at = seq_at + AVP_HEADER_LEN;
         let mut template = frame.to_vec();
         template.resize(2 * frame.len(), 0xFF);
@@ -1207,12 +1218,16 @@ impl ReportShape {
         mask[MEM_AT] = 0;
         mask[TS_AT..node_at].fill(0);
         mask[seq_at..seq_at + 4].fill(0);
+        if any_node {
+            mask[node_at + AVP_HEADER_LEN..instance_at].fill(0);
+        }
         if frame.len() > end {
             mask[end + AVP_HEADER_LEN..].fill(0);
         }
         Some(ReportShape {
             template: template.into(),
             node: node.into(),
+            any_node,
             instance: report.instance,
             ts_width,
             seq_at,
@@ -1245,6 +1260,27 @@ impl ReportShape {
         let seq = u32::from_be_bytes(f[self.seq_at..self.seq_at + 4].try_into().ok()?);
         Some((cpu, mem, ts, seq))
     }
+
+    /// The NODE_ID of the report of this shape at the front of `input`, which [`Self::read`]
+    /// read: this shape's, or with `any_node` the report's own when it is printable ASCII.
+    #[inline(always)]
+    fn node_in<'a>(&'a self, input: &'a [u8]) -> Option<&'a str> {
+        if !self.any_node {
+            return Some(&self.node);
+        }
+        let name = &input[TS_AT + self.ts_width + AVP_HEADER_LEN..][..self.node.len()];
+        if !printable_ascii(name) {
+            return None;
+        }
+        std::str::from_utf8(name).ok()
+    }
+}
+
+/// True when `text` is printable ASCII: a NODE_ID the rules allow, whose other values (any
+/// other UTF-8 text without control characters) the general path checks.
+#[inline(always)]
+fn printable_ascii(text: &[u8]) -> bool {
+    text.iter().all(|b| (b' '..=b'~').contains(b))
 }
 
 /// A bound on the size of an answer.

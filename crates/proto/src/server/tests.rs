@@ -1043,7 +1043,8 @@ proptest! {
 }
 
 /// A learnt report shape reads the values of a report like it, and declines one that differs
-/// from it in any other byte: a header, an AVP header, the NODE_ID, the INSTANCE.
+/// from it in any other byte: a header, an AVP header, the INSTANCE, and the NODE_ID unless
+/// the shape takes any (a datagram's), which must then be printable ASCII.
 #[test]
 fn a_report_shape_reads_the_values_and_declines_any_other_change() {
     let report = |cpu, ts| Report {
@@ -1055,18 +1056,28 @@ fn a_report_shape_reads_the_values_and_declines_any_other_change() {
         instance: Some(7),
     };
     let ts = 1_700_000_000_000;
-    for sign in [false, true] {
-        let frame = |seq, cpu, ts| {
-            let f = agent_report(seq, "ws-17", cpu, ts, Some(7));
+    for (sign, any_node) in [(false, false), (true, false), (false, true), (true, true)] {
+        let case = format!("signed: {sign}, any node: {any_node}");
+        let frame = |seq, node, cpu, ts| {
+            let f = agent_report(seq, node, cpu, ts, Some(7));
             if sign {
                 signed(f)
             } else {
                 f
             }
         };
-        let learnt = frame(5, 10, ts);
-        let shape = ReportShape::learn(&learnt, &report(10, ts), Some(5)).expect("a shape");
-        assert_eq!(shape.read(&frame(9, 99, ts + 1)), Some((99, 40, ts + 1, 9)));
+        let learnt = frame(5, "ws-17", 10, ts);
+        let shape =
+            ReportShape::learn(&learnt, &report(10, ts), Some(5), any_node).expect("a shape");
+        let read = |f: &[u8]| Some((shape.read(f)?, shape.node_in(f)?.to_string()));
+        let values = (99, 40, ts + 1, 9);
+        let same = frame(9, "ws-17", 99, ts + 1);
+        assert_eq!(read(&same), Some((values, "ws-17".into())), "{case}");
+        let other = frame(9, "ws-18", 99, ts + 1);
+        let want = any_node.then(|| (values, "ws-18".to_string()));
+        assert_eq!(read(&other), want, "{case}");
+        let node_value = TS_AT + shape.ts_width + AVP_HEADER_LEN..;
+        let node_value = node_value.start..node_value.start + "ws-17".len();
         let seq_value = shape.seq_at..shape.seq_at + 4;
         let authenticator = shape.authenticator_at().map_or(learnt.len(), |at| at);
         let values = |i: usize| {
@@ -1075,16 +1086,20 @@ fn a_report_shape_reads_the_values_and_declines_any_other_change() {
                 || (TS_AT..TS_AT + shape.ts_width).contains(&i)
                 || seq_value.contains(&i)
                 || i >= authenticator
+                || any_node && node_value.contains(&i)
         };
         for i in 0..learnt.len() {
             let mut changed = learnt.clone();
             changed[i] ^= 0x01;
-            let read = shape.read(&changed);
+            let read = read(&changed);
             if values(i) {
-                assert!(read.is_some(), "byte {i} is a value (signed: {sign})");
+                assert!(read.is_some(), "byte {i} is a value ({case})");
             } else {
-                assert_eq!(read, None, "byte {i} is fixed (signed: {sign})");
+                assert_eq!(read, None, "byte {i} is fixed ({case})");
             }
         }
+        let mut control = learnt.clone();
+        control[node_value.start] = 0x1B;
+        assert_eq!(read(&control), None, "{case}");
     }
 }
