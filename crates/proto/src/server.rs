@@ -1130,9 +1130,9 @@ impl<S: ReportSink> ReportSink for DatagramStaging<'_, S> {
 
 /// The layout of a named report: CPU, MEM, TIMESTAMP, NODE_ID, optionally INSTANCE, a 4-byte
 /// SEQUENCE, in the order the encoder writes them, and optionally the AUTHENTICATOR a signer
-/// appends. A frame of the same layout, NODE_ID, INSTANCE and widths is read by comparing its
-/// fixed bytes with this one's, sixteen at a time under a mask, and reading its values where
-/// they sit.
+/// appends. A frame of the same layout, INSTANCE, widths and NODE_ID (with `any_node`, any
+/// printable-ASCII NODE_ID of its length) is read by comparing its fixed bytes with this
+/// one's, sixteen at a time under a mask, and reading its values where they sit.
 #[derive(Debug)]
 struct ReportShape {
     /// The report the shape was learnt from, then as many mask bytes: 0xFF over each byte a
