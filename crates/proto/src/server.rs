@@ -868,7 +868,7 @@ impl ServerSession {
                     return;
                 }
                 tally.reports += 1;
-                self.learn_shape(frame, &report, seq, cap.0 != Cap::NONE.0);
+                self.learn_shape(frame, &report, seq, cap.is_datagram());
                 let accepted = AcceptedReport {
                     sequence: seq,
                     report,
@@ -1020,7 +1020,7 @@ impl ServerSession {
         let start = dst.len();
         // An error answering a datagram is code-only: it may not be larger than what it
         // answers, and its text would only help someone reflecting traffic.
-        let datagram_error = cap.0 != Cap::NONE.0
+        let datagram_error = cap.is_datagram()
             && matches!(answer.body, Body::CommandResponse { code, .. } if code != result_code::OK);
         // Every answer the session builds is within the rules: error texts are clipped to fit
         // an INFO AVP, SEQUENCE echoes a value that was read.
@@ -1290,6 +1290,11 @@ struct Cap(usize);
 impl Cap {
     /// No bound: stream answers.
     const NONE: Cap = Cap(usize::MAX);
+
+    /// True when the answer is to a datagram (bounded by its size).
+    fn is_datagram(self) -> bool {
+        self.0 != Cap::NONE.0
+    }
 }
 
 #[cfg(test)]
