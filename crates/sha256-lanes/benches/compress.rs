@@ -1,8 +1,9 @@
 //! Four blocks into four states: `sha2`'s compression one block after the other against
-//! [`compress_each`] with all four at once.
+//! [`compress_each`] with all four at once, and one block known ahead into four states
+//! ([`compress_known`]).
 //!
 //! `cargo bench -p avp-sha256-lanes`
-use avp_sha256_lanes::{compress_each, BLOCK};
+use avp_sha256_lanes::{compress_each, compress_known, KnownBlock, BLOCK};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sha2::block_api::compress256;
 use std::hint::black_box;
@@ -22,6 +23,10 @@ fn four_blocks(c: &mut Criterion) {
     });
     g.bench_function("compress_each", |b| {
         b.iter(|| compress_each(&mut states, black_box(&refs)))
+    });
+    let known = KnownBlock::new(&blocks[0]);
+    g.bench_function("compress_known", |b| {
+        b.iter(|| compress_known(&mut states, black_box(&known)))
     });
     g.finish();
     black_box(states);

@@ -6,19 +6,7 @@
 
 use core::arch::x86_64::*;
 
-use crate::{BLOCK, LANES};
-
-/// SHA-256's round constants.
-const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
+use crate::{BLOCK, K, LANES};
 
 /// True when this processor has the extensions [`compress`] uses (the answer is cached by
 /// the standard library after the first call).
@@ -43,6 +31,19 @@ pub(crate) fn compress_each(states: &mut [[u32; 8]], blocks: &[&[u8; BLOCK]]) {
     }
 }
 
+/// [`crate::compress_known`] for a processor where [`available`] is true.
+pub(crate) fn compress_known(states: &mut [[u32; 8]], wk: &[[u32; 4]; 16]) {
+    let mut states = states.chunks_exact_mut(LANES);
+    for states in &mut states {
+        // SAFETY: the caller checked `available()`, the features `known` is compiled for.
+        unsafe { known::<LANES>(states.try_into().unwrap(), wk) }
+    }
+    for state in states.into_remainder() {
+        // SAFETY: as above.
+        unsafe { known::<1>(std::array::from_mut(state), wk) }
+    }
+}
+
 /// Compresses `blocks[i]` into `states[i]` for the `N` lanes, their rounds interleaved.
 ///
 /// # Safety
@@ -55,13 +56,7 @@ unsafe fn compress<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; B
     // Big-endian words from the block's bytes.
     let swap = _mm_set_epi64x(0x0C0D_0E0F_0809_0A0B, 0x0405_0607_0001_0203);
     for l in 0..N {
-        let state: *const __m128i = states[l].as_ptr().cast();
-        // SAFETY: a state is 32 bytes, two unaligned 16-byte loads.
-        let (dcba, hgfe) = unsafe { (_mm_loadu_si128(state), _mm_loadu_si128(state.add(1))) };
-        let cdab = _mm_shuffle_epi32(dcba, 0xB1);
-        let efgh = _mm_shuffle_epi32(hgfe, 0x1B);
-        abef[l] = _mm_alignr_epi8(cdab, efgh, 8);
-        cdgh[l] = _mm_blend_epi16(efgh, cdab, 0xF0);
+        (abef[l], cdgh[l]) = load(&states[l]);
         let block: *const __m128i = blocks[l].as_ptr().cast();
         for (i, word) in w[l].iter_mut().enumerate() {
             // SAFETY: a block is 64 bytes, four unaligned 16-byte loads.
@@ -88,16 +83,72 @@ unsafe fn compress<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; B
     rounds(14, true, a, c, w);
     rounds(15, true, a, c, w);
     for l in 0..N {
-        let abef = _mm_add_epi32(abef[l], abef_in[l]);
-        let cdgh = _mm_add_epi32(cdgh[l], cdgh_in[l]);
-        let feba = _mm_shuffle_epi32(abef, 0x1B);
-        let dchg = _mm_shuffle_epi32(cdgh, 0xB1);
-        let state: *mut __m128i = states[l].as_mut_ptr().cast();
-        // SAFETY: a state is 32 bytes, two unaligned 16-byte stores.
-        unsafe {
-            _mm_storeu_si128(state, _mm_blend_epi16(feba, dchg, 0xF0));
-            _mm_storeu_si128(state.add(1), _mm_alignr_epi8(dchg, feba, 8));
+        store(
+            &mut states[l],
+            _mm_add_epi32(abef[l], abef_in[l]),
+            _mm_add_epi32(cdgh[l], cdgh_in[l]),
+        );
+    }
+}
+
+/// Compresses the one block whose message words plus round constants are `wk` (four per
+/// group of rounds, [`crate::KnownBlock`]'s) into each of the `N` states, their rounds
+/// interleaved: the rounds of [`compress`] without the message schedule.
+///
+/// # Safety
+/// The processor must have the `sha`, `sse4.1` and `ssse3` extensions.
+#[target_feature(enable = "sha,sse4.1,ssse3")]
+unsafe fn known<const N: usize>(states: &mut [[u32; 8]; N], wk: &[[u32; 4]; 16]) {
+    let mut abef = [_mm_setzero_si128(); N];
+    let mut cdgh = [_mm_setzero_si128(); N];
+    for l in 0..N {
+        (abef[l], cdgh[l]) = load(&states[l]);
+    }
+    let (abef_in, cdgh_in) = (abef, cdgh);
+    for wk in wk {
+        // SAFETY: four words, one unaligned 16-byte load.
+        let wk = unsafe { _mm_loadu_si128(wk.as_ptr().cast()) };
+        let hi = _mm_shuffle_epi32(wk, 0x0E);
+        for l in 0..N {
+            cdgh[l] = _mm_sha256rnds2_epu32(cdgh[l], abef[l], wk);
+            abef[l] = _mm_sha256rnds2_epu32(abef[l], cdgh[l], hi);
         }
+    }
+    for l in 0..N {
+        store(
+            &mut states[l],
+            _mm_add_epi32(abef[l], abef_in[l]),
+            _mm_add_epi32(cdgh[l], cdgh_in[l]),
+        );
+    }
+}
+
+/// A state as the extensions take it: its words in the registers ABEF and CDGH.
+#[inline]
+#[target_feature(enable = "sha,sse4.1,ssse3")]
+fn load(state: &[u32; 8]) -> (__m128i, __m128i) {
+    let state: *const __m128i = state.as_ptr().cast();
+    // SAFETY: a state is 32 bytes, two unaligned 16-byte loads.
+    let (dcba, hgfe) = unsafe { (_mm_loadu_si128(state), _mm_loadu_si128(state.add(1))) };
+    let cdab = _mm_shuffle_epi32(dcba, 0xB1);
+    let efgh = _mm_shuffle_epi32(hgfe, 0x1B);
+    (
+        _mm_alignr_epi8(cdab, efgh, 8),
+        _mm_blend_epi16(efgh, cdab, 0xF0),
+    )
+}
+
+/// Writes the registers ABEF and CDGH back into `state`, the inverse of [`load`].
+#[inline]
+#[target_feature(enable = "sha,sse4.1,ssse3")]
+fn store(state: &mut [u32; 8], abef: __m128i, cdgh: __m128i) {
+    let feba = _mm_shuffle_epi32(abef, 0x1B);
+    let dchg = _mm_shuffle_epi32(cdgh, 0xB1);
+    let state: *mut __m128i = state.as_mut_ptr().cast();
+    // SAFETY: a state is 32 bytes, two unaligned 16-byte stores.
+    unsafe {
+        _mm_storeu_si128(state, _mm_blend_epi16(feba, dchg, 0xF0));
+        _mm_storeu_si128(state.add(1), _mm_alignr_epi8(dchg, feba, 8));
     }
 }
 

@@ -5,12 +5,15 @@
 //! costs its own blocks and one outer block, with no buffering and no copy of a hasher's
 //! state beyond the two 32-byte chaining values. Frames of one length can be taken a few at a
 //! time ([`HmacKey::macs`]): each of their blocks goes through `avp_sha256_lanes` together
-//! with the others', whose compressions interleave. The tests check it against the `hmac`
-//! crate.
+//! with the others', whose compressions interleave. A message whose bytes after its last whole
+//! block are all fill (a frame that ends with its AUTHENTICATOR) ends in padding blocks that
+//! depend on its length alone: their message schedule is worked out once per length
+//! ([`KnownTail`]). The tests check it against the `hmac` crate.
 
-use avp_sha256_lanes::{compress_each, BLOCK};
+use avp_sha256_lanes::{compress_each, compress_known, KnownBlock, BLOCK};
 use sha2::block_api::compress256;
 use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
 
 /// SHA-256's digest, in bytes.
 pub(crate) const DIGEST: usize = 32;
@@ -21,6 +24,41 @@ pub(crate) const LANES: usize = 4;
 const IV: [u32; 8] = [
     0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
 ];
+
+/// Messages shorter than this have their [`KnownTail`] kept once worked out.
+const KNOWN_TAILS: usize = 3 * BLOCK;
+
+/// The padding blocks (one or two) that end every message of one length whose bytes after
+/// its last whole block are all one fill byte.
+struct KnownTail {
+    fill: u8,
+    blocks: Vec<KnownBlock>,
+}
+
+/// Per message length below [`KNOWN_TAILS`], its [`KnownTail`], worked out when first needed.
+static TAILS: [OnceLock<KnownTail>; KNOWN_TAILS] = [const { OnceLock::new() }; KNOWN_TAILS];
+
+impl KnownTail {
+    /// The tail of a message of `len` bytes whose bytes `fill_at..fill_at + fill_len` are
+    /// `fill`, when those cover every byte after its last whole block and `len` is below
+    /// [`KNOWN_TAILS`].
+    fn of(len: usize, fill_at: usize, fill_len: usize, fill: u8) -> Option<&'static KnownTail> {
+        let whole = len / BLOCK * BLOCK;
+        let covered = fill_at <= whole && fill_at + fill_len >= len;
+        let slot = TAILS.get(len).filter(|_| covered)?;
+        let tail = slot.get_or_init(|| {
+            let mut blocks = [[0u8; BLOCK]; 2];
+            let rest = len - whole;
+            blocks.as_flattened_mut()[..rest].fill(fill);
+            let used = pad(blocks.as_flattened_mut(), rest, BLOCK + len);
+            KnownTail {
+                fill,
+                blocks: blocks[..used].iter().map(KnownBlock::new).collect(),
+            }
+        });
+        (tail.fill == fill).then_some(tail)
+    }
+}
 
 /// A secret's HMAC-SHA256 key schedule: the chaining values after its inner and outer pads.
 #[derive(Clone, Copy)]
@@ -96,18 +134,24 @@ impl HmacKey {
             }
             compress_each(inner, &nth(&blocks, 0)[..n]);
         }
-        let mut used = 1;
-        for (block, message) in blocks.iter_mut().zip(messages) {
-            let rest = &message[whole..];
-            *block = [[0; BLOCK]; 2];
-            let tail = block.as_flattened_mut();
-            tail[..rest.len()].copy_from_slice(rest);
-            fill_range(&mut tail[..rest.len()], whole, fill_at, fill_len, fill);
-            used = pad(tail, rest.len(), BLOCK + len);
-        }
-        compress_each(inner, &nth(&blocks, 0)[..n]);
-        if used == 2 {
-            compress_each(inner, &nth(&blocks, 1)[..n]);
+        if let Some(tail) = KnownTail::of(len, fill_at, fill_len, fill) {
+            for block in &tail.blocks {
+                compress_known(inner, block);
+            }
+        } else {
+            let mut used = 1;
+            for (block, message) in blocks.iter_mut().zip(messages) {
+                let rest = &message[whole..];
+                *block = [[0; BLOCK]; 2];
+                let tail = block.as_flattened_mut();
+                tail[..rest.len()].copy_from_slice(rest);
+                fill_range(&mut tail[..rest.len()], whole, fill_at, fill_len, fill);
+                used = pad(tail, rest.len(), BLOCK + len);
+            }
+            compress_each(inner, &nth(&blocks, 0)[..n]);
+            if used == 2 {
+                compress_each(inner, &nth(&blocks, 1)[..n]);
+            }
         }
         for (block, state) in blocks.iter_mut().zip(inner.iter()) {
             block[0] = [0; BLOCK];
@@ -234,6 +278,22 @@ mod tests {
         for n in 0..200 {
             let message: Vec<u8> = (0..n).map(|i| i as u8).collect();
             assert_eq!(key.mac(&message, 0, 0, 0), reference(b"k", &message), "{n}");
+        }
+    }
+
+    #[test]
+    fn messages_that_end_in_fill_agree_at_every_length_and_fill() {
+        let key = HmacKey::new(b"k");
+        for n in 0..KNOWN_TAILS + BLOCK {
+            let message: Vec<u8> = (0..n).map(|i| i as u8 | 1).collect();
+            let at = (n / BLOCK * BLOCK).saturating_sub(n % 3);
+            // The second fill of one length is not the one its tail was worked out with.
+            for fill in [0, b'0'] {
+                let mut filled = message.clone();
+                filled[at..].fill(fill);
+                let got = key.mac(&message, at, n - at, fill);
+                assert_eq!(got, reference(b"k", &filled), "{n} bytes, fill {fill}");
+            }
         }
     }
 
