@@ -82,13 +82,7 @@ unsafe fn compress<const N: usize>(states: &mut [[u32; 8]; N], blocks: &[&[u8; B
     rounds(13, true, a, c, w);
     rounds(14, true, a, c, w);
     rounds(15, true, a, c, w);
-    for l in 0..N {
-        store(
-            &mut states[l],
-            _mm_add_epi32(abef[l], abef_in[l]),
-            _mm_add_epi32(cdgh[l], cdgh_in[l]),
-        );
-    }
+    finish(states, abef, cdgh, abef_in, cdgh_in);
 }
 
 /// Compresses the one block whose message words plus round constants are `wk` (four per
@@ -114,13 +108,7 @@ unsafe fn known<const N: usize>(states: &mut [[u32; 8]; N], wk: &[[u32; 4]; 16])
             abef[l] = _mm_sha256rnds2_epu32(abef[l], cdgh[l], hi);
         }
     }
-    for l in 0..N {
-        store(
-            &mut states[l],
-            _mm_add_epi32(abef[l], abef_in[l]),
-            _mm_add_epi32(cdgh[l], cdgh_in[l]),
-        );
-    }
+    finish(states, abef, cdgh, abef_in, cdgh_in);
 }
 
 /// A state as the extensions take it: its words in the registers ABEF and CDGH.
@@ -136,6 +124,26 @@ fn load(state: &[u32; 8]) -> (__m128i, __m128i) {
         _mm_alignr_epi8(cdab, efgh, 8),
         _mm_blend_epi16(efgh, cdab, 0xF0),
     )
+}
+
+/// Ends a compression of every lane: its rounds' result added to the state it started from
+/// (`abef_in`, `cdgh_in`), written back into its state.
+#[inline]
+#[target_feature(enable = "sha,sse4.1,ssse3")]
+fn finish<const N: usize>(
+    states: &mut [[u32; 8]; N],
+    abef: [__m128i; N],
+    cdgh: [__m128i; N],
+    abef_in: [__m128i; N],
+    cdgh_in: [__m128i; N],
+) {
+    for l in 0..N {
+        store(
+            &mut states[l],
+            _mm_add_epi32(abef[l], abef_in[l]),
+            _mm_add_epi32(cdgh[l], cdgh_in[l]),
+        );
+    }
 }
 
 /// Writes the registers ABEF and CDGH back into `state`, the inverse of [`load`].
