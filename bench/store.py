@@ -20,7 +20,9 @@ gives medians of acks and of answers of any result code (503 included), and the 
 range of the per-round ratios (stored / limit, received / none). Then an open-loop run at half of the stored path's median capacity, with and without
 the store and with `--ack-after received`, gives the latency storing adds and the data-plane
 worker's CPU time per report in each (from /proc), which is what the store costs the data
-plane when acks do not wait for it.
+plane when acks do not wait for it; and the plain publisher at that rate on a schedule
+(`avp-bench-nats --rate`), alone and beside a node without --store under the same load,
+gives the broker's own latency and what the placement on two cores adds to it.
 
 It rewrites the block between the GENERATED markers for bench/store in docs/CAPACITY.md
 (appending them when missing). Stdlib only; needs nats-server on PATH.
@@ -34,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(BENCH)
@@ -158,6 +161,49 @@ def open_loop(variant, rate, secs):
     return rep["latency"]["corrected"], float(rep["throughput"]), cpu_s * 1e6 / max(reports, 1)
 
 
+def broker_open_loop(rate, secs, beside_load):
+    """The broker's latency at `rate`: avp-bench-nats publishing on a schedule; with
+    `beside_load`, while a node without --store answers avp-loadgen at the same rate, so that
+    the machine carries what it carries in the `stored` run, but for the node's store thread
+    in the publisher's place. (latency, achieved rate)."""
+    def publish(url):
+        argv = ["taskset", "-c", sidebyside.SERVER_CPU, PUBLISHER, "--server", url,
+                "--messages", str(int(rate * secs)), "--nodes", str(CONNS),
+                "--rate", f"{rate:.0f}"]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        if out.returncode != 0:
+            raise RuntimeError(f"avp-bench-nats failed: {out.stderr.strip()[-300:]}")
+        return json.loads(out.stdout)
+
+    def run(url):
+        if not beside_load:
+            return publish(url)
+        port = sidebyside.free_port("tcp")
+        node = sidebyside.Server("avpd", node_argv(port, "none", url))
+        load = None
+        try:
+            if not sidebyside.wait_tcp(node, port):
+                raise RuntimeError(f"avpd is not answering: {node.output_tail()}")
+            load = sidebyside.Server("avp-loadgen", [
+                LOADGEN, "--target", f"tcp://{HOST}:{port}", "--report-fields", "full",
+                "--rate", f"{rate:.0f}", "--connections", "100", "--pipeline", "16",
+                "--duration", f"{secs * 3:g}s"], cpu=LOAD_CPU)
+            # Its first progress line: the load is on.
+            deadline = time.monotonic() + 30
+            while not load.output_tail() and load.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if not load.output_tail():
+                raise RuntimeError("avp-loadgen printed no progress")
+            return publish(url)
+        finally:
+            if load:
+                load.stop()
+            node.stop()
+
+    rep = with_node("limit", run)
+    return rep, float(rep["rate"])
+
+
 def ratio_cell(rounds, a, b, field="acks"):
     ratios = [r[a][field] / r[b][field] for r in rounds
               if r.get(a) and r.get(b) and r[b][field]]
@@ -171,7 +217,7 @@ def commands(secs):
     return "\n".join([
         f"taskset -c {LOAD_CPU} nats-server -js -a {HOST} -p NATS_PORT -sd DIR &",
         f"taskset -c {sidebyside.SERVER_CPU} {PUBLISHER} --server nats://{HOST}:NATS_PORT "
-        f"--messages 300000 --nodes {CONNS}",
+        f"--messages 300000 --nodes {CONNS}   # add --rate R for its open-loop latency",
         f"taskset -c {sidebyside.SERVER_CPU} {node} &   # or --ack-after received, or no --store",
         f"taskset -c {LOAD_CPU} {LOADGEN} --target tcp://{HOST}:PORT --report-fields full "
         f"--connections {CONNS} --pipeline {DEPTH} --duration {secs:g}s --warmup 1s",
@@ -209,6 +255,11 @@ def main():
     for variant in ("stored", "received", "none"):
         log(f"open loop at {rate:,.0f}/s: {variant}")
         latency[variant] = open_loop(variant, rate, max(a.secs, 10))
+    brokers = {}
+    for beside_load in (False, True):
+        log(f"open loop at {rate:,.0f}/s: the plain publisher"
+            + (", beside a node without --store under the same load" if beside_load else ""))
+        brokers[beside_load] = broker_open_loop(rate, max(a.secs, 10), beside_load)
     version = subprocess.run(["nats-server", "--version"], capture_output=True,
                              text=True).stdout.strip()
     lines = [
@@ -245,8 +296,20 @@ def main():
         lat, got, cpu_us = latency[variant]
         cells = " | ".join(f"{lat[k]:,.0f} µs" for k in ("p50_us", "p99_us", "p99_9_us", "max_us"))
         lines.append(f"| {label} | {got:,.0f} | {cells} | {cpu_us:.2f} µs |")
+    for beside_load, label in ((False, "the plain publisher alone"),
+                               (True, "the plain publisher, beside no `--store` at that rate")):
+        broker, broker_rate = brokers[beside_load]
+        cells = " | ".join(f"{broker[k]:,.0f} µs"
+                           for k in ("p50_us", "p99_us", "p99_9_us", "max_us"))
+        lines.append(f"| {label} | {broker_rate:,.0f} | {cells} | |")
     added = latency["stored"][0]["p99_us"] - latency["none"][0]["p99_us"]
-    lines += ["", f"Storing adds **{added:,.0f} µs** at p99 here.", "",
+    lines += ["", f"Storing adds **{added:,.0f} µs** at p99 here. The last two rows are the "
+              f"broker's latency from each record's scheduled time to its acknowledgement, "
+              f"for the same records at the same rate sent by `avp-bench-nats --rate` from "
+              f"CPU {sidebyside.SERVER_CPU}: alone on the machine, then while a node without "
+              f"`--store` on CPU {sidebyside.SERVER_CPU} answers avp-loadgen on CPU "
+              f"{LOAD_CPU} at that rate, which is the `stored` run's load with the plain "
+              f"publisher in place of the node's store thread.", "",
               "```sh", commands(a.secs), "python3 bench/store.py "
               f"--rounds {a.rounds} --secs {a.secs:g}   # all of the above", "```", ""]
     docblock.write_block(os.path.join(ROOT, DOC), BLOCK, lines)

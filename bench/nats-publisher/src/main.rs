@@ -2,7 +2,10 @@
 //! around the same full-report frames, the same subjects and message ids, into a stream of the
 //! same settings) from one current-thread runtime with many publishes in flight, as fast as
 //! the server acknowledges them, and prints the rate as one JSON line. This is the broker's
-//! own limit that docs/CAPACITY.md compares the node's store path with.
+//! own limit that docs/CAPACITY.md compares the node's store path with. With `--rate` it
+//! publishes on a schedule instead and adds the latency from each record's scheduled time to
+//! its acknowledgement (corrected for coordinated omission): the broker's own share of the
+//! latency that storing adds.
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, stream};
@@ -10,8 +13,9 @@ use avp_proto::{Body, Message, Report};
 use avpd_store::{envelope, subject};
 use clap::Parser;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use hdrhistogram::Histogram;
 use std::future::IntoFuture;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(about = "Publish avpd's stored records to JetStream as fast as it acknowledges them")]
@@ -31,6 +35,9 @@ struct Args {
     /// The stream (created with avpd's settings when missing).
     #[arg(long, default_value = "AVP_REPORTS")]
     stream: String,
+    /// Publish this many records per second on a schedule (open loop) and report the latency.
+    #[arg(long)]
+    rate: Option<f64>,
 }
 
 /// A stored record of report `seq` of `node`: what avpd publishes for it.
@@ -82,26 +89,44 @@ async fn run(args: Args) -> anyhow::Result<()> {
         })
         .collect();
     let mut acks = FuturesUnordered::new();
+    // Microseconds from a record's scheduled time (its send, without `--rate`) to its ack.
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     let (mut sent, mut acked) = (0u64, 0u64);
-    let start = Instant::now();
+    let start = tokio::time::Instant::now();
+    let due = |n: u64| match args.rate {
+        Some(rate) => start + Duration::from_secs_f64(n as f64 / rate),
+        None => start,
+    };
     while acked < args.messages {
-        while sent < args.messages && acks.len() < args.in_flight {
+        while sent < args.messages
+            && acks.len() < args.in_flight
+            && tokio::time::Instant::now() >= due(sent)
+        {
             let (node, subject) = &nodes[(sent % args.nodes) as usize];
             let seq = sent / args.nodes + 1;
             let message = jetstream::message::PublishMessage::build()
                 .payload(record(node, seq).into())
                 .message_id(format!("{subject}:{:016x}:{seq}", 1));
+            let scheduled = match args.rate {
+                Some(_) => due(sent),
+                None => tokio::time::Instant::now(),
+            };
             let ack = js.send_publish(subject.clone(), message).await?;
             // Outside tokio's cooperative budget, as in avpd's store (see its pipeline).
-            acks.push(tokio::task::unconstrained(ack.into_future()));
+            acks.push(tokio::task::unconstrained(async move {
+                (scheduled, ack.into_future().await)
+            }));
             sent += 1;
         }
-        match acks.next().await {
-            Some(ack) => {
+        let next_due = (sent < args.messages).then(|| due(sent));
+        tokio::select! {
+            Some((scheduled, ack)) = acks.next(), if !acks.is_empty() => {
                 ack.context("a publish was not acknowledged")?;
+                let us = scheduled.elapsed().as_micros() as u64;
+                latency.saturating_record(us.max(1));
                 acked += 1;
             }
-            None => break,
+            _ = tokio::time::sleep_until(next_due.unwrap_or(start)), if next_due.is_some() => {}
         }
     }
     let secs = start.elapsed().as_secs_f64();
@@ -111,6 +136,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "rate": acked as f64 / secs,
         "in_flight": args.in_flight,
         "nodes": args.nodes,
+        "p50_us": latency.value_at_quantile(0.5),
+        "p99_us": latency.value_at_quantile(0.99),
+        "p99_9_us": latency.value_at_quantile(0.999),
+        "max_us": latency.max(),
     });
     println!("{line}");
     Ok(())
