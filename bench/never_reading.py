@@ -15,7 +15,8 @@ Starts `avpd serve --workers 1 --no-admin --max-buffer-memory BUDGET` on CPU 0, 
   3. the node's RSS sampled every 100 ms from /proc throughout, its base taken with the
      peers connected and idle.
 Prints the node's RSS (base, peak with the peers), the budget, the node's counters of its
-last status line (slow_peer= closes), and the probe's p50/p99 without and with the peers,
+last status line (slow_peer= closes), and the probe's p50/p99/max (from the send of each request,
+after its 1 s warmup) and its answers per second without and with the peers,
 as Markdown. The peers' sockets ask for a 4 KiB receive buffer so the kernel holds little of
 what the node sends them. Needs target/release/avpd and target/release/avp-loadgen.
 Stdlib only.
@@ -90,8 +91,10 @@ def probe(port, secs):
     finally:
         os.unlink(path)
     lat = report["latency"]["uncorrected"]
-    return {"p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "throughput": report["throughput"],
-            "errors": report["errors_total"], "exit": run.returncode}
+    return {"p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "max_us": lat["max_us"],
+            "throughput": report["throughput"],
+            "errors": report["errors_total"], "error_kinds": report.get("errors", {}),
+            "exit": run.returncode}
 
 
 def connect_all(port, n):
@@ -191,13 +194,15 @@ def main():
         node.wait()
     mib = lambda b: f"{b / (1 << 20):.1f} MiB"
     print(f"| peers | per peer | budget | node RSS base | node RSS peak | peak - base |"
-          f" closed as slow peers | probe p50 / p99 alone | probe p50 / p99 with the peers |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          f" closed as slow peers | probe p50 / p99 / max alone | probe p50 / p99 / max with the peers"
+          f" | probe answers/s alone / with the peers |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(f"| {a.peers:,} | {a.per_peer:,} B | {a.budget} | {mib(base)} | "
           f"{mib(sampler.peak)} | {mib(sampler.peak - base)} | {slow:,} | "
-          f"{baseline['p50_us']:.0f} / {baseline['p99_us']:.0f} µs | "
-          f"{result['p50_us']:.0f} / {result['p99_us']:.0f} µs "
-          f"({result['errors']} errors) |")
+          f"{baseline['p50_us']:.0f} / {baseline['p99_us']:.0f} / {baseline['max_us']:,.0f} µs | "
+          f"{result['p50_us']:.0f} / {result['p99_us']:.0f} / {result['max_us']:,.0f} µs "
+          f"({result['errors']} errors) | "
+          f"{baseline['throughput']:,.0f} / {result['throughput']:,.0f} |")
     print(f"\npeers wrote {written:,} bytes in {wrote_s:.1f} s ({unfinished} unfinished); "
           f"buffered= on the status lines: {', '.join(peaks[-12:])}; last: {last.strip()}",
           file=sys.stderr)

@@ -52,6 +52,17 @@ fn a_fleet_that_never_reads_stays_within_the_budget_and_others_are_answered() {
         written > 2 * HOGS * (1 << 20) / 10,
         "the hogs sent more than the node could answer within its budget ({written} bytes)"
     );
+    // The node answers each hog a slice at a time, so its buffers fill after the hogs have
+    // stopped writing: wait until they press on the budget.
+    let deadline = std::time::Instant::now() + common::WAIT;
+    while node.buffered_peak() <= BUDGET / 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hogs did not press on the budget ({} bytes)",
+            node.buffered_peak()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let mut other = connect(&node, Scheme::Tcp);
     for seq in 0..100 {
         other.send(&report(seq));
@@ -66,10 +77,6 @@ fn a_fleet_that_never_reads_stays_within_the_budget_and_others_are_answered() {
     assert!(
         peak <= 2 * BUDGET,
         "buffers peaked at {peak} bytes, over the budget of {BUDGET}"
-    );
-    assert!(
-        peak > BUDGET / 2,
-        "the hogs did press on the budget ({peak} bytes)"
     );
     drop(hogs);
 }

@@ -41,6 +41,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use push::PushPlane;
 use slab::Slab;
+use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -52,6 +53,11 @@ const WAKER: Token = Token(usize::MAX);
 const FIRST_CONNECTION: usize = 1 << 16;
 /// How long a graceful shutdown may spend sending the answers already owed.
 pub const DRAIN_LIMIT: Duration = Duration::from_millis(1500);
+/// How long a round drives the connections left with work in earlier rounds, at most (the
+/// clock is read every [`AGAIN_CLOCK_EVERY`] of them).
+const AGAIN_SLICE: Duration = Duration::from_micros(250);
+/// Connections driven again between two readings of the clock.
+const AGAIN_CLOCK_EVERY: usize = 16;
 
 /// A TCP listener and the settings of its connections' sessions.
 pub struct TcpEntry {
@@ -113,8 +119,9 @@ pub struct Worker {
     store: Option<StoreIntake>,
     /// Connections holding answers until the store confirms their reports.
     holding: Vec<usize>,
-    /// Connections whose read budget ran out with input left: driven again next round.
-    again: Vec<usize>,
+    /// Connections whose read, answer or write budget ran out with work left, oldest first:
+    /// driven again in later rounds, [`AGAIN_SLICE`] of them at a time at most.
+    again: VecDeque<usize>,
     /// Connections whose slow-peer deadline runs, closed first when over the memory budget.
     slow: Vec<usize>,
     /// This worker's share of the node's memory budget.
@@ -218,7 +225,7 @@ impl Worker {
             dirty: Vec::new(),
             store,
             holding: Vec::new(),
-            again: Vec::new(),
+            again: VecDeque::new(),
             slow: Vec::new(),
             budget: Budget::new(
                 limits.buffered.clone(),
@@ -300,12 +307,7 @@ impl Worker {
                     }
                 }
             }
-            // Those left with input last round, after this round's events: one greedy peer
-            // cannot hold the worker.
-            for key in std::mem::take(&mut self.again) {
-                self.on_connection_event(key, false, now, now_ms);
-                self.push_owed(key, now);
-            }
+            self.drive_again(now, now_ms);
             self.free_closed_slots();
             self.exchange_with_store(now, now_ms);
             self.serve_relays(now, now_ms);
@@ -343,6 +345,29 @@ impl Worker {
         self.on_tick();
     }
 
+    /// Drives the connections left with work in earlier rounds, after this round's events,
+    /// oldest first, until [`AGAIN_SLICE`] of the round has passed: a fleet of greedy peers
+    /// cannot hold the worker, and a peer that just became ready waits for one slice of
+    /// theirs at most, not for all of them.
+    fn drive_again(&mut self, now: Instant, now_ms: u64) {
+        let until = now + AGAIN_SLICE;
+        let mut left = self.again.len();
+        while left > 0 {
+            left -= 1;
+            let Some(key) = self.again.pop_front() else {
+                break;
+            };
+            if let Some(Some(conn)) = self.conns.get_mut(key) {
+                conn.unlist_again();
+            }
+            self.on_connection_event(key, false, now, now_ms);
+            self.push_owed(key, now);
+            if left.is_multiple_of(AGAIN_CLOCK_EVERY) && Instant::now() >= until {
+                break;
+            }
+        }
+    }
+
     fn on_connection_event(&mut self, key: usize, read_closed: bool, now: Instant, now_ms: u64) {
         let token = Token(FIRST_CONNECTION + key);
         let mut ctx = context!(self, now, now_ms);
@@ -352,6 +377,11 @@ impl Worker {
         };
         if read_closed {
             conn.note_read_closed();
+        }
+        // A peer that left work last time waits for its turn among the others that did, so
+        // that one that just became ready goes first.
+        if conn.listed_again() {
+            return;
         }
         match conn.drive(self.poll.registry(), token, &mut ctx) {
             Ok(driven) => settle(key, conn, driven, now, lists!(self)),
@@ -572,7 +602,7 @@ struct Lists<'a> {
     dirty: &'a mut Vec<usize>,
     /// `None` while the worker walks the list itself.
     holding: Option<&'a mut Vec<usize>>,
-    again: &'a mut Vec<usize>,
+    again: &'a mut VecDeque<usize>,
     slow: &'a mut Vec<usize>,
     budget: &'a mut Budget,
 }
@@ -598,8 +628,8 @@ fn settle(key: usize, conn: &mut Connection, driven: Driven, now: Instant, lists
     if driven.dirty {
         lists.dirty.push(key);
     }
-    if driven.again {
-        lists.again.push(key);
+    if driven.again && conn.newly_again() {
+        lists.again.push_back(key);
     }
     if let Some(holding) = lists.holding {
         if conn.newly_holding() {
