@@ -181,6 +181,8 @@ const OUTPUT_FULL: u16 = 64;
 const SLOW_LISTED: u16 = 128;
 /// The worker lists the connection to be driven again in a later round.
 const AGAIN_LISTED: u16 = 256;
+/// The last event's answer budget ran out with input it did not answer.
+const INPUT_UNANSWERED: u16 = 512;
 
 impl Connection {
     /// Wraps an accepted, registered (READABLE) stream.
@@ -404,6 +406,7 @@ impl Connection {
         };
         // Input this event had no answers left for.
         let unanswered = answers == 0 && !self.has(READ_PAUSED);
+        self.set(INPUT_UNANSWERED, unanswered && self.input.is_some());
         // A spent write budget is no sign of a slow peer: its socket took all it was given.
         self.note_output(ctx.now, flushed != Flushed::Blocked, ctx.max_output);
         if self.has(INPUT_CLOSED)
@@ -411,7 +414,7 @@ impl Connection {
             && !self.stream.wants_write()
             && !self.has(READ_PAUSED)
             && self.session.held_len() == 0
-            && !(unanswered && self.input.is_some())
+            && !self.has(INPUT_UNANSWERED)
         {
             return Err(self
                 .ending
@@ -565,7 +568,8 @@ impl Connection {
         answers: &mut usize,
     ) -> Result<bool, CloseReason> {
         let mut dirty = false;
-        if !self.has(READ_PAUSED) && self.input.is_some() {
+        if self.has(INPUT_UNANSWERED) && !self.has(READ_PAUSED) {
+            self.set(INPUT_UNANSWERED, false);
             dirty |= self.process(ctx, token, answers);
         }
         while !self.has(READ_PAUSED) && !self.has(INPUT_CLOSED) && *budget > 0 && *answers > 0 {
