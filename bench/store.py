@@ -131,18 +131,22 @@ def worker_cpu(pid):
     raise RuntimeError("no avpd-worker-0 thread")
 
 
+def publisher(url, messages, extra=()):
+    """Runs avp-bench-nats on CPU 0 against `url`; its JSON line."""
+    argv = ["taskset", "-c", sidebyside.SERVER_CPU, PUBLISHER, "--server", url,
+            "--messages", str(messages), "--nodes", str(CONNS), *extra]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    if out.returncode != 0:
+        raise RuntimeError(f"avp-bench-nats failed: {out.stderr.strip()[-300:]}")
+    return json.loads(out.stdout)
+
+
 def closed_loop(variant, secs):
     """Acks (or, for the limit, JetStream acks) per second of one run, and answers of any
     result code per second."""
     if variant == "limit":
         def run(url):
-            messages = 300_000 if secs >= 3 else 100_000
-            argv = ["taskset", "-c", sidebyside.SERVER_CPU, PUBLISHER, "--server", url,
-                    "--messages", str(messages), "--nodes", str(CONNS)]
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
-            if out.returncode != 0:
-                raise RuntimeError(f"avp-bench-nats failed: {out.stderr.strip()[-300:]}")
-            rate = json.loads(out.stdout)["rate"]
+            rate = publisher(url, 300_000 if secs >= 3 else 100_000)["rate"]
             return {"acks": rate, "answers": rate}
         return with_node(variant, run)
     args = ["--connections", str(CONNS), "--pipeline", str(DEPTH), "--duration", f"{secs:g}s",
@@ -167,13 +171,7 @@ def broker_open_loop(rate, secs, beside_load):
     the machine carries what it carries in the `stored` run, but for the node's store thread
     in the publisher's place. (latency, achieved rate)."""
     def publish(url):
-        argv = ["taskset", "-c", sidebyside.SERVER_CPU, PUBLISHER, "--server", url,
-                "--messages", str(int(rate * secs)), "--nodes", str(CONNS),
-                "--rate", f"{rate:.0f}"]
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
-        if out.returncode != 0:
-            raise RuntimeError(f"avp-bench-nats failed: {out.stderr.strip()[-300:]}")
-        return json.loads(out.stdout)
+        return publisher(url, int(rate * secs), ["--rate", f"{rate:.0f}"])
 
     def run(url):
         if not beside_load:

@@ -835,7 +835,9 @@ mod tests {
         let mut f = Fixture::new(Role::Data);
         // Frames of an unknown type: each 3-byte frame earns an answer many times its size.
         const FRAMES: usize = 2_000;
-        let frames: Vec<u8> = (0..FRAMES).flat_map(|_| [0u8, 3, 77]).collect();
+        let frames: Vec<u8> = (0..FRAMES)
+            .flat_map(|_| avp_testkit::frame(77, &[]))
+            .collect();
         f.client.write_all(&frames).unwrap();
         let (conn, registry, mut ctx) = f.parts();
         let mut events = 0;
