@@ -13,13 +13,14 @@ Starts `avpd serve --workers 1 --no-admin --max-buffer-memory BUDGET` on CPU 0, 
      (each earns a 501 answer about 20 times its size, the heaviest answers per byte a peer
      can ask for) and never read; while they write, and for as long again, the same probe;
   3. the node's RSS sampled every 100 ms from /proc throughout, its base taken with the
-     peers connected and idle.
+     peers connected and idle. The peers' writer and this script run on CPU 1 too.
 Prints the node's RSS (base, peak with the peers), the budget, the node's counters of its
 last status line (slow_peer= closes), and the probe's p50/p99/max (from the send of each request,
 after its 1 s warmup) and its answers per second without and with the peers,
-as Markdown. The peers' sockets ask for a 4 KiB receive buffer so the kernel holds little of
-what the node sends them. Needs target/release/avpd and target/release/avp-loadgen.
-Stdlib only.
+as Markdown, and on stderr what the kernel dropped during each probe (a dropped segment
+waits for a retransmission timeout, 200 ms or more). The peers' sockets ask for a 4 KiB
+receive buffer so the kernel holds little of what the node sends them. Needs
+target/release/avpd and target/release/avp-loadgen. Stdlib only.
 """
 import argparse
 import json
@@ -55,6 +56,18 @@ def rss_bytes(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def kernel_counters():
+    """Packets the kernel dropped on its input backlog (all CPUs), TCP retransmission
+    timeouts and segments dropped for want of receive memory, so far."""
+    with open("/proc/net/softnet_stat") as f:
+        backlog = sum(int(line.split()[1], 16) for line in f)
+    with open("/proc/net/netstat") as f:
+        lines = [line.split() for line in f if line.startswith("TcpExt:")]
+    ext = dict(zip(lines[0][1:], map(int, lines[1][1:])))
+    return {"backlog drops": backlog, "RTOs": ext.get("TCPTimeouts", 0),
+            "receive-queue drops": ext.get("TCPRcvQDrop", 0)}
 
 
 class Sampler(threading.Thread):
@@ -148,6 +161,7 @@ def main():
     # Whole frames only: a partial frame at the end would be closed by --frame-timeout.
     a.per_peer -= a.per_peer % len(UNKNOWN_TYPE)
     os.chdir(ROOT)
+    os.sched_setaffinity(0, {1})   # the peers' writer beside the probe, off the node's CPU
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     port = sidebyside.free_port("tcp")
@@ -166,7 +180,9 @@ def main():
                 if time.monotonic() > deadline:
                     sys.exit("the node did not start")
                 time.sleep(0.05)
+        kernel_before = kernel_counters()
         baseline = probe(port, a.probe_secs)
+        kernel_between = kernel_counters()
         socks = connect_all(port, a.peers)
         time.sleep(1)
         base = rss_bytes(node.pid)
@@ -179,6 +195,7 @@ def main():
         written, unfinished = pipeline(socks, a.per_peer)
         wrote_s = time.monotonic() - started
         during.join()
+        kernel_after = kernel_counters()
         sampler.stop = True
         sampler.join()
         time.sleep(1.5)   # one more status line
@@ -203,7 +220,10 @@ def main():
           f"{result['p50_us']:.0f} / {result['p99_us']:.0f} / {result['max_us']:,.0f} µs "
           f"({result['errors']} errors) | "
           f"{baseline['throughput']:,.0f} / {result['throughput']:,.0f} |")
-    print(f"\npeers wrote {written:,} bytes in {wrote_s:.1f} s ({unfinished} unfinished); "
+    dropped = lambda a, b: ", ".join(f"{b[k] - a[k]:,} {k}" for k in a)
+    print(f"\nthe kernel during the probe alone: {dropped(kernel_before, kernel_between)}; "
+          f"with the peers: {dropped(kernel_between, kernel_after)}", file=sys.stderr)
+    print(f"peers wrote {written:,} bytes in {wrote_s:.1f} s ({unfinished} unfinished); "
           f"buffered= on the status lines: {', '.join(peaks[-12:])}; last: {last.strip()}",
           file=sys.stderr)
 

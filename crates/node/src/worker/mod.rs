@@ -53,11 +53,11 @@ const WAKER: Token = Token(usize::MAX);
 const FIRST_CONNECTION: usize = 1 << 16;
 /// How long a graceful shutdown may spend sending the answers already owed.
 pub const DRAIN_LIMIT: Duration = Duration::from_millis(1500);
-/// How long a round drives the connections left with work in earlier rounds, at most (the
-/// clock is read every [`AGAIN_CLOCK_EVERY`] of them).
-const AGAIN_SLICE: Duration = Duration::from_micros(250);
-/// Connections driven again between two readings of the clock.
-const AGAIN_CLOCK_EVERY: usize = 16;
+/// How long a round drives the connections left with work in earlier rounds, at most; the
+/// clock is read after each of them, as one turn can take some 50 µs (a read, 4 KiB of
+/// answers and their write) when the kernel is short of socket memory. Against 10,000 peers
+/// that never read, a probe's p99 was 0.3-0.4 ms with 100 µs and 0.4-1.8 ms with 250 µs.
+const AGAIN_SLICE: Duration = Duration::from_micros(100);
 
 /// A TCP listener and the settings of its connections' sessions.
 pub struct TcpEntry {
@@ -362,7 +362,7 @@ impl Worker {
             }
             self.on_connection_event(key, false, now, now_ms);
             self.push_owed(key, now);
-            if left.is_multiple_of(AGAIN_CLOCK_EVERY) && Instant::now() >= until {
+            if Instant::now() >= until {
                 break;
             }
         }
