@@ -17,7 +17,8 @@ Starts `avpd serve --workers 1 --no-admin --max-buffer-memory BUDGET` on CPU 0, 
 Prints the node's RSS (base, peak with the peers), the budget, the node's counters of its
 last status line (slow_peer= closes), and the probe's p50/p99/max (from the send of each request,
 after its 1 s warmup) and its answers per second without and with the peers,
-as Markdown, and on stderr what the kernel dropped during each probe (a dropped segment
+as Markdown, and on stderr the probe's slowest answer in its warmup second and what the
+kernel dropped during each probe (a dropped segment
 waits for a retransmission timeout, 200 ms or more). The peers' sockets ask for a 4 KiB
 receive buffer so the kernel holds little of what the node sends them. Needs
 target/release/avpd and target/release/avp-loadgen. Stdlib only.
@@ -104,7 +105,8 @@ def probe(port, secs):
     finally:
         os.unlink(path)
     lat = report["latency"]["uncorrected"]
-    return {"p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "max_us": lat["max_us"],
+    warmup = [s.get("max_us") or 0 for s in report.get("timeline", []) if s.get("warmup")]
+    return {"warmup_max_us": max(warmup, default=0), "p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "max_us": lat["max_us"],
             "throughput": report["throughput"],
             "errors": report["errors_total"], "error_kinds": report.get("errors", {}),
             "exit": run.returncode}
@@ -220,8 +222,11 @@ def main():
           f"{result['p50_us']:.0f} / {result['p99_us']:.0f} / {result['max_us']:,.0f} µs "
           f"({result['errors']} errors) | "
           f"{baseline['throughput']:,.0f} / {result['throughput']:,.0f} |")
+    print(f"\nthe probe's slowest answer in its warmup second (corrected): "
+          f"{baseline['warmup_max_us']:,.0f} µs alone, {result['warmup_max_us']:,.0f} µs "
+          f"with the peers", file=sys.stderr)
     dropped = lambda a, b: ", ".join(f"{b[k] - a[k]:,} {k}" for k in a)
-    print(f"\nthe kernel during the probe alone: {dropped(kernel_before, kernel_between)}; "
+    print(f"the kernel during the probe alone: {dropped(kernel_before, kernel_between)}; "
           f"with the peers: {dropped(kernel_between, kernel_after)}", file=sys.stderr)
     print(f"peers wrote {written:,} bytes in {wrote_s:.1f} s ({unfinished} unfinished); "
           f"buffered= on the status lines: {', '.join(peaks[-12:])}; last: {last.strip()}",

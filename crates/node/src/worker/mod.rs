@@ -55,9 +55,10 @@ const FIRST_CONNECTION: usize = 1 << 16;
 pub const DRAIN_LIMIT: Duration = Duration::from_millis(1500);
 /// How long a round drives the connections left with work in earlier rounds, at most; the
 /// clock is read after each of them, as one turn can take some 50 µs (a read, 4 KiB of
-/// answers and their write) when the kernel is short of socket memory. Against 10,000 peers
-/// that never read, a probe's p99 was 0.3-0.4 ms with 100 µs and 0.4-1.8 ms with 250 µs.
-const AGAIN_SLICE: Duration = Duration::from_micros(100);
+/// answers and their write) when the kernel is short of socket memory, so a round drives one
+/// or two. Against 10,000 peers that never read, a probe's p99 was 0.19-0.25 ms with 50 µs
+/// (0.15-0.18 ms alone), 0.25-1.5 ms with 100 µs (bench/never_reading.py, four runs each).
+const AGAIN_SLICE: Duration = Duration::from_micros(50);
 
 /// A TCP listener and the settings of its connections' sessions.
 pub struct TcpEntry {
