@@ -18,10 +18,10 @@ Prints the node's RSS (base, peak with the peers), the budget, the node's counte
 last status line (slow_peer= closes), and the probe's p50/p99/max (from the send of each request,
 after its 1 s warmup) and its answers per second without and with the peers,
 as Markdown, and on stderr the probe's slowest answer in its warmup second and what the
-kernel dropped during each probe (a dropped segment
-waits for a retransmission timeout, 200 ms or more). The peers' sockets ask for a 4 KiB
-receive buffer so the kernel holds little of what the node sends them. Needs
-target/release/avpd and target/release/avp-loadgen. Stdlib only.
+kernel dropped during each probe (a dropped segment waits for a retransmission timeout,
+200 ms or more). The peers' sockets ask for a 4 KiB receive buffer so the kernel holds
+little of what the node sends them. Needs target/release/avpd and target/release/avp-loadgen.
+Stdlib only.
 """
 import argparse
 import json
@@ -106,8 +106,8 @@ def probe(port, secs):
         os.unlink(path)
     lat = report["latency"]["uncorrected"]
     warmup = [s.get("max_us") or 0 for s in report.get("timeline", []) if s.get("warmup")]
-    return {"warmup_max_us": max(warmup, default=0), "p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "max_us": lat["max_us"],
-            "throughput": report["throughput"],
+    return {"p50_us": lat["p50_us"], "p99_us": lat["p99_us"], "max_us": lat["max_us"],
+            "warmup_max_us": max(warmup, default=0), "throughput": report["throughput"],
             "errors": report["errors_total"], "error_kinds": report.get("errors", {}),
             "exit": run.returncode}
 

@@ -121,7 +121,7 @@ pub struct Worker {
     /// Connections holding answers until the store confirms their reports.
     holding: Vec<usize>,
     /// Connections whose read, answer or write budget ran out with work left, oldest first:
-    /// driven again in later rounds, [`AGAIN_SLICE`] of them at a time at most.
+    /// driven again in later rounds, for [`AGAIN_SLICE`] a round at most.
     again: VecDeque<usize>,
     /// Connections whose slow-peer deadline runs, closed first when over the memory budget.
     slow: Vec<usize>,
