@@ -118,7 +118,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             }));
             sent += 1;
         }
-        let next_due = (sent < args.messages).then(|| due(sent));
+        // On a schedule with room in flight, the next send is due later: wait for it or for
+        // an ack. Otherwise only an ack can let the loop go on.
+        let next_due = (args.rate.is_some() && sent < args.messages && acks.len() < args.in_flight)
+            .then(|| due(sent));
         tokio::select! {
             Some((scheduled, ack)) = acks.next(), if !acks.is_empty() => {
                 ack.context("a publish was not acknowledged")?;
@@ -127,6 +130,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 acked += 1;
             }
             _ = tokio::time::sleep_until(next_due.unwrap_or(start)), if next_due.is_some() => {}
+            else => anyhow::bail!("nothing in flight and nothing due (--in-flight 0?)"),
         }
     }
     let secs = start.elapsed().as_secs_f64();
