@@ -54,15 +54,15 @@ fn a_fleet_that_never_reads_stays_within_the_budget_and_others_are_answered() {
     );
     // The node answers each hog a slice at a time, so its buffers fill after the hogs have
     // stopped writing: wait until they press on the budget.
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while node.buffered_peak() <= BUDGET / 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the hogs did not press on the budget ({} bytes)",
-            node.buffered_peak()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until(
+        || node.buffered_peak() > BUDGET / 2,
+        || {
+            format!(
+                "the hogs did not press on the budget ({} bytes)",
+                node.buffered_peak()
+            )
+        },
+    );
     let mut other = connect(&node, Scheme::Tcp);
     for seq in 0..100 {
         other.send(&report(seq));
@@ -105,15 +105,10 @@ fn peers_holding_partial_frames_are_closed_when_they_take_the_node_over_its_budg
         .collect();
     common::wait_for_counters(&node, |c| c.slow_peers > 0);
     // Each worker sheds at most once a tick: the node gets back under the budget as they do.
-    let deadline = std::time::Instant::now() + common::WAIT;
-    while node.buffered() > BUDGET {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} bytes held for a budget of {BUDGET}",
-            node.buffered()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_until(
+        || node.buffered() <= BUDGET,
+        || format!("{} bytes held for a budget of {BUDGET}", node.buffered()),
+    );
     let shed = node.counters().slow_peers;
     assert!(
         shed < PEERS as u64,

@@ -38,6 +38,15 @@ pub fn connect(node: &Node, scheme: Scheme) -> Peer {
     )
 }
 
+/// Polls `ok` every 10 ms until it holds; panics with `what()` after [`WAIT`].
+pub fn wait_until(mut ok: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !ok() {
+        assert!(std::time::Instant::now() < deadline, "{}", what());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Waits until the node's counters, as its workers last reported them, satisfy `ok`; panics
 /// after [`WAIT`]. Workers report every tick, so this polls.
 pub fn wait_for_counters(
